@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// Runs every *.test.ts with uvu (through tsx) and prints one closing line of
+// its own: "N passed, N failed". uvu's summary has no failed count, and a run
+// that executed no test must fail, so we parse uvu's totals here.
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const uvuBin = require.resolve("uvu/bin");
+const pattern = process.argv[2] ?? "^(central|sidecar|proto|tools)/.*\\.test\\.ts$";
+
+const child = spawn(
+  process.execPath,
+  ["--import", "tsx", uvuBin, ".", pattern, "-i", "node_modules", "-i", "data"],
+  { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FORCE_COLOR: "0" } },
+);
+let out = "";
+child.stdout.on("data", (chunk) => {
+  process.stdout.write(chunk);
+  out += chunk.toString();
+});
+child.on("close", (code, signal) => {
+  const num = (label) => {
+    const m = out.match(new RegExp(`^\\s*${label}:\\s+(\\d+)`, "m"));
+    return m ? Number(m[1]) : 0;
+  };
+  const total = num("Total");
+  const passed = num("Passed");
+  let failed = total - passed - num("Skipped");
+  // uvu exits non-zero on a failure or a crash outside a test; count that too.
+  if ((code !== 0 || signal) && failed === 0) failed = 1;
+  process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
+  if (total === 0) {
+    process.stderr.write("no test ran: treating as failure\n");
+    process.exit(1);
+  }
+  process.exit(failed > 0 ? 1 : 0);
+});
