@@ -3,16 +3,17 @@
 // its own: "N passed, N failed". uvu's summary has no failed count, and a run
 // that executed no test must fail, so we parse uvu's totals here.
 import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
 
-const require = createRequire(import.meta.url);
-const uvuBin = require.resolve("uvu/bin");
+
+const uvuBin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "node_modules", "uvu", "bin.js");
 const pattern = process.argv[2] ?? "^(central|sidecar|proto|tools)/.*\\.test\\.ts$";
 
 const child = spawn(
   process.execPath,
   ["--import", "tsx", uvuBin, ".", pattern, "-i", "node_modules", "-i", "data"],
-  { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FORCE_COLOR: "0" } },
+  { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" } },
 );
 let out = "";
 child.stdout.on("data", (chunk) => {

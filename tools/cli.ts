@@ -1,0 +1,18 @@
+/**
+ * The `originwatch` command: one binary, one subcommand per component.
+ * Each component registers its own subcommand from its main.ts.
+ */
+import { Command } from "commander";
+import { registerCentral } from "../central/main.js";
+import { registerSidecar } from "../sidecar/main.js";
+
+const program = new Command();
+program
+  .name("originwatch")
+  .description("Passive origin-health monitoring for CDN edges")
+  .showHelpAfterError();
+
+registerCentral(program);
+registerSidecar(program);
+
+await program.parseAsync(process.argv);
