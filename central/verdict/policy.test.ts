@@ -1,0 +1,311 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { type Confirmation, FaultScope, type NodeInput, OriginState, type Verdict, evaluate } from "./policy.js";
+import { DEFAULT_THRESHOLDS } from "./settings.js";
+import { counts } from "./counts.js";
+import { GRID, all, fleet, inIsp, inRegion, isNode, set, ttfbBuckets } from "../../tools/scenarios/synthetic-fleet.js";
+
+const S = OriginState;
+const grid = () => fleet(GRID);
+const refused = { connectRefused: 50 };
+const blackholed = { stall: 30 }; // stalls that never answered, nothing completed
+const scope = (s: FaultScope) => (s === FaultScope.ISP ? "ISP" : s === FaultScope.REGION ? "REGION" : "NODE");
+const faultsOf = (v: Verdict) => v.faults.map((f) => `${scope(f.scope)}:${f.key}`).sort();
+
+interface Case {
+  name: string;
+  nodes: NodeInput[];
+  confirmation?: Confirmation;
+  state: OriginState;
+  faults?: string[];
+  needsConfirmation?: boolean;
+}
+
+const cases: Case[] = [
+  { name: "a healthy fleet is HEALTHY with no faults", nodes: grid(), state: S.HEALTHY, faults: [] },
+  { name: "no traffic at all is NO_DATA", nodes: set(grid(), all, {}), state: S.NO_DATA, faults: [] },
+  { name: "origin refusing everywhere is DOWN", nodes: set(grid(), all, refused), state: S.DOWN, faults: [] },
+  { name: "origin answering 503 everywhere is DOWN", nodes: set(grid(), all, { serverError: 50 }), state: S.DOWN, faults: [] },
+  { name: "origin blackholed everywhere (unresolved stalls only) is DOWN", nodes: set(grid(), all, blackholed), state: S.DOWN, faults: [] },
+  {
+    name: "blackhole with first-byte timeouts and client aborts after the stalls is DOWN",
+    nodes: set(grid(), all, { stall: 25, firstByteTimeout: 10, clientAbort: 15 }),
+    state: S.DOWN,
+  },
+  { name: "one ISP refusing is an ISP fault, origin HEALTHY", nodes: set(grid(), inIsp("isp-a"), refused), state: S.HEALTHY, faults: ["ISP:isp-a"] },
+  { name: "one ISP blackholed is an ISP fault", nodes: set(grid(), inIsp("isp-b"), blackholed), state: S.HEALTHY, faults: ["ISP:isp-b"] },
+  { name: "one region failing across every ISP is a region fault", nodes: set(grid(), inRegion("eu"), refused), state: S.HEALTHY, faults: ["REGION:eu"] },
+  { name: "one node broken is a node fault", nodes: set(grid(), isNode("isp-c-us-2"), { reset: 40, ok: 10 }), state: S.HEALTHY, faults: ["NODE:isp-c-us-2"] },
+  {
+    name: "one node failing in each ISP is three node faults, not ISP faults and not DOWN",
+    nodes: set(grid(), isNode("isp-a-eu-1", "isp-b-us-1", "isp-c-eu-2"), refused),
+    state: S.HEALTHY,
+    faults: ["NODE:isp-a-eu-1", "NODE:isp-b-us-1", "NODE:isp-c-eu-2"],
+  },
+  {
+    name: "half of an ISP's nodes failing is node faults, not an ISP fault",
+    nodes: set(grid(), isNode("isp-a-eu-1", "isp-a-us-1"), refused),
+    state: S.HEALTHY,
+    faults: ["NODE:isp-a-eu-1", "NODE:isp-a-us-1"],
+  },
+  {
+    name: "nodes failing in two ISPs but one region (third ISP there healthy) are node faults, never DOWN",
+    nodes: set(grid(), (n) => n.region === "eu" && n.isp !== "isp-c", refused),
+    state: S.HEALTHY,
+    faults: ["NODE:isp-a-eu-1", "NODE:isp-a-eu-2", "NODE:isp-b-eu-1", "NODE:isp-b-eu-2"],
+  },
+  { name: "two of three ISPs failing is DOWN (at least half, at least two)", nodes: set(grid(), (n) => n.isp !== "isp-c", refused), state: S.DOWN },
+  {
+    name: "two of four ISPs failing is DOWN",
+    nodes: set(fleet({ ...GRID, isps: ["a", "b", "c", "d"] }), (n) => n.isp === "a" || n.isp === "b", refused),
+    state: S.DOWN,
+  },
+  {
+    name: "one of two ISPs failing is an ISP fault (one is not at least two)",
+    nodes: set(fleet({ ...GRID, isps: ["a", "b"] }), inIsp("a"), refused),
+    state: S.HEALTHY,
+    faults: ["ISP:a"],
+  },
+  {
+    name: "one of four ISPs failing is an ISP fault",
+    nodes: set(fleet({ ...GRID, isps: ["a", "b", "c", "d"] }), inIsp("c"), { serverError: 45, ok: 5 }),
+    state: S.HEALTHY,
+    faults: ["ISP:c"],
+  },
+  { name: "a 4xx storm is not a failure", nodes: set(grid(), all, { clientError: 48, ok: 2 }), state: S.HEALTHY, faults: [] },
+  { name: "client aborts are not failures", nodes: set(grid(), all, { clientAbort: 45, ok: 5 }), state: S.HEALTHY, faults: [] },
+  {
+    name: "a slow origin whose stalls all answered is DEGRADED on latency, not failing",
+    nodes: set(grid(), all, { ok: 50, stall: 50, stallRecovered: 50 }, 2500),
+    state: S.DEGRADED,
+    faults: [],
+  },
+  {
+    name: "a slow origin with a few stalls still in flight at the end of the lookback is DEGRADED, not DOWN",
+    nodes: set(grid(), all, { ok: 40, stall: 48, stallRecovered: 40 }, 3000),
+    state: S.DEGRADED,
+    faults: [],
+  },
+  {
+    name: "stalls counted before the lookback and answered in it do not make it healthier than healthy",
+    nodes: set(grid(), all, { ok: 50, stall: 0, stallRecovered: 10 }),
+    state: S.HEALTHY,
+    faults: [],
+  },
+  { name: "30% 5xx everywhere is DEGRADED with no localised fault", nodes: set(grid(), all, { serverError: 15, ok: 35 }), state: S.DEGRADED, faults: [] },
+  { name: "5% 5xx everywhere stays HEALTHY", nodes: set(grid(), all, { serverError: 2, ok: 38 }), state: S.HEALTHY, faults: [] },
+  {
+    name: "low traffic (one request per node) with a single error is HEALTHY",
+    nodes: set(set(grid(), all, { ok: 1 }), isNode("isp-a-eu-1"), { serverError: 1 }),
+    state: S.HEALTHY,
+    faults: [],
+  },
+  {
+    name: "low traffic on a small fleet (6 nodes) with a single error is HEALTHY",
+    nodes: set(set(fleet({ ...GRID, perCell: 1 }), all, { ok: 1 }), isNode("isp-b-us-1"), { reset: 1 }),
+    state: S.HEALTHY,
+    faults: [],
+  },
+  {
+    name: "a node under the minimum volume is never failing on its own",
+    nodes: set(grid(), isNode("isp-a-eu-1"), { serverError: 4 }),
+    state: S.HEALTHY,
+    faults: [],
+  },
+  {
+    name: "an ISP with too little traffic does not count towards DOWN",
+    nodes: set(set(grid(), inIsp("isp-a"), refused), inIsp("isp-b"), { connectRefused: 1 }),
+    state: S.HEALTHY,
+    faults: ["ISP:isp-a"],
+  },
+  {
+    name: "a healthy ISP with too little traffic does not block DOWN",
+    nodes: set(set(grid(), (n) => n.isp !== "isp-c", refused), inIsp("isp-c"), { ok: 1 }),
+    state: S.DOWN,
+  },
+  {
+    name: "low-traffic nodes pooled into an ISP can make it fail",
+    nodes: set(set(grid(), inIsp("isp-a"), { connectTimeout: 2 }), (n) => n.isp !== "isp-a", { ok: 2 }),
+    state: S.HEALTHY,
+    faults: ["ISP:isp-a"],
+  },
+  {
+    name: "healthy low-traffic nodes in an ISP keep it from failing (node fault instead)",
+    nodes: set(set(fleet({ ...GRID, perCell: 3 }), inIsp("isp-a"), { ok: 3 }), isNode("isp-a-eu-1"), refused),
+    state: S.HEALTHY,
+    faults: ["NODE:isp-a-eu-1"],
+  },
+  {
+    name: "stale nodes that stopped reporting are left out",
+    nodes: set(grid(), (n) => n.isp !== "isp-c", refused).map((n) => (n.isp === "isp-c" ? n : { ...n, stale: true })),
+    state: S.HEALTHY,
+    faults: [],
+  },
+  {
+    name: "the only ISP with traffic failing is unconfirmed: not DOWN, probes needed",
+    nodes: set(set(grid(), (n) => n.isp !== "isp-a", {}), inIsp("isp-a"), refused),
+    state: S.HEALTHY,
+    faults: ["ISP:isp-a"],
+    needsConfirmation: true,
+  },
+  {
+    name: "the only ISP with traffic failing, probes from other ISPs failed too: DOWN",
+    nodes: set(set(grid(), (n) => n.isp !== "isp-a", {}), inIsp("isp-a"), refused),
+    confirmation: "origin-down",
+    state: S.DOWN,
+    faults: [],
+    needsConfirmation: false,
+  },
+  {
+    name: "the only ISP with traffic failing, probes from other ISPs answered: confirmed ISP fault",
+    nodes: set(set(grid(), (n) => n.isp !== "isp-a", {}), inIsp("isp-a"), refused),
+    confirmation: "origin-up",
+    state: S.HEALTHY,
+    faults: ["ISP:isp-a"],
+    needsConfirmation: false,
+  },
+  {
+    name: "the only ISP with traffic partly failing needs no probe: its healthy nodes answer",
+    nodes: set(set(grid(), (n) => n.isp !== "isp-a", {}), isNode("isp-a-eu-1"), refused),
+    state: S.HEALTHY,
+    faults: ["NODE:isp-a-eu-1"],
+    needsConfirmation: false,
+  },
+  {
+    name: "a single-ISP fleet whose one node fails is unconfirmed too",
+    nodes: set(fleet({ ...GRID, isps: ["solo"], regions: ["eu"], perCell: 1 }), all, refused),
+    state: S.HEALTHY,
+    faults: ["NODE:solo-eu-1"],
+    needsConfirmation: true,
+  },
+  {
+    name: "a region fault seen through ISPs that live only in that region is a region fault, not DOWN",
+    nodes: set(
+      [...fleet({ ...GRID, isps: ["a", "b"], regions: ["r1"] }), ...fleet({ ...GRID, isps: ["c", "d"], regions: ["r2"] })],
+      inRegion("r1"),
+      refused,
+    ),
+    state: S.HEALTHY,
+    faults: ["REGION:r1"],
+  },
+  {
+    name: "an ISP living only in a failing region is reported as the region",
+    nodes: set([...grid(), ...fleet({ ...GRID, isps: ["isp-d"], regions: ["eu"] })], inRegion("eu"), refused),
+    state: S.HEALTHY,
+    faults: ["REGION:eu"],
+  },
+  {
+    name: "a one-node region failing is that node's fault (smallest scope)",
+    nodes: set([...grid(), ...fleet({ ...GRID, isps: ["isp-a"], regions: ["ap"], perCell: 1 })], inRegion("ap"), refused),
+    state: S.HEALTHY,
+    faults: ["NODE:isp-a-ap-1"],
+  },
+  {
+    name: "one slow ISP path among fast ones is not an origin DEGRADED",
+    nodes: set(grid(), inIsp("isp-a"), { ok: 50, stall: 50, stallRecovered: 50 }, 3000),
+    state: S.HEALTHY,
+    faults: [],
+  },
+  {
+    name: "an ISP fault on top of 30% 5xx elsewhere is DEGRADED with the ISP fault listed",
+    nodes: set(set(grid(), inIsp("isp-a"), refused), (n) => n.isp !== "isp-a", { serverError: 15, ok: 35 }),
+    state: S.DEGRADED,
+    faults: ["ISP:isp-a"],
+  },
+  {
+    name: "an ISP fault and a broken node in another ISP are both reported",
+    nodes: set(set(grid(), inIsp("isp-a"), blackholed), isNode("isp-c-us-1"), { serverError: 50 }),
+    state: S.HEALTHY,
+    faults: ["ISP:isp-a", "NODE:isp-c-us-1"],
+  },
+  {
+    name: "an ISP fault does not make the origin DEGRADED (its failures are explained)",
+    nodes: set(set(grid(), inIsp("isp-a"), refused), inIsp("isp-b"), { ok: 48, serverError: 2 }),
+    state: S.HEALTHY,
+    faults: ["ISP:isp-a"],
+  },
+  {
+    name: "a whole low-traffic origin failing is DEGRADED and asks for probes (too little traffic per ISP to call DOWN)",
+    nodes: set(grid(), all, { serverError: 1 }),
+    state: S.DEGRADED,
+    faults: [],
+    needsConfirmation: true,
+  },
+  {
+    name: "a whole low-traffic origin failing, probes failed too: DOWN",
+    nodes: set(grid(), all, { serverError: 1 }),
+    confirmation: "origin-down",
+    state: S.DOWN,
+  },
+  {
+    name: "a node exactly at the fail ratio with exactly the minimum volume is failing",
+    nodes: set(grid(), isNode("isp-b-eu-2"), { ok: 2, serverError: 3 }),
+    state: S.HEALTHY,
+    faults: ["NODE:isp-b-eu-2"],
+  },
+  {
+    name: "a node just under the fail ratio is not failing",
+    nodes: set(grid(), isNode("isp-b-eu-2"), { ok: 26, serverError: 24 }),
+    state: S.HEALTHY,
+    faults: [],
+  },
+];
+
+for (const c of cases) {
+  test(c.name, () => {
+    const v = evaluate({ nodes: c.nodes, thresholds: DEFAULT_THRESHOLDS, confirmation: c.confirmation });
+    assert.is(OriginState[v.state], OriginState[c.state], v.reason);
+    if (c.faults) assert.equal(faultsOf(v), c.faults, v.reason);
+    if (c.state === S.DOWN) assert.equal(v.faults, [], "DOWN lists no localised faults");
+    if (c.needsConfirmation !== undefined) assert.is(v.needsConfirmation, c.needsConfirmation, v.reason);
+    assert.ok(v.reason.length > 10, "a reason in plain words");
+  });
+}
+
+test("figures: per-ISP, per-region and per-node stats and the fleet ratio", () => {
+  const v = evaluate({ nodes: set(grid(), inIsp("isp-a"), { connectRefused: 30, ok: 20 }), thresholds: DEFAULT_THRESHOLDS });
+  assert.is(v.requests, 600);
+  assert.is(v.failures, 120);
+  assert.is(v.failureRatio, 0.2);
+  const a = v.isps.find((s) => s.key === "isp-a")!;
+  assert.equal([a.requests, a.failures, a.failureRatio, a.failing, a.isp], [200, 120, 0.6, true, "isp-a"]);
+  const eu = v.regions.find((s) => s.key === "eu")!;
+  assert.equal([eu.requests, eu.failures, eu.failing, eu.region], [300, 60, false, "eu"]);
+  assert.is(v.nodes.length, 12);
+  const n = v.nodes.find((s) => s.key === "isp-a-us-2")!;
+  assert.equal([n.isp, n.region, n.failing, n.failureRatio], ["isp-a", "us", true, 0.6]);
+  assert.ok(n.p95TtfbMs > 30 && n.p95TtfbMs < 50, `node p95 ${n.p95TtfbMs}`);
+  assert.ok(v.p95TtfbMs > 30 && v.p95TtfbMs < 50, `fleet p95 ${v.p95TtfbMs}`);
+});
+
+test("stall arithmetic: unresolved stalls are failures and requests, recovered ones neither", () => {
+  const v = evaluate({
+    nodes: [{ nodeId: "n", isp: "i", region: "r", counts: counts({ ok: 6, stall: 5, stallRecovered: 1 }), ttfb: ttfbBuckets(40, 6) }],
+    thresholds: DEFAULT_THRESHOLDS,
+  });
+  assert.equal([v.requests, v.failures], [10, 4]);
+});
+
+test("thresholds are honoured: a higher min volume ignores a small broken node", () => {
+  const nodes = set(grid(), isNode("isp-a-eu-1"), { serverError: 8 });
+  assert.is(evaluate({ nodes, thresholds: DEFAULT_THRESHOLDS }).faults.length, 1);
+  assert.is(evaluate({ nodes, thresholds: { ...DEFAULT_THRESHOLDS, minRequests: 10 } }).faults.length, 0);
+});
+
+test("the latency bar is honoured", () => {
+  const nodes = set(grid(), all, { ok: 50 }, 700);
+  assert.is(evaluate({ nodes, thresholds: DEFAULT_THRESHOLDS }).state, S.HEALTHY);
+  assert.is(evaluate({ nodes, thresholds: { ...DEFAULT_THRESHOLDS, degradedP95TtfbMs: 500 } }).state, S.DEGRADED);
+});
+
+test("a 1,000-node origin is evaluated in well under a millisecond per 100 nodes", () => {
+  const nodes = fleet({ isps: ["a", "b", "c", "d", "e"], regions: ["r1", "r2", "r3", "r4"], perCell: 50, requests: 20 });
+  assert.is(nodes.length, 1000);
+  evaluate({ nodes, thresholds: DEFAULT_THRESHOLDS });
+  const t0 = performance.now();
+  for (let i = 0; i < 20; i++) evaluate({ nodes, thresholds: DEFAULT_THRESHOLDS });
+  const per = (performance.now() - t0) / 20;
+  assert.ok(per < 10, `${per.toFixed(2)} ms per evaluation`);
+});
+
+test.run();

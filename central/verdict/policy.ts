@@ -1,0 +1,414 @@
+/**
+ * The verdict policy: a pure function from what every node saw of one origin
+ * over the lookback to a verdict (DESIGN.md §5, issue 4). No I/O, no clock.
+ *
+ * Rules, in the order they apply:
+ *  1. Judge each node: it counts once it has min_requests in the lookback, and
+ *     is failing when its failure ratio is >= fail_ratio. Stale nodes (stopped
+ *     reporting) are left out entirely.
+ *  2. Judge each ISP and each region as a pool of its nodes. A pool has traffic
+ *     when its requests reach min_requests; it is failing when its pooled ratio
+ *     is >= fail_ratio AND nothing inside it is healthy: no node with traffic is
+ *     healthy, and its low-traffic nodes, pooled, are not healthy with traffic.
+ *     (Half of an ISP failing is node faults, not an ISP fault.)
+ *  3. DOWN when the failing ISPs are at least two and at least half of the ISPs
+ *     with traffic — unless one failing region holds every failing node and
+ *     traffic outside it is healthy (a region fault seen through ISPs that live
+ *     only in that region).
+ *  4. Otherwise attribute failures to the smallest scopes that explain them:
+ *     failing ISPs and regions not contained in another reported scope (a scope
+ *     with one active node is that node), then failing nodes not covered.
+ *  5. When the only ISP with traffic is failing, nothing in the fleet proves the
+ *     origin answers: the verdict is unconfirmed (needsConfirmation) until
+ *     probes from other ISPs say "origin up" (ISP fault) or "origin down" (DOWN).
+ *  6. DEGRADED when the rest of the fleet (not covered by a fault) has a failure
+ *     ratio above degraded_fail_ratio with enough volume and failures, or a p95
+ *     TTFB above the latency bar that spans ISPs the same way DOWN does.
+ */
+import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
+import { FaultScope, OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
+import { type Counts, failuresOf, requestsOf } from "./counts.js";
+import type { VerdictThresholds } from "./settings.js";
+
+export { FaultScope, OriginState };
+
+/** What one node saw of one origin over the lookback. */
+export interface NodeInput {
+  nodeId: string;
+  isp: string;
+  region: string;
+  counts: Counts;
+  /** TTFB bucket counts on DEFAULT_BOUNDS_MS (length bounds + 1); absent = none. */
+  ttfb?: readonly number[];
+  /** The node stopped reporting: left out of every figure. */
+  stale?: boolean;
+}
+
+/** What confirmation probes from other ISPs said about the origin. */
+export type Confirmation = "origin-up" | "origin-down";
+
+export interface PolicyInput {
+  nodes: readonly NodeInput[];
+  thresholds: VerdictThresholds;
+  /** Result of probes for the current single-ISP doubt, if any came back. */
+  confirmation?: Confirmation;
+}
+
+export interface ScopeFigures {
+  key: string;
+  requests: number;
+  failures: number;
+  failureRatio: number;
+  p95TtfbMs: number;
+  failing: boolean;
+  /** For nodes: their labels; for ISPs the ISP, for regions the region. */
+  isp: string;
+  region: string;
+}
+
+export interface FaultFinding {
+  scope: FaultScope;
+  key: string;
+  failureRatio: number;
+  reason: string;
+}
+
+export interface Verdict {
+  state: OriginState;
+  faults: FaultFinding[];
+  isps: ScopeFigures[];
+  regions: ScopeFigures[];
+  nodes: ScopeFigures[];
+  /** Whole fleet (non-stale nodes) over the lookback. */
+  requests: number;
+  failures: number;
+  failureRatio: number;
+  p95TtfbMs: number;
+  /** The only ISP with traffic is failing and no probe has settled it. */
+  needsConfirmation: boolean;
+  /** The ISP in doubt (set with needsConfirmation, and when a confirmation was used). */
+  suspectIsp: string;
+  reason: string;
+}
+
+const NBUCKETS = DEFAULT_BOUNDS_MS.length + 1;
+
+interface NodeJudgement {
+  input: NodeInput;
+  requests: number;
+  failures: number;
+  ratio: number;
+  qualified: boolean;
+  failing: boolean;
+}
+
+interface Pool {
+  key: string;
+  scope: FaultScope;
+  members: NodeJudgement[];
+  requests: number;
+  failures: number;
+  ttfb: number[];
+  hasTraffic: boolean;
+  failing: boolean;
+}
+
+const ratio = (f: number, r: number): number => (r > 0 ? f / r : 0);
+const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
+
+function addTtfb(into: number[], from: readonly number[] | undefined): void {
+  if (!from) return;
+  const n = Math.min(into.length, from.length);
+  for (let i = 0; i < n; i++) into[i] += from[i];
+}
+
+function p95(buckets: readonly number[] | undefined): number {
+  return buckets ? quantileOf(DEFAULT_BOUNDS_MS, buckets, 0.95) : 0;
+}
+
+function ttfbCount(buckets: readonly number[] | undefined): number {
+  if (!buckets) return 0;
+  let n = 0;
+  for (const c of buckets) n += c;
+  return n;
+}
+
+/** Step 2: a pool is failing only when nothing inside it is healthy. */
+function judgePool(p: Pool, t: VerdictThresholds): void {
+  p.hasTraffic = p.requests >= t.minRequests;
+  if (!p.hasTraffic || ratio(p.failures, p.requests) < t.failRatio) {
+    p.failing = false;
+    return;
+  }
+  let lowReq = 0;
+  let lowFail = 0;
+  for (const m of p.members) {
+    if (m.qualified) {
+      if (!m.failing) {
+        p.failing = false;
+        return;
+      }
+    } else {
+      lowReq += m.requests;
+      lowFail += m.failures;
+    }
+  }
+  p.failing = !(lowReq >= t.minRequests && ratio(lowFail, lowReq) < t.failRatio);
+}
+
+function figures(p: Pool): ScopeFigures {
+  return {
+    key: p.key,
+    requests: p.requests,
+    failures: p.failures,
+    failureRatio: ratio(p.failures, p.requests),
+    p95TtfbMs: p95(p.ttfb),
+    failing: p.failing,
+    isp: p.scope === FaultScope.ISP ? p.key : "",
+    region: p.scope === FaultScope.REGION ? p.key : "",
+  };
+}
+
+function pool(map: Map<string, Pool>, key: string, scope: FaultScope, n: NodeJudgement): void {
+  let p = map.get(key);
+  if (!p) {
+    p = { key, scope, members: [], requests: 0, failures: 0, ttfb: new Array<number>(NBUCKETS).fill(0), hasTraffic: false, failing: false };
+    map.set(key, p);
+  }
+  if (n.requests > 0) p.members.push(n);
+  p.requests += n.requests;
+  p.failures += n.failures;
+  addTtfb(p.ttfb, n.input.ttfb);
+}
+
+const byKey = (a: { key: string }, b: { key: string }): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+/** True when every member of inner is a member of outer. */
+function contains(outer: Pool, inner: Pool): boolean {
+  if (inner.members.length > outer.members.length) return false;
+  const set = new Set(outer.members);
+  return inner.members.every((m) => set.has(m));
+}
+
+function scopeWord(s: FaultScope): string {
+  return s === FaultScope.ISP ? "ISP" : s === FaultScope.REGION ? "region" : "node";
+}
+
+export function evaluate(input: PolicyInput): Verdict {
+  const t = input.thresholds;
+  // Step 1: nodes.
+  const judged: NodeJudgement[] = [];
+  const isps = new Map<string, Pool>();
+  const regions = new Map<string, Pool>();
+  const fleetTtfb = new Array<number>(NBUCKETS).fill(0);
+  let requests = 0;
+  let failures = 0;
+  for (const input_ of input.nodes) {
+    if (input_.stale) continue;
+    const r = requestsOf(input_.counts);
+    const f = failuresOf(input_.counts);
+    const qualified = r >= t.minRequests;
+    const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false };
+    n.failing = qualified && n.ratio >= t.failRatio;
+    judged.push(n);
+    requests += r;
+    failures += f;
+    addTtfb(fleetTtfb, input_.ttfb);
+    pool(isps, input_.isp, FaultScope.ISP, n);
+    pool(regions, input_.region, FaultScope.REGION, n);
+  }
+  // Step 2: pools.
+  for (const p of isps.values()) judgePool(p, t);
+  for (const p of regions.values()) judgePool(p, t);
+
+  const ispList = [...isps.values()].sort(byKey);
+  const regionList = [...regions.values()].sort(byKey);
+  const verdict: Verdict = {
+    state: OriginState.HEALTHY,
+    faults: [],
+    isps: ispList.map(figures),
+    regions: regionList.map(figures),
+    nodes: judged
+      .map((n) => ({
+        key: n.input.nodeId,
+        requests: n.requests,
+        failures: n.failures,
+        failureRatio: n.ratio,
+        p95TtfbMs: p95(n.input.ttfb),
+        failing: n.failing,
+        isp: n.input.isp,
+        region: n.input.region,
+      }))
+      .sort(byKey),
+    requests,
+    failures,
+    failureRatio: ratio(failures, requests),
+    p95TtfbMs: p95(fleetTtfb),
+    needsConfirmation: false,
+    suspectIsp: "",
+    reason: "",
+  };
+
+  if (requests === 0) {
+    verdict.state = OriginState.NO_DATA;
+    verdict.reason = "no node reported traffic for this origin in the lookback";
+    return verdict;
+  }
+
+  const withTraffic = ispList.filter((p) => p.hasTraffic);
+  const failingIsps = ispList.filter((p) => p.failing);
+  const failingRegions = regionList.filter((p) => p.failing);
+  const failingNodes = judged.filter((n) => n.failing);
+
+  // Step 3: DOWN, unless one failing region explains everything.
+  if (failingIsps.length >= 2 && failingIsps.length * 2 >= withTraffic.length) {
+    const inFailingIsps = failingIsps.flatMap((p) => p.members);
+    const region = failingRegions.find((r) => {
+      const set = new Set(r.members);
+      if (!inFailingIsps.every((m) => set.has(m)) || !failingNodes.every((m) => set.has(m))) return false;
+      let outReq = 0;
+      let outFail = 0;
+      for (const n of judged) {
+        if (set.has(n)) continue;
+        outReq += n.requests;
+        outFail += n.failures;
+      }
+      return outReq >= t.minRequests && ratio(outFail, outReq) < t.failRatio;
+    });
+    if (!region) {
+      verdict.state = OriginState.DOWN;
+      const names = failingIsps.map((p) => p.key).join(", ");
+      verdict.reason =
+        `origin down: failing on ${failingIsps.length} of ${withTraffic.length} ISPs with traffic (${names}); ` +
+        `${pct(verdict.failureRatio)} of ${requests} requests failed`;
+      return verdict;
+    }
+  }
+
+  // Step 4: smallest scopes that explain the failures.
+  const groups = [...failingIsps, ...failingRegions];
+  const reported: Pool[] = [];
+  for (const g of groups) {
+    // Contained in another failing scope: that one explains it. Equal sets: the ISP (listed first) wins.
+    const covered = groups.some((o) => o !== g && contains(o, g) && (o.members.length > g.members.length || groups.indexOf(o) < groups.indexOf(g)));
+    if (!covered) reported.push(g);
+  }
+  const coveredNodes = new Set<NodeJudgement>();
+  for (const g of reported) {
+    if (g.members.length === 1 && g.members[0].failing) continue; // one active node: that node explains it
+    for (const m of g.members) coveredNodes.add(m);
+    const active = g.members.length;
+    verdict.faults.push({
+      scope: g.scope,
+      key: g.key,
+      failureRatio: ratio(g.failures, g.requests),
+      reason:
+        `${scopeWord(g.scope)} ${g.key}: ${pct(ratio(g.failures, g.requests))} of ${g.requests} requests failed ` +
+        `across all ${active} of its reporting nodes`,
+    });
+  }
+  for (const n of failingNodes) {
+    if (coveredNodes.has(n)) continue;
+    coveredNodes.add(n);
+    verdict.faults.push({
+      scope: FaultScope.NODE,
+      key: n.input.nodeId,
+      failureRatio: n.ratio,
+      reason: `node ${n.input.nodeId} (${n.input.isp}, ${n.input.region}): ${pct(n.ratio)} of ${n.requests} requests failed while its peers are healthy`,
+    });
+  }
+
+  // Residual: the rest of the fleet, not covered by a fault.
+  let { resReq, resFail, resTtfb } = residual(judged, coveredNodes);
+  let resRatio = ratio(resFail, resReq);
+
+  // Step 5: faults but no healthy witness (nothing shows the origin answers).
+  const witness = resReq >= t.minRequests && resRatio < t.failRatio;
+  if (verdict.faults.length > 0 && !witness) {
+    const single = withTraffic.length === 1 && withTraffic[0].failing ? withTraffic[0] : undefined;
+    verdict.suspectIsp = single?.key ?? "";
+    if (input.confirmation === "origin-down") {
+      verdict.state = OriginState.DOWN;
+      verdict.faults = [];
+      verdict.reason = single
+        ? `origin down: ${single.key} is the only ISP with traffic and is failing (${pct(ratio(single.failures, single.requests))} of ${single.requests} requests), and confirmation probes from other ISPs failed too`
+        : `origin down: ${pct(verdict.failureRatio)} of ${requests} requests failed with too little traffic per ISP to localise, and confirmation probes failed too`;
+      return verdict;
+    }
+    if (input.confirmation === "origin-up") {
+      for (const f of verdict.faults) f.reason += "; confirmation probes from other ISPs reached the origin";
+    } else {
+      verdict.needsConfirmation = true;
+      if (!single) {
+        // Not one ISP's doubt: failures everywhere with too little traffic per ISP to call DOWN.
+        verdict.faults = [];
+        coveredNodes.clear();
+        ({ resReq, resFail, resTtfb } = residual(judged, coveredNodes));
+        resRatio = ratio(resFail, resReq);
+      }
+    }
+  }
+
+  // Step 6: DEGRADED over the rest of the fleet.
+  const minFailures = Math.max(2, Math.ceil(t.minRequests / 2));
+  const ratioBad = resReq >= t.minRequests && resFail >= minFailures && resRatio > t.degradedFailRatio;
+  const resP95 = p95(resTtfb);
+  const latencyBad = resP95 > t.degradedP95TtfbMs && ttfbCount(resTtfb) >= t.minRequests && slowSpansIsps(judged, coveredNodes, t);
+  const faultWords = verdict.faults.map((f) => `${scopeWord(f.scope)} ${f.key}`).join(", ");
+  const rest = verdict.faults.length ? "the rest of the fleet" : "the fleet";
+  if (ratioBad || latencyBad) {
+    verdict.state = OriginState.DEGRADED;
+    const why: string[] = [];
+    if (ratioBad) why.push(`${pct(resRatio)} of ${resReq} requests failed (above ${pct(t.degradedFailRatio)})`);
+    if (latencyBad) why.push(`p95 TTFB ${Math.round(resP95)} ms (above ${t.degradedP95TtfbMs} ms)`);
+    verdict.reason = `origin degraded: on ${rest}, ${why.join(" and ")}` + (faultWords ? `; also failing: ${faultWords}` : "");
+  } else if (verdict.faults.length) {
+    verdict.state = OriginState.HEALTHY;
+    const doubt = verdict.needsConfirmation ? " (unconfirmed: it is the only ISP with traffic; confirmation probes needed)" : "";
+    verdict.reason =
+      `origin answers; failures localised to ${faultWords}${doubt}` +
+      (resReq > 0 ? `; ${rest} is healthy (${pct(resRatio)} of ${resReq} requests failed)` : "");
+  } else {
+    verdict.reason =
+      `origin healthy: ${pct(verdict.failureRatio)} of ${requests} requests failed, p95 TTFB ${Math.round(verdict.p95TtfbMs)} ms` +
+      (requests < t.minRequests ? " (too little traffic to judge)" : "");
+  }
+  return verdict;
+}
+
+function residual(judged: NodeJudgement[], covered: Set<NodeJudgement>): { resReq: number; resFail: number; resTtfb: number[] } {
+  let resReq = 0;
+  let resFail = 0;
+  const resTtfb = new Array<number>(NBUCKETS).fill(0);
+  for (const n of judged) {
+    if (covered.has(n)) continue;
+    resReq += n.requests;
+    resFail += n.failures;
+    addTtfb(resTtfb, n.input.ttfb);
+  }
+  return { resReq, resFail, resTtfb };
+}
+
+/**
+ * Step 6, latency: slowness counts as the origin's only when it spans ISPs the
+ * way DOWN does (>= 2 and >= half of the ISPs with TTFB samples), or when
+ * there is a single such ISP. One slow ISP among fast ones is its path.
+ */
+function slowSpansIsps(judged: NodeJudgement[], covered: Set<NodeJudgement>, t: VerdictThresholds): boolean {
+  const byIsp = new Map<string, number[]>();
+  for (const n of judged) {
+    if (covered.has(n) || !n.input.ttfb) continue;
+    let h = byIsp.get(n.input.isp);
+    if (!h) byIsp.set(n.input.isp, (h = new Array<number>(NBUCKETS).fill(0)));
+    addTtfb(h, n.input.ttfb);
+  }
+  let withSamples = 0;
+  let slow = 0;
+  for (const h of byIsp.values()) {
+    if (ttfbCount(h) < t.minRequests) continue;
+    withSamples++;
+    if (p95(h) > t.degradedP95TtfbMs) slow++;
+  }
+  if (withSamples <= 1) return true;
+  return slow >= 2 && slow * 2 >= withSamples;
+}
