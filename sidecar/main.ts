@@ -1,6 +1,282 @@
+/**
+ * `originwatch sidecar`: the cache-facing hop, the recorder and the stream to
+ * the central, wired together. startSidecar() is the same thing in-process
+ * (tests, demo, benchmarks).
+ */
+import http from "node:http";
+import { readFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import type { Command } from "commander";
+import pino from "pino";
+import { type SidecarConfig, type SidecarConfigInput, parseOriginFlag, validateSidecarConfig } from "./config.js";
+import { SidecarError } from "./errors.js";
+import { createHop, type Hop, type HopObserver } from "./proxy/hop.js";
+import { Recorder } from "./recorder/recorder.js";
+import { StreamClient } from "./stream/client.js";
+import { createAdmin, type Admin } from "./admin/admin.js";
+import { createSidecarMetrics } from "./admin/metrics.js";
+
+export const SIDECAR_VERSION = "0.1.0";
+
+export interface Sidecar {
+  config: SidecarConfig;
+  /** HOST:PORT of the cache-facing listener. */
+  address: string;
+  port: number;
+  /** HOST:PORT of the admin listener, when configured. */
+  adminAddress?: string;
+  hop: Hop;
+  recorder: Recorder;
+  stream: StreamClient;
+  /** Close listeners, flush the last windows, drain the stream briefly. Idempotent. */
+  shutdown(): Promise<void>;
+}
+
+export interface StartSidecarOptions {
+  logger?: pino.Logger;
+  /** Do not start the stream (benchmarks of the bare recorder). */
+  noStream?: boolean;
+  /** Extra hop observer (tests). */
+  observer?: HopObserver;
+}
+
+export function formatAddress(a: AddressInfo): string {
+  return a.family === "IPv6" || a.address.includes(":") ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
+
+export async function startSidecar(config: SidecarConfig, opts: StartSidecarOptions = {}): Promise<Sidecar> {
+  const log = opts.logger ?? pino({ level: "silent" });
+  const recorder = new Recorder({ windowMs: config.windowMs });
+  const metrics = createSidecarMetrics();
+  const stream = new StreamClient({
+    central: config.central,
+    node: { nodeId: config.nodeId, isp: config.isp, region: config.region, version: SIDECAR_VERSION },
+    origins: config.origins.map((o) => o.name),
+    maxBufferedBatches: config.maxBufferedBatches,
+    onState: (s) => metrics.streamState(s),
+    log: (level, msg, fields) => log[level]({ component: "sidecar", ...fields }, msg),
+  });
+  const warned = new Set<string>();
+  const hop = createHop({
+    config,
+    recorder,
+    observer: {
+      completed: (r) => {
+        metrics.completed(r);
+        opts.observer?.completed?.(r);
+      },
+      stalled: (o) => {
+        metrics.stalled(o);
+        opts.observer?.stalled?.(o);
+      },
+      rejected: (s, reason) => {
+        metrics.rejected(s);
+        opts.observer?.rejected?.(s, reason);
+      },
+    },
+    onWarn: (msg, fields) => {
+      if (warned.has(msg)) return;
+      warned.add(msg);
+      log.warn({ component: "sidecar", ...fields }, msg);
+    },
+  });
+
+  const server = http.createServer({ maxHeaderSize: config.maxHeaderSize }, hop.handle);
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
+  server.headersTimeout = Math.max(60_000, config.keepAliveTimeoutMs + 1000);
+  server.on("upgrade", hop.upgrade);
+  server.on("connect", hop.connect);
+  await listen(server, config.listen.host, config.listen.port, "listen");
+  const addr = server.address() as AddressInfo;
+
+  let admin: Admin | undefined;
+  let ready = true;
+  if (config.admin) {
+    admin = createAdmin({
+      metrics,
+      ready: () => ready,
+      collect: () => {
+        metrics.streamBuffered(stream.bufferedBatches, stream.droppedBatches);
+        metrics.upstreamSockets(hop.upstreamSockets());
+        metrics.inFlight(hop.inFlight());
+      },
+    });
+    try {
+      await listen(admin.server, config.admin.host, config.admin.port, "admin");
+    } catch (err) {
+      server.close();
+      hop.close();
+      throw err;
+    }
+  }
+
+  // Window ticker: aligned to window boundaries, flushes closed windows into one batch each.
+  let tick: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    const now = Date.now();
+    const next = Math.floor(now / config.windowMs) * config.windowMs + config.windowMs;
+    tick = setTimeout(() => {
+      try {
+        stream.send(recorder.flush());
+      } catch (err) {
+        log.warn({ component: "sidecar", err }, "window flush failed");
+      }
+      schedule();
+    }, next - now + 5);
+    tick.unref();
+  };
+  schedule();
+  if (!opts.noStream) stream.start();
+
+  let closing: Promise<void> | undefined;
+  const sidecar: Sidecar = {
+    config,
+    address: formatAddress(addr),
+    port: addr.port,
+    adminAddress: admin ? formatAddress(admin.server.address() as AddressInfo) : undefined,
+    hop,
+    recorder,
+    stream,
+    shutdown() {
+      closing ??= (async () => {
+        ready = false;
+        if (tick) clearTimeout(tick);
+        await new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeIdleConnections();
+          setTimeout(() => {
+            server.closeAllConnections();
+            r();
+          }, 2000).unref();
+        });
+        try {
+          stream.send(recorder.flush(true));
+        } catch {
+          /* closed */
+        }
+        await stream.shutdown(opts.noStream ? 0 : 1000);
+        hop.close();
+        if (admin) await new Promise<void>((r) => admin!.server.close(() => r()));
+      })();
+      return closing;
+    },
+  };
+  return sidecar;
+}
+
+function listen(server: http.Server, host: string, port: number, field: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onErr = (err: Error) => reject(new SidecarError("LISTEN_FAILED", `${field} ${host}:${port}: ${err.message}`, { cause: err }));
+    server.once("error", onErr);
+    server.listen(port, host, () => {
+      server.off("error", onErr);
+      resolve();
+    });
+  });
+}
+
+interface SidecarFlags {
+  config?: string;
+  central?: string;
+  listen?: string;
+  admin?: string;
+  nodeId?: string;
+  isp?: string;
+  region?: string;
+  origin?: string[];
+  stallMs?: string;
+  connectTimeoutMs?: string;
+  firstByteTimeoutMs?: string;
+  maxSockets?: string;
+  windowMs?: string;
+  ca?: string;
+  trustedPeers?: string;
+  upstreamHost?: boolean;
+  maxBufferedBatches?: string;
+}
+
+/** Flags over the --config file over defaults; origins from both are combined. */
+export function configFromFlags(flags: SidecarFlags): SidecarConfig {
+  let file: SidecarConfigInput = {};
+  if (flags.config) {
+    try {
+      file = JSON.parse(readFileSync(flags.config, "utf8")) as SidecarConfigInput;
+    } catch (err) {
+      throw new SidecarError("CONFIG_UNREADABLE", `config ${flags.config}: ${(err as Error).message}`, { cause: err });
+    }
+    if (file === null || typeof file !== "object" || Array.isArray(file)) throw new SidecarError("CONFIG_INVALID", `config ${flags.config} must hold a JSON object`);
+  }
+  const fileOrigins = file.origins === undefined ? [] : Array.isArray(file.origins) ? file.origins : typeof file.origins === "object" && file.origins !== null ? Object.entries(file.origins as Record<string, unknown>).map(([name, v]) => (typeof v === "string" ? { name, url: v } : { ...(v as object), name })) : file.origins;
+  const flagOrigins = (flags.origin ?? []).map(parseOriginFlag);
+  return validateSidecarConfig({
+    ...file,
+    central: flags.central ?? file.central,
+    listen: flags.listen ?? file.listen,
+    admin: flags.admin ?? file.admin,
+    nodeId: flags.nodeId ?? file.nodeId,
+    isp: flags.isp ?? file.isp,
+    region: flags.region ?? file.region,
+    origins: Array.isArray(fileOrigins) ? [...fileOrigins, ...flagOrigins] : fileOrigins,
+    stallMs: flags.stallMs ?? file.stallMs,
+    connectTimeoutMs: flags.connectTimeoutMs ?? file.connectTimeoutMs,
+    firstByteTimeoutMs: flags.firstByteTimeoutMs ?? file.firstByteTimeoutMs,
+    maxSockets: flags.maxSockets ?? file.maxSockets,
+    windowMs: flags.windowMs ?? file.windowMs,
+    caFile: flags.ca ?? file.caFile,
+    trustedPeers: flags.trustedPeers ?? file.trustedPeers,
+    preserveHost: flags.upstreamHost ? false : file.preserveHost,
+    maxBufferedBatches: flags.maxBufferedBatches ?? file.maxBufferedBatches,
+  });
+}
 
 /** Registers `originwatch sidecar`. */
 export function registerSidecar(program: Command): void {
-  program.command("sidecar").description("run a sidecar hop beside a cache (not built yet)");
+  program
+    .command("sidecar")
+    .description("run a sidecar hop beside a cache: proxies misses to configured origins and streams outcomes to the central")
+    .option("--config <file>", "JSON config file (same keys as the flags, in camelCase; may list many origins)")
+    .option("--central <url>", "central URL (default http://127.0.0.1:7400)")
+    .option("--listen <host:port>", "cache-facing listener (default 127.0.0.1:8081)")
+    .option("--admin <host:port>", "admin listener: /metrics, /healthz, /readyz")
+    .option("--node-id <id>", "this node's unique id")
+    .option("--isp <isp>", "operator network label")
+    .option("--region <region>", "region label")
+    .option("--origin <name=url>", "an origin: Host name the cache sends = upstream URL (repeatable)", (v: string, acc: string[] = []) => [...acc, v])
+    .option("--stall-ms <ms>", "a request without first byte after this long counts as a stall (default 2000)")
+    .option("--connect-timeout-ms <ms>", "connect (and TLS) deadline per origin (default 3000)")
+    .option("--first-byte-timeout-ms <ms>", "response head deadline per origin (default 30000)")
+    .option("--max-sockets <n>", "sockets per origin (default 256)")
+    .option("--window-ms <ms>", "summary window (default 1000)")
+    .option("--ca <file>", "extra CA (PEM) trusted for HTTPS origins; verification stays on")
+    .option("--trusted-peers <list>", "peers whose X-Forwarded-For is appended to: loopback, IPs, CIDRs (default loopback)")
+    .option("--upstream-host", "send the upstream URL's host instead of preserving the cache's Host")
+    .option("--max-buffered-batches <n>", "unacknowledged batches kept for replay (default 600)")
+    .action(async (flags: SidecarFlags) => {
+      const log = pino({ base: { component: "sidecar" } });
+      let sidecar: Sidecar;
+      try {
+        sidecar = await startSidecar(configFromFlags(flags), { logger: log });
+      } catch (err) {
+        const e = err as SidecarError;
+        log.error({ code: e.code, err: e.message }, "sidecar failed to start");
+        process.exitCode = 2;
+        return;
+      }
+      log.info(
+        {
+          address: sidecar.address,
+          ...(sidecar.adminAddress ? { admin: sidecar.adminAddress } : {}),
+          nodeId: sidecar.config.nodeId,
+          origins: sidecar.config.origins.map((o) => o.name),
+          central: sidecar.config.central,
+        },
+        "listening",
+      );
+      const stop = (signal: string) => {
+        log.info({ signal }, "shutting down");
+        void sidecar.shutdown().then(() => process.exit(0));
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+    });
 }

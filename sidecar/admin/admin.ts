@@ -1,0 +1,51 @@
+/**
+ * Admin listener: /metrics (Prometheus text), /healthz (process up), /readyz
+ * (accepting traffic; 503 while shutting down). Never on the cache-facing port.
+ */
+import http from "node:http";
+import type { SidecarMetrics } from "./metrics.js";
+
+export interface AdminOptions {
+  metrics: SidecarMetrics;
+  ready: () => boolean;
+  /** Refresh pull-style gauges right before a scrape. */
+  collect?: () => void;
+}
+
+export interface Admin {
+  server: http.Server;
+}
+
+export function createAdmin(opts: AdminOptions): Admin {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { allow: "GET, HEAD" }).end();
+      return;
+    }
+    if (path === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      return;
+    }
+    if (path === "/readyz") {
+      const ok = opts.ready();
+      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ready\n" : "not ready\n");
+      return;
+    }
+    if (path === "/metrics") {
+      try {
+        opts.collect?.();
+      } catch {
+        /* a failed refresh must not fail the scrape */
+      }
+      opts.metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": opts.metrics.registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500, { "content-type": "text/plain" }).end(`${err.message}\n`),
+      );
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+  });
+  server.on("clientError", (_e, s) => s.destroy());
+  return { server };
+}

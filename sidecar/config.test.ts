@@ -1,0 +1,58 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { validateSidecarConfig } from "./config.js";
+import { SidecarError } from "./errors.js";
+
+const base = { nodeId: "n1", isp: "isp-a", region: "eu", origins: ["www.example.com=http://127.0.0.1:8080"] };
+
+test("fills defaults", () => {
+  const c = validateSidecarConfig(base);
+  assert.is(c.central, "http://127.0.0.1:7400");
+  assert.equal(c.listen, { host: "127.0.0.1", port: 8081 });
+  assert.is(c.origins[0].connectTimeoutMs, 3000);
+  assert.is(c.origins[0].firstByteTimeoutMs, 30_000);
+  assert.is(c.origins[0].stallMs, 2000);
+  assert.is(c.origins[0].preserveHost, true);
+  assert.equal(c.trustedPeers, ["loopback"]);
+});
+
+test("per-origin settings override the globals", () => {
+  const c = validateSidecarConfig({
+    ...base,
+    connectTimeoutMs: 1000,
+    origins: [{ name: "A.example.com", url: "https://a:8443", connectTimeoutMs: 50, preserveHost: false }, "b.example.com=http://b"],
+  });
+  assert.is(c.origins[0].name, "a.example.com");
+  assert.is(c.origins[0].connectTimeoutMs, 50);
+  assert.is(c.origins[0].preserveHost, false);
+  assert.is(c.origins[1].connectTimeoutMs, 1000);
+});
+
+const bad: Array<[string, Record<string, unknown>, RegExp]> = [
+  ["missing node id", { ...base, nodeId: undefined }, /^nodeId /],
+  ["no origins", { ...base, origins: [] }, /^origins /],
+  ["origin without url", { ...base, origins: ["www.example.com"] }, /^origins\[0\]\.url /],
+  ["origin with ftp url", { ...base, origins: ["a=ftp://x"] }, /^origins\[0\]\.url /],
+  ["duplicate origin", { ...base, origins: ["a=http://x", "A=http://y"] }, /^origins\[1\]\.name .*duplicates/],
+  ["bad origin name", { ...base, origins: ["a b=http://x"] }, /^origins\[0\]\.name /],
+  ["bad listen", { ...base, listen: "nope" }, /^listen /],
+  ["port out of range", { ...base, listen: "127.0.0.1:70000" }, /^listen /],
+  ["negative timeout", { ...base, connectTimeoutMs: -1 }, /^connectTimeoutMs /],
+  ["bad per-origin timeout", { ...base, origins: [{ name: "a", url: "http://x", firstByteTimeoutMs: "soon" }] }, /^origins\[0\]\.firstByteTimeoutMs /],
+  ["bad central", { ...base, central: "grpc://x" }, /^central /],
+  ["bad trusted peer", { ...base, trustedPeers: ["everyone"] }, /^trustedPeers\[0\] /],
+];
+for (const [name, input, re] of bad) {
+  test(`rejects ${name}, naming the field`, () => {
+    try {
+      validateSidecarConfig(input);
+      assert.unreachable("should throw");
+    } catch (err) {
+      assert.instance(err, SidecarError);
+      assert.is((err as SidecarError).code, "CONFIG_INVALID");
+      assert.match((err as Error).message, re);
+    }
+  });
+}
+
+test.run();

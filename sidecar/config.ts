@@ -1,0 +1,251 @@
+/**
+ * Sidecar options. `validateSidecarConfig(partial)` fills defaults and throws a
+ * SidecarError (CONFIG_INVALID) whose message names the offending field, so a
+ * bad flag or config file stops the process at start, never on the request path.
+ */
+import { isIP } from "node:net";
+import { configError } from "./errors.js";
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface OriginConfig {
+  /** The Host the cache sends for this origin (lower case, no port). */
+  name: string;
+  /** Where the origin really is: http(s)://host[:port][/base-path]. */
+  url: URL;
+  /** Send the cache's Host upstream (true) or the upstream URL's host (false). */
+  preserveHost: boolean;
+  /** TCP (and TLS) connect deadline. */
+  connectTimeoutMs: number;
+  /** Deadline from request sent to the response head. */
+  firstByteTimeoutMs: number;
+  /** Requests still waiting for a first byte after this long count as a stall. */
+  stallMs: number;
+  /** Upper bound of sockets to this origin (keep-alive agent). */
+  maxSockets: number;
+  /** Idle keep-alive sockets kept per origin. */
+  maxFreeSockets: number;
+  /** Extra CA file (PEM) trusted for this HTTPS origin; verification is never disabled. */
+  caFile?: string;
+}
+
+export interface SidecarConfig {
+  /** Central URL: http://host:port (plaintext h2c) or https://host:port. */
+  central: string;
+  listen: HostPort;
+  admin?: HostPort;
+  nodeId: string;
+  isp: string;
+  region: string;
+  origins: OriginConfig[];
+  /** Summary window length. */
+  windowMs: number;
+  /** Unacknowledged batches kept for replay; overflow drops the oldest (counted). */
+  maxBufferedBatches: number;
+  /** Peers whose X-Forwarded-For is kept and appended to; others get it replaced. "loopback", an IP or a CIDR. */
+  trustedPeers: string[];
+  /** Largest request head accepted (bytes); larger gets 431. */
+  maxHeaderSize: number;
+  /** Extra CA file (PEM) for every HTTPS origin without its own caFile. */
+  caFile?: string;
+  /** Idle keep-alive timeout for cache connections. */
+  keepAliveTimeoutMs: number;
+}
+
+/** Origin fields as accepted from flags or the config file (durations in ms). */
+export interface OriginInput {
+  name?: unknown;
+  url?: unknown;
+  preserveHost?: unknown;
+  connectTimeoutMs?: unknown;
+  firstByteTimeoutMs?: unknown;
+  stallMs?: unknown;
+  maxSockets?: unknown;
+  maxFreeSockets?: unknown;
+  caFile?: unknown;
+}
+
+export interface SidecarConfigInput {
+  central?: unknown;
+  listen?: unknown;
+  admin?: unknown;
+  nodeId?: unknown;
+  isp?: unknown;
+  region?: unknown;
+  /** An array of OriginInput or "NAME=URL" strings, or an object NAME → URL | OriginInput. */
+  origins?: unknown;
+  windowMs?: unknown;
+  stallMs?: unknown;
+  connectTimeoutMs?: unknown;
+  firstByteTimeoutMs?: unknown;
+  maxSockets?: unknown;
+  maxBufferedBatches?: unknown;
+  trustedPeers?: unknown;
+  maxHeaderSize?: unknown;
+  caFile?: unknown;
+  preserveHost?: unknown;
+  keepAliveTimeoutMs?: unknown;
+}
+
+export const DEFAULTS = {
+  central: "http://127.0.0.1:7400",
+  listen: "127.0.0.1:8081",
+  windowMs: 1000,
+  stallMs: 2000,
+  connectTimeoutMs: 3000,
+  firstByteTimeoutMs: 30_000,
+  maxSockets: 256,
+  maxFreeSockets: 64,
+  maxBufferedBatches: 600,
+  maxHeaderSize: 16 * 1024,
+  keepAliveTimeoutMs: 65_000,
+  trustedPeers: ["loopback"],
+} as const;
+
+const NAME_RE = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$/;
+
+export function parseHostPort(field: string, v: unknown): HostPort {
+  if (typeof v !== "string" || v === "") throw configError(field, "must be HOST:PORT");
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(v.trim());
+  if (!m) throw configError(field, `must be HOST:PORT, got ${JSON.stringify(v)}`);
+  const host = m[1] ?? m[2] ?? "";
+  const port = Number(m[3]);
+  if (port > 65535) throw configError(field, `port must be 0..65535, got ${port}`);
+  if (host === "" ) throw configError(field, "needs a host");
+  return { host, port };
+}
+
+function str(field: string, v: unknown, def?: string): string {
+  if (v === undefined || v === null) {
+    if (def !== undefined) return def;
+    throw configError(field, "is required");
+  }
+  if (typeof v !== "string" || v.trim() === "") throw configError(field, "must be a non-empty string");
+  return v.trim();
+}
+
+function int(field: string, v: unknown, def: number, min: number, max: number): number {
+  if (v === undefined || v === null) return def;
+  const n = typeof v === "string" && /^\d+$/.test(v.trim()) ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    throw configError(field, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function bool(field: string, v: unknown, def: boolean): boolean {
+  if (v === undefined || v === null) return def;
+  if (typeof v === "boolean") return v;
+  if (v === "true") return true;
+  if (v === "false") return false;
+  throw configError(field, `must be true or false, got ${JSON.stringify(v)}`);
+}
+
+/** "NAME=URL" → {name, url}. */
+export function parseOriginFlag(v: string): OriginInput {
+  const i = v.indexOf("=");
+  if (i <= 0) return { name: v, url: undefined };
+  return { name: v.slice(0, i), url: v.slice(i + 1) };
+}
+
+function originList(v: unknown): OriginInput[] {
+  if (v === undefined || v === null) return [];
+  if (Array.isArray(v)) {
+    return v.map((x) => (typeof x === "string" ? parseOriginFlag(x) : (x as OriginInput)));
+  }
+  if (typeof v === "object") {
+    return Object.entries(v as Record<string, unknown>).map(([name, x]) =>
+      typeof x === "string" ? { name, url: x } : { ...(x as OriginInput), name },
+    );
+  }
+  throw configError("origins", "must be a list of NAME=URL or an object");
+}
+
+export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig {
+  const central = str("central", input.central, DEFAULTS.central);
+  let cu: URL;
+  try {
+    cu = new URL(central);
+  } catch {
+    throw configError("central", `must be an http(s) URL, got ${JSON.stringify(central)}`);
+  }
+  if (cu.protocol !== "http:" && cu.protocol !== "https:") throw configError("central", "must use http or https");
+  const listen = parseHostPort("listen", input.listen ?? DEFAULTS.listen);
+  const admin = input.admin === undefined || input.admin === null || input.admin === "" ? undefined : parseHostPort("admin", input.admin);
+  const nodeId = str("nodeId", input.nodeId);
+  const isp = str("isp", input.isp);
+  const region = str("region", input.region);
+  const windowMs = int("windowMs", input.windowMs, DEFAULTS.windowMs, 100, 60_000);
+  const stallMs = int("stallMs", input.stallMs, DEFAULTS.stallMs, 1, 3_600_000);
+  const connectTimeoutMs = int("connectTimeoutMs", input.connectTimeoutMs, DEFAULTS.connectTimeoutMs, 1, 600_000);
+  const firstByteTimeoutMs = int("firstByteTimeoutMs", input.firstByteTimeoutMs, DEFAULTS.firstByteTimeoutMs, 1, 3_600_000);
+  const maxSockets = int("maxSockets", input.maxSockets, DEFAULTS.maxSockets, 1, 100_000);
+  const preserveHost = bool("preserveHost", input.preserveHost, true);
+  const caFile = input.caFile === undefined || input.caFile === null ? undefined : str("caFile", input.caFile);
+
+  const raw = originList(input.origins);
+  if (raw.length === 0) throw configError("origins", "must name at least one origin (NAME=URL)");
+  const seen = new Set<string>();
+  const origins = raw.map((o, i): OriginConfig => {
+    const f = `origins[${i}]`;
+    if (o === null || typeof o !== "object") throw configError(f, "must be NAME=URL or an object");
+    const name = str(`${f}.name`, o.name).toLowerCase().replace(/\.$/, "");
+    if (!NAME_RE.test(name) && isIP(name) === 0) throw configError(`${f}.name`, `must be a host name, got ${JSON.stringify(o.name)}`);
+    if (seen.has(name)) throw configError(`${f}.name`, `duplicates origin ${name}`);
+    seen.add(name);
+    const us = str(`${f}.url`, o.url);
+    let url: URL;
+    try {
+      url = new URL(us);
+    } catch {
+      throw configError(`${f}.url`, `must be an http(s) URL, got ${JSON.stringify(us)}`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw configError(`${f}.url`, "must use http or https");
+    if (url.username || url.password) throw configError(`${f}.url`, "must not carry credentials");
+    if (url.search || url.hash) throw configError(`${f}.url`, "must not have a query or fragment");
+    return {
+      name,
+      url,
+      preserveHost: bool(`${f}.preserveHost`, o.preserveHost, preserveHost),
+      connectTimeoutMs: int(`${f}.connectTimeoutMs`, o.connectTimeoutMs, connectTimeoutMs, 1, 600_000),
+      firstByteTimeoutMs: int(`${f}.firstByteTimeoutMs`, o.firstByteTimeoutMs, firstByteTimeoutMs, 1, 3_600_000),
+      stallMs: int(`${f}.stallMs`, o.stallMs, stallMs, 1, 3_600_000),
+      maxSockets: int(`${f}.maxSockets`, o.maxSockets, maxSockets, 1, 100_000),
+      maxFreeSockets: int(`${f}.maxFreeSockets`, o.maxFreeSockets, Math.min(DEFAULTS.maxFreeSockets, maxSockets), 0, 100_000),
+      caFile: o.caFile === undefined || o.caFile === null ? caFile : str(`${f}.caFile`, o.caFile),
+    };
+  });
+
+  let trustedPeers: string[] = [...DEFAULTS.trustedPeers];
+  if (input.trustedPeers !== undefined && input.trustedPeers !== null) {
+    const tp = typeof input.trustedPeers === "string" ? input.trustedPeers.split(",").map((s) => s.trim()).filter(Boolean) : input.trustedPeers;
+    if (!Array.isArray(tp)) throw configError("trustedPeers", "must be a list");
+    trustedPeers = tp.map((p, i) => {
+      if (typeof p !== "string") throw configError(`trustedPeers[${i}]`, "must be a string");
+      const [addr, bits] = p.split("/");
+      if (p !== "loopback" && (isIP(addr) === 0 || (bits !== undefined && !/^\d{1,3}$/.test(bits)))) {
+        throw configError(`trustedPeers[${i}]`, `must be "loopback", an IP or a CIDR, got ${JSON.stringify(p)}`);
+      }
+      return p;
+    });
+  }
+
+  return {
+    central,
+    listen,
+    admin,
+    nodeId,
+    isp,
+    region,
+    origins,
+    windowMs,
+    maxBufferedBatches: int("maxBufferedBatches", input.maxBufferedBatches, DEFAULTS.maxBufferedBatches, 1, 1_000_000),
+    trustedPeers,
+    maxHeaderSize: int("maxHeaderSize", input.maxHeaderSize, DEFAULTS.maxHeaderSize, 1024, 1024 * 1024),
+    caFile,
+    keepAliveTimeoutMs: int("keepAliveTimeoutMs", input.keepAliveTimeoutMs, DEFAULTS.keepAliveTimeoutMs, 1000, 3_600_000),
+  };
+}

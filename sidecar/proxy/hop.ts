@@ -1,0 +1,418 @@
+/**
+ * The back-to-source hop: http-proxy forwarding to configured origins only,
+ * with per-request outcome, TTFB, stall and byte accounting into the recorder.
+ *
+ * Contract: every routed request is counted exactly once (outcome.ts) in the
+ * window where it completes; nothing here awaits the central (fail-open); a
+ * proxy error never throws out of this module; when the cache goes away the
+ * upstream request is destroyed (the http-proxy client-abort leak, Node ≥ 15.5).
+ */
+import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
+import { readFileSync } from "node:fs";
+import type { Duplex } from "node:stream";
+import { TLSSocket, rootCertificates } from "node:tls";
+import httpProxy from "http-proxy";
+import type { OriginConfig, SidecarConfig } from "../config.js";
+import { SidecarError } from "../errors.js";
+import type { Recorder } from "../recorder/recorder.js";
+import { createPeerMatcher, downstreamResponseHeaders, peerAddress, upstreamRequestHeaders } from "./headers.js";
+import {
+  CONNECT_TIMEOUT_CODE,
+  FIRST_BYTE_TIMEOUT_CODE,
+  classifyError,
+  classifyStatus,
+  failureStatus,
+  type OutcomeClass,
+  type Phase,
+} from "./outcome.js";
+import { createRouter, type Router } from "./routes.js";
+
+/** Response header naming the outcome class of a failure the sidecar answered itself. */
+export const OUTCOME_HEADER = "x-originwatch-outcome";
+
+export interface CompletedRequest {
+  origin: string;
+  outcome: OutcomeClass;
+  method: string;
+  path: string;
+  status: number;
+  /** undefined when no response head arrived */
+  ttfbMs: number | undefined;
+  totalMs: number;
+  upstreamAddr: string;
+}
+
+/** Optional hooks (metrics, exemplars). Called synchronously; must not throw or block. */
+export interface HopObserver {
+  completed?(r: CompletedRequest): void;
+  stalled?(origin: string): void;
+  rejected?(status: number, reason: string): void;
+}
+
+export interface HopOptions {
+  config: Pick<SidecarConfig, "origins" | "trustedPeers">;
+  recorder: Recorder;
+  observer?: HopObserver;
+  /** Logged once per distinct problem; never on the hot path for normal traffic. */
+  onWarn?: (msg: string, fields: Record<string, unknown>) => void;
+}
+
+export interface Hop {
+  /** `request` listener for the cache-facing server. */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** `upgrade` listener: upgrades reach configured origins only. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** `connect` listener: CONNECT is never tunnelled. */
+  connect(req: IncomingMessage, socket: Duplex): void;
+  /** Sockets open to origins (in use + idle), by origin name. */
+  upstreamSockets(): Record<string, number>;
+  /** Requests in flight. */
+  inFlight(): number;
+  /** Destroy every upstream socket. Idempotent. */
+  close(): void;
+}
+
+interface OriginState {
+  origin: OriginConfig;
+  agent: http.Agent;
+  proxy: httpProxy;
+}
+
+interface Ctx {
+  st: OriginState;
+  req: IncomingMessage;
+  res: ServerResponse;
+  start: number;
+  phase: Phase;
+  upstream?: ClientRequest;
+  ttfbMs?: number;
+  status: number;
+  stalled: boolean;
+  done: boolean;
+  clientError: boolean;
+  bytesIn: number;
+  bytesOut: number;
+  stallTimer?: NodeJS.Timeout;
+  deadline?: NodeJS.Timeout;
+  upstreamAddr: string;
+}
+
+const CTX = Symbol("originwatch.hop");
+type WithCtx = IncomingMessage & { [CTX]?: Ctx };
+
+/**
+ * The ClientRequest http-proxy creates is handed to the agent synchronously
+ * inside proxy.web(); this slot lets the hop attach its timers to it without
+ * relying on http-proxy's `proxyReq` event (skipped for `Expect` requests and
+ * emitted only once a socket is assigned).
+ */
+let pendingAttach: ((creq: ClientRequest) => void) | undefined;
+
+function hookedAgent(origin: OriginConfig): http.Agent {
+  const opts = {
+    keepAlive: true,
+    maxSockets: origin.maxSockets,
+    maxFreeSockets: origin.maxFreeSockets,
+    scheduling: "lifo" as const,
+  };
+  let agent: http.Agent;
+  if (origin.url.protocol === "https:") {
+    let ca: Buffer | undefined;
+    if (origin.caFile) {
+      try {
+        ca = readFileSync(origin.caFile);
+      } catch (err) {
+        throw new SidecarError("CONFIG_INVALID", `origins[${origin.name}].caFile cannot be read: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    // Verification stays on: extra CAs are added to Node's default roots, never replace the check.
+    agent = new https.Agent({ ...opts, ca: ca ? [ca.toString(), ...rootCertificates] : undefined, rejectUnauthorized: true });
+  } else {
+    agent = new http.Agent(opts);
+  }
+  const a = agent as http.Agent & { addRequest(req: ClientRequest, o: unknown): void };
+  const addRequest = a.addRequest;
+  a.addRequest = function (this: http.Agent, req: ClientRequest, o: unknown) {
+    const f = pendingAttach;
+    pendingAttach = undefined;
+    if (f) f(req);
+    return addRequest.call(this, req, o);
+  };
+  return agent;
+}
+
+
+export function createHop(opts: HopOptions): Hop {
+  const { recorder, observer } = opts;
+  const router: Router = createRouter(opts.config.origins);
+  const trusted = createPeerMatcher(opts.config.trustedPeers);
+  const states = new Map<string, OriginState>();
+  let inFlight = 0;
+  let closed = false;
+
+  for (const origin of opts.config.origins) {
+    const agent = hookedAgent(origin);
+    const proxy = httpProxy.createProxyServer({
+      target: origin.url.href,
+      agent,
+      changeOrigin: !origin.preserveHost,
+      selfHandleResponse: true,
+      xfwd: false,
+      secure: true,
+      ws: true,
+    });
+    // Drop passes we replace: deleteLength would turn a chunked DELETE/OPTIONS into
+    // `content-length: 0` plus a body (a smuggling vector); XHeaders/timeout are ours.
+    const p = proxy as unknown as { webPasses: Array<{ name: string }> };
+    p.webPasses = p.webPasses.filter((f) => f.name === "stream");
+    // http-proxy emits 'error' when no callback is given (ws path); never let it throw.
+    proxy.on("error", () => {});
+    states.set(origin.name, { origin, agent, proxy });
+  }
+
+  function finish(ctx: Ctx, outcome: OutcomeClass): void {
+    if (ctx.done) return;
+    ctx.done = true;
+    inFlight--;
+    if (ctx.stallTimer) clearTimeout(ctx.stallTimer);
+    if (ctx.deadline) clearTimeout(ctx.deadline);
+    const totalMs = performance.now() - ctx.start;
+    recorder.complete(ctx.st.origin.name, outcome, ctx.ttfbMs, ctx.bytesIn, ctx.bytesOut);
+    observer?.completed?.({
+      origin: ctx.st.origin.name,
+      outcome,
+      method: ctx.req.method ?? "",
+      path: ctx.req.url ?? "",
+      status: ctx.status,
+      ttfbMs: ctx.ttfbMs,
+      totalMs,
+      upstreamAddr: ctx.upstreamAddr,
+    });
+  }
+
+  function failureResponse(ctx: Ctx, outcome: OutcomeClass): void {
+    const res = ctx.res;
+    if (res.headersSent || res.destroyed) {
+      res.destroy();
+      return;
+    }
+    const status = failureStatus(outcome);
+    ctx.status = status;
+    const body = `${status} ${outcome}\n`;
+    try {
+      res.writeHead(status, {
+        "content-type": "text/plain; charset=utf-8",
+        "content-length": Buffer.byteLength(body),
+        "cache-control": "no-store",
+        [OUTCOME_HEADER]: outcome,
+      });
+      res.end(body);
+    } catch {
+      res.destroy();
+    }
+  }
+
+  function toWait(ctx: Ctx): void {
+    if (ctx.phase !== "connect" && ctx.phase !== "tls") return;
+    ctx.phase = "wait";
+    if (ctx.deadline) clearTimeout(ctx.deadline);
+    ctx.deadline = setTimeout(() => {
+      if (ctx.done || ctx.phase !== "wait") return;
+      ctx.upstream?.destroy(Object.assign(new Error("no response head within first-byte timeout"), { code: FIRST_BYTE_TIMEOUT_CODE }));
+    }, ctx.st.origin.firstByteTimeoutMs);
+    ctx.deadline.unref();
+  }
+
+  function attach(ctx: Ctx, creq: ClientRequest): void {
+    ctx.upstream = creq;
+    creq.on("socket", (socket) => {
+      if (ctx.done) return;
+      if (socket.connecting) {
+        socket.once("connect", () => {
+          ctx.upstreamAddr = `${socket.remoteAddress}:${socket.remotePort}`;
+          if (socket instanceof TLSSocket) {
+            ctx.phase = "tls";
+            socket.once("secureConnect", () => toWait(ctx));
+          } else toWait(ctx);
+        });
+      } else {
+        ctx.upstreamAddr = `${socket.remoteAddress}:${socket.remotePort}`;
+        toWait(ctx);
+      }
+    });
+    creq.on("response", (proxyRes: IncomingMessage) => onResponse(ctx, proxyRes));
+  }
+
+  function onResponse(ctx: Ctx, proxyRes: IncomingMessage): void {
+    proxyRes.on("error", () => {}); // reported through 'close' + complete below
+    if (ctx.done) {
+      proxyRes.destroy();
+      return;
+    }
+    ctx.phase = "body";
+    ctx.ttfbMs = performance.now() - ctx.start;
+    if (ctx.deadline) clearTimeout(ctx.deadline);
+    if (ctx.stallTimer) clearTimeout(ctx.stallTimer);
+    if (ctx.stalled) recorder.stallRecovered(ctx.st.origin.name);
+    const status = proxyRes.statusCode ?? 502;
+    ctx.status = status;
+    const res = ctx.res;
+    try {
+      res.writeHead(status, proxyRes.statusMessage, downstreamResponseHeaders(proxyRes.rawHeaders));
+    } catch {
+      // A response head Node accepted from the origin but cannot forward: broken response.
+      proxyRes.destroy();
+      finish(ctx, "reset");
+      failureResponse(ctx, "reset");
+      return;
+    }
+    proxyRes.on("data", (chunk: Buffer) => {
+      ctx.bytesIn += chunk.length;
+    });
+    proxyRes.on("close", () => {
+      if (ctx.done || proxyRes.complete) return;
+      finish(ctx, "body_error");
+      res.destroy();
+    });
+    res.once("finish", () => finish(ctx, classifyStatus(status)));
+    proxyRes.pipe(res);
+  }
+
+  function onError(err: Error, req: IncomingMessage): void {
+    const ctx = (req as WithCtx)[CTX];
+    if (!ctx || ctx.done) return;
+    const clientGone = ctx.clientError || ctx.res.destroyed || req.socket.destroyed;
+    const outcome = classifyError(err, ctx.phase, clientGone);
+    finish(ctx, outcome);
+    ctx.upstream?.destroy();
+    if (outcome === "client_abort" || ctx.phase === "body") ctx.res.destroy();
+    else failureResponse(ctx, outcome);
+  }
+
+  function reject(res: ServerResponse, status: number, reason: string): void {
+    observer?.rejected?.(status, reason);
+    const body = `${status} ${reason}\n`;
+    res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
+    res.end(body);
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const route = router.route(req.url ?? "", req.headers.host);
+    if (route.kind === "reject" || closed) {
+      if (route.kind === "reject") reject(res, route.status, route.reason);
+      else reject(res, 503, "shutting down");
+      return;
+    }
+    const st = states.get(route.origin.name)!;
+    const absolute = !(req.url ?? "").startsWith("/");
+    const headers = upstreamRequestHeaders(req.headers, peerAddress(req.socket.remoteAddress), trusted(req.socket.remoteAddress));
+    if (absolute) {
+      req.url = route.path;
+      headers.host = route.origin.name;
+    }
+    (req as { headers: unknown }).headers = headers;
+    const ctx: Ctx = {
+      st,
+      req,
+      res,
+      start: performance.now(),
+      phase: "connect",
+      status: 0,
+      stalled: false,
+      done: false,
+      clientError: false,
+      bytesIn: 0,
+      bytesOut: 0,
+      upstreamAddr: "",
+    };
+    (req as WithCtx)[CTX] = ctx;
+    inFlight++;
+    ctx.stallTimer = setTimeout(() => {
+      if (ctx.done || ctx.ttfbMs !== undefined) return;
+      ctx.stalled = true;
+      recorder.stall(st.origin.name);
+      observer?.stalled?.(st.origin.name);
+    }, st.origin.stallMs);
+    ctx.stallTimer.unref();
+    ctx.deadline = setTimeout(() => {
+      if (ctx.done || (ctx.phase !== "connect" && ctx.phase !== "tls")) return;
+      const err = Object.assign(new Error("no connection within connect timeout"), { code: CONNECT_TIMEOUT_CODE });
+      if (ctx.upstream) ctx.upstream.destroy(err);
+      else onError(err, req);
+    }, st.origin.connectTimeoutMs);
+    ctx.deadline.unref();
+    req.on("error", () => {
+      ctx.clientError = true;
+    });
+    res.on("close", () => {
+      if (ctx.done) return;
+      finish(ctx, "client_abort");
+      ctx.upstream?.destroy();
+    });
+    pendingAttach = (creq) => attach(ctx, creq);
+    try {
+      (st.proxy.web as (req: IncomingMessage, res: ServerResponse, cb: (err: Error) => void) => void)(req, res, (err: Error) => onError(err, req));
+    } catch (err) {
+      onError(err as Error, req);
+    } finally {
+      pendingAttach = undefined;
+    }
+    if (req.readable) {
+      req.on("data", (chunk: Buffer) => {
+        ctx.bytesOut += chunk.length;
+      });
+    }
+  }
+
+  function rawReject(socket: Duplex, status: number, text: string): void {
+    observer?.rejected?.(status, text);
+    socket.on("error", () => {});
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\ncontent-type: text/plain\r\ncontent-length: ${text.length + 1}\r\nconnection: close\r\n\r\n${text}\n`);
+  }
+
+  function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on("error", () => {});
+    const route = router.route(req.url ?? "", req.headers.host);
+    if (route.kind === "reject") return rawReject(socket, route.status, route.reason);
+    if (closed) return rawReject(socket, 503, "shutting down");
+    const st = states.get(route.origin.name)!;
+    req.url = route.path;
+    st.proxy.ws(req, socket, head, undefined, () => {
+      rawReject(socket, 502, "upgrade failed");
+    });
+  }
+
+  function connect(_req: IncomingMessage, socket: Duplex): void {
+    rawReject(socket, 405, "CONNECT is not supported: this is not an open proxy");
+  }
+
+  return {
+    handle,
+    upgrade,
+    connect,
+    inFlight: () => inFlight,
+    upstreamSockets() {
+      const out: Record<string, number> = {};
+      for (const [name, st] of states) {
+        let n = 0;
+        for (const list of Object.values(st.agent.sockets)) n += list?.length ?? 0;
+        for (const list of Object.values(st.agent.freeSockets)) n += list?.length ?? 0;
+        out[name] = n;
+      }
+      return out;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      for (const st of states.values()) {
+        st.agent.destroy();
+        st.proxy.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * Per-origin 1 s (windowMs) windows of request outcomes. Requests are counted
+ * in the window where they complete; stalls in the window where they cross
+ * stall_ms; stall recoveries where the late first byte arrives (common.proto).
+ * All methods are synchronous and O(1): this sits on the request path.
+ */
+import { create } from "@bufbuild/protobuf";
+import { OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { type WindowSummary, WindowSummarySchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { HistogramAccumulator } from "../../proto/histogram.js";
+import { OUTCOME_CLASSES, type OutcomeClass } from "../proxy/outcome.js";
+
+type Counts = Record<OutcomeClass | "stall" | "stall_recovered", number>;
+
+interface WindowAcc {
+  start: number;
+  counts: Counts;
+  ttfb: HistogramAccumulator;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface RecorderOptions {
+  windowMs: number;
+  /** Clock (tests): ms since the epoch. */
+  now?: () => number;
+}
+
+function emptyCounts(): Counts {
+  const c = { stall: 0, stall_recovered: 0 } as Counts;
+  for (const k of OUTCOME_CLASSES) c[k] = 0;
+  return c;
+}
+
+const FIELD: Record<keyof Counts, string> = {
+  ok: "ok",
+  client_error: "clientError",
+  server_error: "serverError",
+  connect_refused: "connectRefused",
+  connect_timeout: "connectTimeout",
+  dns: "dns",
+  tls: "tls",
+  reset: "reset",
+  first_byte_timeout: "firstByteTimeout",
+  body_error: "bodyError",
+  client_abort: "clientAbort",
+  stall: "stall",
+  stall_recovered: "stallRecovered",
+};
+
+export class Recorder {
+  readonly windowMs: number;
+  private readonly now: () => number;
+  /** origin → window start → accumulator */
+  private readonly windows = new Map<string, Map<number, WindowAcc>>();
+
+  constructor(opts: RecorderOptions) {
+    this.windowMs = opts.windowMs;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private acc(origin: string): WindowAcc {
+    const start = Math.floor(this.now() / this.windowMs) * this.windowMs;
+    let per = this.windows.get(origin);
+    if (!per) {
+      per = new Map();
+      this.windows.set(origin, per);
+    }
+    let w = per.get(start);
+    if (!w) {
+      w = { start, counts: emptyCounts(), ttfb: new HistogramAccumulator(), bytesIn: 0, bytesOut: 0 };
+      per.set(start, w);
+    }
+    return w;
+  }
+
+  /**
+   * A request completed. ttfbMs is undefined when no response head arrived.
+   * bytesIn: response body bytes received from the origin; bytesOut: request body bytes sent to it.
+   */
+  complete(origin: string, outcome: OutcomeClass, ttfbMs: number | undefined, bytesIn = 0, bytesOut = 0): void {
+    const w = this.acc(origin);
+    w.counts[outcome]++;
+    if (ttfbMs !== undefined) w.ttfb.record(ttfbMs);
+    w.bytesIn += bytesIn;
+    w.bytesOut += bytesOut;
+  }
+
+  /** A request crossed stall_ms without a first byte (call once per request). */
+  stall(origin: string): void {
+    this.acc(origin).counts.stall++;
+  }
+
+  /** A stalled request got its first byte. */
+  stallRecovered(origin: string): void {
+    this.acc(origin).counts.stall_recovered++;
+  }
+
+  /**
+   * Remove and return every window that has closed by `now` (all windows when
+   * `all`, e.g. at shutdown), oldest first.
+   */
+  flush(all = false): WindowSummary[] {
+    const now = this.now();
+    const out: WindowSummary[] = [];
+    for (const [origin, per] of this.windows) {
+      for (const [start, w] of per) {
+        if (!all && start + this.windowMs > now) continue;
+        per.delete(start);
+        out.push(toSummary(origin, w, this.windowMs));
+      }
+      if (per.size === 0) this.windows.delete(origin);
+    }
+    out.sort((a, b) => Number(a.startUnixMs - b.startUnixMs) || a.origin.localeCompare(b.origin));
+    return out;
+  }
+}
+
+function toSummary(origin: string, w: WindowAcc, lengthMs: number): WindowSummary {
+  const counts: Record<string, bigint> = {};
+  for (const k of Object.keys(FIELD) as Array<keyof Counts>) counts[FIELD[k]] = BigInt(w.counts[k]);
+  return create(WindowSummarySchema, {
+    origin,
+    startUnixMs: BigInt(w.start),
+    lengthMs,
+    counts: create(OutcomeCountsSchema, counts),
+    ttfb: w.ttfb.toHistogram(),
+    bytesIn: BigInt(w.bytesIn),
+    bytesOut: BigInt(w.bytesOut),
+  });
+}
