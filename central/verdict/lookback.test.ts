@@ -1,0 +1,64 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { LookbackAggregator, bucketsOf } from "./lookback.js";
+import { counts } from "./counts.js";
+import { HistogramAccumulator } from "../../proto/histogram.js";
+
+const node = { nodeId: "n1", isp: "a", region: "eu" };
+const win = (startMs: number, c: Parameters<typeof counts>[0], origin = "o") => ({ origin, startUnixMs: BigInt(startMs), lengthMs: 1000, counts: counts(c) });
+
+test("sums the windows that overlap the lookback and drops them as it slides", () => {
+  const agg = new LookbackAggregator(5000);
+  for (let s = 0; s < 10_000; s += 1000) agg.add(node, win(s, { ok: 10, serverError: s >= 8000 ? 5 : 0 }));
+  agg.advance(10_000);
+  const [n] = agg.nodes("o");
+  assert.is(n.counts.ok, 50); // windows 5000..9999
+  assert.is(n.counts.serverError, 10);
+  agg.advance(12_000);
+  assert.is(agg.nodes("o")[0].counts.ok, 30);
+  agg.advance(20_000);
+  assert.equal(agg.nodes("o"), []);
+  assert.equal(agg.origins(), []);
+});
+
+test("ignores windows that arrive after they left the lookback (late replays)", () => {
+  const agg = new LookbackAggregator(5000);
+  agg.advance(60_000);
+  agg.add(node, win(10_000, { ok: 99 }));
+  agg.add(node, win(58_000, { ok: 1 }));
+  assert.is(agg.nodes("o")[0].counts.ok, 1);
+});
+
+test("keeps origins and nodes apart and follows a relabelled node", () => {
+  const agg = new LookbackAggregator(5000);
+  agg.add(node, win(0, { ok: 1 }, "x"));
+  agg.add(node, win(0, { ok: 2 }, "y"));
+  agg.add({ ...node, nodeId: "n2" }, win(0, { ok: 3 }, "y"));
+  agg.add({ ...node, isp: "b" }, win(1000, { ok: 4 }, "x"));
+  agg.advance(2000);
+  assert.equal(agg.origins().sort(), ["x", "y"]);
+  assert.equal(agg.nodes("y").map((n) => n.counts.ok).sort(), [2, 3]);
+  const x = agg.nodes("x")[0];
+  assert.equal([x.isp, x.counts.ok], ["b", 5]);
+});
+
+test("bounds the slots per node (a flood of windows cannot grow memory)", () => {
+  const agg = new LookbackAggregator(5000, 4);
+  for (let i = 0; i < 10; i++) agg.add(node, { origin: "o", startUnixMs: 1000 + i * 10, lengthMs: 10, counts: counts({ ok: 1 }) });
+  agg.advance(1100);
+  assert.is(agg.nodes("o")[0].counts.ok, 4);
+});
+
+test("histograms with other bounds are re-bucketed onto the default bounds", () => {
+  const acc = new HistogramAccumulator([10, 100, 1000]);
+  acc.record(50);
+  acc.record(5000);
+  const b = bucketsOf(acc.toHistogram())!;
+  assert.is(b.reduce((x, y) => x + y, 0), 2);
+  assert.is(b[b.length - 1], 1);
+  const same = new HistogramAccumulator();
+  same.record(40);
+  assert.is(bucketsOf(same.toHistogram())!.reduce((x, y) => x + y, 0), 1);
+});
+
+test.run();
