@@ -61,4 +61,40 @@ test("histograms with other bounds are re-bucketed onto the default bounds", () 
   assert.is(bucketsOf(same.toHistogram())!.reduce((x, y) => x + y, 0), 1);
 });
 
+
+
+test("a stalled request that later times out is counted once (its timeout is netted against the stall)", () => {
+  const agg = new LookbackAggregator(5000);
+  agg.add(node, win(0, { stall: 10 }));
+  agg.add(node, win(1000, { ok: 10 }));
+  agg.add(node, win(8000, { firstByteTimeout: 10, ok: 10 }));
+  agg.advance(9000);
+  const [n] = agg.nodes("o");
+  assert.is(n.counts.firstByteTimeout, 0, "the tail of a lifted blackhole is not failing again");
+  assert.is(n.counts.ok, 10);
+});
+
+test("client aborts of stalled requests are the same requests, not extra healthy ones", () => {
+  const agg = new LookbackAggregator(5000);
+  agg.add(node, win(0, { stall: 10 }));
+  agg.add(node, win(3000, { clientAbort: 10, stall: 10 }));
+  agg.advance(4000);
+  const [n] = agg.nodes("o");
+  assert.equal([n.counts.clientAbort, n.counts.stall], [0, 20]);
+});
+
+test("timeouts from a sidecar that reports no stalls count in full", () => {
+  const agg = new LookbackAggregator(5000);
+  agg.add(node, win(0, { firstByteTimeout: 7 }));
+  agg.advance(1000);
+  assert.is(agg.nodes("o")[0].counts.firstByteTimeout, 7);
+});
+
+test("recovered stalls do not absorb later timeouts", () => {
+  const agg = new LookbackAggregator(5000);
+  agg.add(node, win(0, { stall: 5, stallRecovered: 5, ok: 5 }));
+  agg.add(node, win(1000, { firstByteTimeout: 3 }));
+  agg.advance(2000);
+  assert.is(agg.nodes("o")[0].counts.firstByteTimeout, 3);
+});
 test.run();

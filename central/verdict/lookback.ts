@@ -27,6 +27,30 @@ interface Entry {
   slots: Slot[];
   /** Latest window end seen (node clock). */
   lastEndMs: number;
+  /** Stalls not yet resolved: already counted once, as failures, when they stalled. */
+  outstandingStalls: number;
+}
+
+/** How long a node's outstanding stalls are remembered without any window from it. */
+const STALL_MEMORY_MS = 120_000;
+
+/**
+ * A stalled request is counted once, when it stalls. Its later end as a
+ * first-byte timeout, connect timeout, reset or client abort is the same
+ * request: those completions are netted against the node's outstanding
+ * stalls, so the tail of a blackhole (requests timing out long after the
+ * path recovered) does not keep the node failing, and a stall the cache gave
+ * up on is not counted as a second, healthy request. A sidecar that reports
+ * no stalls has no outstanding stalls, and its timeouts count in full.
+ */
+function netStalls(e: Entry, c: Counts): void {
+  e.outstandingStalls = Math.max(0, e.outstandingStalls + c.stall - c.stallRecovered);
+  for (const k of ["firstByteTimeout", "connectTimeout", "reset", "clientAbort"] as const) {
+    const n = Math.min(e.outstandingStalls, c[k]);
+    if (n === 0) continue;
+    c[k] -= n;
+    e.outstandingStalls -= n;
+  }
 }
 
 export interface NodeLabels {
@@ -105,19 +129,21 @@ export class LookbackAggregator {
         input: { nodeId: node.nodeId, isp: node.isp, region: node.region, counts: zeroCounts(), ttfb: new Array<number>(NB).fill(0) },
         slots: [],
         lastEndMs: 0,
+        outstandingStalls: 0,
       };
       origin.set(node.nodeId, e);
     } else if (e.input.isp !== node.isp || e.input.region !== node.region) {
       // Relabelled node: keep the sums, change the labels (NodeInput is rebuilt per evaluation).
       e.input = { ...e.input, isp: node.isp, region: node.region };
     }
-    if (endMs <= this.lowMs) return; // older than the lookback
     const counts = addCounts(zeroCounts(), w.counts ?? zeroCounts());
+    netStalls(e, counts);
+    if (endMs > e.lastEndMs) e.lastEndMs = endMs;
+    if (endMs <= this.lowMs) return; // older than the lookback
     const slot: Slot = { startMs, endMs, counts, ttfb: bucketsOf(w.ttfb), inSum: true };
     addCounts(e.input.counts, counts);
     if (slot.ttfb) for (let i = 0; i < NB; i++) e.input.ttfb[i] += slot.ttfb[i];
     e.slots.push(slot);
-    if (endMs > e.lastEndMs) e.lastEndMs = endMs;
     if (e.slots.length > this.maxSlots) this.evict(e, e.slots.length - this.maxSlots);
   }
 
@@ -145,7 +171,7 @@ export class LookbackAggregator {
           else e.slots[keep++] = s;
         }
         e.slots.length = keep;
-        if (keep === 0) nodes.delete(id);
+        if (keep === 0 && (e.outstandingStalls === 0 || e.lastEndMs < nowMs - STALL_MEMORY_MS)) nodes.delete(id);
       }
       if (nodes.size === 0) this.byOrigin.delete(origin);
     }

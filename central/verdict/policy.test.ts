@@ -93,6 +93,24 @@ const cases: Case[] = [
     faults: [],
   },
   { name: "30% 5xx everywhere is DEGRADED with no localised fault", nodes: set(grid(), all, { serverError: 15, ok: 35 }), state: S.DEGRADED, faults: [] },
+  {
+    name: "40% 5xx on one ISP of three is that ISP's path, not an origin DEGRADED",
+    nodes: set(grid(), inIsp("isp-a"), { serverError: 20, ok: 30 }),
+    state: S.HEALTHY,
+    faults: [],
+  },
+  {
+    name: "20% 5xx on two ISPs of three is DEGRADED",
+    nodes: set(grid(), (n) => n.isp !== "isp-c", { serverError: 10, ok: 40 }),
+    state: S.DEGRADED,
+    faults: [],
+  },
+  {
+    name: "a region fault ramping up (its nodes at 40%) is not an origin DEGRADED",
+    nodes: set(grid(), inRegion("eu"), { connectRefused: 20, ok: 30 }),
+    state: S.HEALTHY,
+    faults: [],
+  },
   { name: "5% 5xx everywhere stays HEALTHY", nodes: set(grid(), all, { serverError: 2, ok: 38 }), state: S.HEALTHY, faults: [] },
   {
     name: "low traffic (one request per node) with a single error is HEALTHY",
@@ -258,6 +276,7 @@ for (const c of cases) {
     if (c.faults) assert.equal(faultsOf(v), c.faults, v.reason);
     if (c.state === S.DOWN) assert.equal(v.faults, [], "DOWN lists no localised faults");
     if (c.needsConfirmation !== undefined) assert.is(v.needsConfirmation, c.needsConfirmation, v.reason);
+    if (c.confirmation) assert.ok(v.doubt, "a confirmation is used only in doubt");
     assert.ok(v.reason.length > 10, "a reason in plain words");
   });
 }

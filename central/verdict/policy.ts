@@ -23,7 +23,7 @@
  *     probes from other ISPs say "origin up" (ISP fault) or "origin down" (DOWN).
  *  6. DEGRADED when the rest of the fleet (not covered by a fault) has a failure
  *     ratio above degraded_fail_ratio with enough volume and failures, or a p95
- *     TTFB above the latency bar that spans ISPs the same way DOWN does.
+ *     TTFB above the latency bar, either spanning ISPs the same way DOWN does.
  */
 import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
 import { FaultScope, OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
@@ -84,7 +84,9 @@ export interface Verdict {
   failures: number;
   failureRatio: number;
   p95TtfbMs: number;
-  /** The only ISP with traffic is failing and no probe has settled it. */
+  /** Faults but nothing healthy with traffic shows the origin answers (step 5). */
+  doubt: boolean;
+  /** In doubt and no probe has settled it. */
   needsConfirmation: boolean;
   /** The ISP in doubt (set with needsConfirmation, and when a confirmation was used). */
   suspectIsp: string;
@@ -244,6 +246,7 @@ export function evaluate(input: PolicyInput): Verdict {
     failures,
     failureRatio: ratio(failures, requests),
     p95TtfbMs: p95(fleetTtfb),
+    doubt: false,
     needsConfirmation: false,
     suspectIsp: "",
     reason: "",
@@ -326,6 +329,7 @@ export function evaluate(input: PolicyInput): Verdict {
   const witness = resReq >= t.minRequests && resRatio < t.failRatio;
   if (verdict.faults.length > 0 && !witness) {
     const single = withTraffic.length === 1 && withTraffic[0].failing ? withTraffic[0] : undefined;
+    verdict.doubt = true;
     verdict.suspectIsp = single?.key ?? "";
     if (input.confirmation === "origin-down") {
       verdict.state = OriginState.DOWN;
@@ -351,9 +355,15 @@ export function evaluate(input: PolicyInput): Verdict {
 
   // Step 6: DEGRADED over the rest of the fleet.
   const minFailures = Math.max(2, Math.ceil(t.minRequests / 2));
-  const ratioBad = resReq >= t.minRequests && resFail >= minFailures && resRatio > t.degradedFailRatio;
   const resP95 = p95(resTtfb);
-  const latencyBad = resP95 > t.degradedP95TtfbMs && ttfbCount(resTtfb) >= t.minRequests && slowSpansIsps(judged, coveredNodes, t);
+  let ratioBad = resReq >= t.minRequests && resFail >= minFailures && resRatio > t.degradedFailRatio;
+  let latencyBad = resP95 > t.degradedP95TtfbMs && ttfbCount(resTtfb) >= t.minRequests;
+  if (ratioBad || latencyBad) {
+    const byIsp = spans(judged, coveredNodes, t, (n) => n.isp);
+    const byRegion = spans(judged, coveredNodes, t, (n) => n.region);
+    ratioBad &&= byIsp.ratio && byRegion.ratio;
+    latencyBad &&= byIsp.latency && byRegion.latency;
+  }
   const faultWords = verdict.faults.map((f) => `${scopeWord(f.scope)} ${f.key}`).join(", ");
   const rest = verdict.faults.length ? "the rest of the fleet" : "the fleet";
   if (ratioBad || latencyBad) {
@@ -390,25 +400,42 @@ function residual(judged: NodeJudgement[], covered: Set<NodeJudgement>): { resRe
 }
 
 /**
- * Step 6, latency: slowness counts as the origin's only when it spans ISPs the
- * way DOWN does (>= 2 and >= half of the ISPs with TTFB samples), or when
- * there is a single such ISP. One slow ISP among fast ones is its path.
+ * Step 6, breadth: a failure ratio or a latency counts as the origin's only
+ * when it spans ISPs (and regions) the way DOWN does: >= 2 and >= half of
+ * those with traffic in the rest of the fleet, or there is at most one. One
+ * bad ISP or region among good ones is its path (a fault ramping up, or the
+ * tail of a lifted one), not the origin.
  */
-function slowSpansIsps(judged: NodeJudgement[], covered: Set<NodeJudgement>, t: VerdictThresholds): boolean {
-  const byIsp = new Map<string, number[]>();
+function spans(
+  judged: NodeJudgement[],
+  covered: Set<NodeJudgement>,
+  t: VerdictThresholds,
+  label: (n: NodeInput) => string,
+): { ratio: boolean; latency: boolean } {
+  const byIsp = new Map<string, { req: number; fail: number; ttfb: number[] }>();
   for (const n of judged) {
-    if (covered.has(n) || !n.input.ttfb) continue;
-    let h = byIsp.get(n.input.isp);
-    if (!h) byIsp.set(n.input.isp, (h = new Array<number>(NBUCKETS).fill(0)));
-    addTtfb(h, n.input.ttfb);
+    if (covered.has(n)) continue;
+    const key = label(n.input);
+    let s = byIsp.get(key);
+    if (!s) byIsp.set(key, (s = { req: 0, fail: 0, ttfb: new Array<number>(NBUCKETS).fill(0) }));
+    s.req += n.requests;
+    s.fail += n.failures;
+    addTtfb(s.ttfb, n.input.ttfb);
   }
+  let withTraffic = 0;
+  let failing = 0;
   let withSamples = 0;
   let slow = 0;
-  for (const h of byIsp.values()) {
-    if (ttfbCount(h) < t.minRequests) continue;
-    withSamples++;
-    if (p95(h) > t.degradedP95TtfbMs) slow++;
+  for (const s of byIsp.values()) {
+    if (s.req >= t.minRequests) {
+      withTraffic++;
+      if (ratio(s.fail, s.req) > t.degradedFailRatio) failing++;
+    }
+    if (ttfbCount(s.ttfb) >= t.minRequests) {
+      withSamples++;
+      if (p95(s.ttfb) > t.degradedP95TtfbMs) slow++;
+    }
   }
-  if (withSamples <= 1) return true;
-  return slow >= 2 && slow * 2 >= withSamples;
+  const broad = (bad: number, n: number) => n <= 1 || (bad >= 2 && bad * 2 >= n);
+  return { ratio: broad(failing, withTraffic), latency: broad(slow, withSamples) };
 }

@@ -1,0 +1,294 @@
+/**
+ * The verdict engine: every tick (default 1 s) it slides the lookback,
+ * evaluates every origin with the pure policy, asks for confirmation probes
+ * on doubt, runs the incident state machines, and reports what changed
+ * (state changes, incident open / escalate / close) to its listeners.
+ *
+ * It decides; it neither distributes (the ingest sends probe requests for it,
+ * through ProbeTarget) nor stores (VerdictStore listens to its changes).
+ * Timers are unref'd; shutdown() is idempotent and safe before start().
+ */
+import { FaultScope, IncidentKind, OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
+import type { ProbeResult } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { Confirmer } from "./confirmation.js";
+import { type IncidentRecord, type Observation, type Track, isIdle, newTrack, step, subjectOf } from "./hysteresis.js";
+import { LookbackAggregator, type NodeLabels, type WindowLike } from "./lookback.js";
+import { type FaultFinding, type NodeInput, type Verdict, evaluate } from "./policy.js";
+import { ProbeBroker, type ProbeTarget } from "./probe-broker.js";
+import { DEFAULT_SETTINGS, type VerdictSettings } from "./settings.js";
+
+export interface OriginVerdictState {
+  origin: string;
+  state: OriginState;
+  stateSinceMs: number;
+  faults: FaultFinding[];
+  reason: string;
+  confirming: boolean;
+  /** The last full evaluation (figures, breakdown); absent after a restart until the first tick. */
+  verdict?: Verdict;
+  evaluatedMs: number;
+}
+
+export type EngineChange =
+  /** status is a snapshot taken at the change. */
+  | { type: "state"; timeMs: number; origin: string; previous: OriginState; status: OriginVerdictState }
+  | { type: "incident"; timeMs: number; transition: "opened" | "reopened" | "escalated" | "closed"; incident: IncidentRecord };
+
+export interface EngineOptions {
+  /** Settings for an origin (defaults + pushed config + override). */
+  settingsFor?: (origin: string) => VerdictSettings;
+  /** Connected sidecars that route to the origin, for confirmation probes. */
+  probeTargets?: (origin: string) => ProbeTarget[];
+  now?: () => number;
+  /** A node whose last batch is older than this is stale (default 3 windows, at least 3 s). */
+  staleAfterMs?: number;
+  /** After an origin was DOWN, network faults are held this long (default: the lookback). */
+  quietAfterDownMs?: number;
+}
+
+interface OriginRuntime {
+  status: OriginVerdictState;
+  lastDownMs: number;
+  /** Fleet failure ratio at the previous tick (for the ramp guard). */
+  lastRatio: number;
+}
+
+/**
+ * Ramp guard: a DEGRADED verdict while the fleet failure ratio moves by at
+ * least this much per tick is a fault arriving or leaving (which then
+ * localises, or becomes DOWN), not a steady degradation: wait for it to settle.
+ */
+const RAMP_PER_TICK = 0.1;
+
+const KIND_OF_SCOPE: Record<FaultScope, IncidentKind> = {
+  [FaultScope.UNSPECIFIED]: IncidentKind.NODE_FAULT,
+  [FaultScope.NODE]: IncidentKind.NODE_FAULT,
+  [FaultScope.ISP]: IncidentKind.ISP_FAULT,
+  [FaultScope.REGION]: IncidentKind.REGION_FAULT,
+};
+
+export interface TickReport {
+  origins: number;
+  nodes: number;
+  durationMs: number;
+}
+
+export class VerdictEngine {
+  readonly lookback: LookbackAggregator;
+  readonly broker = new ProbeBroker();
+  readonly confirmer: Confirmer;
+  private lastSeen = new Map<string, number>();
+  private origins = new Map<string, OriginRuntime>();
+  /** Tracks by origin, then subject ("" = the origin track). */
+  private tracks = new Map<string, Map<string, Track>>();
+  private listeners: Array<(c: EngineChange) => void> = [];
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly now: () => number;
+  private readonly settingsFor: (origin: string) => VerdictSettings;
+  lastTick: TickReport = { origins: 0, nodes: 0, durationMs: 0 };
+
+  constructor(private opts: EngineOptions = {}) {
+    this.now = opts.now ?? Date.now;
+    this.settingsFor = opts.settingsFor ?? (() => DEFAULT_SETTINGS);
+    this.lookback = new LookbackAggregator(this.settingsFor("").lookbackMs);
+    this.confirmer = new Confirmer(this.broker, this.now);
+  }
+
+  onChange(fn: (c: EngineChange) => void): void {
+    this.listeners.push(fn);
+  }
+
+  private emit(c: EngineChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(c);
+      } catch {
+        /* a listener's failure must not stop the engine */
+      }
+    }
+  }
+
+  /** Window summaries of one batch from one node (already deduplicated by the ingest). */
+  observe(node: NodeLabels, windows: Iterable<WindowLike>, nowMs = this.now()): void {
+    this.lastSeen.set(node.nodeId, nowMs);
+    for (const w of windows) this.lookback.add(node, w);
+  }
+
+  /** A node is alive (hello, empty batch): keeps it from going stale. */
+  touch(nodeId: string, nowMs = this.now()): void {
+    this.lastSeen.set(nodeId, nowMs);
+  }
+
+  onProbeResult(nodeId: string, r: ProbeResult): boolean {
+    return this.broker.onResult(nodeId, r);
+  }
+
+  /** Restore what survived a restart: verdict states and tracks with open (or flap-window) incidents. */
+  restore(statuses: OriginVerdictState[], tracks: Track[]): void {
+    for (const s of statuses) this.origins.set(s.origin, { status: { ...s, confirming: false, verdict: undefined }, lastDownMs: 0, lastRatio: 0 });
+    for (const t of tracks) this.trackMap(t.origin).set(t.subject, t);
+  }
+
+  status(origin: string): OriginVerdictState | undefined {
+    return this.origins.get(origin)?.status;
+  }
+
+  statuses(): OriginVerdictState[] {
+    return [...this.origins.values()].map((o) => o.status);
+  }
+
+  /** Every track that holds an incident (open, or closed within its flap window). */
+  tracksWithIncidents(): Track[] {
+    const out: Track[] = [];
+    for (const m of this.tracks.values()) for (const t of m.values()) if (t.incident) out.push(t);
+    return out;
+  }
+
+  openIncidents(): IncidentRecord[] {
+    return this.tracksWithIncidents()
+      .map((t) => t.incident!)
+      .filter((i) => i.open);
+  }
+
+  private trackMap(origin: string): Map<string, Track> {
+    let m = this.tracks.get(origin);
+    if (!m) this.tracks.set(origin, (m = new Map()));
+    return m;
+  }
+
+  start(intervalMs = 1000): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setInterval(() => this.tick(), intervalMs);
+    this.timer.unref();
+  }
+
+  shutdown(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  tick(nowMs = this.now()): TickReport {
+    const t0 = performance.now();
+    this.lookback.setLookback(this.settingsFor("").lookbackMs);
+    this.lookback.advance(nowMs);
+    const names = new Set<string>(this.lookback.origins());
+    for (const o of this.origins.keys()) names.add(o);
+    for (const o of this.tracks.keys()) names.add(o);
+    let nodes = 0;
+    for (const origin of names) nodes += this.evaluateOrigin(origin, nowMs);
+    this.lastTick = { origins: names.size, nodes, durationMs: performance.now() - t0 };
+    return this.lastTick;
+  }
+
+  private staleAfter(s: VerdictSettings): number {
+    return this.opts.staleAfterMs ?? Math.max(3000, 3 * s.windowMs);
+  }
+
+  private evaluateOrigin(origin: string, nowMs: number): number {
+    const s = this.settingsFor(origin);
+    const staleAfter = this.staleAfter(s);
+    const raw = this.lookback.nodes(origin);
+    const nodes: NodeInput[] = raw.map((n) => ((this.lastSeen.get(n.nodeId) ?? 0) < nowMs - staleAfter ? { ...n, stale: true } : n));
+    let confirmation = this.confirmer.confirmation(origin);
+    let v = evaluate({ nodes, thresholds: s.thresholds, confirmation });
+    let hold = false;
+    if (v.doubt) {
+      const targets = () => (this.opts.probeTargets ? this.opts.probeTargets(origin) : []);
+      const asked = this.confirmer.request(origin, v.suspectIsp, s.probe, targets());
+      if (!confirmation) {
+        // No answer yet: hold incidents while a round is under way; otherwise decide on the passive data alone.
+        hold = asked === "started" || asked === "pending";
+      }
+    } else if (confirmation) {
+      this.confirmer.clear(origin);
+      confirmation = undefined;
+    }
+
+    let rt = this.origins.get(origin);
+    if (!rt) {
+      rt = {
+        status: { origin, state: OriginState.NO_DATA, stateSinceMs: nowMs, faults: [], reason: "", confirming: false, evaluatedMs: 0 },
+        lastDownMs: 0,
+        lastRatio: v.failureRatio,
+      };
+      this.origins.set(origin, rt);
+    }
+    const st = rt.status;
+    st.verdict = v;
+    st.evaluatedMs = nowMs;
+    st.confirming = hold;
+    const ramping = v.state === OriginState.DEGRADED && Math.abs(v.failureRatio - rt.lastRatio) >= RAMP_PER_TICK;
+    rt.lastRatio = v.failureRatio;
+    if (!hold && ramping) {
+      st.reason = `${v.reason} — failure ratio moving fast, waiting for it to settle`;
+    } else if (!hold) {
+      const previous = st.state;
+      st.faults = v.faults;
+      st.reason = v.reason;
+      if (v.state !== previous) {
+        st.state = v.state;
+        st.stateSinceMs = nowMs;
+        this.emit({ type: "state", timeMs: nowMs, origin, previous, status: { ...st } });
+      }
+    } else {
+      st.reason = `${v.reason} — confirming with probes from other ISPs`;
+    }
+    if (st.state === OriginState.DOWN) rt.lastDownMs = nowMs;
+
+    this.runTracks(origin, v, hold, hold || ramping, rt, s, nowMs);
+    return nodes.length;
+  }
+
+  private runTracks(origin: string, v: Verdict, hold: boolean, holdOrigin: boolean, rt: OriginRuntime, s: VerdictSettings, nowMs: number): void {
+    const tracks = this.trackMap(origin);
+    // The origin track: DOWN and DEGRADED are one incident (escalating), so flapping is one incident.
+    let originObs: Observation;
+    if (holdOrigin) originObs = "hold";
+    else if (v.state === OriginState.DOWN || v.state === OriginState.DEGRADED) {
+      originObs = {
+        bad: true,
+        kind: v.state === OriginState.DOWN ? IncidentKind.ORIGIN_DOWN : IncidentKind.ORIGIN_DEGRADED,
+        failureRatio: v.failureRatio,
+        p95TtfbMs: v.p95TtfbMs,
+        summary: v.reason,
+      };
+    } else originObs = { bad: false };
+    this.advanceTrack(tracks, origin, "", originObs, s, nowMs);
+
+    // Network tracks: held while probes are out and around an origin DOWN (its onset and recovery
+    // pass through partial failures that must not open network incidents).
+    const quiet = this.opts.quietAfterDownMs ?? s.lookbackMs;
+    const networkHold = hold || v.state === OriginState.DOWN || nowMs - rt.lastDownMs <= quiet;
+    const seen = new Set<string>();
+    if (!networkHold) {
+      for (const f of v.faults) {
+        const kind = KIND_OF_SCOPE[f.scope];
+        const subject = subjectOf(kind, f.key);
+        seen.add(subject);
+        const p95 = (f.scope === FaultScope.NODE ? v.nodes : f.scope === FaultScope.ISP ? v.isps : v.regions).find((x) => x.key === f.key)?.p95TtfbMs ?? 0;
+        this.advanceTrack(tracks, origin, subject, { bad: true, kind, failureRatio: f.failureRatio, p95TtfbMs: p95, summary: `${origin}: ${f.reason}` }, s, nowMs);
+      }
+    }
+    for (const [subject, t] of [...tracks]) {
+      if (subject === "" || seen.has(subject)) continue;
+      this.advanceTrack(tracks, origin, subject, networkHold ? "hold" : { bad: false }, s, nowMs);
+      if (isIdle(tracks.get(subject) ?? t, nowMs, s.hysteresis)) tracks.delete(subject);
+    }
+    const ot = tracks.get("");
+    if (ot && isIdle(ot, nowMs, s.hysteresis)) tracks.delete("");
+    if (tracks.size === 0) this.tracks.delete(origin);
+    // An origin with no traffic, no incident and no state worth keeping is forgotten.
+    if (!tracks.size && v.state === OriginState.NO_DATA && rt.status.state === OriginState.NO_DATA && nowMs - rt.status.stateSinceMs > 10 * 60_000) {
+      this.origins.delete(origin);
+    }
+  }
+
+  private advanceTrack(tracks: Map<string, Track>, origin: string, subject: string, obs: Observation, s: VerdictSettings, nowMs: number): void {
+    const before = tracks.get(subject) ?? newTrack(origin, subject);
+    const r = step(before, obs, nowMs, s.hysteresis);
+    tracks.set(subject, r.track);
+    if (r.transition) this.emit({ type: "incident", timeMs: nowMs, transition: r.transition, incident: { ...r.track.incident! } });
+  }
+}
