@@ -53,6 +53,8 @@ export interface SidecarConfig {
   caFile?: string;
   /** Idle keep-alive timeout for cache connections. */
   keepAliveTimeoutMs: number;
+  /** DNS server (HOST:PORT) for origin names instead of the system resolver. */
+  resolver?: HostPort;
 }
 
 /** Origin fields as accepted from flags or the config file (durations in ms). */
@@ -88,6 +90,7 @@ export interface SidecarConfigInput {
   caFile?: unknown;
   preserveHost?: unknown;
   keepAliveTimeoutMs?: unknown;
+  resolver?: unknown;
 }
 
 export const DEFAULTS = {
@@ -247,5 +250,6 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
     maxHeaderSize: int("maxHeaderSize", input.maxHeaderSize, DEFAULTS.maxHeaderSize, 1024, 1024 * 1024),
     caFile,
     keepAliveTimeoutMs: int("keepAliveTimeoutMs", input.keepAliveTimeoutMs, DEFAULTS.keepAliveTimeoutMs, 1000, 3_600_000),
+    resolver: input.resolver === undefined || input.resolver === null || input.resolver === "" ? undefined : parseHostPort("resolver", input.resolver),
   };
 }

@@ -193,6 +193,7 @@ interface SidecarFlags {
   trustedPeers?: string;
   upstreamHost?: boolean;
   maxBufferedBatches?: string;
+  resolver?: string;
 }
 
 /** Flags over the --config file over defaults; origins from both are combined. */
@@ -226,6 +227,7 @@ export function configFromFlags(flags: SidecarFlags): SidecarConfig {
     trustedPeers: flags.trustedPeers ?? file.trustedPeers,
     preserveHost: flags.upstreamHost ? false : file.preserveHost,
     maxBufferedBatches: flags.maxBufferedBatches ?? file.maxBufferedBatches,
+    resolver: flags.resolver ?? file.resolver,
   });
 }
 
@@ -251,6 +253,7 @@ export function registerSidecar(program: Command): void {
     .option("--trusted-peers <list>", "peers whose X-Forwarded-For is appended to: loopback, IPs, CIDRs (default loopback)")
     .option("--upstream-host", "send the upstream URL's host instead of preserving the cache's Host")
     .option("--max-buffered-batches <n>", "unacknowledged batches kept for replay (default 600)")
+    .option("--resolver <host:port>", "DNS server for origin names (default: the system resolver)")
     .action(async (flags: SidecarFlags) => {
       const log = pino({ base: { component: "sidecar" } });
       let sidecar: Sidecar;

@@ -52,6 +52,8 @@ export interface Origin {
   openConnections(): number;
   /** The last 1,000 requests (body kept up to 1 MiB each). */
   log: RecordedRequest[];
+  /** TLS only: the SNI name of each accepted connection ("" when none). */
+  sniNames: string[];
   setMode(mode: OriginMode): Promise<void>;
   mode(): OriginMode;
   resetCounts(): void;
@@ -102,6 +104,7 @@ export async function startOrigin(opts: StartOriginOptions = {}): Promise<Origin
   server.keepAliveTimeout = 30_000;
   const onConn = (s: Socket) => {
     origin.connections++;
+    if (opts.tls) origin.sniNames.push(String((s as Socket & { servername?: string | false }).servername || ""));
     sockets.add(s);
     s.on("error", () => {});
     s.once("close", () => sockets.delete(s));
@@ -121,6 +124,7 @@ export async function startOrigin(opts: StartOriginOptions = {}): Promise<Origin
     connections: 0,
     requests: 0,
     log: [],
+    sniNames: [],
     server,
     openConnections: () => sockets.size,
     mode: () => mode,
@@ -128,6 +132,7 @@ export async function startOrigin(opts: StartOriginOptions = {}): Promise<Origin
       origin.connections = 0;
       origin.requests = 0;
       origin.log.length = 0;
+      origin.sniNames.length = 0;
     },
     async setMode(next) {
       mode = next;

@@ -13,6 +13,8 @@ import { readFileSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import { TLSSocket, rootCertificates } from "node:tls";
 import httpProxy from "http-proxy";
+import { Resolver } from "node:dns";
+import type { LookupFunction } from "node:net";
 import type { OriginConfig, SidecarConfig } from "../config.js";
 import { SidecarError } from "../errors.js";
 import type { Recorder } from "../recorder/recorder.js";
@@ -51,7 +53,7 @@ export interface HopObserver {
 }
 
 export interface HopOptions {
-  config: Pick<SidecarConfig, "origins" | "trustedPeers">;
+  config: Pick<SidecarConfig, "origins" | "trustedPeers" | "resolver">;
   recorder: Recorder;
   observer?: HopObserver;
   /** Logged once per distinct problem; never on the hot path for normal traffic. */
@@ -109,8 +111,9 @@ type WithCtx = IncomingMessage & { [CTX]?: Ctx };
  */
 let pendingAttach: ((creq: ClientRequest) => void) | undefined;
 
-function hookedAgent(origin: OriginConfig): http.Agent {
+function hookedAgent(origin: OriginConfig, lookup: LookupFunction | undefined): http.Agent {
   const opts = {
+    lookup,
     keepAlive: true,
     maxSockets: origin.maxSockets,
     maxFreeSockets: origin.maxFreeSockets,
@@ -143,6 +146,33 @@ function hookedAgent(origin: OriginConfig): http.Agent {
 }
 
 
+/**
+ * net `lookup` through a specific DNS server. Errors keep getaddrinfo's
+ * vocabulary (ENOTFOUND for "no such name", EAI_AGAIN for the rest) so the
+ * outcome table sees a DNS failure, never e.g. the resolver's ECONNREFUSED.
+ */
+function resolverLookup(server: { host: string; port: number }): LookupFunction {
+  const resolver = new Resolver({ timeout: 2000, tries: 2 });
+  resolver.setServers([`${server.host.includes(":") ? `[${server.host}]` : server.host}:${server.port}`]);
+  return ((hostname: string, options: { all?: boolean; family?: number }, cb: (...a: unknown[]) => void) => {
+    const fail = (err: NodeJS.ErrnoException) => {
+      const code = err.code === "ENOTFOUND" || err.code === "ENODATA" ? "ENOTFOUND" : "EAI_AGAIN";
+      cb(Object.assign(new Error(`dns ${hostname}: ${err.code ?? err.message}`), { code, hostname, syscall: "getaddrinfo" }));
+    };
+    const done = (addrs: string[], family: 4 | 6) => {
+      if (options?.all) cb(null, addrs.map((address) => ({ address, family })));
+      else cb(null, addrs[0], family);
+    };
+    resolver.resolve4(hostname, (err, a4) => {
+      if (!err && a4.length) return done(a4, 4);
+      resolver.resolve6(hostname, (err6, a6) => {
+        if (!err6 && a6.length) return done(a6, 6);
+        fail((err ?? err6 ?? Object.assign(new Error("no address"), { code: "ENOTFOUND" })) as NodeJS.ErrnoException);
+      });
+    });
+  }) as unknown as LookupFunction;
+}
+
 export function createHop(opts: HopOptions): Hop {
   const { recorder, observer } = opts;
   const router: Router = createRouter(opts.config.origins);
@@ -152,7 +182,7 @@ export function createHop(opts: HopOptions): Hop {
   let closed = false;
 
   for (const origin of opts.config.origins) {
-    const agent = hookedAgent(origin);
+    const agent = hookedAgent(origin, opts.config.resolver ? resolverLookup(opts.config.resolver) : undefined);
     const proxy = httpProxy.createProxyServer({
       target: origin.url.href,
       agent,
