@@ -1,0 +1,131 @@
+/**
+ * Per-minute history rollups for GetOriginHistory: requests, failures, TTFB
+ * buckets and the worst state seen, per origin and minute. Windows are added
+ * as they arrive (late ones merge into their minute); dirty minutes are
+ * written every flush, merged with what the store already holds (so a restart
+ * or a late replay adds to a minute instead of replacing it). Rollups older
+ * than the retention are pruned.
+ */
+import type { Histogram, OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
+import { addCounts, failuresOf, requestsOf, zeroCounts } from "./counts.js";
+import { bucketsOf } from "./lookback.js";
+import type { RollupRecord, VerdictStore } from "./verdict-store.js";
+
+export const MINUTE_MS = 60_000;
+
+interface Open {
+  origin: string;
+  minuteMs: number;
+  rec: RollupRecord;
+  dirty: boolean;
+  /** Already merged with the stored record (later flushes overwrite). */
+  merged: boolean;
+  touchedMs: number;
+}
+
+export interface HistoryPointData {
+  timeMs: number;
+  requests: number;
+  failures: number;
+  failureRatio: number;
+  p95TtfbMs: number;
+  state: number;
+}
+
+function mergeInto(a: RollupRecord, b: RollupRecord): void {
+  a.requests += b.requests;
+  a.failures += b.failures;
+  for (const [i, n] of Object.entries(b.ttfb)) a.ttfb[Number(i)] = (a.ttfb[Number(i)] ?? 0) + n;
+  a.state = Math.max(a.state, b.state);
+}
+
+function pointOf(minuteMs: number, r: RollupRecord): HistoryPointData {
+  const buckets = new Array<number>(DEFAULT_BOUNDS_MS.length + 1).fill(0);
+  for (const [i, n] of Object.entries(r.ttfb)) buckets[Number(i)] = n;
+  return {
+    timeMs: minuteMs,
+    requests: r.requests,
+    failures: r.failures,
+    failureRatio: r.requests > 0 ? r.failures / r.requests : 0,
+    p95TtfbMs: quantileOf(DEFAULT_BOUNDS_MS, buckets, 0.95),
+    state: r.state,
+  };
+}
+
+export class HistoryRollups {
+  private open = new Map<string, Open>();
+
+  constructor(private store: VerdictStore, readonly retentionMs: number) {}
+
+  private entry(origin: string, minuteMs: number, nowMs: number): Open {
+    const k = `${origin}\u0000${minuteMs}`;
+    let e = this.open.get(k);
+    if (!e) {
+      e = { origin, minuteMs, rec: { requests: 0, failures: 0, ttfb: {}, state: 0 }, dirty: false, merged: false, touchedMs: nowMs };
+      this.open.set(k, e);
+    }
+    e.touchedMs = nowMs;
+    return e;
+  }
+
+  addWindow(origin: string, startMs: number, counts: OutcomeCounts | undefined, ttfb: Histogram | undefined, nowMs = Date.now()): void {
+    if (startMs < nowMs - this.retentionMs) return;
+    const e = this.entry(origin, Math.floor(startMs / MINUTE_MS) * MINUTE_MS, nowMs);
+    const c = addCounts(zeroCounts(), counts ?? zeroCounts());
+    e.rec.requests += requestsOf(c);
+    e.rec.failures += failuresOf(c);
+    const b = bucketsOf(ttfb);
+    if (b) for (let i = 0; i < b.length; i++) if (b[i]) e.rec.ttfb[i] = (e.rec.ttfb[i] ?? 0) + b[i];
+    e.dirty = true;
+  }
+
+  noteState(origin: string, nowMs: number, state: number): void {
+    const e = this.entry(origin, Math.floor(nowMs / MINUTE_MS) * MINUTE_MS, nowMs);
+    if (state > e.rec.state) {
+      e.rec.state = state;
+      e.dirty = true;
+    }
+  }
+
+  /** Write dirty minutes; forget minutes untouched for 3 minutes. */
+  async flush(nowMs = Date.now()): Promise<void> {
+    for (const [k, e] of this.open) {
+      if (e.dirty) {
+        e.dirty = false;
+        if (!e.merged) {
+          const stored = await this.store.getRollup(e.origin, e.minuteMs);
+          if (stored) mergeInto(e.rec, stored);
+          e.merged = true;
+        }
+        await this.store.putRollup(e.origin, e.minuteMs, { ...e.rec, ttfb: { ...e.rec.ttfb } });
+      }
+      if (nowMs - e.touchedMs > 3 * MINUTE_MS && !e.dirty) this.open.delete(k);
+    }
+  }
+
+  prune(nowMs = Date.now()): Promise<void> {
+    const cutoff = nowMs - this.retentionMs;
+    for (const [k, e] of this.open) if (e.minuteMs < cutoff) this.open.delete(k);
+    return this.store.pruneRollups(cutoff);
+  }
+
+  /** Points per minute in [fromMs, toMs], stored and in-memory merged. */
+  async query(origin: string, fromMs: number, toMs: number): Promise<HistoryPointData[]> {
+    const from = Math.floor(fromMs / MINUTE_MS) * MINUTE_MS;
+    const byMinute = new Map<number, RollupRecord>();
+    for (const [m, r] of await this.store.rollupRange(origin, from, toMs)) byMinute.set(m, { ...r, ttfb: { ...r.ttfb } });
+    for (const e of this.open.values()) {
+      if (e.origin !== origin || e.minuteMs < from || e.minuteMs > toMs) continue;
+      if (e.merged) {
+        // The stored record already includes everything but the unflushed part: take the in-memory one.
+        byMinute.set(e.minuteMs, { ...e.rec, ttfb: { ...e.rec.ttfb } });
+      } else {
+        const base = byMinute.get(e.minuteMs);
+        if (base) mergeInto(base, e.rec);
+        else byMinute.set(e.minuteMs, { ...e.rec, ttfb: { ...e.rec.ttfb } });
+      }
+    }
+    return [...byMinute.entries()].sort(([a], [b]) => a - b).map(([m, r]) => pointOf(m, r));
+  }
+}
