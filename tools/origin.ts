@@ -98,7 +98,10 @@ export async function startOrigin(opts: StartOriginOptions = {}): Promise<Origin
     });
     req.on("error", () => {});
     res.on("error", () => {});
-    serve(mode, req, res);
+    const m = mode;
+    // ok/status answer once the request body is in (an echo-like origin); the rest act at once
+    if ((m.kind === "ok" || m.kind === "status") && !req.complete) req.once("end", () => serve(m, req, res));
+    else serve(m, req, res);
   };
   const server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, handler) : http.createServer(handler);
   server.keepAliveTimeout = 30_000;
