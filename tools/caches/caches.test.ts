@@ -1,0 +1,126 @@
+/**
+ * End-to-end with the real caches: nginx and varnishd run the example configs
+ * in this folder in front of a real sidecar process and a controllable origin.
+ * Runs whenever the binaries exist; with ORIGINWATCH_REQUIRE_CACHES=1 (CI) a
+ * missing binary is a failure, not a skip.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { startOrigin } from "../origin.js";
+import { request } from "../test/http-request.js";
+import { eventually, startOriginwatch, type Proc } from "../test/proc.js";
+import { deadPort } from "../test/sidecar-harness.js";
+import { NGINX_BIN, VARNISHD_BIN, binaryWorks, startNginx, startVarnish } from "./render.js";
+
+const NAME = "www.example.com";
+const REQUIRE = process.env.ORIGINWATCH_REQUIRE_CACHES === "1";
+
+async function startSidecarProc(originUrl: string): Promise<Proc> {
+  return startOriginwatch([
+    "sidecar",
+    "--central", `http://127.0.0.1:${await deadPort()}`,
+    "--listen", "127.0.0.1:0",
+    "--admin", "127.0.0.1:0",
+    "--node-id", "edge-cache-e2e",
+    "--isp", "isp-a",
+    "--region", "eu",
+    "--origin", `${NAME}=${originUrl}`,
+  ]);
+}
+
+/** requests_total for the origin and outcome, from the sidecar's /metrics. */
+async function sidecarCount(sc: Proc, outcome = "ok"): Promise<number> {
+  const text = (await request(String(sc.ready.admin), { path: "/metrics" })).body.toString();
+  const m = new RegExp(`originwatch_sidecar_requests_total\\{origin="${NAME.replace(/\./g, "\\.")}",outcome="${outcome}"\\} (\\d+)`).exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+function requireBinary(bin: string, arg: string): boolean {
+  if (binaryWorks(bin, arg)) return true;
+  if (REQUIRE) {
+    test(`${bin} is installed (ORIGINWATCH_REQUIRE_CACHES=1)`, () => {
+      assert.unreachable(`${bin} is missing or not runnable, and ORIGINWATCH_REQUIRE_CACHES=1`);
+    });
+  } else {
+    process.stderr.write(`caches e2e: ${bin} not found; its tests do not run here (set ORIGINWATCH_REQUIRE_CACHES=1 to make that a failure)\n`);
+  }
+  return false;
+}
+
+if (requireBinary(NGINX_BIN, "-v")) {
+  test("nginx: hits never reach the sidecar, each miss is counted once, and with the sidecar killed nginx serves through the origin backup", async () => {
+    const o = await startOrigin({ mode: { kind: "ok", body: "from-origin\n", headers: { "cache-control": "max-age=600" } } });
+    const sc = await startSidecarProc(o.url);
+    const ngx = await startNginx({ sidecar: sc.address, origin: `127.0.0.1:${o.port}`, host: NAME });
+    const get = (path: string) => request(ngx.address, { path, headers: { host: NAME } });
+    try {
+      const a1 = await get("/a");
+      assert.is(a1.status, 200, ngx.log());
+      assert.is(a1.body.toString(), "from-origin\n");
+      assert.is(a1.headers["x-cache-status"], "MISS");
+      const a2 = await get("/a");
+      assert.is(a2.headers["x-cache-status"], "HIT");
+      const b1 = await get("/b");
+      assert.is(b1.headers["x-cache-status"], "MISS");
+      for (let i = 0; i < 5; i++) assert.is((await get("/b")).headers["x-cache-status"], "HIT");
+      assert.is(await eventually(() => sidecarCount(sc).then((n) => (n === 2 ? n : 0))), 2, "misses counted exactly once each");
+      assert.is(o.requests, 2, "hits never reached the origin");
+      assert.is(o.log[0].headers.host, NAME);
+      assert.match(String(o.log[0].headers["x-forwarded-for"]), /127\.0\.0\.1/);
+
+      await sc.stop("SIGKILL");
+      const c1 = await get("/c");
+      assert.is(c1.status, 200, `backup path failed: ${ngx.log()}`);
+      assert.is(c1.body.toString(), "from-origin\n");
+      assert.is(o.requests, 3, "served by the origin directly");
+      const c2 = await get("/d");
+      assert.is(c2.status, 200);
+    } finally {
+      await ngx.stop();
+      await sc.stop();
+      await o.close();
+    }
+  });
+
+  test("nginx: a 5xx from the origin (through the sidecar) is not retried on the backup", async () => {
+    const o = await startOrigin({ mode: { kind: "status", status: 503 } });
+    const sc = await startSidecarProc(o.url);
+    const ngx = await startNginx({ sidecar: sc.address, origin: `127.0.0.1:${o.port}`, host: NAME });
+    try {
+      const r = await request(ngx.address, { path: "/x", headers: { host: NAME } });
+      assert.is(r.status, 503);
+      assert.is(o.requests, 1, "one attempt only");
+      assert.is(await eventually(() => sidecarCount(sc, "server_error").then((n) => (n === 1 ? n : 0))), 1);
+    } finally {
+      await ngx.stop();
+      await sc.stop();
+      await o.close();
+    }
+  });
+}
+
+if (requireBinary(VARNISHD_BIN, "-V")) {
+  test("varnish: hits never reach the sidecar and each miss is counted once", async () => {
+    const o = await startOrigin({ mode: { kind: "ok", body: "from-origin\n", headers: { "cache-control": "max-age=600" } } });
+    const sc = await startSidecarProc(o.url);
+    const v = await startVarnish({ sidecar: sc.address });
+    const get = (path: string) => request(v.address, { path, headers: { host: NAME } });
+    try {
+      const a1 = await get("/a");
+      assert.is(a1.status, 200, v.log());
+      assert.is(a1.headers["x-cache"], "MISS");
+      for (let i = 0; i < 5; i++) assert.is((await get("/a")).headers["x-cache"], "HIT");
+      assert.is((await get("/b")).headers["x-cache"], "MISS");
+      assert.is((await get("/b")).headers["x-cache"], "HIT");
+      assert.is(await eventually(() => sidecarCount(sc).then((n) => (n === 2 ? n : 0))), 2);
+      assert.is(o.requests, 2);
+      assert.is(o.log[0].headers.host, NAME);
+    } finally {
+      await v.stop();
+      await sc.stop();
+      await o.close();
+    }
+  });
+}
+
+test.run();
