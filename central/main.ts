@@ -1,6 +1,123 @@
+/**
+ * The central plane: wires ingest, store, query and the one-port server.
+ * startCentral() is used by the CLI, the demo and tests; it returns a handle
+ * whose close() is idempotent.
+ */
 import type { Command } from "commander";
+import type { ConnectRouter } from "@connectrpc/connect";
+import pino, { type Logger } from "pino";
+import { Health } from "../proto/gen/grpc/health/v1/health_pb.js";
+import * as reflV1 from "../proto/gen/grpc/reflection/v1/reflection_pb.js";
+import * as reflV1alpha from "../proto/gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { ConfigService } from "../proto/gen/originwatch/v1/config_pb.js";
+import { IngestService } from "../proto/gen/originwatch/v1/ingest_pb.js";
+import { QueryService } from "../proto/gen/originwatch/v1/query_pb.js";
+import { type CentralConfig, parseHostPort, validateCentralConfig } from "./config.js";
+import { CentralError } from "./errors.js";
+import { Committer } from "./ingest/committer.js";
+import { Ingest } from "./ingest/ingest-service.js";
+import { WindowStore } from "./ingest/window-store.js";
+import { type QueryDeps, placeholderStatus, queryService } from "./query/query-service.js";
+import { HealthState, healthService } from "./server/health.js";
+import { ReflectionIndex, reflectionV1, reflectionV1alpha } from "./server/reflection.js";
+import { startServer } from "./server/server.js";
+import { LevelStore } from "./store/level-store.js";
+
+export interface Central {
+  address: string;
+  config: CentralConfig;
+  store: LevelStore;
+  ingest: Ingest;
+  query: QueryDeps;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+/** Services announced by reflection and health. */
+export const SERVED_SERVICES = [IngestService, QueryService, ConfigService, Health, reflV1.ServerReflection, reflV1alpha.ServerReflection];
+
+export async function startCentral(partial: Partial<CentralConfig>, log: Logger = pino({ base: { component: "central" } })): Promise<Central> {
+  const config = validateCentralConfig(partial);
+  const { host, port } = parseHostPort("listen", config.listen);
+  const store = await LevelStore.open(config.data);
+  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  try {
+    const [totals, highWater, nodeList] = await Promise.all([store.loadTotals(), store.loadHighWater(), store.loadNodes()]);
+    const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
+    const windows = new WindowStore(config.windowRetentionMs);
+    const committer = new Committer(store, totals);
+    const ingest = new Ingest({ totals, highWater, nodes, windows, committer, log });
+    const lookbackMs = () => config.lookbackMs;
+    const query: QueryDeps = { totals, nodes, windows, ingest, lookbackMs, status: placeholderStatus(windows, lookbackMs) };
+    const index = new ReflectionIndex(SERVED_SERVICES);
+    const health = new HealthState(index.serviceNames());
+    const routes = (router: ConnectRouter) => {
+      router.service(IngestService, ingest.impl());
+      router.service(QueryService, queryService(query));
+      router.service(Health, healthService(health));
+      router.service(reflV1.ServerReflection, reflectionV1(index));
+      router.service(reflV1alpha.ServerReflection, reflectionV1alpha(index));
+    };
+    server = await startServer({ host, port, routes, maxMessageBytes: config.maxMessageBytes });
+    const pruner = setInterval(() => windows.prune(Date.now()), 5_000);
+    pruner.unref();
+    const address = server.address;
+    log.info({ address, data: config.data }, "listening");
+    let closing: Promise<void> | undefined;
+    const srv = server;
+    return {
+      address,
+      config,
+      store,
+      ingest,
+      query,
+      log,
+      close() {
+        closing ??= (async () => {
+          clearInterval(pruner);
+          health.setServing(false);
+          ingest.closeAll();
+          await srv.close();
+          await store.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await server?.close();
+    await store.close();
+    throw err;
+  }
+}
 
 /** Registers `originwatch central`. */
 export function registerCentral(program: Command): void {
-  program.command("central").description("run the central plane (not built yet)");
+  program
+    .command("central")
+    .description("run the central plane: ingest from sidecars, verdicts, query API")
+    .option("--listen <host:port>", "one port for gRPC, gRPC-Web and Connect", "127.0.0.1:7400")
+    .option("--data <dir>", "LevelDB directory", "./data/central")
+    .option("--max-message-bytes <n>", "largest inbound message", (v) => Number(v), 1 << 20)
+    .action(async (opts: { listen: string; data: string; maxMessageBytes: number }) => {
+      const log = pino({ base: { component: "central" } });
+      let central: Central;
+      try {
+        central = await startCentral({ listen: opts.listen, data: opts.data, maxMessageBytes: opts.maxMessageBytes }, log);
+      } catch (err) {
+        const msg = err instanceof CentralError ? `${err.message} [${err.code}]` : String(err);
+        if (err instanceof CentralError) log.fatal({ code: err.code }, msg);
+        else log.fatal({ err }, msg);
+        process.stderr.write(`originwatch central: ${msg}\n`);
+        process.exit(1);
+      }
+      const stop = (signal: string) => {
+        log.info({ signal }, "shutting down");
+        central.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
 }

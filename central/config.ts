@@ -1,0 +1,48 @@
+/**
+ * Options of the central, resolved by validateCentralConfig(partial): fills
+ * defaults and throws a CentralError naming the offending field.
+ */
+import { CentralError } from "./errors.js";
+
+export interface CentralConfig {
+  /** HOST:PORT of the one port serving gRPC, gRPC-Web and Connect. */
+  listen: string;
+  /** LevelDB directory. */
+  data: string;
+  /** Largest inbound message in bytes (RESOURCE_EXHAUSTED above). */
+  maxMessageBytes: number;
+  /** How long recent windows are kept in memory for evaluation. */
+  windowRetentionMs: number;
+  /** Lookback used for the live figures in OriginStatus. */
+  lookbackMs: number;
+}
+
+export const CENTRAL_DEFAULTS: CentralConfig = {
+  listen: "127.0.0.1:7400",
+  data: "./data/central",
+  maxMessageBytes: 1 << 20,
+  windowRetentionMs: 60_000,
+  lookbackMs: 5_000,
+};
+
+export function parseHostPort(field: string, value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
+  if (!m) throw new CentralError("CENTRAL_BAD_CONFIG", `${field} must be HOST:PORT, got "${value}"`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new CentralError("CENTRAL_BAD_CONFIG", `${field} port must be at most 65535, got ${port}`);
+  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
+}
+
+export function validateCentralConfig(partial: Partial<CentralConfig>): CentralConfig {
+  const c: CentralConfig = { ...CENTRAL_DEFAULTS };
+  for (const [k, v] of Object.entries(partial)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
+  parseHostPort("listen", c.listen);
+  if (typeof c.data !== "string" || c.data.length === 0) throw new CentralError("CENTRAL_BAD_CONFIG", "data must be a directory path");
+  for (const f of ["maxMessageBytes", "windowRetentionMs", "lookbackMs"] as const) {
+    if (!Number.isInteger(c[f]) || c[f] <= 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a positive integer, got ${c[f]}`);
+  }
+  if (c.windowRetentionMs < c.lookbackMs) {
+    throw new CentralError("CENTRAL_BAD_CONFIG", `windowRetentionMs (${c.windowRetentionMs}) must be at least lookbackMs (${c.lookbackMs})`);
+  }
+  return c;
+}

@@ -1,0 +1,46 @@
+/**
+ * The central's error vocabulary: stable codes for operators and logs, each
+ * mapped once to a gRPC/Connect status at the RPC boundary.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+
+export type CentralErrorCode =
+  | "CENTRAL_BAD_CONFIG"
+  | "CENTRAL_PORT_IN_USE"
+  | "CENTRAL_DATA_LOCKED"
+  | "CENTRAL_DATA_UNAVAILABLE"
+  | "CENTRAL_HELLO_REQUIRED"
+  | "CENTRAL_BAD_MESSAGE"
+  | "CENTRAL_NOT_FOUND";
+
+const codeToStatus: Record<CentralErrorCode, Code> = {
+  CENTRAL_BAD_CONFIG: Code.InvalidArgument,
+  CENTRAL_PORT_IN_USE: Code.Unavailable,
+  CENTRAL_DATA_LOCKED: Code.Unavailable,
+  CENTRAL_DATA_UNAVAILABLE: Code.Unavailable,
+  CENTRAL_HELLO_REQUIRED: Code.FailedPrecondition,
+  CENTRAL_BAD_MESSAGE: Code.InvalidArgument,
+  CENTRAL_NOT_FOUND: Code.NotFound,
+};
+
+export class CentralError extends Error {
+  constructor(
+    readonly code: CentralErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "CentralError";
+  }
+
+  /** The status a client sees: the code's status, the message a person can act on. */
+  toConnectError(): ConnectError {
+    return new ConnectError(`${this.message} [${this.code}]`, codeToStatus[this.code], undefined, undefined, this);
+  }
+}
+
+/** Convert anything thrown inside a handler to a ConnectError, keeping the cause. */
+export function toConnectError(err: unknown): ConnectError {
+  if (err instanceof CentralError) return err.toConnectError();
+  return ConnectError.from(err);
+}

@@ -1,0 +1,233 @@
+/**
+ * IngestService.Stream: one session per connected sidecar. The sidecar sends
+ * Hello first, then Batches; each batch is counted exactly once (duplicates
+ * by (node_id, seq) are acknowledged but not counted) and acknowledged only
+ * once durable. Outbound messages (acks, config pushes, probe requests) go
+ * through the session's queue, so other parts of the central can send to a
+ * sidecar at any time with Session.send().
+ */
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { EventEmitter } from "node:events";
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import {
+  type Batch,
+  type CentralMessage,
+  CentralMessageSchema,
+  type ConfigAck,
+  type Hello,
+  IngestService,
+  type ProbeResult,
+  type SidecarMessage,
+} from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { completedFailuresOf, completedOf } from "../../proto/outcomes.js";
+import { CentralError, toConnectError } from "../errors.js";
+import type { NodeRecord, OriginTotals } from "../store/level-store.js";
+import { AsyncQueue } from "./async-queue.js";
+import type { Committer } from "./committer.js";
+import { validateBatch, validateHello } from "./validate.js";
+import type { WindowStore } from "./window-store.js";
+
+export interface IngestState {
+  totals: Map<string, OriginTotals>;
+  /** Highest seq counted per node (in memory; persisted by the committer). */
+  highWater: Map<string, bigint>;
+  nodes: Map<string, NodeRecord>;
+  windows: WindowStore;
+  committer: Committer;
+  log: Logger;
+}
+
+export interface IngestEvents {
+  "node-connected": [session: Session];
+  "node-disconnected": [session: Session];
+  "config-ack": [session: Session, ack: ConfigAck];
+  "probe-result": [session: Session, result: ProbeResult];
+  batch: [session: Session, batch: Batch];
+}
+
+/** A live stream from one sidecar. */
+export class Session {
+  readonly id = randomUUID();
+  readonly outbound = new AsyncQueue<CentralMessage>();
+  node: NodeRecord | undefined;
+  hello: Hello | undefined;
+
+  /** Queue a message to the sidecar; false when the session is closed. */
+  send(msg: NonNullable<MessageInitShape<typeof CentralMessageSchema>["kind"]>): boolean {
+    return this.outbound.push(create(CentralMessageSchema, { kind: msg }));
+  }
+
+  close(err?: unknown): void {
+    this.outbound.close(err);
+  }
+
+  get closed(): boolean {
+    return this.outbound.closed;
+  }
+}
+
+export class Ingest extends EventEmitter<IngestEvents> {
+  /** Live sessions by node_id (one per node: a newer one replaces the older). */
+  readonly sessions = new Map<string, Session>();
+
+  constructor(private state: IngestState) {
+    super();
+  }
+
+  impl(): Partial<ServiceImpl<typeof IngestService>> {
+    const self = this;
+    return {
+      async *stream(requests: AsyncIterable<SidecarMessage>) {
+        const session = new Session();
+        const reader = (async () => {
+          for await (const msg of requests) {
+            if (session.closed) break;
+            await self.handle(session, msg);
+          }
+        })().then(
+          () => session.close(),
+          (err) => session.close(toConnectError(err)),
+        );
+        try {
+          yield* session.outbound;
+        } finally {
+          // Not awaiting the reader: when we end the call (replaced session,
+          // shutdown) the client may not have half-closed yet.
+          session.close();
+          self.detach(session);
+          void reader;
+        }
+      },
+    };
+  }
+
+  private async handle(session: Session, msg: SidecarMessage): Promise<void> {
+    switch (msg.kind.case) {
+      case "hello":
+        return this.onHello(session, msg.kind.value);
+      case "batch":
+        if (!session.node) throw new CentralError("CENTRAL_HELLO_REQUIRED", "the first message on a stream must be hello");
+        return this.onBatch(session, msg.kind.value);
+      case "configAck":
+        if (!session.node) throw new CentralError("CENTRAL_HELLO_REQUIRED", "the first message on a stream must be hello");
+        this.emit("config-ack", session, msg.kind.value);
+        return;
+      case "probeResult":
+        if (!session.node) throw new CentralError("CENTRAL_HELLO_REQUIRED", "the first message on a stream must be hello");
+        this.emit("probe-result", session, msg.kind.value);
+        return;
+      default:
+        throw new CentralError("CENTRAL_BAD_MESSAGE", "message has no known kind (empty oneof or a newer sidecar)");
+    }
+  }
+
+  private async onHello(session: Session, hello: Hello): Promise<void> {
+    if (session.node) throw new CentralError("CENTRAL_BAD_MESSAGE", "hello sent twice on one stream");
+    const id = validateHello(hello);
+    const now = Date.now();
+    const prev = this.state.nodes.get(id.nodeId);
+    const node: NodeRecord = {
+      nodeId: id.nodeId,
+      isp: id.isp,
+      region: id.region,
+      version: id.version,
+      origins: [...hello.origins],
+      lastSeenMs: now,
+      connectedSinceMs: now,
+      appliedConfigVersion: hello.appliedConfigVersion.toString(),
+      lastNackReason: prev?.lastNackReason ?? "",
+      bufferedBatches: prev?.bufferedBatches ?? "0",
+      droppedBatches: prev?.droppedBatches ?? "0",
+    };
+    this.state.nodes.set(node.nodeId, node);
+    session.node = node;
+    session.hello = hello;
+    const older = this.sessions.get(node.nodeId);
+    this.sessions.set(node.nodeId, session);
+    if (older && older !== session) {
+      older.close(new ConnectError(`replaced by a newer session of node ${node.nodeId}`, Code.Aborted));
+    }
+    await this.state.committer.commit(node.nodeId, this.state.highWater.get(node.nodeId) ?? 0n, [], node);
+    session.send({
+      case: "welcome",
+      value: { sessionId: session.id, highWaterSeq: this.state.highWater.get(node.nodeId) ?? 0n },
+    });
+    this.state.log.info({ node: node.nodeId, isp: node.isp, region: node.region, session: session.id }, "sidecar connected");
+    this.emit("node-connected", session);
+  }
+
+  private async onBatch(session: Session, batch: Batch): Promise<void> {
+    const node = session.node!;
+    const now = Date.now();
+    validateBatch(batch, now);
+    node.lastSeenMs = now;
+    node.bufferedBatches = batch.bufferedBatches.toString();
+    node.droppedBatches = batch.droppedBatches.toString();
+    const hw = this.state.highWater.get(node.nodeId) ?? 0n;
+    if (batch.seq <= hw) {
+      // Replay of a batch already counted: acknowledge, never count twice.
+      session.send({ case: "batchAck", value: { seq: batch.seq } });
+      return;
+    }
+    this.state.highWater.set(node.nodeId, batch.seq);
+    const touched = new Set<string>();
+    for (const w of batch.windows) {
+      const counts = w.counts!;
+      const requests = completedOf(counts);
+      const failures = completedFailuresOf(counts);
+      let t = this.state.totals.get(w.origin);
+      if (!t) this.state.totals.set(w.origin, (t = { requests: 0n, failures: 0n, firstSeenMs: now, lastSeenMs: now }));
+      t.requests += requests;
+      t.failures += failures;
+      t.lastSeenMs = now;
+      touched.add(w.origin);
+      this.state.windows.add(
+        {
+          nodeId: node.nodeId,
+          isp: node.isp,
+          region: node.region,
+          startMs: Number(w.startUnixMs),
+          lengthMs: w.lengthMs,
+          counts,
+          ttfb: w.ttfb,
+          receivedMs: now,
+        },
+        w.origin,
+      );
+    }
+    this.emit("batch", session, batch);
+    const seq = batch.seq;
+    // Not awaited: the next message is read while this one is written; acks
+    // still go out in order because the committer completes writes in order.
+    this.state.committer.commit(node.nodeId, seq, touched, node).then(
+      () => session.send({ case: "batchAck", value: { seq } }),
+      (err) => {
+        this.state.log.error({ err, node: node.nodeId }, "cannot persist batch; closing session so the sidecar replays it");
+        session.close(new ConnectError("central storage unavailable, retry later", Code.Unavailable));
+      },
+    );
+  }
+
+  private detach(session: Session): void {
+    const node = session.node;
+    if (!node) return;
+    if (this.sessions.get(node.nodeId) === session) {
+      this.sessions.delete(node.nodeId);
+      node.lastSeenMs = Date.now();
+      this.state.log.info({ node: node.nodeId, session: session.id }, "sidecar disconnected");
+      this.emit("node-disconnected", session);
+    }
+  }
+
+  isConnected(nodeId: string): boolean {
+    return this.sessions.has(nodeId);
+  }
+
+  /** Close every session (shutdown). */
+  closeAll(): void {
+    for (const s of this.sessions.values()) s.close(new ConnectError("central shutting down", Code.Unavailable));
+  }
+}

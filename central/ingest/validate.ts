@@ -1,0 +1,47 @@
+/**
+ * Validation of inbound ingest messages before any use: each error names the
+ * field, and the stream ends with INVALID_ARGUMENT rather than corrupting state.
+ */
+import type { NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
+import type { Batch, Hello } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { CentralError } from "../errors.js";
+
+const LABEL = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const ORIGIN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+const MAX_WINDOWS = 10_000;
+const MAX_FUTURE_MS = 5 * 60_000;
+
+function bad(message: string): never {
+  throw new CentralError("CENTRAL_BAD_MESSAGE", message);
+}
+
+export function validateHello(hello: Hello): NodeIdentity {
+  const n = hello.node;
+  if (!n) bad("hello.node is required");
+  if (!LABEL.test(n.nodeId)) bad(`hello.node.node_id must match ${LABEL.source}, got ${JSON.stringify(n.nodeId.slice(0, 64))}`);
+  if (!LABEL.test(n.isp)) bad(`hello.node.isp must match ${LABEL.source}, got ${JSON.stringify(n.isp.slice(0, 64))}`);
+  if (!LABEL.test(n.region)) bad(`hello.node.region must match ${LABEL.source}, got ${JSON.stringify(n.region.slice(0, 64))}`);
+  if (n.version.length > 64) bad("hello.node.version must be at most 64 characters");
+  if (hello.origins.length > 10_000) bad("hello.origins has more than 10000 entries");
+  hello.origins.forEach((o, i) => {
+    if (!ORIGIN.test(o)) bad(`hello.origins[${i}] must be a host name, got ${JSON.stringify(o.slice(0, 64))}`);
+  });
+  return n;
+}
+
+export function validateBatch(batch: Batch, nowMs: number): void {
+  if (batch.seq === 0n) bad("batch.seq must be at least 1");
+  if (batch.windows.length > MAX_WINDOWS) bad(`batch.windows has ${batch.windows.length} entries, more than ${MAX_WINDOWS}`);
+  batch.windows.forEach((w, i) => {
+    if (!ORIGIN.test(w.origin)) bad(`batch.windows[${i}].origin must be a host name, got ${JSON.stringify(w.origin.slice(0, 64))}`);
+    if (w.lengthMs === 0 || w.lengthMs > 3_600_000) bad(`batch.windows[${i}].length_ms must be in 1..3600000, got ${w.lengthMs}`);
+    const start = Number(w.startUnixMs);
+    if (start <= 0) bad(`batch.windows[${i}].start_unix_ms must be positive`);
+    if (start > nowMs + MAX_FUTURE_MS) bad(`batch.windows[${i}].start_unix_ms is ${start - nowMs} ms in the future`);
+    if (!w.counts) bad(`batch.windows[${i}].counts is required`);
+    const h = w.ttfb;
+    if (h && h.counts.length !== 0 && h.counts.length !== h.boundsMs.length + 1) {
+      bad(`batch.windows[${i}].ttfb.counts must have len(bounds_ms)+1 entries`);
+    }
+  });
+}

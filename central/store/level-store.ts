@@ -1,0 +1,126 @@
+/**
+ * LevelStore: the central's durable state in one LevelDB directory.
+ * Layout (sublevels, JSON values): nodes/<node_id>, totals/<origin>,
+ * hwm/<node_id> (highest batch seq counted). Counting a batch writes the new
+ * totals and the node's high-water mark in one atomic batch(), so a crash
+ * can never count a batch without remembering it (exactly-once counting).
+ * One process per directory: a second open fails with CENTRAL_DATA_LOCKED.
+ */
+import { Level } from "level";
+import { mkdir } from "node:fs/promises";
+import { CentralError } from "../errors.js";
+
+export interface NodeRecord {
+  nodeId: string;
+  isp: string;
+  region: string;
+  version: string;
+  origins: string[];
+  lastSeenMs: number;
+  connectedSinceMs: number;
+  appliedConfigVersion: string;
+  lastNackReason: string;
+  bufferedBatches: string;
+  droppedBatches: string;
+}
+
+export interface OriginTotals {
+  requests: bigint;
+  failures: bigint;
+  firstSeenMs: number;
+  lastSeenMs: number;
+}
+
+interface OriginTotalsJson {
+  requests: string;
+  failures: string;
+  firstSeenMs: number;
+  lastSeenMs: number;
+}
+
+export class LevelStore {
+  private closed = false;
+  readonly nodes;
+  readonly totals;
+  readonly hwm;
+
+  private constructor(readonly db: Level<string, unknown>) {
+    this.nodes = db.sublevel<string, NodeRecord>("nodes", { valueEncoding: "json" });
+    this.totals = db.sublevel<string, OriginTotalsJson>("totals", { valueEncoding: "json" });
+    this.hwm = db.sublevel<string, string>("hwm", { valueEncoding: "utf8" });
+  }
+
+  /** Opens (creating) the directory. Throws CENTRAL_DATA_LOCKED when another process holds it. */
+  static async open(dir: string): Promise<LevelStore> {
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw new CentralError("CENTRAL_DATA_UNAVAILABLE", `cannot create data directory ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    const db = new Level<string, unknown>(dir, { valueEncoding: "json" });
+    try {
+      await db.open();
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      if (cause?.code === "LEVEL_LOCKED") {
+        throw new CentralError("CENTRAL_DATA_LOCKED", `data directory ${dir} is locked by another process (is another central running?)`, { cause: err });
+      }
+      throw new CentralError("CENTRAL_DATA_UNAVAILABLE", `cannot open data directory ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    return new LevelStore(db);
+  }
+
+  /** A named sublevel for other concerns (incidents, config, rollups); JSON values. */
+  sublevel<V>(name: string) {
+    return this.db.sublevel<string, V>(name, { valueEncoding: "json" });
+  }
+
+  async loadNodes(): Promise<NodeRecord[]> {
+    return this.nodes.values().all();
+  }
+
+  async loadTotals(): Promise<Map<string, OriginTotals>> {
+    const out = new Map<string, OriginTotals>();
+    for await (const [k, v] of this.totals.iterator()) {
+      out.set(k, { requests: BigInt(v.requests), failures: BigInt(v.failures), firstSeenMs: v.firstSeenMs, lastSeenMs: v.lastSeenMs });
+    }
+    return out;
+  }
+
+  async loadHighWater(): Promise<Map<string, bigint>> {
+    const out = new Map<string, bigint>();
+    for await (const [k, v] of this.hwm.iterator()) out.set(k, BigInt(v));
+    return out;
+  }
+
+  async putNode(rec: NodeRecord): Promise<void> {
+    await this.nodes.put(rec.nodeId, rec);
+  }
+
+  /**
+   * Atomically record counted batches (highest seq per node) with the origin
+   * totals they produced and the node records that changed.
+   */
+  async writeCounted(seqs: Map<string, bigint>, totals: Iterable<[string, OriginTotals]>, nodes: Iterable<NodeRecord> = []): Promise<void> {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const ops: any[] = [];
+    for (const [origin, t] of totals) {
+      ops.push({
+        type: "put",
+        sublevel: this.totals,
+        key: origin,
+        value: { requests: t.requests.toString(), failures: t.failures.toString(), firstSeenMs: t.firstSeenMs, lastSeenMs: t.lastSeenMs },
+      });
+    }
+    for (const [nodeId, seq] of seqs) ops.push({ type: "put", sublevel: this.hwm, key: nodeId, value: seq.toString() });
+    for (const node of nodes) ops.push({ type: "put", sublevel: this.nodes, key: node.nodeId, value: node });
+    if (ops.length > 0) await this.db.batch(ops);
+  }
+
+  /** Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.db.close();
+  }
+}
