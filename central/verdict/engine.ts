@@ -134,6 +134,19 @@ export class VerdictEngine {
     return this.origins.get(origin)?.status;
   }
 
+  /**
+   * The current verdict of an origin with the full breakdown (per-node
+   * figures, p95 per ISP and region), evaluated now on the same lookback.
+   */
+  detailed(origin: string, nowMs = this.now()): Verdict | undefined {
+    const raw = this.lookback.nodes(origin);
+    if (raw.length === 0) return undefined;
+    const s = this.settingsFor(origin);
+    const staleAfter = this.staleAfter(s);
+    const nodes = raw.map((n) => ((this.lastSeen.get(n.nodeId) ?? 0) < nowMs - staleAfter ? { ...n, stale: true } : n));
+    return evaluate({ nodes, thresholds: s.thresholds, confirmation: this.confirmer.confirmation(origin), breakdown: true });
+  }
+
   statuses(): OriginVerdictState[] {
     return [...this.origins.values()].map((o) => o.status);
   }
@@ -192,7 +205,7 @@ export class VerdictEngine {
     const raw = this.lookback.nodes(origin);
     const nodes: NodeInput[] = raw.map((n) => ((this.lastSeen.get(n.nodeId) ?? 0) < nowMs - staleAfter ? { ...n, stale: true } : n));
     let confirmation = this.confirmer.confirmation(origin);
-    let v = evaluate({ nodes, thresholds: s.thresholds, confirmation });
+    let v = evaluate({ nodes, thresholds: s.thresholds, confirmation, breakdown: false });
     let hold = false;
     if (v.doubt) {
       const targets = () => (this.opts.probeTargets ? this.opts.probeTargets(origin) : []);

@@ -15,21 +15,27 @@ import type { NodeInput } from "./policy.js";
 const NB = DEFAULT_BOUNDS_MS.length + 1;
 
 interface Slot {
-  startMs: number;
   endMs: number;
   counts: Counts;
-  ttfb: number[] | undefined;
-  inSum: boolean;
+  /** Sparse TTFB buckets: indexes and counts of the non-empty ones. */
+  ttfbIdx: number[];
+  ttfbN: number[];
+  entry: Entry;
 }
 
 interface Entry {
+  origin: string;
   input: NodeInput & { counts: Counts; ttfb: number[] };
-  slots: Slot[];
+  /** Slots still in the sums. */
+  live: number;
   /** Latest window end seen (node clock). */
   lastEndMs: number;
   /** Stalls not yet resolved: already counted once, as failures, when they stalled. */
   outstandingStalls: number;
 }
+
+/** Expiry buckets are this wide: advance() touches only the slots that leave. */
+const BUCKET_MS = 250;
 
 /** How long a node's outstanding stalls are remembered without any window from it. */
 const STALL_MEMORY_MS = 120_000;
@@ -44,6 +50,7 @@ const STALL_MEMORY_MS = 120_000;
  * no stalls has no outstanding stalls, and its timeouts count in full.
  */
 function netStalls(e: Entry, c: Counts): void {
+  if (e.outstandingStalls === 0 && c.stall === 0) return;
   e.outstandingStalls = Math.max(0, e.outstandingStalls + c.stall - c.stallRecovered);
   for (const k of ["firstByteTimeout", "connectTimeout", "reset", "clientAbort"] as const) {
     const n = Math.min(e.outstandingStalls, c[k]);
@@ -73,6 +80,15 @@ function sameDefaultBounds(b: readonly number[]): boolean {
   return true;
 }
 
+const D = DEFAULT_BOUNDS_MS;
+const SPOTS = [0, 1, D.length >> 2, D.length >> 1, (3 * D.length) >> 2, D.length - 1];
+/** Hot-path check: same length and the same values at a few spots (bounds are ascending sequences). */
+function looksDefault(b: readonly number[]): boolean {
+  if (b.length !== D.length) return false;
+  for (const i of SPOTS) if (b[i] !== D[i]) return false;
+  return true;
+}
+
 /** Bucket counts on DEFAULT_BOUNDS_MS, re-bucketing other bounds at their upper bounds. */
 export function bucketsOf(h: Histogram | undefined): number[] | undefined {
   if (!h || h.counts.length === 0) return undefined;
@@ -88,6 +104,30 @@ export function bucketsOf(h: Histogram | undefined): number[] | undefined {
     }
   }
   return out;
+}
+
+/** Non-empty buckets of h on DEFAULT_BOUNDS_MS, as parallel index/count arrays. */
+function sparseBuckets(h: Histogram | undefined, idx: number[], n: number[]): void {
+  if (!h || h.counts.length === 0) return;
+  const c = h.counts;
+  if (looksDefault(h.boundsMs)) {
+    const len = Math.min(NB, c.length);
+    for (let i = 0; i < len; i++) {
+      const v = c[i];
+      if (v !== 0n) {
+        idx.push(i);
+        n.push(Number(v));
+      }
+    }
+    return;
+  }
+  const dense = bucketsOf(h)!;
+  for (let i = 0; i < NB; i++) {
+    if (dense[i]) {
+      idx.push(i);
+      n.push(dense[i]);
+    }
+  }
 }
 
 function sub(into: Counts, c: Counts): void {
@@ -108,8 +148,13 @@ function sub(into: Counts, c: Counts): void {
 
 export class LookbackAggregator {
   private byOrigin = new Map<string, Map<string, Entry>>();
+  /** Slots by expiry bucket (floor(endMs / BUCKET_MS)), and the bucket keys in ascending order. */
+  private expiry = new Map<number, Slot[]>();
+  private keys: number[] = [];
   /** Lower edge of the lookback at the last advance(): windows ending at or before it are out. */
   private lowMs = Number.NEGATIVE_INFINITY;
+  /** Windows refused because a node already had maxSlots windows in the lookback. */
+  overflow = 0;
 
   constructor(private lookbackMs: number, private maxSlots = 16) {}
 
@@ -126,55 +171,114 @@ export class LookbackAggregator {
     let e = origin.get(node.nodeId);
     if (!e) {
       e = {
+        origin: w.origin,
         input: { nodeId: node.nodeId, isp: node.isp, region: node.region, counts: zeroCounts(), ttfb: new Array<number>(NB).fill(0) },
-        slots: [],
+        live: 0,
         lastEndMs: 0,
         outstandingStalls: 0,
       };
       origin.set(node.nodeId, e);
     } else if (e.input.isp !== node.isp || e.input.region !== node.region) {
-      // Relabelled node: keep the sums, change the labels (NodeInput is rebuilt per evaluation).
+      // Relabelled node: keep the sums, change the labels.
       e.input = { ...e.input, isp: node.isp, region: node.region };
     }
     const counts = addCounts(zeroCounts(), w.counts ?? zeroCounts());
     netStalls(e, counts);
     if (endMs > e.lastEndMs) e.lastEndMs = endMs;
     if (endMs <= this.lowMs) return; // older than the lookback
-    const slot: Slot = { startMs, endMs, counts, ttfb: bucketsOf(w.ttfb), inSum: true };
+    if (e.live >= this.maxSlots) {
+      // A flood of tiny windows cannot grow memory without bound.
+      this.overflow++;
+      return;
+    }
+    const slot: Slot = { endMs, counts, ttfbIdx: [], ttfbN: [], entry: e };
+    sparseBuckets(w.ttfb, slot.ttfbIdx, slot.ttfbN);
     addCounts(e.input.counts, counts);
-    if (slot.ttfb) for (let i = 0; i < NB; i++) e.input.ttfb[i] += slot.ttfb[i];
-    e.slots.push(slot);
-    if (e.slots.length > this.maxSlots) this.evict(e, e.slots.length - this.maxSlots);
+    const t = e.input.ttfb;
+    for (let i = 0; i < slot.ttfbIdx.length; i++) t[slot.ttfbIdx[i]] += slot.ttfbN[i];
+    e.live++;
+    const key = Math.floor(endMs / BUCKET_MS);
+    let bucket = this.expiry.get(key);
+    if (!bucket) {
+      this.expiry.set(key, (bucket = []));
+      this.insertKey(key);
+    }
+    bucket.push(slot);
   }
 
-  private evict(e: Entry, n: number): void {
-    // Oldest first; a flood of tiny windows cannot grow memory without bound.
-    e.slots.sort((a, b) => a.endMs - b.endMs);
-    for (const s of e.slots.splice(0, n)) this.out(e, s);
+  private insertKey(key: number): void {
+    const k = this.keys;
+    if (k.length === 0 || k[k.length - 1] < key) {
+      k.push(key);
+      return;
+    }
+    let lo = 0;
+    let hi = k.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (k[mid] < key) lo = mid + 1;
+      else hi = mid;
+    }
+    k.splice(lo, 0, key);
   }
 
-  private out(e: Entry, s: Slot): void {
-    if (!s.inSum) return;
-    s.inSum = false;
+  private out(s: Slot): void {
+    const e = s.entry;
     sub(e.input.counts, s.counts);
-    if (s.ttfb) for (let i = 0; i < NB; i++) e.input.ttfb[i] -= s.ttfb[i];
+    const t = e.input.ttfb;
+    for (let i = 0; i < s.ttfbIdx.length; i++) t[s.ttfbIdx[i]] -= s.ttfbN[i];
+    e.live--;
   }
 
   /** Slide the lookback to end at nowMs: windows ending at or before nowMs - lookback leave the sums. */
   advance(nowMs: number): void {
     this.lowMs = nowMs - this.lookbackMs;
-    for (const [origin, nodes] of this.byOrigin) {
-      for (const [id, e] of nodes) {
-        let keep = 0;
-        for (const s of e.slots) {
-          if (s.endMs <= this.lowMs) this.out(e, s);
-          else e.slots[keep++] = s;
-        }
-        e.slots.length = keep;
-        if (keep === 0 && (e.outstandingStalls === 0 || e.lastEndMs < nowMs - STALL_MEMORY_MS)) nodes.delete(id);
+    const limit = Math.floor(this.lowMs / BUCKET_MS);
+    const emptied = new Set<Entry>();
+    let n = 0;
+    while (n < this.keys.length && this.keys[n] <= limit) {
+      const key = this.keys[n];
+      const bucket = this.expiry.get(key)!;
+      const kept: Slot[] = [];
+      for (const s of bucket) {
+        if (s.endMs <= this.lowMs) {
+          this.out(s);
+          if (s.entry.live === 0) emptied.add(s.entry);
+        } else kept.push(s);
       }
-      if (nodes.size === 0) this.byOrigin.delete(origin);
+      if (kept.length > 0) {
+        // The bucket straddles the edge: keep it for the next advance.
+        this.expiry.set(key, kept);
+        break;
+      }
+      this.expiry.delete(key);
+      n++;
     }
+    if (n > 0) this.keys.splice(0, n);
+    const recent = nowMs - STALL_MEMORY_MS;
+    for (const e of this.stallOnly) {
+      if (e.live > 0) this.stallOnly.delete(e);
+      else if (e.lastEndMs < recent) {
+        this.stallOnly.delete(e);
+        this.forget(e);
+      }
+    }
+    for (const e of emptied) {
+      if (e.live > 0) continue;
+      // Keep a node with outstanding stalls a while: its later timeouts are netted against them.
+      if (e.outstandingStalls > 0 && e.lastEndMs >= recent) this.stallOnly.add(e);
+      else this.forget(e);
+    }
+  }
+
+  /** Entries with no window in the lookback, kept only for their outstanding stalls. */
+  private stallOnly = new Set<Entry>();
+
+  private forget(e: Entry): void {
+    const m = this.byOrigin.get(e.origin);
+    if (!m || m.get(e.input.nodeId) !== e) return;
+    m.delete(e.input.nodeId);
+    if (m.size === 0) this.byOrigin.delete(e.origin);
   }
 
   origins(): string[] {

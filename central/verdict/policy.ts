@@ -52,6 +52,12 @@ export interface PolicyInput {
   thresholds: VerdictThresholds;
   /** Result of probes for the current single-ISP doubt, if any came back. */
   confirmation?: Confirmation;
+  /**
+   * Fill the per-node figures and the p95 of every ISP and region (default
+   * true). The evaluation loop turns it off: the decision never needs them,
+   * and GetOrigin asks again with it on.
+   */
+  breakdown?: boolean;
 }
 
 export interface ScopeFigures {
@@ -158,29 +164,31 @@ function judgePool(p: Pool, t: VerdictThresholds): void {
   p.failing = !(lowReq >= t.minRequests && ratio(lowFail, lowReq) < t.failRatio);
 }
 
-function figures(p: Pool): ScopeFigures {
+function figures(p: Pool, detail: boolean): ScopeFigures {
   return {
     key: p.key,
     requests: p.requests,
     failures: p.failures,
     failureRatio: ratio(p.failures, p.requests),
-    p95TtfbMs: p95(p.ttfb),
+    p95TtfbMs: detail ? p95(p.ttfb) : 0,
     failing: p.failing,
     isp: p.scope === FaultScope.ISP ? p.key : "",
     region: p.scope === FaultScope.REGION ? p.key : "",
   };
 }
 
-function pool(map: Map<string, Pool>, key: string, scope: FaultScope, n: NodeJudgement): void {
+const NO_TTFB: number[] = [];
+
+function pool(map: Map<string, Pool>, key: string, scope: FaultScope, n: NodeJudgement, detail: boolean): void {
   let p = map.get(key);
   if (!p) {
-    p = { key, scope, members: [], requests: 0, failures: 0, ttfb: new Array<number>(NBUCKETS).fill(0), hasTraffic: false, failing: false };
+    p = { key, scope, members: [], requests: 0, failures: 0, ttfb: detail ? new Array<number>(NBUCKETS).fill(0) : NO_TTFB, hasTraffic: false, failing: false };
     map.set(key, p);
   }
   if (n.requests > 0) p.members.push(n);
   p.requests += n.requests;
   p.failures += n.failures;
-  addTtfb(p.ttfb, n.input.ttfb);
+  if (detail) addTtfb(p.ttfb, n.input.ttfb);
 }
 
 const byKey = (a: { key: string }, b: { key: string }): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -198,6 +206,7 @@ function scopeWord(s: FaultScope): string {
 
 export function evaluate(input: PolicyInput): Verdict {
   const t = input.thresholds;
+  const detail = input.breakdown ?? true;
   // Step 1: nodes.
   const judged: NodeJudgement[] = [];
   const isps = new Map<string, Pool>();
@@ -216,8 +225,8 @@ export function evaluate(input: PolicyInput): Verdict {
     requests += r;
     failures += f;
     addTtfb(fleetTtfb, input_.ttfb);
-    pool(isps, input_.isp, FaultScope.ISP, n);
-    pool(regions, input_.region, FaultScope.REGION, n);
+    pool(isps, input_.isp, FaultScope.ISP, n, detail);
+    pool(regions, input_.region, FaultScope.REGION, n, detail);
   }
   // Step 2: pools.
   for (const p of isps.values()) judgePool(p, t);
@@ -228,9 +237,9 @@ export function evaluate(input: PolicyInput): Verdict {
   const verdict: Verdict = {
     state: OriginState.HEALTHY,
     faults: [],
-    isps: ispList.map(figures),
-    regions: regionList.map(figures),
-    nodes: judged
+    isps: ispList.map((p) => figures(p, detail)),
+    regions: regionList.map((p) => figures(p, detail)),
+    nodes: (detail ? judged : [])
       .map((n) => ({
         key: n.input.nodeId,
         requests: n.requests,
@@ -322,7 +331,7 @@ export function evaluate(input: PolicyInput): Verdict {
   }
 
   // Residual: the rest of the fleet, not covered by a fault.
-  let { resReq, resFail, resTtfb } = residual(judged, coveredNodes);
+  let { resReq, resFail, resTtfb } = coveredNodes.size ? residual(judged, coveredNodes) : { resReq: requests, resFail: failures, resTtfb: fleetTtfb };
   let resRatio = ratio(resFail, resReq);
 
   // Step 5: faults but no healthy witness (nothing shows the origin answers).
@@ -347,7 +356,7 @@ export function evaluate(input: PolicyInput): Verdict {
         // Not one ISP's doubt: failures everywhere with too little traffic per ISP to call DOWN.
         verdict.faults = [];
         coveredNodes.clear();
-        ({ resReq, resFail, resTtfb } = residual(judged, coveredNodes));
+        ({ resReq, resFail, resTtfb } = { resReq: requests, resFail: failures, resTtfb: fleetTtfb });
         resRatio = ratio(resFail, resReq);
       }
     }
