@@ -5,6 +5,7 @@
 import { Command } from "commander";
 import { registerCentral } from "../central/main.js";
 import { registerSidecar } from "../sidecar/main.js";
+import { registerDemo } from "./demo/demo.js";
 
 const program = new Command();
 program
@@ -14,5 +15,6 @@ program
 
 registerCentral(program);
 registerSidecar(program);
+registerDemo(program);
 
 await program.parseAsync(process.argv);

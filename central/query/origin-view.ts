@@ -64,12 +64,20 @@ function breakdown(windows: NodeWindow[], keyOf: (w: NodeWindow) => string): Sco
 
 export function liveFigures(windows: NodeWindow[], lookbackMs: number): LiveFigures {
   const all = new Slice();
-  for (const w of windows) all.add(w);
+  let first = Infinity;
+  let last = -Infinity;
+  for (const w of windows) {
+    all.add(w);
+    first = Math.min(first, w.startMs);
+    last = Math.max(last, w.startMs + w.lengthMs);
+  }
+  // Rate over the span the windows cover (the current window is not in yet).
+  const spanMs = windows.length > 0 ? Math.max(1000, Math.min(lookbackMs, last - first)) : lookbackMs;
   const nodes = breakdown(windows, (w) => w.nodeId);
   return {
     requests: all.requests,
     failures: all.failures,
-    requestRate: all.requests / (lookbackMs / 1000),
+    requestRate: all.requests / (spanMs / 1000),
     failureRatio: all.requests > 0 ? all.failures / all.requests : 0,
     p95TtfbMs: all.ttfb.quantile(0.95),
     isps: breakdown(windows, (w) => w.isp).map((s) => ({ ...s, isp: s.key, region: "" })),
