@@ -15,6 +15,8 @@ export interface CentralConfig {
   windowRetentionMs: number;
   /** Lookback used for the live figures in OriginStatus. */
   lookbackMs: number;
+  /** Exemplars kept per origin (the latest). */
+  exemplarsPerOrigin: number;
 }
 
 export const CENTRAL_DEFAULTS: CentralConfig = {
@@ -23,6 +25,7 @@ export const CENTRAL_DEFAULTS: CentralConfig = {
   maxMessageBytes: 1 << 20,
   windowRetentionMs: 60_000,
   lookbackMs: 5_000,
+  exemplarsPerOrigin: 1000,
 };
 
 export function parseHostPort(field: string, value: string): { host: string; port: number } {
@@ -38,7 +41,7 @@ export function validateCentralConfig(partial: Partial<CentralConfig>): CentralC
   for (const [k, v] of Object.entries(partial)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
   parseHostPort("listen", c.listen);
   if (typeof c.data !== "string" || c.data.length === 0) throw new CentralError("CENTRAL_BAD_CONFIG", "data must be a directory path");
-  for (const f of ["maxMessageBytes", "windowRetentionMs", "lookbackMs"] as const) {
+  for (const f of ["maxMessageBytes", "windowRetentionMs", "lookbackMs", "exemplarsPerOrigin"] as const) {
     if (!Number.isInteger(c[f]) || c[f] <= 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a positive integer, got ${c[f]}`);
   }
   if (c.windowRetentionMs < c.lookbackMs) {

@@ -11,7 +11,9 @@ export type CentralErrorCode =
   | "CENTRAL_DATA_UNAVAILABLE"
   | "CENTRAL_HELLO_REQUIRED"
   | "CENTRAL_BAD_MESSAGE"
-  | "CENTRAL_NOT_FOUND";
+  | "CENTRAL_NOT_FOUND"
+  | "CENTRAL_CONFIG_INVALID"
+  | "CENTRAL_CONFIG_CONFLICT";
 
 const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_BAD_CONFIG: Code.InvalidArgument,
@@ -21,6 +23,8 @@ const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_HELLO_REQUIRED: Code.FailedPrecondition,
   CENTRAL_BAD_MESSAGE: Code.InvalidArgument,
   CENTRAL_NOT_FOUND: Code.NotFound,
+  CENTRAL_CONFIG_INVALID: Code.InvalidArgument,
+  CENTRAL_CONFIG_CONFLICT: Code.FailedPrecondition,
 };
 
 export class CentralError extends Error {

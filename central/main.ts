@@ -14,7 +14,11 @@ import { IngestService } from "../proto/gen/originwatch/v1/ingest_pb.js";
 import { QueryService } from "../proto/gen/originwatch/v1/query_pb.js";
 import { type CentralConfig, parseHostPort, validateCentralConfig } from "./config.js";
 import { CentralError } from "./errors.js";
+import { ConfigStore } from "./config-push/config-store.js";
+import { configService } from "./config-push/config-service.js";
+import { createConfigPush } from "./config-push/config-push.js";
 import { Committer } from "./ingest/committer.js";
+import { ExemplarStore } from "./ingest/exemplar-store.js";
 import { Ingest } from "./ingest/ingest-service.js";
 import { WindowStore } from "./ingest/window-store.js";
 import { type QueryDeps, placeholderStatus, queryService } from "./query/query-service.js";
@@ -29,6 +33,8 @@ export interface Central {
   store: LevelStore;
   ingest: Ingest;
   query: QueryDeps;
+  /** The fleet config in force: fleetConfig.current() (the verdict engine's settingsFor reads it). */
+  fleetConfig: ConfigStore;
   log: Logger;
   close(): Promise<void>;
 }
@@ -47,13 +53,20 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const windows = new WindowStore(config.windowRetentionMs);
     const committer = new Committer(store, totals);
     const ingest = new Ingest({ totals, highWater, nodes, windows, committer, log });
+    const fleetConfig = await ConfigStore.open(store);
+    const push = createConfigPush({ ingest, configs: fleetConfig, store, log });
+    const exemplars = new ExemplarStore(config.exemplarsPerOrigin);
+    ingest.on("batch", (s, b) => {
+      if (b.exemplars.length > 0) exemplars.add(s.node!.nodeId, b.exemplars);
+    });
     const lookbackMs = () => config.lookbackMs;
-    const query: QueryDeps = { totals, nodes, windows, ingest, lookbackMs, status: placeholderStatus(windows, lookbackMs) };
+    const query: QueryDeps = { totals, nodes, windows, ingest, lookbackMs, status: placeholderStatus(windows, lookbackMs), exemplars };
     const index = new ReflectionIndex(SERVED_SERVICES);
     const health = new HealthState(index.serviceNames());
     const routes = (router: ConnectRouter) => {
       router.service(IngestService, ingest.impl());
       router.service(QueryService, queryService(query));
+      router.service(ConfigService, configService(fleetConfig));
       router.service(Health, healthService(health));
       router.service(reflV1.ServerReflection, reflectionV1(index));
       router.service(reflV1alpha.ServerReflection, reflectionV1alpha(index));
@@ -71,10 +84,12 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       store,
       ingest,
       query,
+      fleetConfig,
       log,
       close() {
         closing ??= (async () => {
           clearInterval(pruner);
+          push.close();
           health.setServing(false);
           ingest.closeAll();
           await srv.close();

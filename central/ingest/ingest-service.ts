@@ -27,7 +27,7 @@ import { CentralError, toConnectError } from "../errors.js";
 import type { NodeRecord, OriginTotals } from "../store/level-store.js";
 import { AsyncQueue } from "./async-queue.js";
 import type { Committer } from "./committer.js";
-import { validateBatch, validateHello } from "./validate.js";
+import { validateBatch, validateConfigAck, validateExemplars, validateHello } from "./validate.js";
 import type { WindowStore } from "./window-store.js";
 
 export interface IngestState {
@@ -113,6 +113,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         return this.onBatch(session, msg.kind.value);
       case "configAck":
         if (!session.node) throw new CentralError("CENTRAL_HELLO_REQUIRED", "the first message on a stream must be hello");
+        validateConfigAck(msg.kind.value);
         this.emit("config-ack", session, msg.kind.value);
         return;
       case "probeResult":
@@ -163,6 +164,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const node = session.node!;
     const now = Date.now();
     validateBatch(batch, now);
+    validateExemplars(batch, now);
     node.lastSeenMs = now;
     node.bufferedBatches = batch.bufferedBatches.toString();
     node.droppedBatches = batch.droppedBatches.toString();

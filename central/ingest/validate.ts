@@ -3,13 +3,16 @@
  * field, and the stream ends with INVALID_ARGUMENT rather than corrupting state.
  */
 import type { NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
-import type { Batch, Hello } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import type { Batch, ConfigAck, Hello } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { CentralError } from "../errors.js";
 
 const LABEL = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const ORIGIN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
 const MAX_WINDOWS = 10_000;
 const MAX_FUTURE_MS = 5 * 60_000;
+const MAX_EXEMPLARS = 10_000;
+/** More requests than this in one window of one node is not a real measurement. */
+const MAX_WINDOW_REQUESTS = 1n << 40n;
 
 function bad(message: string): never {
   throw new CentralError("CENTRAL_BAD_MESSAGE", message);
@@ -39,9 +42,29 @@ export function validateBatch(batch: Batch, nowMs: number): void {
     if (start <= 0) bad(`batch.windows[${i}].start_unix_ms must be positive`);
     if (start > nowMs + MAX_FUTURE_MS) bad(`batch.windows[${i}].start_unix_ms is ${start - nowMs} ms in the future`);
     if (!w.counts) bad(`batch.windows[${i}].counts is required`);
+    for (const [k, v] of Object.entries(w.counts)) {
+      if (typeof v === "bigint" && v > MAX_WINDOW_REQUESTS) bad(`batch.windows[${i}].counts.${k} is absurd (${v})`);
+    }
     const h = w.ttfb;
     if (h && h.counts.length !== 0 && h.counts.length !== h.boundsMs.length + 1) {
       bad(`batch.windows[${i}].ttfb.counts must have len(bounds_ms)+1 entries`);
     }
   });
+}
+
+export function validateExemplars(batch: Batch, nowMs: number): void {
+  if (batch.exemplars.length > MAX_EXEMPLARS) bad(`batch.exemplars has ${batch.exemplars.length} entries, more than ${MAX_EXEMPLARS}`);
+  batch.exemplars.forEach((e, i) => {
+    if (!ORIGIN.test(e.origin)) bad(`batch.exemplars[${i}].origin must be a host name`);
+    if (e.path.length > 2048 || e.path.includes("?")) bad(`batch.exemplars[${i}].path must be a path without query string, at most 2048 characters`);
+    if (e.method.length > 32) bad(`batch.exemplars[${i}].method is longer than 32 characters`);
+    if (e.upstreamAddr.length > 300) bad(`batch.exemplars[${i}].upstream_addr is longer than 300 characters`);
+    if (Number(e.timeUnixMs) > nowMs + MAX_FUTURE_MS) bad(`batch.exemplars[${i}].time_unix_ms is in the future`);
+    if (!Number.isFinite(e.ttfbMs) || !Number.isFinite(e.totalMs) || e.ttfbMs < 0 || e.totalMs < 0) bad(`batch.exemplars[${i}] has a negative or non-finite duration`);
+  });
+}
+
+export function validateConfigAck(ack: ConfigAck): void {
+  if (ack.version === 0n) bad("config_ack.version must be at least 1");
+  if (ack.reason.length > 4096) bad("config_ack.reason is longer than 4096 characters");
 }

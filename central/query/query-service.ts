@@ -15,6 +15,7 @@ import {
   OriginStatusSchema,
   QueryService,
 } from "../../proto/gen/originwatch/v1/query_pb.js";
+import type { ExemplarStore } from "../ingest/exemplar-store.js";
 import type { Ingest } from "../ingest/ingest-service.js";
 import type { WindowStore } from "../ingest/window-store.js";
 import type { NodeRecord, OriginTotals } from "../store/level-store.js";
@@ -40,6 +41,8 @@ export interface QueryDeps {
   ingest: Ingest;
   lookbackMs: () => number;
   status: StatusProvider;
+  /** Latest exemplars per origin (ListExemplars); absent: UNIMPLEMENTED. */
+  exemplars?: ExemplarStore;
 }
 
 /**
@@ -130,6 +133,11 @@ export function queryService(deps: QueryDeps): Partial<ServiceImpl<typeof QueryS
           return out;
         });
       return { nodes };
+    },
+    listExemplars(req) {
+      if (!deps.exemplars) throw new ConnectError("exemplars are not kept by this central", Code.Unimplemented);
+      if (!req.origin) throw new ConnectError("origin is required", Code.InvalidArgument);
+      return { exemplars: deps.exemplars.latest(req.origin, req.limit) };
     },
   };
 }
