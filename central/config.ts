@@ -17,6 +17,14 @@ export interface CentralConfig {
   lookbackMs: number;
   /** Exemplars kept per origin (the latest). */
   exemplarsPerOrigin: number;
+  /** Verdict evaluation tick. */
+  evalIntervalMs: number;
+  /** Per-minute history rollups are kept this long. */
+  historyRetentionMs: number;
+  /** Webhook URL for incident alerts ("" = none). */
+  webhook: string;
+  /** Also alert on ISP, region and node incidents (default: origin incidents only). */
+  webhookNetwork: boolean;
 }
 
 export const CENTRAL_DEFAULTS: CentralConfig = {
@@ -26,6 +34,10 @@ export const CENTRAL_DEFAULTS: CentralConfig = {
   windowRetentionMs: 60_000,
   lookbackMs: 5_000,
   exemplarsPerOrigin: 1000,
+  evalIntervalMs: 1_000,
+  historyRetentionMs: 7 * 24 * 3600_000,
+  webhook: "",
+  webhookNetwork: false,
 };
 
 export function parseHostPort(field: string, value: string): { host: string; port: number } {
@@ -41,11 +53,22 @@ export function validateCentralConfig(partial: Partial<CentralConfig>): CentralC
   for (const [k, v] of Object.entries(partial)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
   parseHostPort("listen", c.listen);
   if (typeof c.data !== "string" || c.data.length === 0) throw new CentralError("CENTRAL_BAD_CONFIG", "data must be a directory path");
-  for (const f of ["maxMessageBytes", "windowRetentionMs", "lookbackMs", "exemplarsPerOrigin"] as const) {
+  for (const f of ["maxMessageBytes", "windowRetentionMs", "lookbackMs", "exemplarsPerOrigin", "evalIntervalMs", "historyRetentionMs"] as const) {
     if (!Number.isInteger(c[f]) || c[f] <= 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a positive integer, got ${c[f]}`);
   }
   if (c.windowRetentionMs < c.lookbackMs) {
     throw new CentralError("CENTRAL_BAD_CONFIG", `windowRetentionMs (${c.windowRetentionMs}) must be at least lookbackMs (${c.lookbackMs})`);
+  }
+  if (c.webhook) {
+    let u: URL | undefined;
+    try {
+      u = new URL(c.webhook);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== "http:" && u.protocol !== "https:")) {
+      throw new CentralError("CENTRAL_BAD_CONFIG", `webhook must be an absolute http(s) URL, got "${c.webhook}"`);
+    }
   }
   return c;
 }

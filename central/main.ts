@@ -21,11 +21,12 @@ import { Committer } from "./ingest/committer.js";
 import { ExemplarStore } from "./ingest/exemplar-store.js";
 import { Ingest } from "./ingest/ingest-service.js";
 import { WindowStore } from "./ingest/window-store.js";
-import { type QueryDeps, placeholderStatus, queryService } from "./query/query-service.js";
+import { type QueryDeps, queryService } from "./query/query-service.js";
 import { HealthState, healthService } from "./server/health.js";
 import { ReflectionIndex, reflectionV1, reflectionV1alpha } from "./server/reflection.js";
 import { startServer } from "./server/server.js";
 import { LevelStore } from "./store/level-store.js";
+import { VerdictService } from "./verdict/service.js";
 
 export interface Central {
   address: string;
@@ -35,6 +36,7 @@ export interface Central {
   query: QueryDeps;
   /** The fleet config in force: fleetConfig.current() (the verdict engine's settingsFor reads it). */
   fleetConfig: ConfigStore;
+  verdict: VerdictService;
   log: Logger;
   close(): Promise<void>;
 }
@@ -47,6 +49,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   const { host, port } = parseHostPort("listen", config.listen);
   const store = await LevelStore.open(config.data);
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  let verdict: VerdictService | undefined;
   try {
     const [totals, highWater, nodeList] = await Promise.all([store.loadTotals(), store.loadHighWater(), store.loadNodes()]);
     const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
@@ -60,12 +63,25 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       if (b.exemplars.length > 0) exemplars.add(s.node!.nodeId, b.exemplars);
     });
     const lookbackMs = () => config.lookbackMs;
-    const query: QueryDeps = { totals, nodes, windows, ingest, lookbackMs, status: placeholderStatus(windows, lookbackMs), exemplars };
+    verdict = new VerdictService({
+      ingest,
+      store,
+      log: log.child({ part: "verdict" }),
+      tickMs: config.evalIntervalMs,
+      lookbackMs: config.lookbackMs,
+      historyRetentionMs: config.historyRetentionMs,
+      webhook: config.webhook ? { url: config.webhook, includeNetwork: config.webhookNetwork } : undefined,
+    });
+    verdict.setConfig(fleetConfig.current());
+    fleetConfig.on("changed", (c) => verdict?.setConfig(c));
+    await verdict.start();
+    const v = verdict;
+    const query: QueryDeps = { totals, nodes, windows, ingest, lookbackMs, status: { verdictOf: (o, now) => ({ ...v.verdictOf(o, now), figures: v.figuresOf(o) }) }, exemplars };
     const index = new ReflectionIndex(SERVED_SERVICES);
     const health = new HealthState(index.serviceNames());
     const routes = (router: ConnectRouter) => {
       router.service(IngestService, ingest.impl());
-      router.service(QueryService, queryService(query));
+      router.service(QueryService, { ...queryService(query), ...v.queryHandlers() });
       router.service(ConfigService, configService(fleetConfig));
       router.service(Health, healthService(health));
       router.service(reflV1.ServerReflection, reflectionV1(index));
@@ -85,6 +101,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       ingest,
       query,
       fleetConfig,
+      verdict: v,
       log,
       close() {
         closing ??= (async () => {
@@ -93,6 +110,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
           health.setServing(false);
           ingest.closeAll();
           await srv.close();
+          await v.close();
           await store.close();
         })();
         return closing;
@@ -100,6 +118,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     };
   } catch (err) {
     await server?.close();
+    await verdict?.close();
     await store.close();
     throw err;
   }
@@ -113,11 +132,24 @@ export function registerCentral(program: Command): void {
     .option("--listen <host:port>", "one port for gRPC, gRPC-Web and Connect", "127.0.0.1:7400")
     .option("--data <dir>", "LevelDB directory", "./data/central")
     .option("--max-message-bytes <n>", "largest inbound message", (v) => Number(v), 1 << 20)
-    .action(async (opts: { listen: string; data: string; maxMessageBytes: number }) => {
+    .option("--webhook <url>", "POST incident alerts (JSON, retried, with a dedupe key) to this URL")
+    .option("--webhook-network", "also alert on ISP, region and node incidents", false)
+    .option("--history-retention <hours>", "keep per-minute origin history this long", (v) => Number(v), 168)
+    .action(async (opts: { listen: string; data: string; maxMessageBytes: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
       try {
-        central = await startCentral({ listen: opts.listen, data: opts.data, maxMessageBytes: opts.maxMessageBytes }, log);
+        central = await startCentral(
+          {
+            listen: opts.listen,
+            data: opts.data,
+            maxMessageBytes: opts.maxMessageBytes,
+            webhook: opts.webhook ?? "",
+            webhookNetwork: opts.webhookNetwork,
+            historyRetentionMs: Math.round(opts.historyRetention * 3600_000),
+          },
+          log,
+        );
       } catch (err) {
         const msg = err instanceof CentralError ? `${err.message} [${err.code}]` : String(err);
         if (err instanceof CentralError) log.fatal({ code: err.code }, msg);

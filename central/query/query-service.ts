@@ -13,6 +13,7 @@ import {
   OriginState,
   type OriginStatus,
   OriginStatusSchema,
+  type ScopeStats,
   QueryService,
 } from "../../proto/gen/originwatch/v1/query_pb.js";
 import type { ExemplarStore } from "../ingest/exemplar-store.js";
@@ -28,6 +29,15 @@ export interface OriginVerdict {
   reason: string;
   stateSinceMs: number;
   confirming: boolean;
+  /** The verdict's own figures and breakdown over the lookback; the live window figures are used when absent. */
+  figures?: {
+    requestRate: number;
+    failureRatio: number;
+    p95TtfbMs: number;
+    isps: ScopeStats[];
+    regions: ScopeStats[];
+    nodes: ScopeStats[];
+  };
 }
 
 export interface StatusProvider {
@@ -68,8 +78,8 @@ export function placeholderStatus(windows: WindowStore, lookbackMs: () => number
 export function originStatus(deps: QueryDeps, name: string, nowMs: number, withBreakdown: boolean): OriginStatus {
   const t = deps.totals.get(name);
   const lookback = deps.lookbackMs();
-  const fig = liveFigures(deps.windows.recent(name, nowMs - lookback), lookback);
   const v = deps.status.verdictOf(name, nowMs);
+  const fig = v.figures ?? liveFigures(deps.windows.recent(name, nowMs - lookback), lookback);
   return create(OriginStatusSchema, {
     name,
     state: v.state,

@@ -1,0 +1,300 @@
+/**
+ * Wires the verdict engine into the central without reaching into the other
+ * parts: it listens to the ingest's events (batches, probe results, node
+ * connects), sends probe requests through the ingest's sessions, persists
+ * through its own sublevels of the central's LevelStore, and offers the
+ * query handlers it owns (ListIncidents, WatchEvents, GetOriginHistory,
+ * ProbeOrigin) plus a StatusProvider for ListOrigins / GetOrigin.
+ *
+ * start() restores verdict states and open incidents before the first tick;
+ * close() is idempotent and safe before start().
+ */
+import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import type { Logger } from "pino";
+import type { Config } from "../../proto/gen/originwatch/v1/config_pb.js";
+import { EventKind, IncidentKind, OriginState, type QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
+import { type OutboxStore, type WebhookPayload, WebhookSender } from "../alerts/webhook.js";
+import type { Ingest, Session } from "../ingest/ingest-service.js";
+import type { LevelStore } from "../store/level-store.js";
+import { type EngineChange, VerdictEngine } from "./engine.js";
+import { EventHub, SlowWatcherError } from "./event-hub.js";
+import { HistoryRollups, MINUTE_MS } from "./history.js";
+import type { ScopeFigures, Verdict } from "./policy.js";
+import type { ProbeTarget } from "./probe-broker.js";
+import { eventToProto, faultToProto, historyPointToProto, incidentToProto, scopeToProto } from "./proto-convert.js";
+import { DEFAULT_SETTINGS, type VerdictSettings, resolveSettings } from "./settings.js";
+import { type EventRecord, type KV, VerdictStore } from "./verdict-store.js";
+
+export interface VerdictServiceOptions {
+  ingest: Ingest;
+  store: LevelStore;
+  log: Logger;
+  /** Evaluation tick (default 1000 ms). */
+  tickMs?: number;
+  /** Lookback when no config says otherwise (default 5000 ms). */
+  lookbackMs?: number;
+  /** Per-minute history kept this long (default 7 days). */
+  historyRetentionMs?: number;
+  webhook?: { url: string; includeNetwork?: boolean };
+}
+
+/** What GetOrigin shows besides the state: figures and breakdown over the lookback. */
+export interface VerdictFigures {
+  requestRate: number;
+  failureRatio: number;
+  p95TtfbMs: number;
+  isps: ReturnType<typeof scopeToProto>[];
+  regions: ReturnType<typeof scopeToProto>[];
+  nodes: ReturnType<typeof scopeToProto>[];
+}
+
+const ORIGIN_KINDS = new Set([IncidentKind.ORIGIN_DOWN, IncidentKind.ORIGIN_DEGRADED]);
+
+export class VerdictService {
+  readonly engine: VerdictEngine;
+  readonly store: VerdictStore;
+  readonly hub = new EventHub();
+  readonly history: HistoryRollups;
+  readonly webhook: WebhookSender | undefined;
+  private config: Config | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private started = false;
+  private closed = false;
+  private readonly lookbackMs: number;
+
+  constructor(private o: VerdictServiceOptions) {
+    this.lookbackMs = o.lookbackMs ?? DEFAULT_SETTINGS.lookbackMs;
+    const open = <V>(name: string) => o.store.sublevel<V>(`verdict-${name}`) as unknown as KV<V>;
+    this.store = new VerdictStore(open, { onError: (err, what) => o.log.error({ err, what }, "verdict store write failed") });
+    this.history = new HistoryRollups(this.store, o.historyRetentionMs ?? 7 * 24 * 3600_000);
+    this.engine = new VerdictEngine({
+      settingsFor: (origin) => this.settingsFor(origin),
+      probeTargets: (origin) => this.probeTargets(origin),
+    });
+    this.engine.confirmer.onRound = (origin, answers, result) =>
+      o.log.info({ origin, result: result ?? "no answer", answers: answers.map((a) => ({ node: a.nodeId, isp: a.isp, attempts: a.attempts.length, error: a.error })) }, "confirmation probes");
+    if (o.webhook) {
+      const outboxKv = o.store.sublevel<WebhookPayload>("alerts-outbox") as unknown as KV<WebhookPayload>;
+      const outbox: OutboxStore = {
+        put: (k, v) => outboxKv.put(k, v),
+        del: (k) => outboxKv.del(k),
+        entries: async () => {
+          const out: Array<[string, WebhookPayload]> = [];
+          for await (const e of outboxKv.iterator()) out.push(e);
+          return out;
+        },
+      };
+      this.webhook = new WebhookSender({
+        url: o.webhook.url,
+        includeNetwork: o.webhook.includeNetwork,
+        outbox,
+        onDelivered: (p, attempts) => o.log.info({ key: p.dedupe_key, attempts }, "webhook delivered"),
+        onDropped: (p, reason) => o.log.warn({ key: p.dedupe_key, reason }, "webhook dropped"),
+      });
+    }
+    this.engine.onChange((c) => this.onChange(c));
+  }
+
+  /** Apply a fleet config (thresholds, hysteresis, probes, per-origin overrides). */
+  setConfig(config: Config | undefined): void {
+    this.config = config;
+  }
+
+  settingsFor(origin: string): VerdictSettings {
+    const s = resolveSettings(this.config, origin);
+    return this.config?.lookbackMs ? s : { ...s, lookbackMs: this.lookbackMs };
+  }
+
+  async start(): Promise<void> {
+    if (this.started || this.closed) return;
+    this.started = true;
+    const now = Date.now();
+    const [statuses, tracks] = await Promise.all([this.store.loadStatuses(), this.store.loadTracks(now, this.settingsFor("").hysteresis.flapWindowMs)]);
+    this.engine.restore(statuses, tracks);
+    if (statuses.length || tracks.length) this.o.log.info({ origins: statuses.length, incidents: tracks.filter((t) => t.incident?.open).length }, "verdicts restored");
+    const ingest = this.o.ingest;
+    ingest.on("batch", (session, batch) => {
+      const node = session.node;
+      if (!node) return;
+      const now = Date.now();
+      this.engine.observe(node, batch.windows, now);
+      for (const w of batch.windows) this.history.addWindow(w.origin, Number(w.startUnixMs), w.counts, w.ttfb, now);
+    });
+    ingest.on("probe-result", (session, r) => {
+      if (session.node) this.engine.onProbeResult(session.node.nodeId, r);
+    });
+    ingest.on("node-connected", (s) => this.nodeEvent(s, EventKind.NODE_CONNECTED));
+    ingest.on("node-disconnected", (s) => this.nodeEvent(s, EventKind.NODE_DISCONNECTED));
+    await this.webhook?.start();
+    const every = (ms: number, fn: () => unknown) => {
+      const t = setInterval(() => {
+        try {
+          const r = fn();
+          if (r instanceof Promise) r.catch((err) => this.o.log.error({ err }, "verdict background task failed"));
+        } catch (err) {
+          this.o.log.error({ err }, "verdict background task failed");
+        }
+      }, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.o.tickMs ?? 1000, () => {
+      const r = this.engine.tick();
+      for (const st of this.engine.statuses()) this.history.noteState(st.origin, Date.now(), st.state);
+      if (r.durationMs > 250) this.o.log.warn({ ...r }, "slow verdict tick");
+    });
+    every(10_000, () => this.history.flush());
+    every(3600_000, () => this.history.prune());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.webhook?.shutdown();
+    if (this.started) {
+      await this.history.flush().catch(() => {});
+      await this.store.flush();
+    }
+  }
+
+  private nodeEvent(s: Session, kind: EventKind): void {
+    const node = s.node;
+    if (!node) return;
+    this.engine.touch(node.nodeId);
+    this.emitEvent({
+      timeMs: Date.now(),
+      kind,
+      origin: "",
+      previousState: 0,
+      state: 0,
+      faults: [],
+      nodeId: node.nodeId,
+      message: `${node.nodeId} (${node.isp}, ${node.region}) ${kind === EventKind.NODE_CONNECTED ? "connected" : "disconnected"}`,
+    });
+  }
+
+  private emitEvent(e: Omit<EventRecord, "id">): void {
+    const rec = this.store.appendEvent(e);
+    this.hub.publish(rec);
+  }
+
+  private onChange(c: EngineChange): void {
+    if (c.type === "state") {
+      void this.store.putStatus(c.status);
+      this.emitEvent({
+        timeMs: c.timeMs,
+        kind: EventKind.STATE_CHANGED,
+        origin: c.origin,
+        previousState: c.previous,
+        state: c.status.state,
+        faults: c.status.faults,
+        nodeId: "",
+        message: `${c.origin}: ${OriginState[c.previous]} -> ${OriginState[c.status.state]}: ${c.status.reason}`,
+      });
+      this.o.log.info({ origin: c.origin, from: OriginState[c.previous], to: OriginState[c.status.state], reason: c.status.reason }, "origin state changed");
+      return;
+    }
+    const inc = c.incident;
+    void this.store.putIncident(inc);
+    const track = this.engine.tracksWithIncidents().find((t) => t.incident?.id === inc.id);
+    if (track) void this.store.putTrack(track);
+    const st = this.engine.status(inc.origin);
+    const kind = c.transition === "closed" ? EventKind.INCIDENT_CLOSED : c.transition === "escalated" ? EventKind.INCIDENT_UPDATED : EventKind.INCIDENT_OPENED;
+    this.emitEvent({
+      timeMs: c.timeMs,
+      kind,
+      origin: inc.origin,
+      previousState: st?.state ?? 0,
+      state: st?.state ?? 0,
+      faults: st?.faults ?? [],
+      incident: inc,
+      nodeId: "",
+      message: `${IncidentKind[inc.kind]} ${inc.scopeKey || inc.origin} ${c.transition}${inc.flapping ? " (flapping)" : ""}: ${inc.summary}`,
+    });
+    this.o.log.info({ origin: inc.origin, kind: IncidentKind[inc.kind], scope: inc.scopeKey, transition: c.transition, id: inc.id }, "incident");
+    this.webhook?.notify(c.transition, inc);
+    // Every state also persists while an origin incident is open, so a restart resumes it.
+    if (ORIGIN_KINDS.has(inc.kind) && st) void this.store.putStatus(st);
+  }
+
+  /** Sessions of sidecars that route to the origin. */
+  private probeTargets(origin: string): ProbeTarget[] {
+    const out: ProbeTarget[] = [];
+    for (const s of this.o.ingest.sessions.values()) {
+      const node = s.node;
+      if (!node || s.closed || !(s.hello?.origins ?? node.origins).includes(origin)) continue;
+      out.push({
+        nodeId: node.nodeId,
+        isp: node.isp,
+        region: node.region,
+        send: (req) => s.send({ case: "probeRequest", value: req }),
+      });
+    }
+    return out;
+  }
+
+  /** StatusProvider for the query API (ListOrigins, GetOrigin). */
+  verdictOf(origin: string, nowMs: number) {
+    const st = this.engine.status(origin);
+    if (!st) return { state: OriginState.NO_DATA, faults: [], reason: "no node reported traffic for this origin in the lookback", stateSinceMs: 0, confirming: false };
+    void nowMs;
+    return { state: st.state, faults: st.faults.map(faultToProto), reason: st.reason, stateSinceMs: st.stateSinceMs, confirming: st.confirming };
+  }
+
+  /** Figures and the per-ISP, per-region and per-node breakdown, from the verdict's own arithmetic. */
+  figuresOf(origin: string): VerdictFigures | undefined {
+    const v: Verdict | undefined = this.engine.detailed(origin);
+    if (!v) return undefined;
+    const lookbackS = this.settingsFor(origin).lookbackMs / 1000;
+    const conv = (l: ScopeFigures[]) => l.map(scopeToProto);
+    return { requestRate: v.requests / lookbackS, failureRatio: v.failureRatio, p95TtfbMs: v.p95TtfbMs, isps: conv(v.isps), regions: conv(v.regions), nodes: conv(v.nodes) };
+  }
+
+  /** The QueryService methods the verdict owns. */
+  queryHandlers(): Partial<ServiceImpl<typeof QueryService>> {
+    const self = this;
+    return {
+      async listIncidents(req) {
+        const r = await self.store.listIncidents({ origin: req.origin, openOnly: req.openOnly, pageSize: req.pageSize, pageToken: req.pageToken });
+        return { incidents: r.incidents.map(incidentToProto), nextPageToken: r.nextPageToken };
+      },
+      async *watchEvents(req, ctx) {
+        const w = self.hub.watch((e) => !req.origin || e.origin === req.origin || (e.origin === "" && e.nodeId !== ""));
+        const stop = () => w.close();
+        ctx.signal.addEventListener("abort", stop, { once: true });
+        try {
+          for await (const e of w) yield { event: eventToProto(e) };
+        } catch (err) {
+          if (err instanceof SlowWatcherError) throw new ConnectError(err.message, Code.ResourceExhausted);
+          throw err;
+        } finally {
+          ctx.signal.removeEventListener("abort", stop);
+          w.close();
+        }
+      },
+      async getOriginHistory(req) {
+        if (!req.origin) throw new ConnectError("origin is required", Code.InvalidArgument);
+        const now = Date.now();
+        const to = req.to ? timestampMs(req.to) : now;
+        const from = req.from ? timestampMs(req.from) : to - 3600_000;
+        if (from > to) throw new ConnectError("from must not be after to", Code.InvalidArgument);
+        const points = await self.history.query(req.origin, from, to);
+        return { points: points.map(historyPointToProto), stepSeconds: MINUTE_MS / 1000 };
+      },
+      async probeOrigin(req) {
+        if (!req.origin) throw new ConnectError("origin is required", Code.InvalidArgument);
+        const s = self.settingsFor(req.origin).probe;
+        const targets = self.probeTargets(req.origin).filter((t) => !req.isp || t.isp === req.isp).slice(0, 20);
+        if (targets.length === 0) {
+          throw new ConnectError(`no connected sidecar routes to ${JSON.stringify(req.origin)}${req.isp ? ` on ${req.isp}` : ""}`, Code.FailedPrecondition);
+        }
+        const count = Math.min(Math.max(req.count || s.count, 1), 20);
+        const answers = await self.engine.broker.round(targets, { origin: req.origin, method: s.method, path: s.path, count, timeoutMs: s.timeoutMs });
+        return { results: answers.map((a) => ({ nodeId: a.nodeId, isp: a.isp, region: a.region, attempts: a.attempts, error: a.error })) };
+      },
+    };
+  }
+}
