@@ -15,6 +15,9 @@ import { Recorder } from "./recorder/recorder.js";
 import { StreamClient } from "./stream/client.js";
 import { createAdmin, type Admin } from "./admin/admin.js";
 import { createSidecarMetrics } from "./admin/metrics.js";
+import { runProbe } from "./probe/probe.js";
+import { create } from "@bufbuild/protobuf";
+import { SidecarMessageSchema } from "../proto/gen/originwatch/v1/ingest_pb.js";
 
 export const SIDECAR_VERSION = "0.1.0";
 
@@ -54,6 +57,13 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
     origins: config.origins.map((o) => o.name),
     maxBufferedBatches: config.maxBufferedBatches,
     onState: (s) => metrics.streamState(s),
+    // Confirmation probes from the central: answered off the request path, never recorded as traffic.
+    onProbeRequest: (req) => {
+      void runProbe(req, config.origins.find((o) => o.name === req.origin)).then(
+        (result) => stream.sendMessage(create(SidecarMessageSchema, { kind: { case: "probeResult", value: result } })),
+        (err) => log.warn({ component: "sidecar", err }, "probe failed"),
+      );
+    },
     log: (level, msg, fields) => log[level]({ component: "sidecar", ...fields }, msg),
   });
   const warned = new Set<string>();
