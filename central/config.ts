@@ -25,6 +25,15 @@ export interface CentralConfig {
   webhook: string;
   /** Also alert on ISP, region and node incidents (default: origin incidents only). */
   webhookNetwork: boolean;
+  /** TLS (PEM files): all three or none. With TLS, sidecars need a client certificate signed by tlsCa naming their node_id. */
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  /** Operator bearer tokens (`TOKEN ROLE [NAME]` per line); without it the operator API is open (loopback development). */
+  tokensFile?: string;
+  /** Inbound ingest messages per second per session, and the burst allowed above it. */
+  ingestRatePerSec: number;
+  ingestBurst: number;
 }
 
 export const CENTRAL_DEFAULTS: CentralConfig = {
@@ -38,6 +47,8 @@ export const CENTRAL_DEFAULTS: CentralConfig = {
   historyRetentionMs: 7 * 24 * 3600_000,
   webhook: "",
   webhookNetwork: false,
+  ingestRatePerSec: 200,
+  ingestBurst: 1000,
 };
 
 export function parseHostPort(field: string, value: string): { host: string; port: number } {
@@ -53,7 +64,9 @@ export function validateCentralConfig(partial: Partial<CentralConfig>): CentralC
   for (const [k, v] of Object.entries(partial)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
   parseHostPort("listen", c.listen);
   if (typeof c.data !== "string" || c.data.length === 0) throw new CentralError("CENTRAL_BAD_CONFIG", "data must be a directory path");
-  for (const f of ["maxMessageBytes", "windowRetentionMs", "lookbackMs", "exemplarsPerOrigin", "evalIntervalMs", "historyRetentionMs"] as const) {
+  const tls = [c.tlsCert, c.tlsKey, c.tlsCa].filter((v) => v !== undefined && v !== "").length;
+  if (tls !== 0 && tls !== 3) throw new CentralError("CENTRAL_BAD_CONFIG", "tlsCert, tlsKey and tlsCa must be given together (--tls-cert, --tls-key, --tls-ca)");
+  for (const f of ["maxMessageBytes", "windowRetentionMs", "lookbackMs", "exemplarsPerOrigin", "evalIntervalMs", "historyRetentionMs", "ingestRatePerSec", "ingestBurst"] as const) {
     if (!Number.isInteger(c[f]) || c[f] <= 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a positive integer, got ${c[f]}`);
   }
   if (c.windowRetentionMs < c.lookbackMs) {

@@ -25,6 +25,9 @@ import { type QueryDeps, queryService } from "./query/query-service.js";
 import { HealthState, healthService } from "./server/health.js";
 import { ReflectionIndex, reflectionV1, reflectionV1alpha } from "./server/reflection.js";
 import { startServer } from "./server/server.js";
+import { ingestCertInterceptor, loadTokens, peerContext, tokenInterceptor } from "./server/auth.js";
+import { readFileSync } from "node:fs";
+import type { Interceptor } from "@connectrpc/connect";
 import { LevelStore } from "./store/level-store.js";
 import { VerdictService } from "./verdict/service.js";
 
@@ -47,6 +50,19 @@ export const SERVED_SERVICES = [IngestService, QueryService, ConfigService, Heal
 export async function startCentral(partial: Partial<CentralConfig>, log: Logger = pino({ base: { component: "central" } })): Promise<Central> {
   const config = validateCentralConfig(partial);
   const { host, port } = parseHostPort("listen", config.listen);
+  const readPem = (field: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new CentralError("CENTRAL_BAD_CONFIG", `${field} ${file}: ${(err as Error).message}`);
+    }
+  };
+  const tls = config.tlsCert
+    ? { cert: readPem("tlsCert", config.tlsCert), key: readPem("tlsKey", config.tlsKey!), ca: readPem("tlsCa", config.tlsCa!) }
+    : undefined;
+  const interceptors: Interceptor[] = [];
+  if (tls) interceptors.push(ingestCertInterceptor());
+  if (config.tokensFile) interceptors.push(tokenInterceptor(loadTokens(config.tokensFile)));
   const store = await LevelStore.open(config.data);
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   let verdict: VerdictService | undefined;
@@ -55,7 +71,17 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
     const windows = new WindowStore(config.windowRetentionMs);
     const committer = new Committer(store, totals);
-    const ingest = new Ingest({ totals, highWater, nodes, windows, committer, log });
+    const ingest = new Ingest({
+      totals,
+      highWater,
+      nodes,
+      windows,
+      committer,
+      log,
+      requireNodeCert: Boolean(tls),
+      ratePerSec: config.ingestRatePerSec,
+      rateBurst: config.ingestBurst,
+    });
     const fleetConfig = await ConfigStore.open(store);
     const push = createConfigPush({ ingest, configs: fleetConfig, store, log });
     const exemplars = new ExemplarStore(config.exemplarsPerOrigin);
@@ -87,11 +113,11 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       router.service(reflV1.ServerReflection, reflectionV1(index));
       router.service(reflV1alpha.ServerReflection, reflectionV1alpha(index));
     };
-    server = await startServer({ host, port, routes, maxMessageBytes: config.maxMessageBytes });
+    server = await startServer({ host, port, routes, maxMessageBytes: config.maxMessageBytes, tls, interceptors, contextValues: peerContext });
     const pruner = setInterval(() => windows.prune(Date.now()), 5_000);
     pruner.unref();
     const address = server.address;
-    log.info({ address, data: config.data }, "listening");
+    log.info({ address, data: config.data, tls: Boolean(tls), tokens: Boolean(config.tokensFile) }, "listening");
     let closing: Promise<void> | undefined;
     const srv = server;
     return {
@@ -135,7 +161,12 @@ export function registerCentral(program: Command): void {
     .option("--webhook <url>", "POST incident alerts (JSON, retried, with a dedupe key) to this URL")
     .option("--webhook-network", "also alert on ISP, region and node incidents", false)
     .option("--history-retention <hours>", "keep per-minute origin history this long", (v) => Number(v), 168)
-    .action(async (opts: { listen: string; data: string; maxMessageBytes: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
+    .option("--tls-cert <file>", "server certificate (PEM); with --tls-key and --tls-ca turns on TLS and mTLS for sidecars")
+    .option("--tls-key <file>", "server private key (PEM)")
+    .option("--tls-ca <file>", "CA (PEM) that signs sidecar client certificates")
+    .option("--tokens <file>", "operator bearer tokens, one per line: TOKEN read|admin [NAME]")
+    .option("--ingest-rate <n>", "inbound messages per second per sidecar session", (v) => Number(v), 200)
+    .action(async (opts: { listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
       try {
@@ -147,6 +178,11 @@ export function registerCentral(program: Command): void {
             webhook: opts.webhook ?? "",
             webhookNetwork: opts.webhookNetwork,
             historyRetentionMs: Math.round(opts.historyRetention * 3600_000),
+            tlsCert: opts.tlsCert,
+            tlsKey: opts.tlsKey,
+            tlsCa: opts.tlsCa,
+            tokensFile: opts.tokens,
+            ingestRatePerSec: opts.ingestRate,
           },
           log,
         );

@@ -55,6 +55,10 @@ export interface SidecarConfig {
   keepAliveTimeoutMs: number;
   /** DNS server (HOST:PORT) for origin names instead of the system resolver. */
   resolver?: HostPort;
+  /** mTLS to an https central (PEM files): this node's certificate (naming its node_id), key, and the CA that signed the central's certificate. */
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
 }
 
 /** Origin fields as accepted from flags or the config file (durations in ms). */
@@ -91,6 +95,9 @@ export interface SidecarConfigInput {
   preserveHost?: unknown;
   keepAliveTimeoutMs?: unknown;
   resolver?: unknown;
+  tlsCert?: unknown;
+  tlsKey?: unknown;
+  tlsCa?: unknown;
 }
 
 export const DEFAULTS = {
@@ -251,5 +258,16 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
     caFile,
     keepAliveTimeoutMs: int("keepAliveTimeoutMs", input.keepAliveTimeoutMs, DEFAULTS.keepAliveTimeoutMs, 1000, 3_600_000),
     resolver: input.resolver === undefined || input.resolver === null || input.resolver === "" ? undefined : parseHostPort("resolver", input.resolver),
+    ...tlsOf(input, cu),
   };
+}
+
+function tlsOf(input: SidecarConfigInput, central: URL): Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsCa"> {
+  const opt = (f: "tlsCert" | "tlsKey" | "tlsCa") => (input[f] === undefined || input[f] === null || input[f] === "" ? undefined : str(f, input[f]));
+  const tlsCert = opt("tlsCert");
+  const tlsKey = opt("tlsKey");
+  const tlsCa = opt("tlsCa");
+  if (Boolean(tlsCert) !== Boolean(tlsKey)) throw configError(tlsCert ? "tlsKey" : "tlsCert", "must be given with the other (--tls-cert and --tls-key)");
+  if ((tlsCert || tlsCa) && central.protocol !== "https:") throw configError("central", "must be an https:// URL when TLS files are given");
+  return { tlsCert, tlsKey, tlsCa };
 }

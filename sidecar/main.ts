@@ -43,6 +43,18 @@ export interface StartSidecarOptions {
   observer?: HopObserver;
 }
 
+function readTls(config: SidecarConfig): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+  const read = (field: string, file?: string) => {
+    if (!file) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new SidecarError("CONFIG_UNREADABLE", `${field} ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  return { ca: read("tlsCa", config.tlsCa), cert: read("tlsCert", config.tlsCert), key: read("tlsKey", config.tlsKey) };
+}
+
 export function formatAddress(a: AddressInfo): string {
   return a.family === "IPv6" || a.address.includes(":") ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
@@ -56,6 +68,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
     node: { nodeId: config.nodeId, isp: config.isp, region: config.region, version: SIDECAR_VERSION },
     origins: config.origins.map((o) => o.name),
     maxBufferedBatches: config.maxBufferedBatches,
+    ...readTls(config),
     onState: (s) => metrics.streamState(s),
     // Confirmation probes from the central: answered off the request path, never recorded as traffic.
     onProbeRequest: (req) => {
@@ -204,6 +217,9 @@ interface SidecarFlags {
   upstreamHost?: boolean;
   maxBufferedBatches?: string;
   resolver?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
 }
 
 /** Flags over the --config file over defaults; origins from both are combined. */
@@ -238,6 +254,9 @@ export function configFromFlags(flags: SidecarFlags): SidecarConfig {
     preserveHost: flags.upstreamHost ? false : file.preserveHost,
     maxBufferedBatches: flags.maxBufferedBatches ?? file.maxBufferedBatches,
     resolver: flags.resolver ?? file.resolver,
+    tlsCert: flags.tlsCert ?? file.tlsCert,
+    tlsKey: flags.tlsKey ?? file.tlsKey,
+    tlsCa: flags.tlsCa ?? file.tlsCa,
   });
 }
 
@@ -264,6 +283,9 @@ export function registerSidecar(program: Command): void {
     .option("--upstream-host", "send the upstream URL's host instead of preserving the cache's Host")
     .option("--max-buffered-batches <n>", "unacknowledged batches kept for replay (default 600)")
     .option("--resolver <host:port>", "DNS server for origin names (default: the system resolver)")
+    .option("--tls-cert <file>", "client certificate (PEM) naming this node_id, for mTLS to an https central")
+    .option("--tls-key <file>", "client private key (PEM)")
+    .option("--tls-ca <file>", "CA (PEM) that signed the central's certificate")
     .action(async (flags: SidecarFlags) => {
       const log = pino({ base: { component: "sidecar" } });
       let sidecar: Sidecar;

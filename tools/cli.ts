@@ -6,6 +6,7 @@ import { Command } from "commander";
 import { registerCentral } from "../central/main.js";
 import { registerSidecar } from "../sidecar/main.js";
 import { registerDemo } from "./demo/demo.js";
+import { registerCerts } from "./certs.js";
 
 const program = new Command();
 program
@@ -16,5 +17,6 @@ program
 registerCentral(program);
 registerSidecar(program);
 registerDemo(program);
+registerCerts(program);
 
 await program.parseAsync(process.argv);

@@ -25,6 +25,9 @@ import {
 import { completedFailuresOf, completedOf } from "../../proto/outcomes.js";
 import { CentralError, toConnectError } from "../errors.js";
 import type { NodeRecord, OriginTotals } from "../store/level-store.js";
+import { type PeerIdentity, checkNodeBinding, peerKey } from "../server/auth.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { TokenBucket } from "./rate-limit.js";
 import { AsyncQueue } from "./async-queue.js";
 import type { Committer } from "./committer.js";
 import { validateBatch, validateConfigAck, validateExemplars, validateHello } from "./validate.js";
@@ -38,6 +41,11 @@ export interface IngestState {
   windows: WindowStore;
   committer: Committer;
   log: Logger;
+  /** mTLS: a sidecar may only claim a node_id its certificate names. */
+  requireNodeCert?: boolean;
+  /** Inbound messages per second per session (over it, reading waits). */
+  ratePerSec?: number;
+  rateBurst?: number;
 }
 
 export interface IngestEvents {
@@ -54,6 +62,7 @@ export class Session {
   readonly outbound = new AsyncQueue<CentralMessage>();
   node: NodeRecord | undefined;
   hello: Hello | undefined;
+  peer: PeerIdentity | undefined;
 
   /** Queue a message to the sidecar; false when the session is closed. */
   send(msg: NonNullable<MessageInitShape<typeof CentralMessageSchema>["kind"]>): boolean {
@@ -80,11 +89,15 @@ export class Ingest extends EventEmitter<IngestEvents> {
   impl(): Partial<ServiceImpl<typeof IngestService>> {
     const self = this;
     return {
-      async *stream(requests: AsyncIterable<SidecarMessage>) {
+      async *stream(requests: AsyncIterable<SidecarMessage>, ctx) {
         const session = new Session();
+        session.peer = ctx.values.get(peerKey);
+        const bucket = new TokenBucket(self.state.ratePerSec ?? 200, self.state.rateBurst ?? 1000);
         const reader = (async () => {
           for await (const msg of requests) {
             if (session.closed) break;
+            const wait = bucket.take();
+            if (wait > 0) await sleep(wait);
             await self.handle(session, msg);
           }
         })().then(
@@ -128,6 +141,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private async onHello(session: Session, hello: Hello): Promise<void> {
     if (session.node) throw new CentralError("CENTRAL_BAD_MESSAGE", "hello sent twice on one stream");
     const id = validateHello(hello);
+    if (this.state.requireNodeCert) checkNodeBinding(session.peer ?? { authorized: false, names: [], tls: false }, id.nodeId);
     const now = Date.now();
     const prev = this.state.nodes.get(id.nodeId);
     const node: NodeRecord = {

@@ -5,7 +5,7 @@
  * goes to the http2 server, anything else to the http1 server.
  */
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ContextValues, Interceptor } from "@connectrpc/connect";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
@@ -19,6 +19,10 @@ export interface ServerOptions {
   maxMessageBytes: number;
   /** Plain HTTP routes (dashboard, /metrics) tried before the RPC router. */
   httpFallback?: (req: IncomingMessage | http2.Http2ServerRequest, res: ServerResponse | http2.Http2ServerResponse) => boolean;
+  /** TLS (PEM): the port speaks TLS with ALPN h2 and http/1.1; client certificates are requested and verified against ca. */
+  tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer };
+  interceptors?: Interceptor[];
+  contextValues?: (req: IncomingMessage | http2.Http2ServerRequest) => ContextValues;
 }
 
 export interface RunningServer {
@@ -33,6 +37,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const rpc = connectNodeAdapter({
     routes: opts.routes,
     readMaxBytes: opts.maxMessageBytes,
+    interceptors: opts.interceptors,
+    contextValues: opts.contextValues,
     writeMaxBytes: 16 * opts.maxMessageBytes,
   });
   const handler = (req: IncomingMessage | http2.Http2ServerRequest, res: ServerResponse | http2.Http2ServerResponse) => {
@@ -41,7 +47,24 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
   const h1 = http.createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 60_000 }, handler);
   h1.keepAliveTimeout = 65_000;
-  const h2 = http2.createServer({ maxSessionMemory: 64 }, handler);
+  const h2 = opts.tls
+    ? http2.createSecureServer(
+        {
+          key: opts.tls.key,
+          cert: opts.tls.cert,
+          ca: opts.tls.ca,
+          // Verified, but not required at the handshake: operators use tokens,
+          // sidecars are held to their certificate by the ingest gate.
+          requestCert: Boolean(opts.tls.ca),
+          rejectUnauthorized: false,
+          allowHTTP1: true,
+          minVersion: "TLSv1.2",
+          maxSessionMemory: 64,
+          settings: { maxHeaderListSize: 16 * 1024 },
+        },
+        handler,
+      )
+    : http2.createServer({ maxSessionMemory: 64, settings: { maxHeaderListSize: 16 * 1024 } }, handler);
   const sockets = new Set<net.Socket>();
   const h2sessions = new Set<http2.Http2Session>();
   h2.on("session", (s) => {
@@ -49,7 +72,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     s.once("close", () => h2sessions.delete(s));
   });
 
-  const tcp = net.createServer((socket) => {
+  const onPlainConnection = (socket: net.Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
@@ -68,7 +91,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (!isH2) socket.resume();
     };
     socket.on("data", onData);
-  });
+  };
+  // With TLS, ALPN picks the protocol; without, sniff the HTTP/2 preface.
+  const tcp = opts.tls
+    ? net.createServer((socket) => {
+        sockets.add(socket);
+        socket.once("close", () => sockets.delete(socket));
+        socket.on("error", () => socket.destroy());
+        h2.emit("connection", socket);
+      })
+    : net.createServer(onPlainConnection);
 
   await new Promise<void>((resolve, reject) => {
     tcp.once("error", (err: NodeJS.ErrnoException) => {

@@ -47,6 +47,9 @@ export interface StreamClientOptions {
   ackTimeoutMs?: number;
   /** CA (PEM) for an https central. */
   ca?: Buffer;
+  /** Client certificate and key (PEM) for mTLS. */
+  cert?: Buffer;
+  key?: Buffer;
   onState?: (state: StreamState) => void;
   onConfigPush?: (push: ConfigPush) => void;
   onProbeRequest?: (req: ProbeRequest) => void;
@@ -106,7 +109,7 @@ export class StreamClient {
     if (this._state !== "idle") return;
     const u = new URL(this.opts.central);
     const target = `${u.hostname.includes(":") ? `[${u.hostname}]` : u.hostname}:${u.port || (u.protocol === "https:" ? 443 : 80)}`;
-    const creds = u.protocol === "https:" ? grpc.credentials.createSsl(this.opts.ca ?? null) : grpc.credentials.createInsecure();
+    const creds = u.protocol === "https:" ? grpc.credentials.createSsl(this.opts.ca ?? null, this.opts.key ?? null, this.opts.cert ?? null) : grpc.credentials.createInsecure();
     const Ctor = grpc.makeGenericClientConstructor(grpcService(IngestService), "IngestService");
     this.client = new Ctor(target, creds, {
       "grpc.keepalive_time_ms": this.opts.keepaliveTimeMs ?? 30_000,
