@@ -8,6 +8,11 @@
  *   traffic ─▶ sidecar(node) ─▶ node relay ─▶ ISP relay ─▶ origin
  */
 import http from "node:http";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type DevPki, initPki } from "../certs.js";
 import pino from "pino";
 import { type Central, startCentral } from "../../central/main.js";
 import { type Sidecar, startSidecar } from "../../sidecar/main.js";
@@ -40,6 +45,8 @@ export interface FleetOptions {
   central?: Parameters<typeof startCentral>[0];
   /** Extra sidecar config fields (stallMs, windowMs...). */
   sidecar?: Record<string, unknown>;
+  /** mTLS between sidecars and the central, with a throwaway dev PKI (tools/certs.ts). */
+  tls?: boolean;
   log?: pino.Logger;
 }
 
@@ -60,6 +67,10 @@ export interface FleetNode extends FleetNodeSpec {
 
 export interface Fleet {
   central: Central;
+  /** http://ADDRESS, or https://localhost:PORT with tls. */
+  centralUrl: string;
+  /** The CA that signed the central's certificate (tls only). */
+  ca?: Buffer;
   origin: Origin;
   /** One relay per ISP, between the node relays and the origin. */
   ispRelays: Map<string, FaultRelay>;
@@ -90,7 +101,22 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const origins = opts.origins ?? ["shop.example"];
   const ratePerNode = opts.ratePerNode ?? 10;
   const origin = await startOrigin();
-  const central = await startCentral({ listen: opts.listen ?? "127.0.0.1:0", data: opts.dataDir, ...opts.central }, log.child({ component: "central" }));
+  let pkiDir: string | undefined;
+  let pki: DevPki | undefined;
+  if (opts.tls) {
+    pkiDir = await mkdtemp(join(tmpdir(), "originwatch-pki-"));
+    pki = initPki(pkiDir, { nodes: specs.map((s) => s.nodeId) });
+  }
+  const central = await startCentral(
+    {
+      listen: opts.listen ?? "127.0.0.1:0",
+      data: opts.dataDir,
+      ...(pki ? { tlsCert: pki.centralCert, tlsKey: pki.centralKey, tlsCa: pki.ca } : {}),
+      ...opts.central,
+    },
+    log.child({ component: "central" }),
+  );
+  const centralUrl = pki ? `https://localhost:${central.address.slice(central.address.lastIndexOf(":") + 1)}` : `http://${central.address}`;
   const ispRelays = new Map<string, FaultRelay>();
   for (const isp of new Set(specs.map((s) => s.isp))) {
     ispRelays.set(isp, await startFaultRelay({ target: { host: origin.host, port: origin.port } }));
@@ -101,8 +127,9 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     const relay = await startFaultRelay({ target: { host: ispRelay.host, port: ispRelay.port } });
     const config = validateSidecarConfig({
       ...opts.sidecar,
-      central: `http://${central.address}`,
+      central: centralUrl,
       listen: "127.0.0.1:0",
+      ...(pki ? { tlsCert: pki.nodes[spec.nodeId].cert, tlsKey: pki.nodes[spec.nodeId].key, tlsCa: pki.ca } : {}),
       nodeId: spec.nodeId,
       isp: spec.isp,
       region: spec.region,
@@ -141,6 +168,8 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
 
   const fleet: Fleet = {
     central,
+    centralUrl,
+    ca: pki ? readFileSync(pki.ca) : undefined,
     origin,
     ispRelays,
     nodes,
@@ -204,6 +233,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
       await Promise.all([...nodes.map((n) => n.relay.close()), ...[...ispRelays.values()].map((r) => r.close())]);
       await central.close();
       await origin.close();
+      if (pkiDir) await rm(pkiDir, { recursive: true, force: true });
     },
   };
   return fleet;
