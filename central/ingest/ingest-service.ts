@@ -63,6 +63,8 @@ export class Session {
   node: NodeRecord | undefined;
   hello: Hello | undefined;
   peer: PeerIdentity | undefined;
+  /** Origins named in hello. */
+  declaredOrigins: Set<string> | undefined;
 
   /** Queue a message to the sidecar; false when the session is closed. */
   send(msg: NonNullable<MessageInitShape<typeof CentralMessageSchema>["kind"]>): boolean {
@@ -160,6 +162,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.state.nodes.set(node.nodeId, node);
     session.node = node;
     session.hello = hello;
+    session.declaredOrigins = new Set(hello.origins);
     const older = this.sessions.get(node.nodeId);
     this.sessions.set(node.nodeId, session);
     if (older && older !== session) {
@@ -177,7 +180,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private async onBatch(session: Session, batch: Batch): Promise<void> {
     const node = session.node!;
     const now = Date.now();
-    validateBatch(batch, now);
+    validateBatch(batch, now, session.declaredOrigins);
     validateExemplars(batch, now);
     node.lastSeenMs = now;
     node.bufferedBatches = batch.bufferedBatches.toString();

@@ -32,11 +32,22 @@ export function validateHello(hello: Hello): NodeIdentity {
   return n;
 }
 
-export function validateBatch(batch: Batch, nowMs: number): void {
+/** Distinct origins one batch may report on. */
+const MAX_ORIGINS_PER_BATCH = 1000;
+
+/**
+ * `declared`: the origins the sidecar named in its hello; when it named any,
+ * a window for another origin is refused (no spraying of made-up origins).
+ */
+export function validateBatch(batch: Batch, nowMs: number, declared?: ReadonlySet<string>): void {
   if (batch.seq === 0n) bad("batch.seq must be at least 1");
   if (batch.windows.length > MAX_WINDOWS) bad(`batch.windows has ${batch.windows.length} entries, more than ${MAX_WINDOWS}`);
+  const origins = new Set<string>();
   batch.windows.forEach((w, i) => {
     if (!ORIGIN.test(w.origin)) bad(`batch.windows[${i}].origin must be a host name, got ${JSON.stringify(w.origin.slice(0, 64))}`);
+    if (declared && declared.size > 0 && !declared.has(w.origin)) bad(`batch.windows[${i}].origin ${JSON.stringify(w.origin)} was not declared in hello.origins`);
+    origins.add(w.origin);
+    if (origins.size > MAX_ORIGINS_PER_BATCH) bad(`batch.windows name more than ${MAX_ORIGINS_PER_BATCH} distinct origins`);
     if (w.lengthMs === 0 || w.lengthMs > 3_600_000) bad(`batch.windows[${i}].length_ms must be in 1..3600000, got ${w.lengthMs}`);
     const start = Number(w.startUnixMs);
     if (start <= 0) bad(`batch.windows[${i}].start_unix_ms must be positive`);
