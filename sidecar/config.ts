@@ -43,8 +43,12 @@ export interface SidecarConfig {
   origins: OriginConfig[];
   /** Summary window length. */
   windowMs: number;
-  /** Unacknowledged batches kept for replay; overflow drops the oldest (counted). */
-  maxBufferedBatches: number;
+  /** Bytes of unacknowledged batches kept for replay; overflow drops the oldest (counted). */
+  bufferBytes: number;
+  /** Optional extra bound on the replay buffer in batches. */
+  maxBufferedBatches?: number;
+  /** Directory for the last good pushed config (used at boot when the central is unreachable). */
+  stateDir?: string;
   /** Peers whose X-Forwarded-For is kept and appended to; others get it replaced. "loopback", an IP or a CIDR. */
   trustedPeers: string[];
   /** Largest request head accepted (bytes); larger gets 431. */
@@ -89,6 +93,8 @@ export interface SidecarConfigInput {
   firstByteTimeoutMs?: unknown;
   maxSockets?: unknown;
   maxBufferedBatches?: unknown;
+  bufferBytes?: unknown;
+  stateDir?: unknown;
   trustedPeers?: unknown;
   maxHeaderSize?: unknown;
   caFile?: unknown;
@@ -109,7 +115,7 @@ export const DEFAULTS = {
   firstByteTimeoutMs: 30_000,
   maxSockets: 256,
   maxFreeSockets: 64,
-  maxBufferedBatches: 600,
+  bufferBytes: 64 * 1024 * 1024,
   maxHeaderSize: 16 * 1024,
   keepAliveTimeoutMs: 65_000,
   trustedPeers: ["loopback"],
@@ -252,7 +258,9 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
     region,
     origins,
     windowMs,
-    maxBufferedBatches: int("maxBufferedBatches", input.maxBufferedBatches, DEFAULTS.maxBufferedBatches, 1, 1_000_000),
+    bufferBytes: int("bufferBytes", input.bufferBytes, DEFAULTS.bufferBytes, 1024, 16 * 1024 * 1024 * 1024),
+    maxBufferedBatches: input.maxBufferedBatches === undefined || input.maxBufferedBatches === null ? undefined : int("maxBufferedBatches", input.maxBufferedBatches, 0, 1, 100_000_000),
+    stateDir: input.stateDir === undefined || input.stateDir === null || input.stateDir === "" ? undefined : str("stateDir", input.stateDir),
     trustedPeers,
     maxHeaderSize: int("maxHeaderSize", input.maxHeaderSize, DEFAULTS.maxHeaderSize, 1024, 1024 * 1024),
     caFile,

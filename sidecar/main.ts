@@ -8,16 +8,19 @@ import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type { Command } from "commander";
 import pino from "pino";
+import { create } from "@bufbuild/protobuf";
+import { SidecarMessageSchema } from "../proto/gen/originwatch/v1/ingest_pb.js";
 import { type SidecarConfig, type SidecarConfigInput, parseOriginFlag, validateSidecarConfig } from "./config.js";
 import { SidecarError } from "./errors.js";
 import { createHop, type Hop, type HopObserver } from "./proxy/hop.js";
 import { Recorder } from "./recorder/recorder.js";
 import { StreamClient } from "./stream/client.js";
 import { createAdmin, type Admin } from "./admin/admin.js";
+import { Directives, SIDECAR_CAPABILITIES } from "./directives/directives.js";
+import { ExemplarSampler } from "./directives/sampler.js";
+import type { Config } from "../proto/gen/originwatch/v1/config_pb.js";
 import { createSidecarMetrics } from "./admin/metrics.js";
 import { runProbe } from "./probe/probe.js";
-import { create } from "@bufbuild/protobuf";
-import { SidecarMessageSchema } from "../proto/gen/originwatch/v1/ingest_pb.js";
 
 export const SIDECAR_VERSION = "0.1.0";
 
@@ -31,6 +34,8 @@ export interface Sidecar {
   hop: Hop;
   recorder: Recorder;
   stream: StreamClient;
+  /** The pushed config in force (ACK/NACK, persisted under --state-dir). */
+  directives: Directives;
   /** Close listeners, flush the last windows, drain the stream briefly. Idempotent. */
   shutdown(): Promise<void>;
 }
@@ -41,6 +46,8 @@ export interface StartSidecarOptions {
   noStream?: boolean;
   /** Extra hop observer (tests). */
   observer?: HopObserver;
+  /** Capabilities announced to the central (tests: a sidecar without a feature). */
+  capabilities?: readonly string[];
 }
 
 function readTls(config: SidecarConfig): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
@@ -63,13 +70,29 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
   const log = opts.logger ?? pino({ level: "silent" });
   const recorder = new Recorder({ windowMs: config.windowMs });
   const metrics = createSidecarMetrics();
+  const streamLog = (level: "info" | "warn", msg: string, fields?: Record<string, unknown>) => log[level]({ component: "sidecar", ...fields }, msg);
+  const capabilities = opts.capabilities ?? SIDECAR_CAPABILITIES;
+  // Pushed config over local flags: a zero in the pushed config leaves the local value in force.
+  const localStall = new Map(config.origins.map((o) => [o.name, o.stallMs]));
+  let directives: Directives | undefined;
   const stream = new StreamClient({
     central: config.central,
     node: { nodeId: config.nodeId, isp: config.isp, region: config.region, version: SIDECAR_VERSION },
     origins: config.origins.map((o) => o.name),
+    bufferBytes: config.bufferBytes,
     maxBufferedBatches: config.maxBufferedBatches,
     ...readTls(config),
+    capabilities: [...capabilities],
+    appliedConfigVersion: () => directives?.version ?? 0n,
     onState: (s) => metrics.streamState(s),
+    onConfigPush: (push) => {
+      const version = push.config?.version ?? 0n;
+      const answer = push.config ? directives!.offer(push.config) : Promise.resolve({ accepted: false, reason: "config_push.config is missing" });
+      void answer.then((v) => {
+        metrics.configVersion(Number(directives!.version));
+        stream.sendMessage(create(SidecarMessageSchema, { kind: { case: "configAck", value: { version, accepted: v.accepted, reason: v.reason } } }));
+      });
+    },
     // Confirmation probes from the central: answered off the request path, never recorded as traffic.
     onProbeRequest: (req) => {
       void runProbe(req, config.origins.find((o) => o.name === req.origin)).then(
@@ -77,8 +100,24 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
         (err) => log.warn({ component: "sidecar", err }, "probe failed"),
       );
     },
-    log: (level, msg, fields) => log[level]({ component: "sidecar", ...fields }, msg),
+    log: streamLog,
   });
+  const applyConfig = (c: Config) => {
+    for (const o of config.origins) o.stallMs = c.origins[o.name]?.stallMs || c.stallMs || localStall.get(o.name)!;
+    const closedEarly = recorder.setWindowMs(c.windowMs || config.windowMs);
+    if (closedEarly.length > 0) stream.send(closedEarly);
+  };
+  directives = new Directives({
+    stateDir: config.stateDir,
+    capabilities,
+    firstByteTimeoutMs: (name) => config.origins.find((o) => o.name === name)?.firstByteTimeoutMs,
+    originNames: () => config.origins.map((o) => o.name),
+    apply: applyConfig,
+    log: streamLog,
+  });
+  await directives.loadPersisted();
+  metrics.configVersion(Number(directives.version));
+  const sampler = new ExemplarSampler({ rates: (origin) => directives!.rates(origin) });
   const warned = new Set<string>();
   const hop = createHop({
     config,
@@ -86,6 +125,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
     observer: {
       completed: (r) => {
         metrics.completed(r);
+        sampler.offer(r);
         opts.observer?.completed?.(r);
       },
       stalled: (o) => {
@@ -119,7 +159,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
       metrics,
       ready: () => ready,
       collect: () => {
-        metrics.streamBuffered(stream.bufferedBatches, stream.droppedBatches);
+        metrics.streamBuffered(stream.bufferedBatches, stream.droppedBatches, stream.bufferedBytes);
         metrics.upstreamSockets(hop.upstreamSockets());
         metrics.inFlight(hop.inFlight());
       },
@@ -137,10 +177,11 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
   let tick: NodeJS.Timeout | undefined;
   const schedule = () => {
     const now = Date.now();
-    const next = Math.floor(now / config.windowMs) * config.windowMs + config.windowMs;
+    const windowMs = recorder.windowMs;
+    const next = Math.floor(now / windowMs) * windowMs + windowMs;
     tick = setTimeout(() => {
       try {
-        stream.send(recorder.flush());
+        stream.send(recorder.flush(), sampler.take());
       } catch (err) {
         log.warn({ component: "sidecar", err }, "window flush failed");
       }
@@ -160,6 +201,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
     hop,
     recorder,
     stream,
+    directives,
     shutdown() {
       closing ??= (async () => {
         ready = false;
@@ -173,7 +215,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
           }, 2000).unref();
         });
         try {
-          stream.send(recorder.flush(true));
+          stream.send(recorder.flush(true), sampler.take());
         } catch {
           /* closed */
         }
@@ -216,6 +258,8 @@ interface SidecarFlags {
   trustedPeers?: string;
   upstreamHost?: boolean;
   maxBufferedBatches?: string;
+  bufferBytes?: string;
+  stateDir?: string;
   resolver?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -253,6 +297,8 @@ export function configFromFlags(flags: SidecarFlags): SidecarConfig {
     trustedPeers: flags.trustedPeers ?? file.trustedPeers,
     preserveHost: flags.upstreamHost ? false : file.preserveHost,
     maxBufferedBatches: flags.maxBufferedBatches ?? file.maxBufferedBatches,
+    bufferBytes: flags.bufferBytes ?? file.bufferBytes,
+    stateDir: flags.stateDir ?? file.stateDir,
     resolver: flags.resolver ?? file.resolver,
     tlsCert: flags.tlsCert ?? file.tlsCert,
     tlsKey: flags.tlsKey ?? file.tlsKey,
@@ -281,7 +327,9 @@ export function registerSidecar(program: Command): void {
     .option("--ca <file>", "extra CA (PEM) trusted for HTTPS origins; verification stays on")
     .option("--trusted-peers <list>", "peers whose X-Forwarded-For is appended to: loopback, IPs, CIDRs (default loopback)")
     .option("--upstream-host", "send the upstream URL's host instead of preserving the cache's Host")
-    .option("--max-buffered-batches <n>", "unacknowledged batches kept for replay (default 600)")
+    .option("--buffer-bytes <n>", "bytes of unacknowledged batches kept for replay; overflow drops the oldest, counted (default 67108864)")
+    .option("--max-buffered-batches <n>", "optional extra bound on unacknowledged batches kept for replay")
+    .option("--state-dir <dir>", "keeps the last good pushed config here and applies it at boot")
     .option("--resolver <host:port>", "DNS server for origin names (default: the system resolver)")
     .option("--tls-cert <file>", "client certificate (PEM) naming this node_id, for mTLS to an https central")
     .option("--tls-key <file>", "client private key (PEM)")

@@ -13,7 +13,8 @@ export interface SidecarMetrics {
   stalled(origin: string): void;
   rejected(status: number): void;
   streamState(s: StreamState): void;
-  streamBuffered(buffered: number, dropped: number): void;
+  streamBuffered(buffered: number, dropped: number, bytes?: number): void;
+  configVersion(version: number): void;
   upstreamSockets(byOrigin: Record<string, number>): void;
   inFlight(n: number): void;
 }
@@ -70,6 +71,16 @@ export function createSidecarMetrics(): SidecarMetrics {
     help: "Batches dropped because the replay buffer was full (cumulative)",
     registers: [registry],
   });
+  const bufferedBytes = new client.Gauge({
+    name: "originwatch_sidecar_stream_buffered_bytes",
+    help: "Encoded bytes of batches waiting for the central's acknowledgement (bounded by --buffer-bytes)",
+    registers: [registry],
+  });
+  const configVersion = new client.Gauge({
+    name: "originwatch_sidecar_config_version",
+    help: "Version of the pushed config in force (0: none)",
+    registers: [registry],
+  });
   const sockets = new client.Gauge({
     name: "originwatch_sidecar_upstream_sockets",
     help: "Sockets open to each origin (in use and idle)",
@@ -110,10 +121,12 @@ export function createSidecarMetrics(): SidecarMetrics {
       state.labels(s).set(1);
       current = s;
     },
-    streamBuffered(b, d) {
+    streamBuffered(b, d, bytes) {
       buffered.set(b);
       dropped.set(d);
+      if (bytes !== undefined) bufferedBytes.set(bytes);
     },
+    configVersion: (v) => configVersion.set(v),
     upstreamSockets(by) {
       for (const [o, n] of Object.entries(by)) sockets.labels(o).set(n);
     },

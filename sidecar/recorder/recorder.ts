@@ -49,14 +49,30 @@ const FIELD: Record<keyof Counts, string> = {
 };
 
 export class Recorder {
-  readonly windowMs: number;
+  private _windowMs: number;
   private readonly now: () => number;
   /** origin → window start → accumulator */
   private readonly windows = new Map<string, Map<number, WindowAcc>>();
 
   constructor(opts: RecorderOptions) {
-    this.windowMs = opts.windowMs;
+    this._windowMs = opts.windowMs;
     this.now = opts.now ?? Date.now;
+  }
+
+  get windowMs(): number {
+    return this._windowMs;
+  }
+
+  /**
+   * Change the window length (a pushed config). Returns every open window,
+   * closed early under the old length, for the caller to send; new requests
+   * fall into windows of the new length.
+   */
+  setWindowMs(ms: number): WindowSummary[] {
+    if (ms === this._windowMs) return [];
+    const out = this.flush(true);
+    this._windowMs = ms;
+    return out;
   }
 
   private acc(origin: string): WindowAcc {

@@ -11,7 +11,7 @@ import {
 } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { grpcService } from "../../proto/grpc-bridge.js";
 import { eventually } from "../../tools/test/proc.js";
-import { StreamClient } from "./client.js";
+import { BACKOFF, StreamClient, backoffStep } from "./client.js";
 
 type Call = grpc.ServerDuplexStream<SidecarMessage, CentralMessage>;
 
@@ -161,6 +161,48 @@ test("a stream that stops acknowledging is restarted and the batches replayed", 
     c.send(win("o")); // notices the stuck stream
     await eventually(() => central.calls.length >= 2 && seqs(central.calls[1].received).length === 2);
     assert.equal(seqs(central.calls[1].received), [1n, 2n]);
+  } finally {
+    await c.shutdown();
+    central.close();
+  }
+});
+
+test("backoff follows the gRPC shape: 1 s initial, x1.6, 20 % jitter, capped", () => {
+  assert.is(BACKOFF.initialMs, 1000);
+  let base: number = BACKOFF.initialMs;
+  const bases: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    bases.push(Math.round(base));
+    const lo = backoffStep(base, 30_000, 0);
+    const hi = backoffStep(base, 30_000, 0.999999);
+    assert.is(lo.waitMs, Math.round(base * 0.8));
+    assert.is(hi.waitMs, Math.round(base * 1.2));
+    base = lo.nextBaseMs;
+  }
+  assert.equal(bases.slice(0, 4), [1000, 1600, 2560, 4096]);
+  assert.is(bases.at(-1), 30_000);
+});
+
+test("a pushed config reaches onConfigPush, and Hello carries capabilities and the applied version", async () => {
+  const central = await fakeCentral((call) => {
+    call.on("data", (m: SidecarMessage) => {
+      if (m.kind.case !== "hello") return;
+      call.write(welcome(0n));
+      call.write(create(CentralMessageSchema, { kind: { case: "configPush", value: { config: { version: 9n } } } }));
+    });
+  });
+  const pushed: bigint[] = [];
+  const c = client(central.port, { capabilities: ["exemplars"], appliedConfigVersion: () => 4n, onConfigPush: (p) => pushed.push(p.config!.version) });
+  try {
+    c.start();
+    await eventually(() => pushed.length === 1);
+    assert.equal(pushed, [9n]);
+    const hello = central.calls[0].received[0];
+    assert.is(hello.kind.case, "hello");
+    if (hello.kind.case === "hello") {
+      assert.equal(hello.kind.value.capabilities, ["exemplars"]);
+      assert.is(hello.kind.value.appliedConfigVersion, 4n);
+    }
   } finally {
     await c.shutdown();
     central.close();

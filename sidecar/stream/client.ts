@@ -7,7 +7,7 @@
  * high_water_seq acknowledges too) and replayed on every new stream. Any end
  * or error of the stream means "reconnect with backoff".
  */
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { NodeIdentitySchema } from "../../proto/gen/originwatch/v1/common_pb.js";
@@ -25,6 +25,30 @@ import type { Exemplar } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { grpcService } from "../../proto/grpc-bridge.js";
 import { ReplayBuffer } from "./replay-buffer.js";
 
+/** gRPC connection-backoff shape (grpc/doc/connection-backoff.md): 1 s, ×1.6, ±20 % jitter, capped. */
+export const BACKOFF = Object.freeze({ initialMs: 1000, multiplier: 1.6, jitter: 0.2, maxMs: 30_000 });
+
+/** The wait before the next attempt and the base for the one after; random in [0, 1). */
+export function backoffStep(baseMs: number, maxMs: number, random = Math.random()): { waitMs: number; nextBaseMs: number } {
+  const waitMs = Math.round(baseMs * (1 - BACKOFF.jitter + 2 * BACKOFF.jitter * random));
+  return { waitMs, nextBaseMs: Math.min(baseMs * BACKOFF.multiplier, maxMs) };
+}
+
+/**
+ * The grpc-js definition of IngestService.Stream whose request serialiser
+ * passes pre-encoded messages (the replay buffer's bytes) through unchanged.
+ */
+function ingestDefinition(): grpc.ServiceDefinition {
+  const def = grpcService(IngestService) as Record<string, grpc.MethodDefinition<unknown, unknown>>;
+  const stream = def.stream;
+  def.stream = {
+    ...stream,
+    requestSerialize: (v: unknown) =>
+      v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : Buffer.from(toBinary(SidecarMessageSchema, v as SidecarMessage)),
+  };
+  return def as grpc.ServiceDefinition;
+}
+
 export type StreamState = "idle" | "connecting" | "connected" | "backoff" | "closed";
 export const STREAM_STATES: readonly StreamState[] = ["idle", "connecting", "connected", "backoff", "closed"];
 
@@ -33,7 +57,10 @@ export interface StreamClientOptions {
   central: string;
   node: { nodeId: string; isp: string; region: string; version?: string };
   origins: string[];
-  maxBufferedBatches: number;
+  /** Bound of the replay buffer in encoded bytes (default 64 MiB). */
+  bufferBytes?: number;
+  /** Bound of the replay buffer in batches (default: bytes only). */
+  maxBufferedBatches?: number;
   capabilities?: string[];
   appliedConfigVersion?: () => bigint;
   /** Channel keepalive (DESIGN.md: ≥ 30 s time, 10 s timeout). */
@@ -56,7 +83,7 @@ export interface StreamClientOptions {
   log?: (level: "info" | "warn", msg: string, fields?: Record<string, unknown>) => void;
 }
 
-type Duplex = grpc.ClientDuplexStream<SidecarMessage, CentralMessage>;
+type Duplex = grpc.ClientDuplexStream<SidecarMessage | Uint8Array, CentralMessage>;
 
 export class StreamClient {
   private readonly opts: StreamClientOptions;
@@ -81,8 +108,8 @@ export class StreamClient {
 
   constructor(opts: StreamClientOptions) {
     this.opts = opts;
-    this.buffer = new ReplayBuffer(opts.maxBufferedBatches);
-    this.backoffMs = opts.initialBackoffMs ?? 250;
+    this.buffer = new ReplayBuffer(opts.bufferBytes ?? 64 * 1024 * 1024, opts.maxBufferedBatches);
+    this.backoffMs = opts.initialBackoffMs ?? BACKOFF.initialMs;
   }
 
   get state(): StreamState {
@@ -90,6 +117,9 @@ export class StreamClient {
   }
   get bufferedBatches(): number {
     return this.buffer.size;
+  }
+  get bufferedBytes(): number {
+    return this.buffer.bytes;
   }
   get droppedBatches(): number {
     return this.buffer.dropped;
@@ -110,13 +140,13 @@ export class StreamClient {
     const u = new URL(this.opts.central);
     const target = `${u.hostname.includes(":") ? `[${u.hostname}]` : u.hostname}:${u.port || (u.protocol === "https:" ? 443 : 80)}`;
     const creds = u.protocol === "https:" ? grpc.credentials.createSsl(this.opts.ca ?? null, this.opts.key ?? null, this.opts.cert ?? null) : grpc.credentials.createInsecure();
-    const Ctor = grpc.makeGenericClientConstructor(grpcService(IngestService), "IngestService");
+    const Ctor = grpc.makeGenericClientConstructor(ingestDefinition(), "IngestService");
     this.client = new Ctor(target, creds, {
       "grpc.keepalive_time_ms": this.opts.keepaliveTimeMs ?? 30_000,
       "grpc.keepalive_timeout_ms": this.opts.keepaliveTimeoutMs ?? 10_000,
       "grpc.keepalive_permit_without_calls": 1,
-      "grpc.initial_reconnect_backoff_ms": this.opts.initialBackoffMs ?? 250,
-      "grpc.max_reconnect_backoff_ms": this.opts.maxBackoffMs ?? 10_000,
+      "grpc.initial_reconnect_backoff_ms": this.opts.initialBackoffMs ?? BACKOFF.initialMs,
+      "grpc.max_reconnect_backoff_ms": this.opts.maxBackoffMs ?? BACKOFF.maxMs,
       "grpc.max_receive_message_length": 4 * 1024 * 1024,
     }) as unknown as grpc.Client & { stream(): Duplex };
     this.connect();
@@ -251,7 +281,7 @@ export class StreamClient {
         this.welcomed = true;
         this.progressAt = Date.now();
         if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
-        this.backoffMs = this.opts.initialBackoffMs ?? 250;
+        this.backoffMs = this.opts.initialBackoffMs ?? BACKOFF.initialMs;
         this.setState("connected");
         this.opts.log?.("info", "stream connected", { sessionId: m.kind.value.sessionId, highWaterSeq: hw.toString() });
         this.flush();
@@ -284,7 +314,7 @@ export class StreamClient {
       this.sentThrough = b.seq;
       let ok: boolean;
       try {
-        ok = call.write(create(SidecarMessageSchema, { kind: { case: "batch", value: b } }));
+        ok = call.write(b.bytes);
       } catch (err) {
         this.lost(call, err);
         return;
@@ -314,8 +344,8 @@ export class StreamClient {
         /* gone */
       }
     }
-    const wait = Math.round(this.backoffMs * (0.75 + Math.random() * 0.5));
-    this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? 10_000);
+    const { waitMs: wait, nextBaseMs } = backoffStep(this.backoffMs, this.opts.maxBackoffMs ?? BACKOFF.maxMs);
+    this.backoffMs = nextBaseMs;
     this.setState("backoff");
     this.opts.log?.("warn", "stream lost; reconnecting", { error: err instanceof Error ? err.message : undefined, retryInMs: wait });
     this.timer = setTimeout(() => this.connect(), wait);

@@ -1,34 +1,62 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { create } from "@bufbuild/protobuf";
-import { BatchSchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { BatchSchema, SidecarMessageSchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { ReplayBuffer } from "./replay-buffer.js";
 
-const batch = (seq: number) => create(BatchSchema, { seq: BigInt(seq) });
+const batch = (seq: number, pad = 0) =>
+  create(BatchSchema, { seq: BigInt(seq), windows: pad ? [{ origin: "x".repeat(pad), startUnixMs: 1n, lengthMs: 1000 }] : [] });
+const seqs = (b: ReplayBuffer, after = 0n) => [...b.after(after)].map((x) => x.seq);
 
-test("overflow drops the oldest and counts it", () => {
-  const b = new ReplayBuffer(3);
+test("overflow by count drops the oldest and counts it", () => {
+  const b = new ReplayBuffer(1 << 20, 3);
   for (let i = 1; i <= 5; i++) b.push(batch(i));
   assert.is(b.size, 3);
   assert.is(b.dropped, 2);
-  assert.equal(b.after(0n).map((x) => x.seq), [3n, 4n, 5n]);
+  assert.equal(seqs(b), [3n, 4n, 5n]);
+});
+
+test("the byte bound holds: the oldest go first and the held bytes never exceed it", () => {
+  const b = new ReplayBuffer(1000);
+  for (let i = 1; i <= 200; i++) {
+    b.push(batch(i, 90));
+    assert.ok(b.bytes <= 1000, `held ${b.bytes} bytes`);
+  }
+  assert.ok(b.size >= 5 && b.size <= 10, `size ${b.size}`);
+  assert.is(b.dropped + b.size, 200);
+  assert.is(seqs(b).at(-1), 200n);
+  assert.is(b.first()!.seq, BigInt(200 - b.size + 1));
 });
 
 test("acks are cumulative", () => {
-  const b = new ReplayBuffer(10);
+  const b = new ReplayBuffer(1 << 20);
   for (let i = 1; i <= 5; i++) b.push(batch(i));
   assert.is(b.ackThrough(3n), 3);
-  assert.equal(b.after(0n).map((x) => x.seq), [4n, 5n]);
+  assert.equal(seqs(b), [4n, 5n]);
   assert.is(b.ackThrough(2n), 0);
-  assert.equal(b.after(4n).map((x) => x.seq), [5n]);
+  assert.equal(seqs(b, 4n), [5n]);
+  b.ackThrough(5n);
+  assert.is(b.size, 0);
+  assert.is(b.bytes, 0);
 });
 
-test("shift renumbers every buffered batch", () => {
-  const b = new ReplayBuffer(10);
+test("holds the encoded message, and shift renumbers it", () => {
+  const b = new ReplayBuffer(1 << 20);
   b.push(batch(1));
   b.push(batch(2));
   b.shift(10n);
-  assert.equal(b.after(0n).map((x) => x.seq), [11n, 12n]);
+  assert.equal(seqs(b), [11n, 12n]);
+  const msg = fromBinary(SidecarMessageSchema, b.first()!.bytes);
+  assert.is(msg.kind.case, "batch");
+  assert.is(msg.kind.case === "batch" && msg.kind.value.seq, 11n);
+});
+
+test("many drops stay cheap (no O(n) shift per drop)", () => {
+  const b = new ReplayBuffer(1 << 20, 50_000);
+  for (let i = 1; i <= 200_000; i++) b.push(batch(i));
+  assert.is(b.size, 50_000);
+  assert.is(b.dropped, 150_000);
+  assert.is(b.first()!.seq, 150_001n);
 });
 
 test.run();
