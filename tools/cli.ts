@@ -5,6 +5,7 @@
 import { Command } from "commander";
 import { registerCentral } from "../central/main.js";
 import { registerSidecar } from "../sidecar/main.js";
+import { registerCtl } from "./ctl/ctl.js";
 import { registerDemo } from "./demo/demo.js";
 import { registerCerts } from "./certs.js";
 
@@ -18,5 +19,6 @@ registerCentral(program);
 registerSidecar(program);
 registerDemo(program);
 registerCerts(program);
+registerCtl(program);
 
 await program.parseAsync(process.argv);

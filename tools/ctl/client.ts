@@ -1,0 +1,92 @@
+/**
+ * How `originwatch ctl` reaches the central: clients generated from the proto
+ * (protobuf-es service descriptors) over the Connect protocol, and the one
+ * table that turns a failed call into a message and an exit code.
+ */
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { ConfigService } from "../../proto/gen/originwatch/v1/config_pb.js";
+import { QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
+
+/** Exit codes of `originwatch ctl` (documented in the README and in `ctl --help`). */
+export const EXIT = {
+  OK: 0,
+  /** The central answered with an error (not found, invalid argument, unimplemented, ...). */
+  CENTRAL_ERROR: 1,
+  /** Bad command line or unreadable input file. */
+  USAGE: 2,
+  /** The central could not be reached or did not answer in time. */
+  UNREACHABLE: 3,
+  /** `status`: at least one origin is DOWN. */
+  ORIGIN_DOWN: 4,
+  /** `status`: no origin is DOWN but at least one is DEGRADED. */
+  ORIGIN_DEGRADED: 5,
+} as const;
+
+export const DEFAULT_CENTRAL = "http://127.0.0.1:7400";
+
+export class UsageError extends Error {}
+
+/** Accepts `http(s)://host:port` or a bare `host:port`. */
+export function centralUrl(raw: string | undefined): string {
+  const v = (raw ?? "").trim() || DEFAULT_CENTRAL;
+  const withScheme = /^[a-z]+:\/\//i.test(v) ? v : `http://${v}`;
+  let u: URL;
+  try {
+    u = new URL(withScheme);
+  } catch {
+    throw new UsageError(`--central: ${JSON.stringify(v)} is not a URL (expected e.g. ${DEFAULT_CENTRAL})`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new UsageError(`--central: scheme must be http or https, got ${u.protocol}`);
+  return u.origin;
+}
+
+export interface CentralClients {
+  url: string;
+  query: Client<typeof QueryService>;
+  config: Client<typeof ConfigService>;
+  /** QueryService without a deadline, for streams that last until Ctrl-C. */
+  streams: Client<typeof QueryService>;
+}
+
+export function connectCentral(url: string, timeoutMs: number): CentralClients {
+  const options = { baseUrl: url, httpVersion: "1.1", useBinaryFormat: true } as const;
+  const transport = createConnectTransport({ ...options, defaultTimeoutMs: timeoutMs });
+  return {
+    url,
+    query: createClient(QueryService, transport),
+    config: createClient(ConfigService, transport),
+    streams: createClient(QueryService, createConnectTransport(options)),
+  };
+}
+
+export interface Failure {
+  exit: number;
+  message: string;
+}
+
+/** One place that maps a failed call to what the operator reads and the exit code. */
+export function describeFailure(err: unknown, url: string, what: string): Failure {
+  if (err instanceof UsageError) return { exit: EXIT.USAGE, message: err.message };
+  const ce = ConnectError.from(err);
+  switch (ce.code) {
+    case Code.Unavailable:
+    case Code.DeadlineExceeded:
+      return {
+        exit: EXIT.UNREACHABLE,
+        message: `cannot reach the central at ${url} (${ce.rawMessage}). Is it running? Set --central or ORIGINWATCH_CENTRAL.`,
+      };
+    case Code.Unimplemented:
+      return { exit: EXIT.CENTRAL_ERROR, message: `the central at ${url} does not implement ${what} yet (UNIMPLEMENTED): upgrade the central` };
+    case Code.Unauthenticated:
+    case Code.PermissionDenied:
+      return { exit: EXIT.CENTRAL_ERROR, message: `the central refused ${what}: ${ce.rawMessage} (${Code[ce.code]})` };
+    default:
+      return { exit: EXIT.CENTRAL_ERROR, message: `${what} failed: ${ce.rawMessage} (${Code[ce.code]})` };
+  }
+}
+
+/** True when the call failed only because the central lacks the RPC. */
+export function isUnimplemented(err: unknown): boolean {
+  return err instanceof ConnectError && err.code === Code.Unimplemented;
+}
