@@ -3,7 +3,8 @@
  * (protobuf-es service descriptors) over the Connect protocol, and the one
  * table that turns a failed call into a message and an exit code.
  */
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { readFileSync } from "node:fs";
+import { type Client, Code, ConnectError, type Interceptor, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ConfigService } from "../../proto/gen/originwatch/v1/config_pb.js";
 import { QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
@@ -49,8 +50,33 @@ export interface CentralClients {
   streams: Client<typeof QueryService>;
 }
 
-export function connectCentral(url: string, timeoutMs: number): CentralClients {
-  const options = { baseUrl: url, httpVersion: "1.1", useBinaryFormat: true } as const;
+export interface ConnectOptions {
+  timeoutMs: number;
+  /** Operator bearer token (the central's --tokens file). */
+  token?: string;
+  /** PEM file of the CA that signed the central's certificate (https). */
+  caFile?: string;
+}
+
+export function connectCentral(url: string, o: ConnectOptions): CentralClients {
+  const interceptors: Interceptor[] = [];
+  if (o.token) {
+    const header = `Bearer ${o.token}`;
+    interceptors.push((next) => (req) => {
+      req.header.set("authorization", header);
+      return next(req);
+    });
+  }
+  let ca: Buffer | undefined;
+  if (o.caFile) {
+    try {
+      ca = readFileSync(o.caFile);
+    } catch (err) {
+      throw new UsageError(`--ca: cannot read ${o.caFile}: ${(err as Error).message}`);
+    }
+  }
+  const options = { baseUrl: url, httpVersion: "1.1", useBinaryFormat: true, interceptors, ...(ca ? { nodeOptions: { ca } } : {}) } as const;
+  const timeoutMs = o.timeoutMs;
   const transport = createConnectTransport({ ...options, defaultTimeoutMs: timeoutMs });
   return {
     url,
@@ -68,6 +94,10 @@ export interface Failure {
 /** One place that maps a failed call to what the operator reads and the exit code. */
 export function describeFailure(err: unknown, url: string, what: string): Failure {
   if (err instanceof UsageError) return { exit: EXIT.USAGE, message: err.message };
+  const cause = (err as { cause?: { code?: string } } | undefined)?.cause?.code ?? "";
+  if (/^(ERR_TLS_|DEPTH_ZERO|SELF_SIGNED|UNABLE_TO_VERIFY|CERT_)/.test(cause)) {
+    return { exit: EXIT.UNREACHABLE, message: `cannot verify the central's TLS certificate at ${url} (${cause}): pass its CA with --ca or ORIGINWATCH_CA` };
+  }
   const ce = ConnectError.from(err);
   switch (ce.code) {
     case Code.Unavailable:
@@ -79,8 +109,9 @@ export function describeFailure(err: unknown, url: string, what: string): Failur
     case Code.Unimplemented:
       return { exit: EXIT.CENTRAL_ERROR, message: `the central at ${url} does not implement ${what} yet (UNIMPLEMENTED): upgrade the central` };
     case Code.Unauthenticated:
+      return { exit: EXIT.CENTRAL_ERROR, message: `the central refused ${what}: ${ce.rawMessage}. Pass an operator token with --token or ORIGINWATCH_TOKEN.` };
     case Code.PermissionDenied:
-      return { exit: EXIT.CENTRAL_ERROR, message: `the central refused ${what}: ${ce.rawMessage} (${Code[ce.code]})` };
+      return { exit: EXIT.CENTRAL_ERROR, message: `the central refused ${what}: ${ce.rawMessage} (PermissionDenied)` };
     default:
       return { exit: EXIT.CENTRAL_ERROR, message: `${what} failed: ${ce.rawMessage} (${Code[ce.code]})` };
   }

@@ -204,8 +204,8 @@ test("watch shows the origin going DOWN and back as it happens; status exits 4 w
       const r = await ctl(["status"]);
       return r.code === EXIT.ORIGIN_DOWN && /open incidents: [1-9]/.test(r.out) ? r : undefined;
     }, 90_000, 500);
-    assert.match(down.out, /shop\.example\s+DOWN/);
-    assert.match(down.out, /open incidents: [1-9]/);
+    assert.match(down!.out, /shop\.example\s+DOWN/);
+    assert.match(down!.out, /open incidents: [1-9]/);
     const j = JSON.parse((await ctl(["--json", "status"])).out);
     assert.is(j.exitCode, EXIT.ORIGIN_DOWN);
   } finally {

@@ -37,6 +37,8 @@ export interface CtlIo {
 
 interface GlobalOpts {
   central?: string;
+  token?: string;
+  ca?: string;
   json?: boolean;
   timeout: number;
 }
@@ -81,13 +83,15 @@ export function buildCtl(io: CtlIo, setExit: (code: number) => void, onUsage?: (
     .exitOverride(onUsage)
     .description("ask a running central: status, origins, incidents, nodes, live events, config, probes")
     .option("--central <url>", "central URL (default: $ORIGINWATCH_CENTRAL, else http://127.0.0.1:7400)")
+    .option("--token <token>", "operator bearer token (default: $ORIGINWATCH_TOKEN)")
+    .option("--ca <file>", "CA certificate (PEM) of an https central (default: $ORIGINWATCH_CA)")
     .option("--json", "machine-readable output (protobuf JSON; `watch` prints one event per line)")
     .option("--timeout <ms>", "per-call deadline", (v) => positiveInt("--timeout", v), 10_000)
     .addHelpText("after", EXIT_HELP)
     .showHelpAfterError();
   const opts = (cmd: Command): GlobalOpts => {
     const g = cmd.optsWithGlobals() as GlobalOpts;
-    return { ...g, central: g.central ?? io.env.ORIGINWATCH_CENTRAL };
+    return { ...g, central: g.central ?? io.env.ORIGINWATCH_CENTRAL, token: g.token ?? io.env.ORIGINWATCH_TOKEN, ca: g.ca ?? io.env.ORIGINWATCH_CA };
   };
   const action =
     <A extends unknown[]>(what: string, fn: (ctx: Ctx, ...args: A) => Promise<number | void>) =>
@@ -97,7 +101,7 @@ export function buildCtl(io: CtlIo, setExit: (code: number) => void, onUsage?: (
       try {
         const g = opts(cmd);
         url = centralUrl(g.central);
-        const ctx: Ctx = { io, c: connectCentral(url, g.timeout), json: !!g.json, colour: !!io.colour && !g.json };
+        const ctx: Ctx = { io, c: connectCentral(url, { timeoutMs: g.timeout, token: g.token, caFile: g.ca }), json: !!g.json, colour: !!io.colour && !g.json };
         setExit((await fn(ctx, ...(args.slice(0, -1) as A))) ?? EXIT.OK);
       } catch (err) {
         const f = describeFailure(err, url, what);
