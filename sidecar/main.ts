@@ -6,7 +6,7 @@
 import http from "node:http";
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import pino from "pino";
 import { create } from "@bufbuild/protobuf";
 import { SidecarMessageSchema } from "../proto/gen/originwatch/v1/ingest_pb.js";
@@ -330,6 +330,7 @@ export function registerSidecar(program: Command): void {
     .option("--buffer-bytes <n>", "bytes of unacknowledged batches kept for replay; overflow drops the oldest, counted (default 67108864)")
     .option("--max-buffered-batches <n>", "optional extra bound on unacknowledged batches kept for replay")
     .option("--state-dir <dir>", "keeps the last good pushed config here and applies it at boot")
+    .addOption(new Option("--capabilities <list>", "announce only these features (tests: an older sidecar)").hideHelp())
     .option("--resolver <host:port>", "DNS server for origin names (default: the system resolver)")
     .option("--tls-cert <file>", "client certificate (PEM) naming this node_id, for mTLS to an https central")
     .option("--tls-key <file>", "client private key (PEM)")
@@ -338,7 +339,8 @@ export function registerSidecar(program: Command): void {
       const log = pino({ base: { component: "sidecar" } });
       let sidecar: Sidecar;
       try {
-        sidecar = await startSidecar(configFromFlags(flags), { logger: log });
+        const capabilities = (flags as { capabilities?: string }).capabilities?.split(",").map((c) => c.trim()).filter(Boolean);
+        sidecar = await startSidecar(configFromFlags(flags), { logger: log, capabilities });
       } catch (err) {
         const e = err as SidecarError;
         log.error({ code: e.code, err: e.message }, "sidecar failed to start");
