@@ -38,7 +38,7 @@ export function createAdmin(opts: AdminOptions): Admin {
       } catch {
         /* a failed refresh must not fail the scrape */
       }
-      opts.metrics.registry.metrics().then(
+      opts.metrics.text().then(
         (text) => res.writeHead(200, { "content-type": opts.metrics.registry.contentType }).end(text),
         (err: Error) => res.writeHead(500, { "content-type": "text/plain" }).end(`${err.message}\n`),
       );

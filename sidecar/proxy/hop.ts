@@ -93,12 +93,28 @@ interface Ctx {
   stalled: boolean;
   done: boolean;
   clientError: boolean;
+  /** response body bytes counted as they flowed (bodies without Content-Length) */
   bytesIn: number;
+  /** Content-Length of a response that has a body */
+  declaredIn?: number;
   bytesOut: number;
-  stallTimer?: NodeJS.Timeout;
-  deadline?: NodeJS.Timeout;
+  /** performance.now() deadlines, checked by the sweeper */
+  stallAt: number;
+  connectBy: number;
+  firstByteBy: number;
   upstreamAddr: string;
+  /** links in the list of requests waiting for a response head */
+  prev?: Ctx;
+  next?: Ctx;
+  linked: boolean;
 }
+
+/**
+ * Deadline granularity. One coarse interval checks every in-flight request
+ * instead of three timers per request (connect, first byte, stall): cheaper on
+ * the hot path, and a deadline fires at most this late.
+ */
+const SWEEP_MS = 20;
 
 const CTX = Symbol("originwatch.hop");
 type WithCtx = IncomingMessage & { [CTX]?: Ctx };
@@ -180,6 +196,63 @@ export function createHop(opts: HopOptions): Hop {
   const states = new Map<string, OriginState>();
   let inFlight = 0;
   let closed = false;
+  /**
+   * Requests waiting for a response head (the only ones with deadlines), as an
+   * intrusive list: unlinking drops every reference at once, so finished
+   * requests die young (a Set here measurably promoted them to the old heap).
+   */
+  let head: Ctx | undefined;
+  let waitingCount = 0;
+  const link = (ctx: Ctx) => {
+    ctx.next = head;
+    if (head) head.prev = ctx;
+    head = ctx;
+    ctx.linked = true;
+    waitingCount++;
+  };
+  const unlink = (ctx: Ctx) => {
+    if (!ctx.linked) return;
+    ctx.linked = false;
+    if (ctx.prev) ctx.prev.next = ctx.next;
+    else head = ctx.next;
+    if (ctx.next) ctx.next.prev = ctx.prev;
+    ctx.prev = ctx.next = undefined;
+    waitingCount--;
+  };
+  let sweeper: NodeJS.Timeout | undefined;
+  /** Trust decision per cache connection (the peer of a socket never changes). */
+  const trustOf = new WeakMap<object, boolean>();
+
+  function sweep(): void {
+    if (waitingCount === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+      return;
+    }
+    const now = performance.now();
+    for (let ctx = head, next: Ctx | undefined; ctx; ctx = next) {
+      next = ctx.next;
+      if (ctx.done) {
+        unlink(ctx);
+        continue;
+      }
+      if (!ctx.stalled && now >= ctx.stallAt) {
+        // DESIGN §5: counted once, in the window where the request crosses stall_ms
+        ctx.stalled = true;
+        recorder.stall(ctx.st.origin.name);
+        observer?.stalled?.(ctx.st.origin.name);
+      }
+      if ((ctx.phase === "connect" || ctx.phase === "tls") && now >= ctx.connectBy) {
+        const err = Object.assign(new Error("no connection within connect timeout"), { code: CONNECT_TIMEOUT_CODE });
+        unlink(ctx);
+        if (ctx.upstream) ctx.upstream.destroy(err);
+        else onError(err, ctx.req);
+      } else if (ctx.phase === "wait" && now >= ctx.firstByteBy) {
+        unlink(ctx);
+        ctx.upstream?.destroy(Object.assign(new Error("no response head within first-byte timeout"), { code: FIRST_BYTE_TIMEOUT_CODE }));
+      }
+    }
+  }
 
   for (const origin of opts.config.origins) {
     const agent = hookedAgent(origin, opts.config.resolver ? resolverLookup(opts.config.resolver) : undefined);
@@ -205,10 +278,11 @@ export function createHop(opts: HopOptions): Hop {
     if (ctx.done) return;
     ctx.done = true;
     inFlight--;
-    if (ctx.stallTimer) clearTimeout(ctx.stallTimer);
-    if (ctx.deadline) clearTimeout(ctx.deadline);
+    unlink(ctx);
     const totalMs = performance.now() - ctx.start;
-    recorder.complete(ctx.st.origin.name, outcome, ctx.ttfbMs, ctx.bytesIn, ctx.bytesOut);
+    // A declared length counts only for a completed body; a cut one is not guessed.
+    const bytesIn = ctx.declaredIn !== undefined ? (outcome === "ok" || outcome === "client_error" || outcome === "server_error" ? ctx.declaredIn : 0) : ctx.bytesIn;
+    recorder.complete(ctx.st.origin.name, outcome, ctx.ttfbMs, bytesIn, ctx.bytesOut);
     observer?.completed?.({
       origin: ctx.st.origin.name,
       outcome,
@@ -246,12 +320,7 @@ export function createHop(opts: HopOptions): Hop {
   function toWait(ctx: Ctx): void {
     if (ctx.phase !== "connect" && ctx.phase !== "tls") return;
     ctx.phase = "wait";
-    if (ctx.deadline) clearTimeout(ctx.deadline);
-    ctx.deadline = setTimeout(() => {
-      if (ctx.done || ctx.phase !== "wait") return;
-      ctx.upstream?.destroy(Object.assign(new Error("no response head within first-byte timeout"), { code: FIRST_BYTE_TIMEOUT_CODE }));
-    }, ctx.st.origin.firstByteTimeoutMs);
-    ctx.deadline.unref();
+    ctx.firstByteBy = performance.now() + ctx.st.origin.firstByteTimeoutMs;
   }
 
   function attach(ctx: Ctx, creq: ClientRequest): void {
@@ -282,8 +351,7 @@ export function createHop(opts: HopOptions): Hop {
     }
     ctx.phase = "body";
     ctx.ttfbMs = performance.now() - ctx.start;
-    if (ctx.deadline) clearTimeout(ctx.deadline);
-    if (ctx.stallTimer) clearTimeout(ctx.stallTimer);
+    unlink(ctx);
     if (ctx.stalled) recorder.stallRecovered(ctx.st.origin.name);
     const status = proxyRes.statusCode ?? 502;
     ctx.status = status;
@@ -297,15 +365,21 @@ export function createHop(opts: HopOptions): Hop {
       failureResponse(ctx, "reset");
       return;
     }
-    proxyRes.on("data", (chunk: Buffer) => {
-      ctx.bytesIn += chunk.length;
-    });
+    // Bytes: the declared length when the body completes, else counted as it flows (chunked, or cut short).
+    const declared = proxyRes.headers["content-length"];
+    const counting = declared === undefined;
+    if (counting) {
+      proxyRes.on("data", (chunk: Buffer) => {
+        ctx.bytesIn += chunk.length;
+      });
+    }
+    else if (ctx.req.method !== "HEAD" && status !== 204 && status !== 304) ctx.declaredIn = Number(declared) || 0;
     proxyRes.on("close", () => {
       if (ctx.done || proxyRes.complete) return;
       finish(ctx, "body_error");
       res.destroy();
     });
-    res.once("finish", () => finish(ctx, classifyStatus(status)));
+    ctx.status = status;
     proxyRes.pipe(res);
   }
 
@@ -336,17 +410,23 @@ export function createHop(opts: HopOptions): Hop {
     }
     const st = states.get(route.origin.name)!;
     const absolute = !(req.url ?? "").startsWith("/");
-    const headers = upstreamRequestHeaders(req.headers, peerAddress(req.socket.remoteAddress), trusted(req.socket.remoteAddress));
+    let trust = trustOf.get(req.socket);
+    if (trust === undefined) {
+      trust = trusted(req.socket.remoteAddress);
+      trustOf.set(req.socket, trust);
+    }
+    const headers = upstreamRequestHeaders(req.headers, peerAddress(req.socket.remoteAddress), trust);
     if (absolute) {
       req.url = route.path;
       headers.host = route.origin.name;
     }
     (req as { headers: unknown }).headers = headers;
+    const start = performance.now();
     const ctx: Ctx = {
       st,
       req,
       res,
-      start: performance.now(),
+      start,
       phase: "connect",
       status: 0,
       stalled: false,
@@ -354,29 +434,28 @@ export function createHop(opts: HopOptions): Hop {
       clientError: false,
       bytesIn: 0,
       bytesOut: 0,
+      stallAt: start + st.origin.stallMs,
+      connectBy: start + st.origin.connectTimeoutMs,
+      firstByteBy: Number.POSITIVE_INFINITY,
       upstreamAddr: "",
+      linked: false,
     };
     (req as WithCtx)[CTX] = ctx;
     inFlight++;
-    ctx.stallTimer = setTimeout(() => {
-      if (ctx.done || ctx.ttfbMs !== undefined) return;
-      ctx.stalled = true;
-      recorder.stall(st.origin.name);
-      observer?.stalled?.(st.origin.name);
-    }, st.origin.stallMs);
-    ctx.stallTimer.unref();
-    ctx.deadline = setTimeout(() => {
-      if (ctx.done || (ctx.phase !== "connect" && ctx.phase !== "tls")) return;
-      const err = Object.assign(new Error("no connection within connect timeout"), { code: CONNECT_TIMEOUT_CODE });
-      if (ctx.upstream) ctx.upstream.destroy(err);
-      else onError(err, req);
-    }, st.origin.connectTimeoutMs);
-    ctx.deadline.unref();
+    link(ctx);
+    if (!sweeper) {
+      sweeper = setInterval(sweep, SWEEP_MS);
+      sweeper.unref();
+    }
     req.on("error", () => {
       ctx.clientError = true;
     });
     res.on("close", () => {
       if (ctx.done) return;
+      if (res.writableFinished && ctx.phase === "body") {
+        finish(ctx, classifyStatus(ctx.status));
+        return;
+      }
       finish(ctx, "client_abort");
       ctx.upstream?.destroy();
     });
@@ -388,7 +467,12 @@ export function createHop(opts: HopOptions): Hop {
     } finally {
       pendingAttach = undefined;
     }
-    if (req.readable) {
+    const reqLength = req.headers["content-length"];
+    if (reqLength !== undefined) {
+      req.once("end", () => {
+        ctx.bytesOut = Number(reqLength) || 0;
+      });
+    } else if (req.readable && !req.complete) {
       req.on("data", (chunk: Buffer) => {
         ctx.bytesOut += chunk.length;
       });

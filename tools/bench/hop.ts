@@ -1,0 +1,203 @@
+/**
+ * `npm run bench:hop`: what the sidecar hop costs, measured in one run on this
+ * machine against a baseline measured in the same run.
+ *
+ *   (a) origin direct
+ *   (b) bare http-proxy hop, same agent settings (the baseline)
+ *   (c) `originwatch sidecar`, monitoring on, streaming to a live central
+ *       (`originwatch central` when it runs; otherwise an ingest stand-in, noted)
+ *
+ * Prints req/s and p50/p99 per target, (c)/(b) throughput and the p99
+ * difference. `--rss` instead drives ~5,000 req/s of mixed traffic through the
+ * sidecar for a minute and reports its RSS. Loopback only, bounded in time.
+ *
+ * Flags: --duration-ms N (per measurement, default 4000) --rounds N (default 2)
+ *        --connections N (default 16) --rss [--rate N (5000)] [--rss-seconds N (60)]
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startOriginwatch, type Proc } from "../test/proc.js";
+import { percentile, runLoad, type LoadResult } from "./hop-load.js";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const HOST = "www.example.com";
+
+function flag(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+const has = (name: string) => process.argv.includes(`--${name}`);
+
+interface Child {
+  child: ChildProcess;
+  address: string;
+  stop(): Promise<void>;
+}
+
+function spawnTs(file: string, args: string[]): Promise<Child> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(HERE, file), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let buf = "";
+    const t = setTimeout(() => reject(new Error(`${file} did not start`)), 20_000);
+    child.stdout!.on("data", (c: Buffer) => {
+      buf += c.toString();
+      const line = buf.split("\n").find((l) => l.includes('"listening"'));
+      if (!line) return;
+      clearTimeout(t);
+      const address = (JSON.parse(line) as { address: string }).address;
+      resolve({
+        child,
+        address,
+        stop: async () => {
+          if (child.exitCode !== null) return;
+          const exited = new Promise<void>((r) => child.once("exit", () => r()));
+          child.kill("SIGTERM");
+          await exited;
+        },
+      });
+    });
+    child.once("exit", (code) => reject(new Error(`${file} exited with ${code}`)));
+  });
+}
+
+function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function startCentral(): Promise<{ url: string; label: string; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), "ow-bench-central-"));
+  try {
+    const c: Proc = await startOriginwatch(["central", "--listen", "127.0.0.1:0", "--data", dir], { timeoutMs: 20_000 });
+    return {
+      url: `http://${c.address}`,
+      label: "originwatch central",
+      stop: async () => {
+        await c.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch {
+    rmSync(dir, { recursive: true, force: true });
+    const stub = await spawnTs("hop-central-stub.ts", []);
+    return { url: `http://${stub.address}`, label: "ingest stand-in (originwatch central not runnable on this tree)", stop: stub.stop };
+  }
+}
+
+function summarize(rs: LoadResult[]) {
+  const requests = rs.reduce((s, r) => s + r.requests, 0);
+  const seconds = rs.reduce((s, r) => s + r.elapsedMs, 0) / 1000;
+  const all = new Float64Array(requests);
+  let o = 0;
+  for (const r of rs) {
+    all.set(r.latenciesMs, o);
+    o += r.requests;
+  }
+  all.sort();
+  return { rps: requests / seconds, p50: percentile(all, 0.5), p99: percentile(all, 0.99), errors: rs.reduce((s, r) => s + r.errors, 0), requests };
+}
+
+async function main() {
+  const origin = await spawnTs("hop-origin.ts", []);
+  const central = await startCentral();
+  const sidecar = await startOriginwatch([
+    "sidecar",
+    "--central", central.url,
+    "--listen", "127.0.0.1:0",
+    "--admin", "127.0.0.1:0",
+    "--node-id", "bench-edge",
+    "--isp", "bench-isp",
+    "--region", "bench-region",
+    "--origin", `${HOST}=http://${origin.address}`,
+  ]);
+  const cleanup = async () => {
+    await sidecar.stop();
+    await central.stop();
+    await origin.stop();
+  };
+  try {
+    if (has("rss")) await rssMode(sidecar);
+    else await throughputMode(origin, sidecar, central.label);
+  } finally {
+    await cleanup();
+  }
+}
+
+async function throughputMode(origin: Child, sidecar: Proc, centralLabel: string) {
+  const durationMs = flag("duration-ms", 4000);
+  const rounds = flag("rounds", 2);
+  const connections = flag("connections", 16);
+  const bare = await spawnTs("hop-bare.ts", [`http://${origin.address}`]);
+  const targets: Array<[string, string]> = [
+    ["(a) origin direct", origin.address],
+    ["(b) bare http-proxy", bare.address],
+    ["(c) originwatch sidecar", sidecar.address],
+  ];
+  const results = new Map<string, LoadResult[]>(targets.map(([n]) => [n, []]));
+  try {
+    for (const [, address] of targets) await runLoad({ address, host: HOST, paths: ["/s"], connections, durationMs: 1000 });
+    for (let r = 0; r < rounds; r++) {
+      for (const [name, address] of targets) results.get(name)!.push(await runLoad({ address, host: HOST, paths: ["/s"], connections, durationMs }));
+    }
+  } finally {
+    await bare.stop();
+  }
+  const admin = String(sidecar.ready.admin);
+  const metrics = await fetchText(`http://${admin}/metrics`);
+  const streamConnected = /originwatch_sidecar_stream_state\{state="connected"\} 1/.test(metrics);
+  const buffered = /originwatch_sidecar_stream_buffered_batches (\d+)/.exec(metrics)?.[1];
+
+  console.log(`bench:hop — ${connections} keep-alive connections, ${rounds} × ${durationMs} ms per target, small 200 responses, loopback`);
+  console.log(`central: ${centralLabel}; sidecar stream connected=${streamConnected}, buffered batches=${buffered}`);
+  console.log("target                        req/s      p50 ms   p99 ms   errors");
+  const s = new Map<string, ReturnType<typeof summarize>>();
+  for (const [name] of targets) {
+    const x = summarize(results.get(name)!);
+    s.set(name, x);
+    console.log(`${name.padEnd(28)} ${x.rps.toFixed(0).padStart(7)}   ${x.p50.toFixed(3).padStart(7)}  ${x.p99.toFixed(3).padStart(7)}   ${x.errors}`);
+  }
+  const b = s.get("(b) bare http-proxy")!;
+  const c = s.get("(c) originwatch sidecar")!;
+  const ratio = c.rps / b.rps;
+  const dp99 = c.p99 - b.p99;
+  console.log(`(c)/(b) throughput: ${ratio.toFixed(3)} (target >= 0.90)   p99 (c)-(b): ${dp99 >= 0 ? "+" : ""}${dp99.toFixed(3)} ms (target <= 1 ms)`);
+  console.log(`per-round req/s: ${targets.map(([n]) => `${n.slice(0, 3)} ${results.get(n)!.map((r) => ((r.requests * 1000) / r.elapsedMs).toFixed(0)).join("/")}`).join("  ")}`);
+}
+
+async function rssMode(sidecar: Proc) {
+  const rate = flag("rate", 5000);
+  const seconds = flag("rss-seconds", 60);
+  const pid = sidecar.child.pid!;
+  const paths = ["/s", "/s", "/s", "/s", "/s", "/s", "/m/x", "/404/x", "/l/x", "/503/x"];
+  const samples: number[] = [];
+  const sampler = setInterval(() => samples.push(rssMb(pid)), 1000);
+  const start = rssMb(pid);
+  const r = await runLoad({ address: sidecar.address, host: HOST, paths, connections: 64, durationMs: seconds * 1000, rate });
+  clearInterval(sampler);
+  const x = summarize([r]);
+  console.log(`bench:hop:rss — ${seconds} s of mixed traffic (60% small, 10% 10 KiB, 10% 100 KiB, 10% 404, 10% 503) at a target of ${rate} req/s`);
+  console.log(`achieved ${x.rps.toFixed(0)} req/s, p50 ${x.p50.toFixed(2)} ms, p99 ${x.p99.toFixed(2)} ms, errors ${x.errors}, statuses ${JSON.stringify(r.statuses)}`);
+  console.log(`sidecar RSS: start ${start.toFixed(1)} MB, max ${Math.max(...samples).toFixed(1)} MB, end ${samples.at(-1)?.toFixed(1)} MB (target < 150 MB)`);
+}
+
+function fetchText(url: string): Promise<string> {
+  return import("node:http").then(
+    (http) =>
+      new Promise((resolve, reject) => {
+        http.get(url, (res) => {
+          let t = "";
+          res.on("data", (c: Buffer) => (t += c));
+          res.on("end", () => resolve(t));
+        }).on("error", reject);
+      }),
+  );
+}
+
+await main();
