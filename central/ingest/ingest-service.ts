@@ -30,7 +30,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { TokenBucket } from "./rate-limit.js";
 import { AsyncQueue } from "./async-queue.js";
 import type { Committer } from "./committer.js";
-import { validateBatch, validateConfigAck, validateExemplars, validateHello } from "./validate.js";
+import { MAX_SEQ_JUMP, validateBatch, validateConfigAck, validateExemplars, validateHello } from "./validate.js";
 import type { WindowStore } from "./window-store.js";
 
 export interface IngestState {
@@ -80,6 +80,19 @@ export class Session {
   }
 }
 
+/**
+ * connect-es reports an undecodable inbound message as INTERNAL ("parse
+ * binary: ..."); on the ingest stream that is the sidecar's bad input, so it
+ * is INVALID_ARGUMENT with the decoder's reason.
+ */
+function inboundError(err: unknown): ConnectError {
+  const e = toConnectError(err);
+  if (e.code === Code.Internal && e.rawMessage.startsWith("parse binary")) {
+    return new ConnectError(`cannot decode SidecarMessage (${e.rawMessage}) [CENTRAL_BAD_MESSAGE]`, Code.InvalidArgument);
+  }
+  return e;
+}
+
 export class Ingest extends EventEmitter<IngestEvents> {
   /** Live sessions by node_id (one per node: a newer one replaces the older). */
   readonly sessions = new Map<string, Session>();
@@ -104,7 +117,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
           }
         })().then(
           () => session.close(),
-          (err) => session.close(toConnectError(err)),
+          (err) => session.close(inboundError(err)),
         );
         try {
           yield* session.outbound;
@@ -181,14 +194,22 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const node = session.node!;
     const now = Date.now();
     validateBatch(batch, now, session.declaredOrigins);
-    validateExemplars(batch, now);
+    validateExemplars(batch, now, session.declaredOrigins);
+    const hw = this.state.highWater.get(node.nodeId) ?? 0n;
+    if (batch.seq > hw + MAX_SEQ_JUMP) {
+      throw new CentralError("CENTRAL_BAD_MESSAGE", `batch.seq ${batch.seq} jumps more than 2^32 above the high-water mark ${hw}`);
+    }
     node.lastSeenMs = now;
     node.bufferedBatches = batch.bufferedBatches.toString();
     node.droppedBatches = batch.droppedBatches.toString();
-    const hw = this.state.highWater.get(node.nodeId) ?? 0n;
     if (batch.seq <= hw) {
-      // Replay of a batch already counted: acknowledge, never count twice.
-      session.send({ case: "batchAck", value: { seq: batch.seq } });
+      // Replay of a batch already counted: acknowledge, never count twice. The
+      // ack waits for the write in progress, which may hold the original.
+      const seq = batch.seq;
+      this.state.committer.commit(node.nodeId, hw, []).then(
+        () => session.send({ case: "batchAck", value: { seq } }),
+        () => session.close(new ConnectError("central storage unavailable, retry later", Code.Unavailable)),
+      );
       return;
     }
     this.state.highWater.set(node.nodeId, batch.seq);

@@ -63,10 +63,11 @@ export function validateBatch(batch: Batch, nowMs: number, declared?: ReadonlySe
   });
 }
 
-export function validateExemplars(batch: Batch, nowMs: number): void {
+export function validateExemplars(batch: Batch, nowMs: number, declared?: ReadonlySet<string>): void {
   if (batch.exemplars.length > MAX_EXEMPLARS) bad(`batch.exemplars has ${batch.exemplars.length} entries, more than ${MAX_EXEMPLARS}`);
   batch.exemplars.forEach((e, i) => {
     if (!ORIGIN.test(e.origin)) bad(`batch.exemplars[${i}].origin must be a host name`);
+    if (declared && declared.size > 0 && !declared.has(e.origin)) bad(`batch.exemplars[${i}].origin ${JSON.stringify(e.origin)} was not declared in hello.origins`);
     if (e.path.length > 2048 || e.path.includes("?")) bad(`batch.exemplars[${i}].path must be a path without query string, at most 2048 characters`);
     if (e.method.length > 32) bad(`batch.exemplars[${i}].method is longer than 32 characters`);
     if (e.upstreamAddr.length > 300) bad(`batch.exemplars[${i}].upstream_addr is longer than 300 characters`);
@@ -79,3 +80,6 @@ export function validateConfigAck(ack: ConfigAck): void {
   if (ack.version === 0n) bad("config_ack.version must be at least 1");
   if (ack.reason.length > 4096) bad("config_ack.reason is longer than 4096 characters");
 }
+
+/** A seq this far above the high-water mark is not a replay gap or a restart: refuse it. */
+export const MAX_SEQ_JUMP = 1n << 32n;
