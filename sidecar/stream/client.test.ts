@@ -11,6 +11,7 @@ import {
 } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { grpcService } from "../../proto/grpc-bridge.js";
 import { eventually } from "../../tools/test/proc.js";
+import { startFaultRelay } from "../../tools/fault-relay.js";
 import { BACKOFF, StreamClient, backoffStep } from "./client.js";
 
 type Call = grpc.ServerDuplexStream<SidecarMessage, CentralMessage>;
@@ -203,6 +204,68 @@ test("a pushed config reaches onConfigPush, and Hello carries capabilities and t
       assert.equal(hello.kind.value.capabilities, ["exemplars"]);
       assert.is(hello.kind.value.appliedConfigVersion, 4n);
     }
+  } finally {
+    await c.shutdown();
+    central.close();
+  }
+});
+
+test("keepalive notices a blackholed path and the client reconnects when it clears", async () => {
+  const central = await fakeCentral((call) => {
+    call.on("data", (m: SidecarMessage) => {
+      if (m.kind.case === "hello") call.write(welcome(0n));
+      if (m.kind.case === "batch") call.write(ack(m.kind.value.seq));
+    });
+  });
+  const relay = await startFaultRelay({ target: { host: "127.0.0.1", port: central.port } });
+  const states: string[] = [];
+  // Short keepalive for the test; production uses 30 s + 10 s (noticed within about a minute).
+  const c = new StreamClient({
+    central: `http://${relay.address}`,
+    node: { nodeId: "edge-ka", isp: "isp-a", region: "eu" },
+    origins: ["o"],
+    initialBackoffMs: 100,
+    maxBackoffMs: 500,
+    keepaliveTimeMs: 500,
+    keepaliveTimeoutMs: 500,
+    onState: (s) => states.push(s),
+  });
+  try {
+    c.start();
+    await eventually(() => c.state === "connected", 10_000);
+    await relay.setMode({ kind: "blackhole" });
+    c.send(win("o"));
+    await eventually(() => c.state !== "connected", 15_000);
+    await relay.setMode({ kind: "pass" });
+    await eventually(() => c.state === "connected" && c.ackedSeq === 1n, 20_000);
+    assert.ok(states.includes("backoff"));
+    assert.ok(c.connects >= 2);
+  } finally {
+    await c.shutdown();
+    await relay.close();
+    central.close();
+  }
+});
+
+test("a stream ended with any status (OK, UNIMPLEMENTED, ABORTED) is re-established", async () => {
+  const endings = [grpc.status.OK, grpc.status.UNIMPLEMENTED, grpc.status.ABORTED];
+  let n = 0;
+  const central = await fakeCentral((call) => {
+    const me = n++;
+    call.on("data", (m: SidecarMessage) => {
+      if (m.kind.case !== "hello") return;
+      call.write(welcome(0n));
+      if (me < endings.length) {
+        if (endings[me] === grpc.status.OK) call.end();
+        else call.emit("error", { code: endings[me], details: "test ending" });
+      }
+    });
+  });
+  const c = client(central.port);
+  try {
+    c.start();
+    await eventually(() => central.calls.length === endings.length + 1 && c.state === "connected", 15_000);
+    assert.is(c.connects, endings.length + 1);
   } finally {
     await c.shutdown();
     central.close();
