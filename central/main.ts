@@ -28,6 +28,7 @@ import { startServer } from "./server/server.js";
 import { ingestCertInterceptor, loadTokens, peerContext, tokenInterceptor } from "./server/auth.js";
 import { readFileSync } from "node:fs";
 import type { Interceptor } from "@connectrpc/connect";
+import { dashboardFallback } from "./dashboard/serve.js";
 import { LevelStore } from "./store/level-store.js";
 import { VerdictService } from "./verdict/service.js";
 
@@ -113,7 +114,8 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       router.service(reflV1.ServerReflection, reflectionV1(index));
       router.service(reflV1alpha.ServerReflection, reflectionV1alpha(index));
     };
-    server = await startServer({ host, port, routes, maxMessageBytes: config.maxMessageBytes, tls, interceptors, contextValues: peerContext });
+    const httpFallback = dashboardFallback({ onError: (err) => log.error({ err }, "dashboard bundle failed") });
+    server = await startServer({ host, port, routes, maxMessageBytes: config.maxMessageBytes, tls, interceptors, contextValues: peerContext, httpFallback });
     const pruner = setInterval(() => windows.prune(Date.now()), 5_000);
     pruner.unref();
     const address = server.address;
