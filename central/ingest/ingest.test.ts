@@ -97,6 +97,30 @@ test("a window from the far future is refused with INVALID_ARGUMENT naming the f
   assert.is(central.query.totals.get("img.example")!.requests, 18n);
 });
 
+test("a config ack before hello is FAILED_PRECONDITION; an unknown message kind is INVALID_ARGUMENT", async () => {
+  const ackFirst = create(SidecarMessageSchema, { kind: { case: "configAck", value: { version: 1n, accepted: true } } });
+  const r = await converse(central.address, [ackFirst], () => false);
+  assert.is(r.error?.code, grpc.status.FAILED_PRECONDITION);
+  const empty = create(SidecarMessageSchema, {});
+  const u = await converse(central.address, [hello("n4"), empty], () => false);
+  assert.is(u.error?.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(u.error?.details ?? "", /no known kind/);
+});
+
+test("a seq far above the high-water mark and an exemplar of an undeclared origin are refused, and count nothing", async () => {
+  const before = central.query.totals.get("img.example")!.requests;
+  const jump = await converse(central.address, [hello("n5"), batch(1n << 40n, 3)], () => false);
+  assert.is(jump.error?.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(jump.error?.details ?? "", /batch\.seq/);
+  const ex = create(SidecarMessageSchema, {
+    kind: { case: "batch", value: { seq: 1n, exemplars: [{ origin: "elsewhere.example", path: "/", timeUnixMs: BigInt(Date.now()) }] } },
+  });
+  const undeclared = await converse(central.address, [hello("n5"), ex], () => false);
+  assert.is(undeclared.error?.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(undeclared.error?.details ?? "", /exemplars\[0\]\.origin/);
+  assert.is(central.query.totals.get("img.example")!.requests, before);
+});
+
 test("a second session of the same node replaces the first", async () => {
   const client = new Client(central.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
     stream(): grpc.ClientDuplexStream<SidecarMessage, CentralMessage>;
