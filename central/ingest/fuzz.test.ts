@@ -60,7 +60,7 @@ function converse(address: string, frames: Uint8Array[]): Promise<{ code: number
   const call = client.stream();
   const got: CentralMessage[] = [];
   return new Promise((resolve) => {
-    const timer = setTimeout(() => call.cancel(), 3000);
+    const timer = setTimeout(() => call.cancel(), 15_000);
     call.on("data", (m: CentralMessage) => got.push(m));
     call.on("error", () => {});
     call.on("status", (s: grpc.StatusObject) => {

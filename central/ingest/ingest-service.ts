@@ -67,6 +67,14 @@ export class Session {
   declaredOrigins: Set<string> | undefined;
 
   /** Queue a message to the sidecar; false when the session is closed. */
+  /** Acks still waiting for their write (delivered before the call ends on a half-close). */
+  readonly pending = new Set<Promise<unknown>>();
+
+  track(p: Promise<unknown>): void {
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
   send(msg: NonNullable<MessageInitShape<typeof CentralMessageSchema>["kind"]>): boolean {
     return this.outbound.push(create(CentralMessageSchema, { kind: msg }));
   }
@@ -115,6 +123,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
             if (wait > 0) await sleep(wait);
             await self.handle(session, msg);
           }
+          // The sidecar half-closed: deliver the acks of what it sent before ending the call.
+          await Promise.allSettled([...session.pending]);
         })().then(
           () => session.close(),
           (err) => session.close(inboundError(err)),
@@ -206,9 +216,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
       // Replay of a batch already counted: acknowledge, never count twice. The
       // ack waits for the write in progress, which may hold the original.
       const seq = batch.seq;
-      this.state.committer.commit(node.nodeId, hw, []).then(
-        () => session.send({ case: "batchAck", value: { seq } }),
-        () => session.close(new ConnectError("central storage unavailable, retry later", Code.Unavailable)),
+      session.track(
+        this.state.committer.commit(node.nodeId, hw, []).then(
+          () => session.send({ case: "batchAck", value: { seq } }),
+          () => session.close(new ConnectError("central storage unavailable, retry later", Code.Unavailable)),
+        ),
       );
       return;
     }
@@ -242,12 +254,14 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const seq = batch.seq;
     // Not awaited: the next message is read while this one is written; acks
     // still go out in order because the committer completes writes in order.
-    this.state.committer.commit(node.nodeId, seq, touched, node).then(
-      () => session.send({ case: "batchAck", value: { seq } }),
-      (err) => {
-        this.state.log.error({ err, node: node.nodeId }, "cannot persist batch; closing session so the sidecar replays it");
-        session.close(new ConnectError("central storage unavailable, retry later", Code.Unavailable));
-      },
+    session.track(
+      this.state.committer.commit(node.nodeId, seq, touched, node).then(
+        () => session.send({ case: "batchAck", value: { seq } }),
+        (err) => {
+          this.state.log.error({ err, node: node.nodeId }, "cannot persist batch; closing session so the sidecar replays it");
+          session.close(new ConnectError("central storage unavailable, retry later", Code.Unavailable));
+        },
+      ),
     );
   }
 
