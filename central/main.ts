@@ -168,7 +168,8 @@ export function registerCentral(program: Command): void {
     .option("--tls-ca <file>", "CA (PEM) that signs sidecar client certificates")
     .option("--tokens <file>", "operator bearer tokens, one per line: TOKEN read|admin [NAME]")
     .option("--ingest-rate <n>", "inbound messages per second per sidecar session", (v) => Number(v), 200)
-    .action(async (opts: { listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
+    .option("--exemplars-per-origin <n>", "latest exemplars kept per origin (ListExemplars)", (v) => Number(v), 1000)
+    .action(async (opts: { exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
       try {
@@ -185,6 +186,7 @@ export function registerCentral(program: Command): void {
             tlsCa: opts.tlsCa,
             tokensFile: opts.tokens,
             ingestRatePerSec: opts.ingestRate,
+            exemplarsPerOrigin: opts.exemplarsPerOrigin,
           },
           log,
         );
