@@ -92,7 +92,6 @@ interface Ctx {
   status: number;
   stalled: boolean;
   done: boolean;
-  clientError: boolean;
   /** response body bytes counted as they flowed (bodies without Content-Length) */
   bytesIn: number;
   /** Content-Length of a response that has a body */
@@ -271,6 +270,12 @@ export function createHop(opts: HopOptions): Hop {
     p.webPasses = p.webPasses.filter((f) => f.name === "stream");
     // http-proxy emits 'error' when no callback is given (ws path); never let it throw.
     proxy.on("error", () => {});
+    // One listener per origin instead of one 'response' listener per request.
+    proxy.on("proxyRes", (proxyRes: IncomingMessage, req: IncomingMessage) => {
+      const ctx = (req as WithCtx)[CTX];
+      if (ctx) onResponse(ctx, proxyRes);
+      else proxyRes.destroy();
+    });
     states.set(origin.name, { origin, agent, proxy });
   }
 
@@ -340,11 +345,11 @@ export function createHop(opts: HopOptions): Hop {
         toWait(ctx);
       }
     });
-    creq.on("response", (proxyRes: IncomingMessage) => onResponse(ctx, proxyRes));
   }
 
   function onResponse(ctx: Ctx, proxyRes: IncomingMessage): void {
-    proxyRes.on("error", () => {}); // reported through 'close' + complete below
+    // No 'error' listener needed: an IncomingMessage without one does not emit
+    // its abort error; a cut body is seen through 'close' with complete = false.
     if (ctx.done) {
       proxyRes.destroy();
       return;
@@ -386,7 +391,9 @@ export function createHop(opts: HopOptions): Hop {
   function onError(err: Error, req: IncomingMessage): void {
     const ctx = (req as WithCtx)[CTX];
     if (!ctx || ctx.done) return;
-    const clientGone = ctx.clientError || ctx.res.destroyed || req.socket.destroyed;
+    // http-proxy reports errors of the cache's request (req) and of the upstream
+    // request through the same callback; req.errored tells them apart.
+    const clientGone = req.errored != null || ctx.res.destroyed || req.socket.destroyed;
     const outcome = classifyError(err, ctx.phase, clientGone);
     finish(ctx, outcome);
     ctx.upstream?.destroy();
@@ -431,7 +438,6 @@ export function createHop(opts: HopOptions): Hop {
       status: 0,
       stalled: false,
       done: false,
-      clientError: false,
       bytesIn: 0,
       bytesOut: 0,
       stallAt: start + st.origin.stallMs,
@@ -447,9 +453,6 @@ export function createHop(opts: HopOptions): Hop {
       sweeper = setInterval(sweep, SWEEP_MS);
       sweeper.unref();
     }
-    req.on("error", () => {
-      ctx.clientError = true;
-    });
     res.on("close", () => {
       if (ctx.done) return;
       if (res.writableFinished && ctx.phase === "body") {
