@@ -94,6 +94,32 @@ test("state changes and incidents are reported, and restore() keeps open inciden
   assert.ok(!after.some((c) => c.type === "incident" && c.transition === "opened"), "no second incident after restart");
 });
 
+test("silence after a restart keeps a DOWN verdict and its incident until traffic resumes (or a minute passes)", () => {
+  let now = 0;
+  const engine = new VerdictEngine({ now: () => now });
+  const fleet = new SimFleet(GRID_NODES(), "o");
+  for (let sec = 0; sec < 12; sec++) {
+    const ws = fleet.step(sec, () => (sec >= 3 ? { kind: "refuse" } : OK));
+    now = (sec + 1) * 1000 + 500;
+    for (const w of ws) engine.observe(w.node, [w.window], now);
+    engine.tick(now);
+  }
+  const again = new VerdictEngine({ now: () => now });
+  again.restore(engine.statuses(), engine.tracksWithIncidents());
+  for (let i = 0; i < 20; i++) {
+    now += 1000;
+    again.tick(now);
+  }
+  assert.is(again.status("o")!.state, OriginState.DOWN, "20 s of silence does not clear DOWN");
+  assert.is(again.openIncidents().length, 1);
+  for (let i = 0; i < 50; i++) {
+    now += 1000;
+    again.tick(now);
+  }
+  assert.is(again.status("o")!.state, OriginState.NO_DATA, "a minute of silence does");
+  assert.is(again.openIncidents().length, 0);
+});
+
 test("start() ticks on an unref'd timer and shutdown() is idempotent and safe before start()", async () => {
   const engine = new VerdictEngine();
   engine.shutdown();

@@ -51,7 +51,16 @@ interface OriginRuntime {
   lastDownMs: number;
   /** Fleet failure ratio at the previous tick (for the ramp guard). */
   lastRatio: number;
+  /** Last tick with traffic (or the restore time): a bad state is not cleared by silence alone. */
+  lastDataMs: number;
 }
+
+/**
+ * An origin that goes silent while DOWN or DEGRADED (sidecars reconnecting
+ * after a central restart, traffic drained away) keeps its state and incident
+ * this long before silence counts as recovery.
+ */
+const SILENCE_HOLD_MS = 60_000;
 
 /**
  * Ramp guard: a DEGRADED verdict while the fleet failure ratio moves by at
@@ -126,7 +135,7 @@ export class VerdictEngine {
 
   /** Restore what survived a restart: verdict states and tracks with open (or flap-window) incidents. */
   restore(statuses: OriginVerdictState[], tracks: Track[]): void {
-    for (const s of statuses) this.origins.set(s.origin, { status: { ...s, confirming: false, verdict: undefined }, lastDownMs: 0, lastRatio: 0 });
+    for (const s of statuses) this.origins.set(s.origin, { status: { ...s, confirming: false, verdict: undefined }, lastDownMs: 0, lastRatio: 0, lastDataMs: this.now() });
     for (const t of tracks) this.trackMap(t.origin).set(t.subject, t);
   }
 
@@ -225,6 +234,7 @@ export class VerdictEngine {
         status: { origin, state: OriginState.NO_DATA, stateSinceMs: nowMs, faults: [], reason: "", confirming: false, evaluatedMs: 0 },
         lastDownMs: 0,
         lastRatio: v.failureRatio,
+        lastDataMs: nowMs,
       };
       this.origins.set(origin, rt);
     }
@@ -232,9 +242,14 @@ export class VerdictEngine {
     st.verdict = v;
     st.evaluatedMs = nowMs;
     st.confirming = hold;
+    if (v.state !== OriginState.NO_DATA) rt.lastDataMs = nowMs;
+    const silentWhileBad =
+      v.state === OriginState.NO_DATA && (st.state === OriginState.DOWN || st.state === OriginState.DEGRADED) && nowMs - rt.lastDataMs < SILENCE_HOLD_MS;
     const ramping = v.state === OriginState.DEGRADED && Math.abs(v.failureRatio - rt.lastRatio) >= RAMP_PER_TICK;
     rt.lastRatio = v.failureRatio;
-    if (!hold && ramping) {
+    if (silentWhileBad) {
+      st.reason = `no traffic reported since ${new Date(rt.lastDataMs).toISOString()}; keeping the last verdict until traffic resumes or ${SILENCE_HOLD_MS / 1000} s pass`;
+    } else if (!hold && ramping) {
       st.reason = `${v.reason} — failure ratio moving fast, waiting for it to settle`;
     } else if (!hold) {
       const previous = st.state;
@@ -250,7 +265,7 @@ export class VerdictEngine {
     }
     if (st.state === OriginState.DOWN) rt.lastDownMs = nowMs;
 
-    this.runTracks(origin, v, hold, hold || ramping, rt, s, nowMs);
+    this.runTracks(origin, v, hold || silentWhileBad, hold || ramping || silentWhileBad, rt, s, nowMs);
     return nodes.length;
   }
 

@@ -25,7 +25,7 @@ interface Slot {
 
 interface Entry {
   origin: string;
-  input: NodeInput & { counts: Counts; ttfb: number[] };
+  input: NodeInput & { counts: Counts; ttfb: number[]; recent: Counts };
   /** Slots still in the sums. */
   live: number;
   /** Latest window end seen (node clock). */
@@ -130,6 +130,54 @@ function sparseBuckets(h: Histogram | undefined, idx: number[], n: number[]): vo
   }
 }
 
+/** Items by expiry bucket, drained in end-time order. */
+class ExpiryQueue<T extends { endMs: number }> {
+  private map = new Map<number, T[]>();
+  private keys: number[] = [];
+
+  add(item: T): void {
+    const key = Math.floor(item.endMs / BUCKET_MS);
+    let bucket = this.map.get(key);
+    if (!bucket) {
+      this.map.set(key, (bucket = []));
+      const k = this.keys;
+      if (k.length === 0 || k[k.length - 1] < key) k.push(key);
+      else {
+        let lo = 0;
+        let hi = k.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (k[mid] < key) lo = mid + 1;
+          else hi = mid;
+        }
+        k.splice(lo, 0, key);
+      }
+    }
+    bucket.push(item);
+  }
+
+  /** Remove every item with endMs <= lowMs, calling out(item). */
+  drain(lowMs: number, out: (item: T) => void): void {
+    const limit = Math.floor(lowMs / BUCKET_MS);
+    let n = 0;
+    while (n < this.keys.length && this.keys[n] <= limit) {
+      const key = this.keys[n];
+      const kept: T[] = [];
+      for (const it of this.map.get(key)!) {
+        if (it.endMs <= lowMs) out(it);
+        else kept.push(it);
+      }
+      if (kept.length > 0) {
+        this.map.set(key, kept);
+        break;
+      }
+      this.map.delete(key);
+      n++;
+    }
+    if (n > 0) this.keys.splice(0, n);
+  }
+}
+
 function sub(into: Counts, c: Counts): void {
   into.ok -= c.ok;
   into.clientError -= c.clientError;
@@ -155,8 +203,12 @@ export class LookbackAggregator {
   private lowMs = Number.NEGATIVE_INFINITY;
   /** Windows refused because a node already had maxSlots windows in the lookback. */
   overflow = 0;
+  /** The short "recent" sums (fast detection of hard faults): slots leave them earlier. */
+  private recentQueue = new ExpiryQueue<Slot>();
+  private recentLowMs = Number.NEGATIVE_INFINITY;
 
-  constructor(private lookbackMs: number, private maxSlots = 16) {}
+  /** recentMs: horizon of NodeInput.recent (default 2 windows of 1 s). */
+  constructor(private lookbackMs: number, private maxSlots = 16, private recentMs = 2000) {}
 
   setLookback(ms: number): void {
     this.lookbackMs = ms;
@@ -172,7 +224,7 @@ export class LookbackAggregator {
     if (!e) {
       e = {
         origin: w.origin,
-        input: { nodeId: node.nodeId, isp: node.isp, region: node.region, counts: zeroCounts(), ttfb: new Array<number>(NB).fill(0) },
+        input: { nodeId: node.nodeId, isp: node.isp, region: node.region, counts: zeroCounts(), ttfb: new Array<number>(NB).fill(0), recent: zeroCounts() },
         live: 0,
         lastEndMs: 0,
         outstandingStalls: 0,
@@ -197,6 +249,10 @@ export class LookbackAggregator {
     const t = e.input.ttfb;
     for (let i = 0; i < slot.ttfbIdx.length; i++) t[slot.ttfbIdx[i]] += slot.ttfbN[i];
     e.live++;
+    if (endMs > this.recentLowMs) {
+      addCounts(e.input.recent, counts);
+      this.recentQueue.add(slot);
+    }
     const key = Math.floor(endMs / BUCKET_MS);
     let bucket = this.expiry.get(key);
     if (!bucket) {
@@ -232,6 +288,8 @@ export class LookbackAggregator {
 
   /** Slide the lookback to end at nowMs: windows ending at or before nowMs - lookback leave the sums. */
   advance(nowMs: number): void {
+    this.recentLowMs = nowMs - Math.min(this.recentMs, this.lookbackMs);
+    this.recentQueue.drain(this.recentLowMs, (s) => sub(s.entry.input.recent, s.counts));
     this.lowMs = nowMs - this.lookbackMs;
     const limit = Math.floor(this.lowMs / BUCKET_MS);
     const emptied = new Set<Entry>();

@@ -256,6 +256,40 @@ const cases: Case[] = [
     state: S.DOWN,
   },
   {
+    name: "two ISPs failing entirely and half of the third is DOWN",
+    nodes: set(grid(), (n) => n.isp !== "isp-c" || n.region === "eu", refused),
+    state: S.DOWN,
+  },
+  {
+    name: "one ISP failing and half of another is an ISP fault plus node faults, not DOWN",
+    nodes: set(grid(), (n) => n.isp === "isp-a" || (n.isp === "isp-b" && n.region === "eu"), refused),
+    state: S.HEALTHY,
+    faults: ["ISP:isp-a", "NODE:isp-b-eu-1", "NODE:isp-b-eu-2"],
+  },
+  {
+    name: "two of five ISPs failing is two ISP faults (less than half), origin HEALTHY",
+    nodes: set(fleet({ ...GRID, isps: ["a", "b", "c", "d", "e"] }), (n) => n.isp === "a" || n.isp === "b", refused),
+    state: S.HEALTHY,
+    faults: ["ISP:a", "ISP:b"],
+  },
+  {
+    name: "three of five ISPs failing is DOWN",
+    nodes: set(fleet({ ...GRID, isps: ["a", "b", "c", "d", "e"] }), (n) => ["a", "b", "c"].includes(n.isp), refused),
+    state: S.DOWN,
+  },
+  {
+    name: "an ISP with a single node failing is that node's fault (smallest scope)",
+    nodes: set([...grid(), ...fleet({ ...GRID, isps: ["isp-d"], regions: ["eu"], perCell: 1 })], inIsp("isp-d"), refused),
+    state: S.HEALTHY,
+    faults: ["NODE:isp-d-eu-1"],
+  },
+  {
+    name: "a region living in two ISPs only, failing there, is a region fault",
+    nodes: set([...grid(), ...fleet({ ...GRID, isps: ["isp-a", "isp-b"], regions: ["ap"] })], inRegion("ap"), refused),
+    state: S.HEALTHY,
+    faults: ["REGION:ap"],
+  },
+  {
     name: "a node exactly at the fail ratio with exactly the minimum volume is failing",
     nodes: set(grid(), isNode("isp-b-eu-2"), { ok: 2, serverError: 3 }),
     state: S.HEALTHY,

@@ -5,7 +5,8 @@
  * Rules, in the order they apply:
  *  1. Judge each node: it counts once it has min_requests in the lookback, and
  *     is failing when its failure ratio is >= fail_ratio. Stale nodes (stopped
- *     reporting) are left out entirely.
+ *     reporting) are left out entirely. Fast path: a node whose last couple of
+ *     windows fail clearly (FAST_FAIL_RATIO) is judged on those alone.
  *  2. Judge each ISP and each region as a pool of its nodes. A pool has traffic
  *     when its requests reach min_requests; it is failing when its pooled ratio
  *     is >= fail_ratio AND nothing inside it is healthy: no node with traffic is
@@ -42,7 +43,17 @@ export interface NodeInput {
   ttfb?: readonly number[];
   /** The node stopped reporting: left out of every figure. */
   stale?: boolean;
+  /** The same counts over the last couple of windows only (fast path of rule 1). */
+  recent?: Counts;
 }
+
+/**
+ * Rule 1, fast path: a node whose last couple of windows are clearly failing
+ * (>= this ratio, with min_requests) is judged on those windows alone, so a
+ * hard fault is seen before older healthy windows leave the lookback. Set well
+ * above fail_ratio so partial failures (30 % 5xx) never trip it by chance.
+ */
+export const FAST_FAIL_RATIO = 0.8;
 
 /** What confirmation probes from other ISPs said about the origin. */
 export type Confirmation = "origin-up" | "origin-down";
@@ -216,8 +227,16 @@ export function evaluate(input: PolicyInput): Verdict {
   let failures = 0;
   for (const input_ of input.nodes) {
     if (input_.stale) continue;
-    const r = requestsOf(input_.counts);
-    const f = failuresOf(input_.counts);
+    let r = requestsOf(input_.counts);
+    let f = failuresOf(input_.counts);
+    if (input_.recent) {
+      const rr = requestsOf(input_.recent);
+      const rf = failuresOf(input_.recent);
+      if (rr >= t.minRequests && rf >= rr * Math.max(t.failRatio, FAST_FAIL_RATIO) && rf / rr > f / Math.max(r, 1)) {
+        r = rr;
+        f = rf;
+      }
+    }
     const qualified = r >= t.minRequests;
     const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false };
     n.failing = qualified && n.ratio >= t.failRatio;

@@ -8,6 +8,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
+import { ROOT } from "../../tools/test/proc.js";
 import { Outcome } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { EventKind, type Event, IncidentKind, OriginState, QueryService, FaultScope } from "../../proto/gen/originwatch/v1/query_pb.js";
 import { type Central, startCentral } from "../main.js";
@@ -22,6 +25,9 @@ const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 
     await new Promise((r) => setTimeout(r, 50));
   }
 };
+
+const BUF = join(ROOT, "node_modules", ".bin", "buf");
+const bufArgs = (address: string, method: string, body: object) => ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-d", JSON.stringify(body), `http://${address}/originwatch.v1.QueryService/${method}`];
 
 const OPTS = { listen: "127.0.0.1:0", lookbackMs: 2000, evalIntervalMs: 200 };
 
@@ -58,6 +64,10 @@ test("origin down end to end: DOWN verdict, one incident, events streamed, webho
   let down = false;
   const sidecars = fleet(central.address, () => (down ? { connectRefused: 4 } : { ok: 4 }));
   const events: Event[] = [];
+  // A real gRPC client streaming WatchEvents through reflection: buf curl.
+  const bufWatch = spawn(BUF, bufArgs(central.address, "WatchEvents", { origin: "shop.example" }), { stdio: ["ignore", "pipe", "pipe"] });
+  let bufOut = "";
+  bufWatch.stdout.on("data", (c) => (bufOut += c));
   const ctl = new AbortController();
   const watching = (async () => {
     try {
@@ -83,6 +93,12 @@ test("origin down end to end: DOWN verdict, one incident, events streamed, webho
     assert.is(hook.got[0].incident_key, inc.dedupeKey);
     await until("events", () => events.some((e) => e.kind === EventKind.INCIDENT_OPENED));
     assert.ok(events.some((e) => e.kind === EventKind.STATE_CHANGED && e.state === OriginState.DOWN));
+    await until("buf curl WatchEvents", () => bufOut.includes("EVENT_KIND_INCIDENT_OPENED"));
+    assert.match(bufOut, /ORIGIN_STATE_DOWN/);
+    bufWatch.kill();
+    const listed = await promisify(execFile)(BUF, bufArgs(central.address, "ListIncidents", { openOnly: true }));
+    assert.match(listed.stdout, /INCIDENT_KIND_ORIGIN_DOWN/);
+    assert.match(listed.stdout, new RegExp(inc.dedupeKey.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
 
     // Restart while down: the open incident and the DOWN state come back.
     for (const s of sidecars) s.close();
@@ -110,6 +126,7 @@ test("origin down end to end: DOWN verdict, one incident, events streamed, webho
     assert.ok(history.points.some((p) => p.failures > 0n), "failures recorded in the per-minute history");
     for (const s of again) s.close();
   } finally {
+    bufWatch.kill();
     ctl.abort();
     for (const s of sidecars) s.close();
     await central.close();
