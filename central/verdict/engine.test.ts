@@ -57,6 +57,23 @@ test("a node that stops reporting while failing is left out once stale", () => {
   assert.is(engine.status("o")!.state, OriginState.HEALTHY);
 });
 
+test("a node whose session closed is left out at once", () => {
+  let now = 0;
+  const engine = new VerdictEngine({ now: () => now });
+  const fleet = new SimFleet(GRID_NODES(), "o");
+  for (let sec = 0; sec < 10; sec++) {
+    const ws = fleet.step(sec, (n) => (n.nodeId === "isp-b-us-2" ? { kind: "refuse" } : OK));
+    now = (sec + 1) * 1000 + 500;
+    for (const w of ws) engine.observe(w.node, [w.window], now);
+    engine.tick(now);
+  }
+  assert.equal(engine.status("o")!.faults.map((f) => f.key), ["isp-b-us-2"]);
+  engine.disconnected("isp-b-us-2");
+  now += 100;
+  engine.tick(now);
+  assert.equal(engine.status("o")!.faults, []);
+});
+
 test("state changes and incidents are reported, and restore() keeps open incidents across a restart", () => {
   let now = 0;
   const engine = new VerdictEngine({ now: () => now });

@@ -40,7 +40,11 @@ export interface EngineOptions {
   /** Connected sidecars that route to the origin, for confirmation probes. */
   probeTargets?: (origin: string) => ProbeTarget[];
   now?: () => number;
-  /** A node whose last batch is older than this is stale (default 3 windows, at least 3 s). */
+  /**
+   * A node whose last batch is older than this is stale (default: the lookback,
+   * at least 3 windows), whatever batching its sidecar uses; a node whose
+   * session closed is stale at once.
+   */
   staleAfterMs?: number;
   /** After an origin was DOWN, network faults are held this long (default: the lookback). */
   quietAfterDownMs?: number;
@@ -125,6 +129,11 @@ export class VerdictEngine {
   }
 
   /** A node is alive (hello, empty batch): keeps it from going stale. */
+  /** The node's session closed: what it reported is left out until it speaks again. */
+  disconnected(nodeId: string): void {
+    this.lastSeen.set(nodeId, Number.NEGATIVE_INFINITY);
+  }
+
   touch(nodeId: string, nowMs = this.now()): void {
     this.lastSeen.set(nodeId, nowMs);
   }
@@ -205,7 +214,7 @@ export class VerdictEngine {
   }
 
   private staleAfter(s: VerdictSettings): number {
-    return this.opts.staleAfterMs ?? Math.max(3000, 3 * s.windowMs);
+    return this.opts.staleAfterMs ?? Math.max(s.lookbackMs, 3 * s.windowMs);
   }
 
   private evaluateOrigin(origin: string, nowMs: number): number {

@@ -163,7 +163,8 @@ export class VerdictService {
   private nodeEvent(s: Session, kind: EventKind): void {
     const node = s.node;
     if (!node) return;
-    this.engine.touch(node.nodeId);
+    if (kind === EventKind.NODE_CONNECTED) this.engine.touch(node.nodeId);
+    else this.engine.disconnected(node.nodeId);
     this.emitEvent({
       timeMs: Date.now(),
       kind,
