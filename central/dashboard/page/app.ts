@@ -138,6 +138,7 @@ interface Sample {
 }
 const samples: Sample[] = [];
 let historyPoints: Sample[] = [];
+let historyStepMs = 60_000;
 const charts = new Map<string, uPlot>();
 
 function chart(id: string, colour: string, data: uPlot.AlignedData): void {
@@ -153,7 +154,7 @@ function chart(id: string, colour: string, data: uPlot.AlignedData): void {
         legend: { show: false },
         cursor: { show: true },
         scales: { x: { time: true } },
-        axes: [{ stroke: "#8a96a3", grid: { stroke: "#26303a" } }, { stroke: "#8a96a3", grid: { stroke: "#26303a" }, size: 48 }],
+        axes: [{ stroke: "#8a96a3", grid: { stroke: "#26303a" }, values: (_u, splits) => splits.map((v) => hhmmss(v * 1000)) }, { stroke: "#8a96a3", grid: { stroke: "#26303a" }, size: 48 }],
         series: [{}, { stroke: colour, width: 1.5, fill: colour + "22", points: { show: false } }],
       },
       data,
@@ -165,7 +166,8 @@ function chart(id: string, colour: string, data: uPlot.AlignedData): void {
 
 function renderCharts(): void {
   const firstLive = samples[0]?.t ?? Infinity;
-  const all = [...historyPoints.filter((p) => p.t < firstLive - 30_000), ...samples];
+  // Per-minute history only for minutes that ended before the live samples began (a partial minute would under-count).
+  const all = [...historyPoints.filter((p) => p.t + historyStepMs <= firstLive), ...samples];
   const xs = all.map((p) => p.t / 1000);
   chart("c-rate", "#4c9aff", [xs, all.map((p) => p.rate)]);
   chart("c-fail", "#e5534b", [xs, all.map((p) => p.fail)]);
@@ -176,6 +178,7 @@ async function loadHistory(name: string): Promise<void> {
   try {
     const h = await client.getOriginHistory({ origin: name, from: timestampFromMs(Date.now() - 3600_000) });
     const step = h.stepSeconds || 60;
+    historyStepMs = step * 1000;
     historyPoints = h.points.map((p) => ({ t: tsMs(p.time), rate: Number(p.requests) / step, fail: p.failureRatio, p95: p.p95TtfbMs }));
   } catch (err) {
     if (!(err instanceof ConnectError && err.code === Code.Unimplemented)) throw err;
