@@ -68,7 +68,9 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
         { type: "put", key: CURRENT, value: json },
         { type: "put", key: historyKey(next.version), value: json },
       ];
-      await this.db.batch(ops);
+      // sync: a stored config was acknowledged to its setter (the sublevel passes options to classic-level).
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      await this.db.batch(ops, { sync: true } as any);
       this.config = next;
       this.emit("changed", next);
       return next;

@@ -114,7 +114,9 @@ export class LevelStore {
     }
     for (const [nodeId, seq] of seqs) ops.push({ type: "put", sublevel: this.hwm, key: nodeId, value: seq.toString() });
     for (const node of nodes) ops.push({ type: "put", sublevel: this.nodes, key: node.nodeId, value: node });
-    if (ops.length > 0) await this.db.batch(ops);
+    // sync: an acknowledged batch is dropped by the sidecar, so its count must survive a machine crash,
+    // not only a process crash (group commit makes this one fsync per group of batches).
+    if (ops.length > 0) await this.db.batch(ops, { sync: true });
   }
 
   /** Idempotent. */
