@@ -226,8 +226,8 @@ test("keepalive notices a blackholed path and the client reconnects when it clea
     origins: ["o"],
     initialBackoffMs: 100,
     maxBackoffMs: 500,
-    keepaliveTimeMs: 500,
-    keepaliveTimeoutMs: 500,
+    keepaliveTimeMs: 1000,
+    keepaliveTimeoutMs: 2000,
     onState: (s) => states.push(s),
   });
   try {
@@ -235,9 +235,11 @@ test("keepalive notices a blackholed path and the client reconnects when it clea
     await eventually(() => c.state === "connected", 10_000);
     await relay.setMode({ kind: "blackhole" });
     c.send(win("o"));
-    await eventually(() => c.state !== "connected", 15_000);
+    await eventually(() => c.state !== "connected", 30_000);
     await relay.setMode({ kind: "pass" });
-    await eventually(() => c.state === "connected" && c.ackedSeq === 1n, 20_000);
+    await eventually(() => c.state === "connected" && c.ackedSeq === 1n, 40_000).catch((e: Error) => {
+      throw new Error(`${e.message}; state ${c.state}, acked ${c.ackedSeq}, connects ${c.connects}, states ${states.join(">")}`);
+    });
     assert.ok(states.includes("backoff"));
     assert.ok(c.connects >= 2);
   } finally {
