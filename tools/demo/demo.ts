@@ -27,6 +27,8 @@ export interface DemoOptions {
   interactive?: boolean;
   /** Seconds a fault is held after the verdict is seen. */
   hold: number;
+  /** mTLS between the sidecars and the central (throwaway dev PKI); the central serves HTTPS. */
+  tls?: boolean;
 }
 
 export interface StepResult {
@@ -64,6 +66,7 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WriteStream | NodeJ
     // Like a real edge: give up on a silent origin after 5 s (504), so a blackholed
     // path keeps carrying fresh requests instead of filling up with hung ones.
     sidecar: { firstByteTimeoutMs: 5000 },
+    tls: opts.tls,
   });
   const originFaults = new OriginFaults(fleet);
   const lines: string[] = []; // story and fault messages (TTY view keeps the last few)
@@ -94,7 +97,10 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WriteStream | NodeJ
   }
   fleet.startTraffic();
   const central = fleet.central.address;
-  const client = createClient(QueryService, createConnectTransport({ baseUrl: `http://${central}`, httpVersion: "1.1" }));
+  const client = createClient(
+    QueryService,
+    createConnectTransport({ baseUrl: fleet.centralUrl, httpVersion: "1.1", nodeOptions: fleet.ca ? { ca: fleet.ca } : undefined }),
+  );
   const stopper = new AbortController();
   const stopped = stopper.signal;
 
@@ -141,8 +147,8 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WriteStream | NodeJ
 
   const header = [
     `originwatch demo: central ${central} (LevelDB in ${opts.data}), ${fleet.nodes.length} sidecars on ${ISPS.length} ISPs x ${REGIONS.length} regions, traffic ${opts.rate} req/s per node and origin`,
-    `  dashboard  http://${central}/`,
-    `  ctl        npx originwatch ctl --central http://${central} status`,
+    `  dashboard  ${fleet.centralUrl}/${fleet.caFile ? ` (TLS: your browser will not know the demo CA ${fleet.caFile})` : ""}`,
+    `  ctl        npx originwatch ctl --central ${fleet.centralUrl}${fleet.caFile ? ` --ca ${fleet.caFile}` : ""} status`,
     `  faults     npx originwatch demo fault isp-b blackhole | fault origin down | fault isp-a-eu-1 reset | heal   (control ${control.address})`,
     "  Ctrl-C stops everything.",
   ];
@@ -292,6 +298,7 @@ export function registerDemo(program: Command): void {
     .option("--every <s>", "seconds between views when the output is not a terminal", (v) => Number(v), 5)
     .option("--hold <s>", "seconds each story fault is held after the verdict", (v) => Number(v), 8)
     .option("--interactive", "no story: inject faults yourself with `originwatch demo fault …`")
+    .option("--tls", "mTLS between sidecars and the central with a throwaway dev CA (the central serves HTTPS)")
     .action(async (opts: DemoOptions) => {
       let d: Demo;
       try {

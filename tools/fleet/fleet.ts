@@ -69,8 +69,9 @@ export interface Fleet {
   central: Central;
   /** http://ADDRESS, or https://localhost:PORT with tls. */
   centralUrl: string;
-  /** The CA that signed the central's certificate (tls only). */
+  /** The CA that signed the central's certificate (tls only), and its file. */
   ca?: Buffer;
+  caFile?: string;
   origin: Origin;
   /** One relay per ISP, between the node relays and the origin. */
   ispRelays: Map<string, FaultRelay>;
@@ -170,6 +171,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     central,
     centralUrl,
     ca: pki ? readFileSync(pki.ca) : undefined,
+    caFile: pki?.ca,
     origin,
     ispRelays,
     nodes,
