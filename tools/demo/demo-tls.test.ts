@@ -39,14 +39,14 @@ test("the demo keeps working with TLS switched on (--tls)", async () => {
   child.stdout!.on("data", (c: Buffer) => (output += c.toString()));
   child.stderr!.on("data", (c: Buffer) => (output += c.toString()));
   const m = await eventually(() => /ctl\s+npx originwatch ctl --central (https:\/\/localhost:\d+) --ca (\S+) status/.exec(output), 60_000, 100);
-  const [, url, ca] = m;
+  const [, url, ca] = m!;
   const nodes = await eventually(async () => {
     const r = await ctl(["--central", url, "--ca", ca, "--json", "nodes"]);
     if (r.code !== 0) return undefined;
     const list = JSON.parse(r.out) as { connected: boolean }[];
     return list.length === 6 && list.every((n) => n.connected) ? list : undefined;
   }, 60_000, 500);
-  assert.is(nodes.length, 6);
+  assert.is(nodes!.length, 6);
   // Traffic is counted over mTLS.
   await eventually(async () => {
     const r = await ctl(["--central", url, "--ca", ca, "--json", "origins"]);
