@@ -230,6 +230,26 @@ test("watch shows the origin going DOWN and back as it happens; status exits 4 w
   assert.match(human.out, /origin down\s+shop\.example/);
 });
 
+test("watch (for people): one line per event with time, kind and subject", async () => {
+  const ac = new AbortController();
+  const out = sink();
+  const err = sink();
+  const running = runCtl(["--central", central, "watch"], { out, err, env: {}, signal: ac.signal });
+  await new Promise((r) => setTimeout(r, 1_000));
+  await fleet.setIsp("isp-a", { kind: "refuse" });
+  try {
+    await eventually(() => /incident opened.*isp-a/.test(out.text()), 90_000, 200);
+  } finally {
+    await fleet.heal();
+  }
+  ac.abort();
+  assert.is(await running, EXIT.OK, err.text());
+  assert.match(err.text(), /watching events from http:\/\/127\.0\.0\.1:\d+ \(Ctrl-C to stop\)/);
+  const line = out.text().split("\n").find((l) => /incident opened.*isp-a/.test(l))!;
+  assert.match(line, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ  incident opened\s+shop\.example\s+\S/);
+  await eventually(async () => (await ctl(["status"])).code === EXIT.OK, 90_000, 500);
+});
+
 test("the central from ORIGINWATCH_CENTRAL when --central is absent; bare host:port accepted", async () => {
   const out = sink();
   const code = await runCtl(["--json", "nodes"], { out, err: sink(), env: { ORIGINWATCH_CENTRAL: fleet.central.address } });

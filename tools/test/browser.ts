@@ -7,7 +7,8 @@
 import { existsSync } from "node:fs";
 import type { Browser } from "playwright-core";
 
-const CANDIDATES = [process.env.ORIGINWATCH_CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"].filter((p): p is string => !!p);
+// ORIGINWATCH_CHROMIUM names the one browser to use (and nothing else).
+const CANDIDATES = process.env.ORIGINWATCH_CHROMIUM ? [process.env.ORIGINWATCH_CHROMIUM] : ["/usr/bin/chromium", "/usr/bin/chromium-browser"];
 
 export const CHROMIUM_FLAGS = [
   "--disable-gpu",
