@@ -223,7 +223,7 @@ export class VerdictEngine {
     const raw = this.lookback.nodes(origin);
     const nodes: NodeInput[] = raw.map((n) => ((this.lastSeen.get(n.nodeId) ?? 0) < nowMs - staleAfter ? { ...n, stale: true } : n));
     let confirmation = this.confirmer.confirmation(origin);
-    let v = evaluate({ nodes, thresholds: s.thresholds, confirmation, breakdown: false });
+    let v = evaluate({ nodes, thresholds: s.thresholds, confirmation, breakdown: false, totalTtfb: this.lookback.totalTtfb(origin) });
     let hold = false;
     if (v.doubt) {
       const targets = () => (this.opts.probeTargets ? this.opts.probeTargets(origin) : []);

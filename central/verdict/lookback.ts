@@ -196,6 +196,8 @@ function sub(into: Counts, c: Counts): void {
 
 export class LookbackAggregator {
   private byOrigin = new Map<string, Map<string, Entry>>();
+  /** Per origin: the sum of every node's ttfb buckets in the lookback. */
+  private originTtfb = new Map<string, number[]>();
   /** Slots by expiry bucket (floor(endMs / BUCKET_MS)), and the bucket keys in ascending order. */
   private expiry = new Map<number, Slot[]>();
   private keys: number[] = [];
@@ -247,7 +249,12 @@ export class LookbackAggregator {
     sparseBuckets(w.ttfb, slot.ttfbIdx, slot.ttfbN);
     addCounts(e.input.counts, counts);
     const t = e.input.ttfb;
-    for (let i = 0; i < slot.ttfbIdx.length; i++) t[slot.ttfbIdx[i]] += slot.ttfbN[i];
+    let ot = this.originTtfb.get(w.origin);
+    if (!ot) this.originTtfb.set(w.origin, (ot = new Array<number>(NB).fill(0)));
+    for (let i = 0; i < slot.ttfbIdx.length; i++) {
+      t[slot.ttfbIdx[i]] += slot.ttfbN[i];
+      ot[slot.ttfbIdx[i]] += slot.ttfbN[i];
+    }
     e.live++;
     if (endMs > this.recentLowMs) {
       addCounts(e.input.recent, counts);
@@ -282,7 +289,11 @@ export class LookbackAggregator {
     const e = s.entry;
     sub(e.input.counts, s.counts);
     const t = e.input.ttfb;
-    for (let i = 0; i < s.ttfbIdx.length; i++) t[s.ttfbIdx[i]] -= s.ttfbN[i];
+    const ot = this.originTtfb.get(e.origin);
+    for (let i = 0; i < s.ttfbIdx.length; i++) {
+      t[s.ttfbIdx[i]] -= s.ttfbN[i];
+      if (ot) ot[s.ttfbIdx[i]] -= s.ttfbN[i];
+    }
     e.live--;
   }
 
@@ -336,11 +347,19 @@ export class LookbackAggregator {
     const m = this.byOrigin.get(e.origin);
     if (!m || m.get(e.input.nodeId) !== e) return;
     m.delete(e.input.nodeId);
-    if (m.size === 0) this.byOrigin.delete(e.origin);
+    if (m.size === 0) {
+      this.byOrigin.delete(e.origin);
+      this.originTtfb.delete(e.origin);
+    }
   }
 
   origins(): string[] {
     return [...this.byOrigin.keys()];
+  }
+
+  /** Sum of the ttfb buckets of every node of the origin over the lookback (live array: read only). */
+  totalTtfb(origin: string): readonly number[] | undefined {
+    return this.originTtfb.get(origin);
   }
 
   /** The nodes of an origin with their lookback sums (live objects: read, do not keep). */

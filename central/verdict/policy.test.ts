@@ -339,6 +339,17 @@ test("stall arithmetic: unresolved stalls are failures and requests, recovered o
   assert.equal([v.requests, v.failures], [10, 4]);
 });
 
+test("a caller-kept total of TTFB buckets gives the same verdict (stale and covered nodes subtracted)", () => {
+  const nodes = set(set(grid(), inIsp("isp-a"), { connectRefused: 50 }), isNode("isp-b-eu-1"), { ok: 50 }, 3000).map((n) =>
+    n.nodeId === "isp-c-us-2" ? { ...n, stale: true, ttfb: ttfbBuckets(9000, 50) } : n,
+  );
+  const total = new Array<number>(nodes[0].ttfb!.length).fill(0);
+  for (const n of nodes) n.ttfb!.forEach((c, i) => (total[i] += c));
+  const plain = evaluate({ nodes, thresholds: DEFAULT_THRESHOLDS });
+  const summed = evaluate({ nodes, thresholds: DEFAULT_THRESHOLDS, totalTtfb: total });
+  assert.equal([summed.state, summed.p95TtfbMs, summed.reason, faultsOf(summed)], [plain.state, plain.p95TtfbMs, plain.reason, faultsOf(plain)]);
+});
+
 test("thresholds are honoured: a higher min volume ignores a small broken node", () => {
   const nodes = set(grid(), isNode("isp-a-eu-1"), { serverError: 8 });
   assert.is(evaluate({ nodes, thresholds: DEFAULT_THRESHOLDS }).faults.length, 1);

@@ -64,6 +64,11 @@ export interface PolicyInput {
   /** Result of probes for the current single-ISP doubt, if any came back. */
   confirmation?: Confirmation;
   /**
+   * Sum of every node's ttfb buckets (stale ones included), when the caller
+   * keeps it incrementally; saves a pass over all buckets of all nodes.
+   */
+  totalTtfb?: readonly number[];
+  /**
    * Fill the per-node figures and the p95 of every ISP and region (default
    * true). The evaluation loop turns it off: the decision never needs them,
    * and GetOrigin asks again with it on.
@@ -222,11 +227,15 @@ export function evaluate(input: PolicyInput): Verdict {
   const judged: NodeJudgement[] = [];
   const isps = new Map<string, Pool>();
   const regions = new Map<string, Pool>();
-  const fleetTtfb = new Array<number>(NBUCKETS).fill(0);
+  const fleetTtfb = input.totalTtfb ? input.totalTtfb.slice(0, NBUCKETS) : new Array<number>(NBUCKETS).fill(0);
+  const summed = !!input.totalTtfb;
   let requests = 0;
   let failures = 0;
   for (const input_ of input.nodes) {
-    if (input_.stale) continue;
+    if (input_.stale) {
+      if (summed && input_.ttfb) for (let i = 0; i < NBUCKETS; i++) fleetTtfb[i] -= input_.ttfb[i] ?? 0;
+      continue;
+    }
     let r = requestsOf(input_.counts);
     let f = failuresOf(input_.counts);
     if (input_.recent) {
@@ -243,7 +252,7 @@ export function evaluate(input: PolicyInput): Verdict {
     judged.push(n);
     requests += r;
     failures += f;
-    addTtfb(fleetTtfb, input_.ttfb);
+    if (!summed) addTtfb(fleetTtfb, input_.ttfb);
     pool(isps, input_.isp, FaultScope.ISP, n, detail);
     pool(regions, input_.region, FaultScope.REGION, n, detail);
   }
@@ -350,7 +359,7 @@ export function evaluate(input: PolicyInput): Verdict {
   }
 
   // Residual: the rest of the fleet, not covered by a fault.
-  let { resReq, resFail, resTtfb } = coveredNodes.size ? residual(judged, coveredNodes) : { resReq: requests, resFail: failures, resTtfb: fleetTtfb };
+  let { resReq, resFail, resTtfb } = coveredNodes.size ? residual(judged, coveredNodes, fleetTtfb) : { resReq: requests, resFail: failures, resTtfb: fleetTtfb };
   let resRatio = ratio(resFail, resReq);
 
   // Step 5: faults but no healthy witness (nothing shows the origin answers).
@@ -414,7 +423,24 @@ export function evaluate(input: PolicyInput): Verdict {
   return verdict;
 }
 
-function residual(judged: NodeJudgement[], covered: Set<NodeJudgement>): { resReq: number; resFail: number; resTtfb: number[] } {
+function residual(judged: NodeJudgement[], covered: Set<NodeJudgement>, fleetTtfb?: number[]): { resReq: number; resFail: number; resTtfb: number[] } {
+  if (fleetTtfb && covered.size * 2 < judged.length) {
+    // Fewer covered nodes than others: subtract them from the fleet sums.
+    let resReq = 0;
+    let resFail = 0;
+    const resTtfb = fleetTtfb.slice();
+    for (const n of judged) {
+      resReq += n.requests;
+      resFail += n.failures;
+    }
+    for (const n of covered) {
+      resReq -= n.requests;
+      resFail -= n.failures;
+      const t = n.input.ttfb;
+      if (t) for (let i = 0; i < NBUCKETS; i++) resTtfb[i] -= t[i] ?? 0;
+    }
+    return { resReq, resFail, resTtfb };
+  }
   let resReq = 0;
   let resFail = 0;
   const resTtfb = new Array<number>(NBUCKETS).fill(0);

@@ -22,7 +22,7 @@ function arg(name: string, d: number): number {
 
 const NODES = arg("nodes", 1000);
 const ORIGINS = arg("origins", 100);
-const SECONDS = arg("seconds", 8);
+const SECONDS = arg("seconds", 12);
 const ISPS = ["isp-a", "isp-b", "isp-c", "isp-d", "isp-e"];
 const REGIONS = ["eu", "us", "ap", "sa"];
 
