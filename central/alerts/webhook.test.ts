@@ -22,6 +22,12 @@ const incident = (over: Partial<IncidentRecord> = {}): IncidentRecord => ({
   ...over,
 });
 
+/** Servers to close even when a test fails (an open server would keep the run alive). */
+const servers: Server[] = [];
+test.after(() => {
+  for (const s of servers) s.close();
+});
+
 /** A receiver that fails the first `failures` requests with 503 and records the rest. */
 async function receiver(failures = 0): Promise<{ url: string; got: Array<{ key: string; body: WebhookPayload }>; server: Server; hits: () => number }> {
   const got: Array<{ key: string; body: WebhookPayload }> = [];
@@ -40,6 +46,7 @@ async function receiver(failures = 0): Promise<{ url: string; got: Array<{ key: 
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  servers.push(server);
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, got, server, hits: () => hits };
 }
 
@@ -79,16 +86,20 @@ test("dedupe keys are stable per incident action and reopen, distinct between op
 test("retries with backoff until the receiver answers, in order, each alert delivered once", async () => {
   const r = await receiver(3);
   const s = new WebhookSender({ url: r.url, initialBackoffMs: 10, maxBackoffMs: 40 });
-  await s.start();
-  s.notify("opened", incident());
-  s.notify("closed", incident({ open: false, closedMs: 1_700_000_060_000 }));
-  await until(() => r.got.length === 2);
-  assert.equal(r.got.map((g) => g.body.action), ["opened", "closed"]);
-  assert.equal(r.got.map((g) => g.key), r.got.map((g) => g.body.dedupe_key));
-  assert.is(r.hits(), 5);
-  assert.is(s.pending(), 0);
-  s.shutdown();
-  r.server.close();
+  try {
+    await s.start();
+    s.notify("opened", incident());
+    s.notify("closed", incident({ open: false, closedMs: 1_700_000_060_000 }));
+    await until(() => r.got.length === 2);
+    await until(() => s.pending() === 0);
+    assert.equal(r.got.map((g) => g.body.action), ["opened", "closed"]);
+    assert.equal(r.got.map((g) => g.key), r.got.map((g) => g.body.dedupe_key));
+    assert.is(r.hits(), 5);
+    assert.is(s.delivered, 2);
+  } finally {
+    s.shutdown();
+    r.server.close();
+  }
 });
 
 test("network incidents are sent only when asked; escalations never", async () => {
@@ -130,6 +141,7 @@ test("what was not delivered survives a restart through the outbox", async () =>
 
 test("a 4xx rejection is dropped, not retried forever", async () => {
   const server = createServer((_q, res) => res.writeHead(400).end());
+  servers.push(server);
   await new Promise<void>((x) => server.listen(0, "127.0.0.1", x));
   let reason = "";
   const s = new WebhookSender({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, onDropped: (_p, why) => (reason = why) });
