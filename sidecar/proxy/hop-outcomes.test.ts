@@ -184,6 +184,24 @@ test("TLS: an untrusted certificate is a tls failure (verification never silentl
   }
 });
 
+test("a TLS handshake that never completes counts against the connect deadline: 504 connect_timeout", async () => {
+  const fx = makeTlsFixture(["DNS:origin.test"]);
+  const o = await startOrigin({ tls: { key: fx.key, cert: fx.cert } });
+  const relay = await startFaultRelay({ target: { host: o.host, port: o.port }, mode: { kind: "blackhole" } });
+  const h = await startHarness({ origins: [{ name: "origin.test", url: `https://${relay.address}`, caFile: fx.caFile, connectTimeoutMs: 300 }] });
+  try {
+    const r = await request(h.address, { headers: { host: "origin.test" } });
+    assert.is(r.status, 504);
+    assert.is(r.headers["x-originwatch-outcome"], "connect_timeout");
+    assert.is(relay.connections, 1, "TCP connected; the handshake is what hung");
+  } finally {
+    await h.close();
+    await relay.close();
+    await o.close();
+    fx.cleanup();
+  }
+});
+
 test("reset before the response head (origin RST, and relay RST at accept): 502 reset", async () => {
   await withOrigin({ mode: { kind: "reset" } }, {}, async (_o, h) => {
     const r = await get(h);

@@ -60,6 +60,37 @@ test("an upgrade to an unconfigured host is refused with 421 and no upstream con
   assert.is(o.connections, 0);
 });
 
+test("an upgrade to a configured origin is tunnelled to that origin (101, then bytes both ways)", async () => {
+  const onUpgrade = (req: import("node:http").IncomingMessage, socket: import("node:stream").Duplex) => {
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\n\r\n`);
+    socket.on("data", (d: Buffer) => socket.write(`echo:${d}`));
+    socket.on("error", () => {});
+  };
+  o.server.on("upgrade", onUpgrade);
+  try {
+    const net = await import("node:net");
+    const [host, port] = [h.address.slice(0, h.address.lastIndexOf(":")), Number(h.address.slice(h.address.lastIndexOf(":") + 1))];
+    const got = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(port, host, () => c.write(`GET /chat HTTP/1.1\r\nHost: ${NAME}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`));
+      let buf = "";
+      c.on("data", (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes("\r\n\r\n") && !buf.includes("echo:")) c.write("ping");
+        if (buf.includes("echo:ping")) {
+          c.destroy();
+          resolve(buf);
+        }
+      });
+      c.on("error", reject);
+      setTimeout(() => reject(new Error(`no echo: ${JSON.stringify(buf)}`)), 3000).unref();
+    });
+    assert.match(got, /^HTTP\/1\.1 101/);
+    assert.is(o.log.length, 0, "the upgrade is not a normal request at the origin");
+  } finally {
+    o.server.off("upgrade", onUpgrade);
+  }
+});
+
 test("oversized request headers: 431", async () => {
   const raw = await rawRequest(h.address, `GET / HTTP/1.1\r\nHost: ${NAME}\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
   assert.is(statusOf(raw), 431);
