@@ -6,7 +6,9 @@
  *   refuse      listener closed: connects get RST (ECONNREFUSED)
  *   drop-syn    connects hang (SYNs unanswered: a full accept queue held by a
  *               helper process): the client sees a connect timeout
- *   blackhole   accept, then swallow bytes both ways (existing connections too)
+ *   blackhole   accept, then hold every byte both ways (existing connections too):
+ *               nothing arrives, as on a path that drops packets; like TCP
+ *               retransmission, held bytes are delivered when the path clears
  *   delay       forward, each chunk delayed by `ms` in both directions
  *   reset       new connections are reset at once; with `afterBytes`, forward
  *               and reset once that many response bytes went to the client
@@ -52,18 +54,32 @@ interface Pair {
   client: Socket;
   upstream?: Socket;
   toClientBytes: number;
+  /** Delayed writes per direction, in order; a FIN waits behind them. */
+  toUp: Promise<void>;
+  toClient: Promise<void>;
+  /** a reset is on its way to the client: nothing else may close it first */
+  resetting: boolean;
 }
+
+const sleepUntil = (t: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, t - Date.now())).unref());
 
 export async function startFaultRelay(opts: FaultRelayOptions): Promise<FaultRelay> {
   const host = opts.host ?? "127.0.0.1";
   let mode: RelayMode = opts.mode ?? { kind: "pass" };
   const pairs = new Set<Pair>();
+  /** Bytes held while blackholed, in arrival order. */
+  let held: Array<() => void> = [];
+  const release = () => {
+    const h = held;
+    held = [];
+    for (const f of h) f();
+  };
   let listening = false;
   let holder: ChildProcess | undefined;
 
-  const server = net.createServer((client) => {
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
     relay.connections++;
-    const pair: Pair = { client, toClientBytes: 0 };
+    const pair: Pair = { client, toClientBytes: 0, toUp: Promise.resolve(), toClient: Promise.resolve(), resetting: false };
     pairs.add(pair);
     client.on("error", () => {});
     client.once("close", () => {
@@ -74,21 +90,25 @@ export async function startFaultRelay(opts: FaultRelayOptions): Promise<FaultRel
       client.resetAndDestroy();
       return;
     }
-    const up = net.connect(opts.target.port, opts.target.host);
+    const up = net.connect({ port: opts.target.port, host: opts.target.host, allowHalfOpen: true });
     pair.upstream = up;
     up.on("error", () => client.resetAndDestroy());
     pipe(pair, client, up, false);
     pipe(pair, up, client, true);
     up.once("end", () => {
       const m = mode;
-      if (m.kind === "slow-close") setTimeout(() => client.end(), m.ms).unref();
-      else if (m.kind !== "blackhole") client.end();
+      if (m.kind === "slow-close") pair.toClient = pair.toClient.then(() => sleepUntil(Date.now() + m.ms)).then(() => void (pair.resetting || client.end()));
+      else if (m.kind === "blackhole") held.push(() => void (pair.toClient = pair.toClient.then(() => void (pair.resetting || client.end()))));
+      else pair.toClient = pair.toClient.then(() => void (pair.resetting || client.end()));
     });
     client.once("end", () => {
-      if (mode.kind !== "blackhole") up.end();
+      if (mode.kind === "blackhole") held.push(() => void (pair.toUp = pair.toUp.then(() => void up.end())));
+      else pair.toUp = pair.toUp.then(() => void up.end());
     });
+    // the target went away: finish what is queued for the client, then close it
     up.once("close", () => {
-      if (mode.kind !== "slow-close" && mode.kind !== "blackhole") client.destroy();
+      if (pair.resetting || mode.kind === "slow-close" || mode.kind === "blackhole") return;
+      pair.toClient = pair.toClient.then(() => void (pair.resetting || client.end()));
     });
   });
   server.on("error", () => {});
@@ -98,19 +118,30 @@ export async function startFaultRelay(opts: FaultRelayOptions): Promise<FaultRel
     src.on("data", (chunk: Buffer) => {
       const m = mode;
       switch (m.kind) {
-        case "blackhole":
-          return;
-        case "delay": {
+        case "blackhole": {
+          // hold, and stop reading: backpressure reaches the sender as on a dead path
           src.pause();
-          setTimeout(() => {
+          held.push(() => {
+            if (toClient) pair.toClientBytes += chunk.length;
             if (!dst.destroyed) dst.write(chunk);
-            src.resume();
-          }, m.ms).unref();
+            if (!src.destroyed) src.resume();
+          });
+          return;
+        }
+        case "delay": {
+          const due = Date.now() + m.ms;
+          const write = () => {
+            if (toClient) pair.toClientBytes += chunk.length;
+            if (!dst.destroyed) dst.write(chunk);
+          };
+          if (toClient) pair.toClient = pair.toClient.then(() => sleepUntil(due)).then(write);
+          else pair.toUp = pair.toUp.then(() => sleepUntil(due)).then(write);
           return;
         }
         case "reset": {
           if (!toClient || m.afterBytes === undefined) break;
           const room = m.afterBytes - pair.toClientBytes;
+          pair.resetting = true;
           if (room <= 0) {
             pair.client.resetAndDestroy();
             pair.upstream?.destroy();
@@ -119,10 +150,12 @@ export async function startFaultRelay(opts: FaultRelayOptions): Promise<FaultRel
           const part = chunk.subarray(0, room);
           pair.toClientBytes += part.length;
           pair.client.write(part, () => {
-            if (pair.toClientBytes >= m.afterBytes!) {
+            if (pair.toClientBytes < m.afterBytes!) return;
+            // resetAndDestroy() straight from a write callback closes with a FIN (Node 20); a moment later it is an RST
+            setTimeout(() => {
               pair.client.resetAndDestroy();
               pair.upstream?.destroy();
-            }
+            }, 10).unref();
           });
           return;
         }
@@ -172,6 +205,7 @@ export async function startFaultRelay(opts: FaultRelayOptions): Promise<FaultRel
     async setMode(next) {
       const prev = mode;
       mode = next;
+      if (prev.kind === "blackhole" && next.kind !== "blackhole") release();
       if (prev.kind === "drop-syn" && next.kind !== "drop-syn") {
         await stopHolder(holder);
         holder = undefined;
