@@ -254,7 +254,11 @@ export class VerdictEngine {
     if (v.state !== OriginState.NO_DATA) rt.lastDataMs = nowMs;
     const silentWhileBad =
       v.state === OriginState.NO_DATA && (st.state === OriginState.DOWN || st.state === OriginState.DEGRADED) && nowMs - rt.lastDataMs < SILENCE_HOLD_MS;
-    const ramping = v.state === OriginState.DEGRADED && Math.abs(v.failureRatio - rt.lastRatio) >= RAMP_PER_TICK;
+    // Only entering DEGRADED waits (from DOWN it is a step down, taken at once).
+    const ramping =
+      v.state === OriginState.DEGRADED &&
+      (st.state === OriginState.HEALTHY || st.state === OriginState.NO_DATA) &&
+      Math.abs(v.failureRatio - rt.lastRatio) >= RAMP_PER_TICK;
     rt.lastRatio = v.failureRatio;
     if (silentWhileBad) {
       st.reason = `no traffic reported since ${new Date(rt.lastDataMs).toISOString()}; keeping the last verdict until traffic resumes or ${SILENCE_HOLD_MS / 1000} s pass`;
