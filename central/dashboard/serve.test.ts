@@ -44,7 +44,7 @@ test("GET / is the page (public), with a strict content security policy and no s
 });
 
 test("the bundle and its stylesheet are served (esbuild, minified), with ETag revalidation", async () => {
-  const js = await fetch(`${base}/dashboard/app.js`);
+  const js = await fetch(`${base}/dashboard/app.js`, { headers: { "accept-encoding": "identity" } });
   assert.is(js.status, 200);
   assert.match(js.headers.get("content-type") ?? "", /^text\/javascript/);
   const body = await js.text();
@@ -57,6 +57,11 @@ test("the bundle and its stylesheet are served (esbuild, minified), with ETag re
   const css = await fetch(`${base}/dashboard/app.css`);
   assert.is(css.status, 200);
   assert.match(await css.text(), /\.uplot/);
+  // Compressed for browsers that accept it (fetch decompresses transparently).
+  const gz = await fetch(`${base}/dashboard/app.js`, { headers: { "accept-encoding": "gzip" } });
+  assert.is(gz.headers.get("content-encoding"), "gzip");
+  assert.ok(Number(gz.headers.get("content-length")) < body.length / 2, `gzip ${gz.headers.get("content-length")} of ${body.length}`);
+  assert.is(await gz.text(), body);
   const head = await fetch(`${base}/`, { method: "HEAD" });
   assert.is(head.status, 200);
   assert.is(await head.text(), "");

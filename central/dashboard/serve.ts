@@ -47,13 +47,15 @@ export function dashboardFallback(opts: DashboardOptions = {}): HttpFallback {
           r.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
           return;
         }
-        const headers = { ...SECURITY_HEADERS, "content-type": a.type, etag: a.etag, "cache-control": "no-cache" };
+        const headers = { ...SECURITY_HEADERS, "content-type": a.type, etag: a.etag, "cache-control": "no-cache", vary: "accept-encoding" };
         if (req.headers["if-none-match"] === a.etag) {
           r.writeHead(304, headers).end();
           return;
         }
-        r.writeHead(200, { ...headers, "content-length": String(a.body.length) });
-        r.end(req.method === "HEAD" ? undefined : a.body);
+        const gzip = /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
+        const body = gzip ? a.gzip : a.body;
+        r.writeHead(200, { ...headers, ...(gzip ? { "content-encoding": "gzip" } : {}), "content-length": String(body.length) });
+        r.end(req.method === "HEAD" ? undefined : body);
       },
       () => {
         r.writeHead(500, { "content-type": "text/plain" }).end("the dashboard could not be built; see the central's log\n");
