@@ -55,7 +55,7 @@ Exit codes:
   0  success (status: no origin DOWN or DEGRADED)
   1  the central answered with an error (not found, invalid, unimplemented, refused)
   2  bad command line or unreadable input file
-  3  the central is unreachable or did not answer in time
+  3  the central is unreachable, did not answer in time, or its TLS certificate cannot be verified
   4  status: at least one origin is DOWN
   5  status: no origin DOWN, at least one DEGRADED
 `;
