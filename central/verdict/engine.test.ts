@@ -111,6 +111,25 @@ test("state changes and incidents are reported, and restore() keeps open inciden
   assert.ok(!after.some((c) => c.type === "incident" && c.transition === "opened"), "no second incident after restart");
 });
 
+test("recovery from DOWN goes straight back to HEALTHY; a slow origin leaving DOWN steps down to DEGRADED", () => {
+  const run = (fault: () => import("../../tools/scenarios/sim-fleet.js").Behaviour) => {
+    let now = 0;
+    const engine = new VerdictEngine({ now: () => now });
+    const states: string[] = [];
+    engine.onChange((c) => c.type === "state" && states.push(OriginState[c.status.state]));
+    const fleet = new SimFleet(GRID_NODES(), "o");
+    for (let sec = 0; sec < 40; sec++) {
+      const ws = fleet.step(sec, () => (sec >= 10 && sec < 25 ? fault() : OK));
+      now = (sec + 1) * 1000 + 500;
+      for (const w of ws) engine.observe(w.node, [w.window], now);
+      engine.tick(now);
+    }
+    return states;
+  };
+  assert.equal(run(() => ({ kind: "refuse" })), ["HEALTHY", "DOWN", "HEALTHY"]);
+  assert.equal(run(() => ({ kind: "slow", ttfbMs: 5000 })).slice(0, 3), ["HEALTHY", "DOWN", "DEGRADED"]);
+});
+
 test("silence after a restart keeps a DOWN verdict and its incident until traffic resumes (or a minute passes)", () => {
   let now = 0;
   const engine = new VerdictEngine({ now: () => now });

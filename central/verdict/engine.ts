@@ -254,10 +254,10 @@ export class VerdictEngine {
     if (v.state !== OriginState.NO_DATA) rt.lastDataMs = nowMs;
     const silentWhileBad =
       v.state === OriginState.NO_DATA && (st.state === OriginState.DOWN || st.state === OriginState.DEGRADED) && nowMs - rt.lastDataMs < SILENCE_HOLD_MS;
-    // Only entering DEGRADED waits (from DOWN it is a step down, taken at once).
+    // A slow origin leaving DOWN (its stalls answering) steps down to DEGRADED at once.
     const ramping =
       v.state === OriginState.DEGRADED &&
-      (st.state === OriginState.HEALTHY || st.state === OriginState.NO_DATA) &&
+      !(v.slow && st.state === OriginState.DOWN) &&
       Math.abs(v.failureRatio - rt.lastRatio) >= RAMP_PER_TICK;
     rt.lastRatio = v.failureRatio;
     if (silentWhileBad) {

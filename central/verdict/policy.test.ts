@@ -19,6 +19,7 @@ interface Case {
   state: OriginState;
   faults?: string[];
   needsConfirmation?: boolean;
+  slow?: boolean;
 }
 
 const cases: Case[] = [
@@ -79,6 +80,7 @@ const cases: Case[] = [
     nodes: set(grid(), all, { ok: 50, stall: 50, stallRecovered: 50 }, 2500),
     state: S.DEGRADED,
     faults: [],
+    slow: true,
   },
   {
     name: "a slow origin with a few stalls still in flight at the end of the lookback is DEGRADED, not DOWN",
@@ -92,7 +94,7 @@ const cases: Case[] = [
     state: S.HEALTHY,
     faults: [],
   },
-  { name: "30% 5xx everywhere is DEGRADED with no localised fault", nodes: set(grid(), all, { serverError: 15, ok: 35 }), state: S.DEGRADED, faults: [] },
+  { name: "30% 5xx everywhere is DEGRADED with no localised fault", nodes: set(grid(), all, { serverError: 15, ok: 35 }), state: S.DEGRADED, faults: [], slow: false },
   {
     name: "40% 5xx on one ISP of three is that ISP's path, not an origin DEGRADED",
     nodes: set(grid(), inIsp("isp-a"), { serverError: 20, ok: 30 }),
@@ -311,6 +313,7 @@ for (const c of cases) {
     if (c.state === S.DOWN) assert.equal(v.faults, [], "DOWN lists no localised faults");
     if (c.needsConfirmation !== undefined) assert.is(v.needsConfirmation, c.needsConfirmation, v.reason);
     if (c.confirmation) assert.ok(v.doubt, "a confirmation is used only in doubt");
+    if (c.slow !== undefined) assert.is(v.slow, c.slow);
     assert.ok(v.reason.length > 10, "a reason in plain words");
   });
 }

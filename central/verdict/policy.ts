@@ -110,6 +110,8 @@ export interface Verdict {
   doubt: boolean;
   /** In doubt and no probe has settled it. */
   needsConfirmation: boolean;
+  /** DEGRADED (also) because of the latency bar, not only the failure ratio. */
+  slow: boolean;
   /** The ISP in doubt (set with needsConfirmation, and when a confirmation was used). */
   suspectIsp: string;
   reason: string;
@@ -285,6 +287,7 @@ export function evaluate(input: PolicyInput): Verdict {
     p95TtfbMs: p95(fleetTtfb),
     doubt: false,
     needsConfirmation: false,
+    slow: false,
     suspectIsp: "",
     reason: "",
   };
@@ -405,6 +408,7 @@ export function evaluate(input: PolicyInput): Verdict {
   const rest = verdict.faults.length ? "the rest of the fleet" : "the fleet";
   if (ratioBad || latencyBad) {
     verdict.state = OriginState.DEGRADED;
+    verdict.slow = latencyBad;
     const why: string[] = [];
     if (ratioBad) why.push(`${pct(resRatio)} of ${resReq} requests failed (above ${pct(t.degradedFailRatio)})`);
     if (latencyBad) why.push(`p95 TTFB ${Math.round(resP95)} ms (above ${t.degradedP95TtfbMs} ms)`);
