@@ -36,26 +36,26 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
   return out;
 }
 
+const HOP_BY_HOP_LIST: readonly string[] = [...HOP_BY_HOP];
+
 /**
- * Request headers to send upstream: a new object without hop-by-hop fields,
- * with X-Forwarded-For set, and `transfer-encoding: chunked` when the request
- * arrived chunked (Node has de-chunked it; it is re-chunked on the way out).
+ * Turn the cache's request headers into the ones sent upstream, in place (the
+ * object is the sidecar's own; a copy per request is measurable): hop-by-hop
+ * fields removed, X-Forwarded-For set, and `transfer-encoding: chunked` when
+ * the request arrived chunked (Node has de-chunked it; it is re-chunked on the
+ * way out, never forwarded verbatim).
  */
-export function upstreamRequestHeaders(headers: IncomingHttpHeaders, peer: string, trusted: boolean): Record<string, string | string[]> {
-  const named = connectionTokens(headers.connection);
-  const out: Record<string, string | string[]> = {};
-  for (const k in headers) {
-    if (HOP_BY_HOP.has(k) || named.has(k)) continue;
-    const v = headers[k];
-    if (v !== undefined) out[k] = v;
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, peer: string, trusted: boolean): IncomingHttpHeaders {
+  const chunked = headers["transfer-encoding"] !== undefined;
+  if (headers.connection !== undefined) for (const n of connectionTokens(headers.connection)) delete headers[n];
+  for (let i = 0; i < HOP_BY_HOP_LIST.length; i++) if (headers[HOP_BY_HOP_LIST[i]] !== undefined) delete headers[HOP_BY_HOP_LIST[i]];
+  const prior = headers["x-forwarded-for"];
+  headers["x-forwarded-for"] = trusted && prior ? `${prior}, ${peer}` : peer;
+  if (chunked) {
+    delete headers["content-length"];
+    headers["transfer-encoding"] = "chunked";
   }
-  const prior = out["x-forwarded-for"];
-  out["x-forwarded-for"] = trusted && prior ? `${Array.isArray(prior) ? prior.join(", ") : prior}, ${peer}` : peer;
-  if (headers["transfer-encoding"] !== undefined) {
-    delete out["content-length"];
-    out["transfer-encoding"] = "chunked";
-  }
-  return out;
+  return headers;
 }
 
 /** Response raw headers (flat [k, v, k, v…]) without hop-by-hop fields, case kept. */

@@ -116,6 +116,12 @@ interface Ctx {
 const SWEEP_MS = 20;
 
 const CTX = Symbol("originwatch.hop");
+const ADDR = Symbol("originwatch.upstreamAddr");
+
+/** "ip:port" of an upstream socket, computed once per connection. */
+function addrOf(socket: import("node:net").Socket & { [ADDR]?: string }): string {
+  return (socket[ADDR] ??= `${socket.remoteAddress}:${socket.remotePort}`);
+}
 type WithCtx = IncomingMessage & { [CTX]?: Ctx };
 
 /**
@@ -219,8 +225,8 @@ export function createHop(opts: HopOptions): Hop {
     waitingCount--;
   };
   let sweeper: NodeJS.Timeout | undefined;
-  /** Trust decision per cache connection (the peer of a socket never changes). */
-  const trustOf = new WeakMap<object, boolean>();
+  /** Peer address and trust per cache connection (the peer of a socket never changes). */
+  const peerOf = new WeakMap<object, { peer: string; trust: boolean }>();
 
   function sweep(): void {
     if (waitingCount === 0) {
@@ -334,14 +340,14 @@ export function createHop(opts: HopOptions): Hop {
       if (ctx.done) return;
       if (socket.connecting) {
         socket.once("connect", () => {
-          ctx.upstreamAddr = `${socket.remoteAddress}:${socket.remotePort}`;
+          ctx.upstreamAddr = addrOf(socket);
           if (socket instanceof TLSSocket) {
             ctx.phase = "tls";
             socket.once("secureConnect", () => toWait(ctx));
           } else toWait(ctx);
         });
       } else {
-        ctx.upstreamAddr = `${socket.remoteAddress}:${socket.remotePort}`;
+        ctx.upstreamAddr = addrOf(socket);
         toWait(ctx);
       }
     });
@@ -417,17 +423,16 @@ export function createHop(opts: HopOptions): Hop {
     }
     const st = states.get(route.origin.name)!;
     const absolute = !(req.url ?? "").startsWith("/");
-    let trust = trustOf.get(req.socket);
-    if (trust === undefined) {
-      trust = trusted(req.socket.remoteAddress);
-      trustOf.set(req.socket, trust);
+    let p = peerOf.get(req.socket);
+    if (p === undefined) {
+      p = { peer: peerAddress(req.socket.remoteAddress), trust: trusted(req.socket.remoteAddress) };
+      peerOf.set(req.socket, p);
     }
-    const headers = upstreamRequestHeaders(req.headers, peerAddress(req.socket.remoteAddress), trust);
+    const headers = upstreamRequestHeaders(req.headers, p.peer, p.trust);
     if (absolute) {
       req.url = route.path;
       headers.host = route.origin.name;
     }
-    (req as { headers: unknown }).headers = headers;
     const start = performance.now();
     const ctx: Ctx = {
       st,
@@ -464,7 +469,7 @@ export function createHop(opts: HopOptions): Hop {
     });
     pendingAttach = (creq) => attach(ctx, creq);
     try {
-      (st.proxy.web as (req: IncomingMessage, res: ServerResponse, cb: (err: Error) => void) => void)(req, res, (err: Error) => onError(err, req));
+      (st.proxy.web as (req: IncomingMessage, res: ServerResponse, cb: (err: Error, req: IncomingMessage) => void) => void)(req, res, onError);
     } catch (err) {
       onError(err as Error, req);
     } finally {
