@@ -146,7 +146,11 @@ export class VerdictService {
       if (r.durationMs > 250) this.o.log.warn({ ...r }, "slow verdict tick");
     });
     every(10_000, () => this.history.flush());
-    every(3600_000, () => this.history.prune());
+    every(3600_000, async () => {
+      await this.history.prune();
+      // Closed incidents are kept as long as the history they belong to.
+      await this.store.pruneIncidents(Date.now() - this.history.retentionMs);
+    });
   }
 
   async close(): Promise<void> {

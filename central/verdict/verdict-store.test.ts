@@ -43,6 +43,17 @@ test("incidents list newest first, filter by origin and open, and page", async (
   await done();
 });
 
+test("closed incidents older than the retention are pruned; open ones never", async () => {
+  const { open, done } = await openDb();
+  const s = new VerdictStore(open);
+  await s.putIncident({ ...inc("old", "a", false), closedMs: 1000 });
+  await s.putIncident({ ...inc("new", "a", false), closedMs: 9000 });
+  await s.putIncident({ ...inc("open", "a", true) });
+  await s.pruneIncidents(5000);
+  assert.equal((await s.listIncidents({})).incidents.map((x) => x.id).sort(), ["new", "open"]);
+  await done();
+});
+
 test("verdict states and live tracks survive a reopen of the database; stale tracks are dropped", async () => {
   const { dir, db, open } = await openDb();
   const s = new VerdictStore(open);

@@ -156,6 +156,15 @@ export class VerdictStore {
     });
   }
 
+  /** Deletes closed incidents that closed before cutoffMs (open ones are never pruned). */
+  pruneIncidents(cutoffMs: number): Promise<void> {
+    return this.enqueue("incident-prune", async () => {
+      const stale: string[] = [];
+      for await (const [k, inc] of this.incidents.iterator()) if (!inc.open && inc.closedMs && inc.closedMs < cutoffMs) stale.push(k);
+      for (const k of stale) await this.incidents.del(k);
+    });
+  }
+
   async loadStatuses(): Promise<StoredStatus[]> {
     const out: StoredStatus[] = [];
     for await (const [, v] of this.verdicts.iterator()) out.push(v);
