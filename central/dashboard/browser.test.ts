@@ -58,6 +58,7 @@ test("the page loads, asks for the operator token, and shows the origin HEALTHY 
   await page.waitForSelector("#matrix tr[data-isp='isp-c'] td[data-region='us']", { timeout: 30_000 });
   assert.equal(await page.locator("#matrix tr[data-isp]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-isp"))), ["isp-a", "isp-b", "isp-c"]);
   assert.is(await page.locator("#d-name").textContent(), "shop.example");
+  assert.match((await page.locator("#summary").textContent()) ?? "", /1 origins · 0 down · 0 degraded · 6\/6 nodes connected/);
   assert.is(await page.locator("#c-rate canvas, #c-rate .uplot").count() > 0, true);
   await page.waitForSelector("#live.on", { timeout: 10_000 });
   assert.equal(pageErrors, []);

@@ -236,6 +236,16 @@ test("watch shows the origin going DOWN and back as it happens; status exits 4 w
   assert.match(human.out, /origin down\s+shop\.example/);
 });
 
+test("exemplars ORIGIN: sampled requests, the failures of the outage among them", async () => {
+  const r = await ctl(["exemplars", "shop.example", "--limit", "200"]);
+  assert.is(r.code, EXIT.OK, r.err);
+  assert.match(r.out, /^TIME\s+NODE\s+METHOD\s+PATH\s+STATUS\s+OUTCOME/);
+  assert.match(r.out, /GET\s+\/asset\/\d+\s+503\s+server_error/);
+  const j = JSON.parse((await ctl(["--json", "exemplars", "shop.example", "--limit", "5"])).out);
+  assert.ok(j.length >= 1 && j.length <= 5);
+  assert.is(j[0].origin, "shop.example");
+});
+
 test("watch (for people): one line per event with time, kind and subject", async () => {
   const ac = new AbortController();
   const out = sink();

@@ -21,7 +21,7 @@ import {
   type Incident,
   type OriginStatus,
 } from "../../proto/gen/originwatch/v1/query_pb.js";
-import { Outcome } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { ExemplarSchema, Outcome } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { type CentralClients, EXIT, UsageError, centralUrl, connectCentral, describeFailure, isUnimplemented } from "./client.js";
 import { ago, eventKindName, faultText, kindName, num, paintState, pct, stateName, table, when } from "./format.js";
 
@@ -128,6 +128,12 @@ export function buildCtl(io: CtlIo, setExit: (code: number) => void, onUsage?: (
     .option("--limit <n>", "at most this many", (v) => positiveInt("--limit", v), 50)
     .action(action("ListIncidents", incidents));
   ctl.command("nodes").description("sidecars known to the central, connected or not").action(action("ListNodes", nodes));
+  ctl
+    .command("exemplars")
+    .description("sampled requests of one origin (failures kept at a higher rate), newest first")
+    .argument("<origin>", "origin name")
+    .option("--limit <n>", "at most this many", (v) => positiveInt("--limit", v), 20)
+    .action(action("ListExemplars", exemplars));
   ctl
     .command("watch")
     .description("print events as they happen (state changes, incidents, nodes) until Ctrl-C")
@@ -450,4 +456,26 @@ async function probe(ctx: Ctx, originName: string, o: { isp?: string; count: num
     );
   }
   return results.length ? EXIT.OK : EXIT.CENTRAL_ERROR;
+}
+
+async function exemplars(ctx: Ctx, originName: string, o: { limit: number }): Promise<void> {
+  const { exemplars: list } = await ctx.c.query.listExemplars({ origin: originName, limit: o.limit });
+  if (ctx.json) return writeJsonValue(ctx, list.map((e) => toJson(ExemplarSchema, e)));
+  if (!list.length) return void ctx.io.out.write(`no sampled request for ${originName} yet\n`);
+  ctx.io.out.write(
+    table(
+      [{ title: "TIME" }, { title: "NODE" }, { title: "METHOD" }, { title: "PATH" }, { title: "STATUS", right: true }, { title: "OUTCOME" }, { title: "TTFB MS", right: true }, { title: "TOTAL MS", right: true }, { title: "UPSTREAM" }],
+      list.map((e) => [
+        new Date(Number(e.timeUnixMs)).toISOString().replace("T", " ").slice(0, 23) + "Z",
+        e.nodeId,
+        e.method,
+        e.path,
+        e.status ? String(e.status) : "-",
+        (Outcome[e.outcome] ?? String(e.outcome)).toLowerCase(),
+        num(e.ttfbMs, 0),
+        num(e.totalMs, 0),
+        e.upstreamAddr || "-",
+      ]),
+    ),
+  );
 }

@@ -68,7 +68,7 @@ function renderOrigins(list: OriginStatus[]): void {
   $("origins-empty").hidden = list.length > 0;
   const down = list.filter((o) => o.state === OriginState.DOWN).length;
   const degraded = list.filter((o) => o.state === OriginState.DEGRADED).length;
-  $("summary").textContent = `${list.length} origins · ${down} down · ${degraded} degraded`;
+  $("summary").textContent = `${list.length} origins · ${down} down · ${degraded} degraded · ${nodesText}`;
   document.title = down ? `(${down} DOWN) originwatch` : "originwatch";
   if (!selected && list.length) select(list[0]!.name);
 }
@@ -247,9 +247,12 @@ async function refreshDetail(slowToo = false): Promise<void> {
   }
 }
 
+let nodesText = "";
 async function refreshOrigins(): Promise<void> {
   try {
-    renderOrigins((await client.listOrigins({})).origins);
+    const [o, n] = await Promise.all([client.listOrigins({}), client.listNodes({})]);
+    nodesText = `${n.nodes.filter((x) => x.connected).length}/${n.nodes.length} nodes connected`;
+    renderOrigins(o.origins);
   } catch (err) {
     if (!needsToken(err)) console.warn("listOrigins failed", err);
   }
