@@ -251,11 +251,28 @@ export class VerdictService {
 
   /** Figures and the per-ISP, per-region and per-node breakdown, from the verdict's own arithmetic. */
   figuresOf(origin: string): VerdictFigures | undefined {
-    const v: Verdict | undefined = this.engine.detailed(origin);
-    if (!v) return undefined;
+    const tickVerdict = this.engine.status(origin)?.verdict;
+    if (!tickVerdict && this.engine.lookback.nodes(origin).length === 0) return undefined;
     const lookbackS = this.settingsFor(origin).lookbackMs / 1000;
-    const conv = (l: ScopeFigures[]) => l.map(scopeToProto);
-    return { requestRate: v.requests / lookbackS, failureRatio: v.failureRatio, p95TtfbMs: v.p95TtfbMs, isps: conv(v.isps), regions: conv(v.regions), nodes: conv(v.nodes) };
+    // The breakdown costs a full evaluation: done only when GetOrigin reads it, once per call.
+    let detail: Verdict | undefined | null = null;
+    const detailed = () => (detail === null ? (detail = this.engine.detailed(origin)) : detail);
+    const conv = (l: ScopeFigures[] | undefined) => (l ?? []).map(scopeToProto);
+    const head = tickVerdict ?? detailed();
+    return {
+      requestRate: (head?.requests ?? 0) / lookbackS,
+      failureRatio: head?.failureRatio ?? 0,
+      p95TtfbMs: head?.p95TtfbMs ?? 0,
+      get isps() {
+        return conv(detailed()?.isps);
+      },
+      get regions() {
+        return conv(detailed()?.regions);
+      },
+      get nodes() {
+        return conv(detailed()?.nodes);
+      },
+    };
   }
 
   /** The QueryService methods the verdict owns. */
