@@ -284,7 +284,7 @@ export class VerdictService {
         return { incidents: r.incidents.map(incidentToProto), nextPageToken: r.nextPageToken };
       },
       async *watchEvents(req, ctx) {
-        const w = self.hub.watch((e) => !req.origin || e.origin === req.origin || (e.origin === "" && e.nodeId !== ""));
+        const w = self.hub.watch((e) => !req.origin || e.origin === req.origin);
         const stop = () => w.close();
         ctx.signal.addEventListener("abort", stop, { once: true });
         try {
