@@ -107,7 +107,11 @@ export function describeFailure(err: unknown, url: string, what: string): Failur
         message: `cannot reach the central at ${url} (${ce.rawMessage}). Is it running? Set --central or ORIGINWATCH_CENTRAL.`,
       };
     case Code.Unimplemented:
-      return { exit: EXIT.CENTRAL_ERROR, message: `the central at ${url} does not implement ${what} yet (UNIMPLEMENTED): upgrade the central` };
+      // Connect also maps a bare HTTP 404 here: say that it may not be a central at all.
+      return {
+        exit: EXIT.CENTRAL_ERROR,
+        message: `the central at ${url} does not implement ${what} (UNIMPLEMENTED: ${ce.rawMessage}): an older central, or not an originwatch central at all`,
+      };
     case Code.Unauthenticated:
       return { exit: EXIT.CENTRAL_ERROR, message: `the central refused ${what}: ${ce.rawMessage}. Pass an operator token with --token or ORIGINWATCH_TOKEN.` };
     case Code.PermissionDenied:

@@ -93,6 +93,22 @@ test("status exit code: DOWN beats DEGRADED beats healthy", () => {
   assert.is(statusExit([]), EXIT.OK);
 });
 
+test("an HTTP server that is not a central: a clear UNIMPLEMENTED message, exit 1", async () => {
+  const http = await import("node:http");
+  const other = http.createServer((_req, res) => res.writeHead(404).end());
+  await new Promise<void>((r) => other.listen(0, "127.0.0.1", () => r()));
+  const port = (other.address() as { port: number }).port;
+  try {
+    const out = sink();
+    const err = sink();
+    const code = await runCtl(["--central", `127.0.0.1:${port}`, "origins"], { out, err, env: {} });
+    assert.is(code, EXIT.CENTRAL_ERROR);
+    assert.match(err.text(), /does not implement ListOrigins \(UNIMPLEMENTED: .*\): an older central, or not an originwatch central at all/);
+  } finally {
+    other.close();
+  }
+});
+
 test("origins: table and --json", async () => {
   const r = await ctl(["origins"]);
   assert.is(r.code, EXIT.OK, r.err);

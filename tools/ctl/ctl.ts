@@ -113,7 +113,7 @@ export function buildCtl(io: CtlIo, setExit: (code: number) => void, onUsage?: (
   ctl
     .command("status")
     .description("one screen: origins by state, open incidents, nodes connected (exit 4 while any origin is DOWN, 5 while any is DEGRADED)")
-    .action(action("status", status));
+    .action(action("ListOrigins", status));
   ctl.command("origins").description("every origin with its state, rate, failure ratio and p95 TTFB").action(action("ListOrigins", origins));
   ctl
     .command("origin")
@@ -172,7 +172,6 @@ export function registerCtl(program: Command): void {
     signal: ac.signal,
     colour: !!process.stdout.isTTY && !process.env.NO_COLOR,
   };
-  process.once("SIGINT", () => ac.abort());
   const ctl = buildCtl(
     io,
     (code) => {
@@ -180,6 +179,14 @@ export function registerCtl(program: Command): void {
     },
     (err) => process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.USAGE),
   );
+  // Only while a ctl command runs (the other subcommands handle their own signals):
+  // Ctrl-C ends `watch` cleanly (exit 0) and anything else at once (130).
+  ctl.hook("preAction", (_ctl, action) => {
+    process.once("SIGINT", () => {
+      ac.abort();
+      if (action.name() !== "watch") process.exit(130);
+    });
+  });
   ctl.hook("postAction", () => {
     // Keep-alive sockets must not hold the process open after the answer.
     process.exit(process.exitCode ?? 0);
