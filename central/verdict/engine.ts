@@ -161,7 +161,7 @@ export class VerdictEngine {
     if (raw.length === 0) return undefined;
     const s = this.settingsFor(origin);
     const staleAfter = this.staleAfter(s);
-    const nodes = raw.map((n) => ((this.lastSeen.get(n.nodeId) ?? 0) < nowMs - staleAfter ? { ...n, stale: true } : n));
+    const nodes = this.withStale(raw, nowMs - staleAfter);
     return evaluate({ nodes, thresholds: s.thresholds, confirmation: this.confirmer.confirmation(origin), breakdown: true });
   }
 
@@ -213,6 +213,14 @@ export class VerdictEngine {
     return this.lastTick;
   }
 
+  /** Marks nodes not heard from since `since` as stale (copies only those). */
+  private withStale(raw: NodeInput[], since: number): NodeInput[] {
+    for (let i = 0; i < raw.length; i++) {
+      if ((this.lastSeen.get(raw[i].nodeId) ?? 0) < since) raw[i] = { ...raw[i], stale: true };
+    }
+    return raw;
+  }
+
   private staleAfter(s: VerdictSettings): number {
     return this.opts.staleAfterMs ?? Math.max(s.lookbackMs, 3 * s.windowMs);
   }
@@ -220,8 +228,7 @@ export class VerdictEngine {
   private evaluateOrigin(origin: string, nowMs: number): number {
     const s = this.settingsFor(origin);
     const staleAfter = this.staleAfter(s);
-    const raw = this.lookback.nodes(origin);
-    const nodes: NodeInput[] = raw.map((n) => ((this.lastSeen.get(n.nodeId) ?? 0) < nowMs - staleAfter ? { ...n, stale: true } : n));
+    const nodes = this.withStale(this.lookback.nodes(origin), nowMs - staleAfter);
     let confirmation = this.confirmer.confirmation(origin);
     let v = evaluate({ nodes, thresholds: s.thresholds, confirmation, breakdown: false, totalTtfb: this.lookback.totalTtfb(origin) });
     let hold = false;
