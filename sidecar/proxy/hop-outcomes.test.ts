@@ -286,6 +286,20 @@ test("client abort: the cache going away aborts the upstream request and counts 
   });
 });
 
+test("client abort mid-upload: the cache dies while sending the body; the upstream request is aborted, outcome client_abort", async () => {
+  await withOrigin({ mode: { kind: "blackhole" } }, {}, async (o, h) => {
+    const [host, port] = splitAddress(h.address);
+    const req = http.request({ host, port, method: "PUT", path: "/upload", headers: { host: NAME, "content-length": 1 << 20 }, agent: false });
+    req.on("error", () => {});
+    req.write(Buffer.alloc(64 * 1024, "u"));
+    await eventually(() => o.requests === 1 && (o.log[0]?.bodyBytes ?? 0) > 0, 3000, 10);
+    req.destroy();
+    const c = await h.nthCompleted(1);
+    assert.is(c.outcome, "client_abort");
+    await eventually(() => o.openConnections() === 0, 3000);
+  });
+});
+
 test("stall: counted once at crossing stall_ms, in that window; recovery counted when the first byte lands", async () => {
   await withOrigin({ mode: { kind: "delay", ms: 700 } }, { stallMs: 200 }, async (_o, h) => {
     const p = get(h);
