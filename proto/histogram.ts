@@ -2,6 +2,8 @@
  * Mergeable TTFB histograms on the contract's Histogram message. Every
  * component uses DEFAULT_BOUNDS_MS so sidecar windows merge by adding counts;
  * histograms with other bounds are merged by re-bucketing at bucket upper bounds.
+ * Senders use the compact form (bounds_schema = 1, sparse buckets): a window's
+ * histogram is then tens of bytes instead of ~1 kB, and cheap to decode.
  */
 import { create } from "@bufbuild/protobuf";
 import { type Histogram, HistogramSchema } from "./gen/originwatch/v1/common_pb.js";
@@ -10,6 +12,27 @@ import { type Histogram, HistogramSchema } from "./gen/originwatch/v1/common_pb.
 export const DEFAULT_BOUNDS_MS: readonly number[] = Object.freeze(
   Array.from({ length: 65 }, (_, i) => Math.round(2 ** (i / 4) * 1000) / 1000),
 );
+
+/** bounds_schema value for DEFAULT_BOUNDS_MS. */
+export const BOUNDS_SCHEMA_DEFAULT = 1;
+
+/**
+ * Bounds and dense bucket counts of a histogram in either form (the one place
+ * that reads the wire forms). Undefined when it holds no bucket.
+ */
+export function denseOf(h: Histogram | undefined): { bounds: readonly number[]; counts: number[] } | undefined {
+  if (!h) return undefined;
+  if (h.boundsSchema === BOUNDS_SCHEMA_DEFAULT) {
+    if (h.sparseIndex.length === 0 && h.counts.length === 0) return undefined;
+    const counts = new Array<number>(DEFAULT_BOUNDS_MS.length + 1).fill(0);
+    const n = Math.min(h.sparseIndex.length, h.sparseCount.length);
+    for (let i = 0; i < n; i++) if (h.sparseIndex[i] < counts.length) counts[h.sparseIndex[i]] += h.sparseCount[i];
+    for (let i = 0; i < h.counts.length && i < counts.length; i++) counts[i] += Number(h.counts[i]);
+    return { bounds: DEFAULT_BOUNDS_MS, counts };
+  }
+  if (h.counts.length === 0) return undefined;
+  return { bounds: h.boundsMs, counts: h.counts.map(Number) };
+}
 
 export function newHistogram(bounds: readonly number[] = DEFAULT_BOUNDS_MS): Histogram {
   return create(HistogramSchema, {
@@ -46,23 +69,47 @@ export class HistogramAccumulator {
     this.count++;
   }
   add(h: Histogram): void {
-    if (sameBounds(h.boundsMs, this.bounds)) {
-      for (let i = 0; i < this.counts.length && i < h.counts.length; i++) this.counts[i] += Number(h.counts[i]);
+    this.sum += h.sumMs;
+    this.count += Number(h.count);
+    if (h.boundsSchema === BOUNDS_SCHEMA_DEFAULT && this.bounds === DEFAULT_BOUNDS_MS && h.counts.length === 0) {
+      const n = Math.min(h.sparseIndex.length, h.sparseCount.length);
+      for (let i = 0; i < n; i++) if (h.sparseIndex[i] < this.counts.length) this.counts[h.sparseIndex[i]] += h.sparseCount[i];
+      return;
+    }
+    const d = denseOf(h);
+    if (!d) return;
+    if (sameBounds(d.bounds, this.bounds)) {
+      for (let i = 0; i < this.counts.length && i < d.counts.length; i++) this.counts[i] += d.counts[i];
     } else {
-      for (let i = 0; i < h.counts.length; i++) {
-        const n = Number(h.counts[i]);
+      for (let i = 0; i < d.counts.length; i++) {
+        const n = d.counts[i];
         if (n === 0) continue;
-        const upper = i < h.boundsMs.length ? h.boundsMs[i] : Number.POSITIVE_INFINITY;
+        const upper = i < d.bounds.length ? d.bounds[i] : Number.POSITIVE_INFINITY;
         this.counts[bucketIndex(this.bounds, upper)] += n;
       }
     }
-    this.sum += h.sumMs;
-    this.count += Number(h.count);
   }
   quantile(q: number): number {
     return quantileOf(this.bounds, this.counts, q);
   }
+  /** The compact wire form on DEFAULT_BOUNDS_MS, the dense form on other bounds. */
   toHistogram(): Histogram {
+    if (sameBounds(this.bounds, DEFAULT_BOUNDS_MS)) {
+      const sparseIndex: number[] = [];
+      const sparseCount: number[] = [];
+      for (let i = 0; i < this.counts.length; i++) {
+        if (this.counts[i] !== 0) {
+          sparseIndex.push(i);
+          sparseCount.push(this.counts[i]);
+        }
+      }
+      return create(HistogramSchema, { boundsSchema: BOUNDS_SCHEMA_DEFAULT, sparseIndex, sparseCount, sumMs: this.sum, count: BigInt(this.count) });
+    }
+    return this.toDenseHistogram();
+  }
+
+  /** The dense wire form (explicit bounds and every bucket). */
+  toDenseHistogram(): Histogram {
     return create(HistogramSchema, {
       boundsMs: [...this.bounds],
       counts: this.counts.map((n) => BigInt(n)),
@@ -79,16 +126,19 @@ function sameBounds(a: readonly number[], b: readonly number[]): boolean {
   return true;
 }
 
-/** Merge b into a (a is modified and returned). */
+/** Merge b into a (a is modified and returned, in a's form). */
 export function mergeHistogram(a: Histogram, b: Histogram): Histogram {
-  const acc = new HistogramAccumulator(a.boundsMs.length ? a.boundsMs : DEFAULT_BOUNDS_MS);
+  const acc = new HistogramAccumulator(denseOf(a)?.bounds ?? DEFAULT_BOUNDS_MS);
   acc.add(a);
   acc.add(b);
-  const merged = acc.toHistogram();
+  const merged = a.boundsSchema === BOUNDS_SCHEMA_DEFAULT ? acc.toHistogram() : acc.toDenseHistogram();
   a.boundsMs = merged.boundsMs;
   a.counts = merged.counts;
   a.sumMs = merged.sumMs;
   a.count = merged.count;
+  a.boundsSchema = merged.boundsSchema;
+  a.sparseIndex = merged.sparseIndex;
+  a.sparseCount = merged.sparseCount;
   return a;
 }
 
@@ -117,5 +167,6 @@ export function quantileOf(bounds: readonly number[], counts: readonly number[],
 }
 
 export function histogramQuantile(h: Histogram, q: number): number {
-  return quantileOf(h.boundsMs, h.counts.map(Number), q);
+  const d = denseOf(h);
+  return d ? quantileOf(d.bounds, d.counts, q) : 0;
 }

@@ -33,6 +33,11 @@ const table: Array<[string, () => void, RegExp | ""]> = [
     () => validateBatch(create(BatchSchema, { seq: 1n, windows: Array.from({ length: 1001 }, (_, i) => win(`o${i}.example`)) }), now),
     /distinct origins/,
   ],
+  ["compact histogram passes", () => validateBatch(create(BatchSchema, { seq: 1n, windows: [win("a", { ttfb: { boundsSchema: 1, sparseIndex: [3, 9], sparseCount: [1, 2] } })] }), now), ""],
+  ["compact histogram index out of range", () => validateBatch(create(BatchSchema, { seq: 1n, windows: [win("a", { ttfb: { boundsSchema: 1, sparseIndex: [66], sparseCount: [1] } })] }), now), /sparse_index\[0\]/],
+  ["compact histogram indexes not ascending", () => validateBatch(create(BatchSchema, { seq: 1n, windows: [win("a", { ttfb: { boundsSchema: 1, sparseIndex: [5, 5], sparseCount: [1, 1] } })] }), now), /ascending/],
+  ["compact histogram with unequal lengths", () => validateBatch(create(BatchSchema, { seq: 1n, windows: [win("a", { ttfb: { boundsSchema: 1, sparseIndex: [1], sparseCount: [] } })] }), now), /same length/],
+  ["unknown bounds schema", () => validateBatch(create(BatchSchema, { seq: 1n, windows: [win("a", { ttfb: { boundsSchema: 7 } })] }), now), /bounds_schema/],
   ["histogram with the wrong number of buckets", () => validateBatch(create(BatchSchema, { seq: 1n, windows: [win("a", { ttfb: { boundsMs: [1, 2], counts: [1n] } })] }), now), /ttfb/],
 ];
 

@@ -5,6 +5,7 @@
 import type { NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
 import type { Batch, ConfigAck, Hello } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { CentralError } from "../errors.js";
+import { DEFAULT_BOUNDS_MS } from "../../proto/histogram.js";
 
 const LABEL = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const ORIGIN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
@@ -57,8 +58,18 @@ export function validateBatch(batch: Batch, nowMs: number, declared?: ReadonlySe
       if (typeof v === "bigint" && v > MAX_WINDOW_REQUESTS) bad(`batch.windows[${i}].counts.${k} is absurd (${v})`);
     }
     const h = w.ttfb;
-    if (h && h.counts.length !== 0 && h.counts.length !== h.boundsMs.length + 1) {
-      bad(`batch.windows[${i}].ttfb.counts must have len(bounds_ms)+1 entries`);
+    if (h) {
+      const f = `batch.windows[${i}].ttfb`;
+      if (h.boundsSchema > 1) bad(`${f}.bounds_schema must be 0 or 1, got ${h.boundsSchema}`);
+      const buckets = h.boundsSchema === 1 ? DEFAULT_BOUNDS_MS.length + 1 : h.boundsMs.length + 1;
+      if (h.boundsSchema === 1 && h.boundsMs.length !== 0) bad(`${f}.bounds_ms must be empty with bounds_schema 1`);
+      if (h.counts.length !== 0 && h.counts.length !== buckets) bad(`${f}.counts must have len(bounds_ms)+1 entries`);
+      if (h.sparseIndex.length !== h.sparseCount.length) bad(`${f}.sparse_index and sparse_count must have the same length`);
+      if (h.sparseIndex.length > 0 && h.boundsSchema !== 1) bad(`${f}.sparse_index needs bounds_schema 1`);
+      for (let k = 0; k < h.sparseIndex.length; k++) {
+        if (h.sparseIndex[k] >= buckets) bad(`${f}.sparse_index[${k}] must be below ${buckets}, got ${h.sparseIndex[k]}`);
+        if (k > 0 && h.sparseIndex[k] <= h.sparseIndex[k - 1]) bad(`${f}.sparse_index must be strictly ascending`);
+      }
     }
   });
 }

@@ -8,7 +8,7 @@
  * Not thread-safe in any interesting sense: single event loop, no awaits.
  */
 import type { Histogram, OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
-import { DEFAULT_BOUNDS_MS, bucketIndex } from "../../proto/histogram.js";
+import { BOUNDS_SCHEMA_DEFAULT, DEFAULT_BOUNDS_MS, bucketIndex, denseOf } from "../../proto/histogram.js";
 import { type Counts, addCounts, zeroCounts } from "./counts.js";
 import type { NodeInput } from "./policy.js";
 
@@ -91,6 +91,10 @@ function looksDefault(b: readonly number[]): boolean {
 
 /** Bucket counts on DEFAULT_BOUNDS_MS, re-bucketing other bounds at their upper bounds. */
 export function bucketsOf(h: Histogram | undefined): number[] | undefined {
+  if (h && h.boundsSchema === BOUNDS_SCHEMA_DEFAULT) {
+    const d = denseOf(h);
+    return d ? d.counts : undefined;
+  }
   if (!h || h.counts.length === 0) return undefined;
   const out = new Array<number>(NB).fill(0);
   if (sameDefaultBounds(h.boundsMs)) {
@@ -108,6 +112,22 @@ export function bucketsOf(h: Histogram | undefined): number[] | undefined {
 
 /** Non-empty buckets of h on DEFAULT_BOUNDS_MS, as parallel index/count arrays. */
 function sparseBuckets(h: Histogram | undefined, idx: number[], n: number[]): void {
+  if (h && h.boundsSchema === BOUNDS_SCHEMA_DEFAULT && h.counts.length === 0) {
+    // The compact form is already sparse (validated ascending and in range).
+    const len = Math.min(h.sparseIndex.length, h.sparseCount.length);
+    for (let i = 0; i < len; i++) {
+      if (h.sparseIndex[i] < NB && h.sparseCount[i] > 0) {
+        idx.push(h.sparseIndex[i]);
+        n.push(h.sparseCount[i]);
+      }
+    }
+    return;
+  }
+  if (h && h.boundsSchema === BOUNDS_SCHEMA_DEFAULT) {
+    const d = denseOf(h);
+    if (d) for (let i = 0; i < NB; i++) if (d.counts[i]) (idx.push(i), n.push(d.counts[i]));
+    return;
+  }
   if (!h || h.counts.length === 0) return;
   const c = h.counts;
   if (looksDefault(h.boundsMs)) {

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file originwatch/v1/common.proto.
  */
 export const file_originwatch_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChtvcmlnaW53YXRjaC92MS9jb21tb24ucHJvdG8SDm9yaWdpbndhdGNoLnYxIpACCg1PdXRjb21lQ291bnRzEgoKAm9rGAEgASgEEhQKDGNsaWVudF9lcnJvchgCIAEoBBIUCgxzZXJ2ZXJfZXJyb3IYAyABKAQSFwoPY29ubmVjdF9yZWZ1c2VkGAQgASgEEhcKD2Nvbm5lY3RfdGltZW91dBgFIAEoBBILCgNkbnMYBiABKAQSCwoDdGxzGAcgASgEEg0KBXJlc2V0GAggASgEEhoKEmZpcnN0X2J5dGVfdGltZW91dBgJIAEoBBISCgpib2R5X2Vycm9yGAogASgEEhQKDGNsaWVudF9hYm9ydBgLIAEoBBINCgVzdGFsbBgMIAEoBBIXCg9zdGFsbF9yZWNvdmVyZWQYDSABKAQiTQoJSGlzdG9ncmFtEhEKCWJvdW5kc19tcxgBIAMoARIOCgZjb3VudHMYAiADKAQSDgoGc3VtX21zGAMgASgBEg0KBWNvdW50GAQgASgEIk0KDE5vZGVJZGVudGl0eRIPCgdub2RlX2lkGAEgASgJEgsKA2lzcBgCIAEoCRIOCgZyZWdpb24YAyABKAkSDwoHdmVyc2lvbhgEIAEoCSLTAQoIRXhlbXBsYXISFAoMdGltZV91bml4X21zGAEgASgDEg4KBm9yaWdpbhgCIAEoCRIOCgZtZXRob2QYAyABKAkSDAoEcGF0aBgEIAEoCRIOCgZzdGF0dXMYBSABKA0SKAoHb3V0Y29tZRgGIAEoDjIXLm9yaWdpbndhdGNoLnYxLk91dGNvbWUSDwoHdHRmYl9tcxgHIAEoARIQCgh0b3RhbF9tcxgIIAEoARIVCg11cHN0cmVhbV9hZGRyGAkgASgJEg8KB25vZGVfaWQYCiABKAkqugIKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEg4KCk9VVENPTUVfT0sQARIYChRPVVRDT01FX0NMSUVOVF9FUlJPUhACEhgKFE9VVENPTUVfU0VSVkVSX0VSUk9SEAMSGwoXT1VUQ09NRV9DT05ORUNUX1JFRlVTRUQQBBIbChdPVVRDT01FX0NPTk5FQ1RfVElNRU9VVBAFEg8KC09VVENPTUVfRE5TEAYSDwoLT1VUQ09NRV9UTFMQBxIRCg1PVVRDT01FX1JFU0VUEAgSHgoaT1VUQ09NRV9GSVJTVF9CWVRFX1RJTUVPVVQQCRIWChJPVVRDT01FX0JPRFlfRVJST1IQChIYChRPVVRDT01FX0NMSUVOVF9BQk9SVBALEhEKDU9VVENPTUVfU1RBTEwQDGIGcHJvdG8z");
+  fileDesc("ChtvcmlnaW53YXRjaC92MS9jb21tb24ucHJvdG8SDm9yaWdpbndhdGNoLnYxIpACCg1PdXRjb21lQ291bnRzEgoKAm9rGAEgASgEEhQKDGNsaWVudF9lcnJvchgCIAEoBBIUCgxzZXJ2ZXJfZXJyb3IYAyABKAQSFwoPY29ubmVjdF9yZWZ1c2VkGAQgASgEEhcKD2Nvbm5lY3RfdGltZW91dBgFIAEoBBILCgNkbnMYBiABKAQSCwoDdGxzGAcgASgEEg0KBXJlc2V0GAggASgEEhoKEmZpcnN0X2J5dGVfdGltZW91dBgJIAEoBBISCgpib2R5X2Vycm9yGAogASgEEhQKDGNsaWVudF9hYm9ydBgLIAEoBBINCgVzdGFsbBgMIAEoBBIXCg9zdGFsbF9yZWNvdmVyZWQYDSABKAQikAEKCUhpc3RvZ3JhbRIRCglib3VuZHNfbXMYASADKAESDgoGY291bnRzGAIgAygEEg4KBnN1bV9tcxgDIAEoARINCgVjb3VudBgEIAEoBBIVCg1ib3VuZHNfc2NoZW1hGAUgASgNEhQKDHNwYXJzZV9pbmRleBgGIAMoDRIUCgxzcGFyc2VfY291bnQYByADKA0iTQoMTm9kZUlkZW50aXR5Eg8KB25vZGVfaWQYASABKAkSCwoDaXNwGAIgASgJEg4KBnJlZ2lvbhgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJItMBCghFeGVtcGxhchIUCgx0aW1lX3VuaXhfbXMYASABKAMSDgoGb3JpZ2luGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIMCgRwYXRoGAQgASgJEg4KBnN0YXR1cxgFIAEoDRIoCgdvdXRjb21lGAYgASgOMhcub3JpZ2lud2F0Y2gudjEuT3V0Y29tZRIPCgd0dGZiX21zGAcgASgBEhAKCHRvdGFsX21zGAggASgBEhUKDXVwc3RyZWFtX2FkZHIYCSABKAkSDwoHbm9kZV9pZBgKIAEoCSq6AgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASDgoKT1VUQ09NRV9PSxABEhgKFE9VVENPTUVfQ0xJRU5UX0VSUk9SEAISGAoUT1VUQ09NRV9TRVJWRVJfRVJST1IQAxIbChdPVVRDT01FX0NPTk5FQ1RfUkVGVVNFRBAEEhsKF09VVENPTUVfQ09OTkVDVF9USU1FT1VUEAUSDwoLT1VUQ09NRV9ETlMQBhIPCgtPVVRDT01FX1RMUxAHEhEKDU9VVENPTUVfUkVTRVQQCBIeChpPVVRDT01FX0ZJUlNUX0JZVEVfVElNRU9VVBAJEhYKEk9VVENPTUVfQk9EWV9FUlJPUhAKEhgKFE9VVENPTUVfQ0xJRU5UX0FCT1JUEAsSEQoNT1VUQ09NRV9TVEFMTBAMYgZwcm90bzM");
 
 /**
  * Counts of requests by outcome class in one window. A request is counted
@@ -106,6 +106,12 @@ export const OutcomeCountsSchema: GenMessage<OutcomeCounts> = /*@__PURE__*/
  * entry counts values above the last bound. Two histograms merge by adding
  * counts when their bounds are equal.
  *
+ * Compact form (what sidecars send): bounds_schema = 1 stands for the
+ * standard bounds (2^(i/4) ms for i = 0..64, rounded to the microsecond; see
+ * proto/histogram.ts) with bounds_ms left empty, and the non-empty buckets are
+ * listed in sparse_index (ascending) with their counts in sparse_count,
+ * instead of counts. A receiver reads both forms.
+ *
  * @generated from message originwatch.v1.Histogram
  */
 export type Histogram = Message<"originwatch.v1.Histogram"> & {
@@ -128,6 +134,27 @@ export type Histogram = Message<"originwatch.v1.Histogram"> & {
    * @generated from field: uint64 count = 4;
    */
   count: bigint;
+
+  /**
+   * 0: bounds_ms holds the bounds; 1: the standard bounds (bounds_ms empty).
+   *
+   * @generated from field: uint32 bounds_schema = 5;
+   */
+  boundsSchema: number;
+
+  /**
+   * Indexes of non-empty buckets, ascending, each below the bucket count.
+   *
+   * @generated from field: repeated uint32 sparse_index = 6;
+   */
+  sparseIndex: number[];
+
+  /**
+   * Count of each bucket in sparse_index.
+   *
+   * @generated from field: repeated uint32 sparse_count = 7;
+   */
+  sparseCount: number[];
 };
 
 /**
