@@ -16,11 +16,34 @@ const child = spawn(
   { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" } },
 );
 let out = "";
+let summarised = false;
+let killedAfterSummary = false;
 child.stdout.on("data", (chunk) => {
   process.stdout.write(chunk);
   out += chunk.toString();
+  // uvu prints "Duration:" last; a test that leaves a handle open would keep
+  // the process alive forever after it, so give it a grace period, then end it.
+  if (!summarised && /^\s*Duration:/m.test(out)) {
+    summarised = true;
+    setTimeout(() => {
+      killedAfterSummary = true;
+      child.kill("SIGKILL");
+    }, 10_000).unref();
+  }
 });
+// A hung test run fails instead of hanging CI.
+const limitS = Number(process.env.ORIGINWATCH_TEST_TIMEOUT_S ?? 1800);
+const limit = setTimeout(() => {
+  process.stderr.write(`test run exceeded ${limitS} s: killing it\n`);
+  child.kill("SIGKILL");
+}, limitS * 1000);
+limit.unref();
 child.on("close", (code, signal) => {
+  if (killedAfterSummary) {
+    process.stderr.write("uvu did not exit 10 s after its summary (a test left a handle open): ended it\n");
+    code = /^\s*Passed:\s+(\d+)/m.exec(out)?.[1] === /^\s*Total:\s+(\d+)/m.exec(out)?.[1] ? 0 : 1;
+    signal = null;
+  }
   const num = (label) => {
     const m = out.match(new RegExp(`^\\s*${label}:\\s+(\\d+)`, "m"));
     return m ? Number(m[1]) : 0;
