@@ -13,14 +13,13 @@ import {
   OriginState,
   type OriginStatus,
   OriginStatusSchema,
-  type ScopeStats,
   QueryService,
 } from "../../proto/gen/originwatch/v1/query_pb.js";
 import type { ExemplarStore } from "../ingest/exemplar-store.js";
 import type { Ingest } from "../ingest/ingest-service.js";
 import type { WindowStore } from "../ingest/window-store.js";
 import type { NodeRecord, OriginTotals } from "../store/level-store.js";
-import { liveFigures } from "./origin-view.js";
+import { type LiveFigures, liveFigures } from "./origin-view.js";
 
 /** The verdict of one origin as the query API shows it. */
 export interface OriginVerdict {
@@ -30,14 +29,7 @@ export interface OriginVerdict {
   stateSinceMs: number;
   confirming: boolean;
   /** The verdict's own figures and breakdown over the lookback; the live window figures are used when absent. */
-  figures?: {
-    requestRate: number;
-    failureRatio: number;
-    p95TtfbMs: number;
-    isps: ScopeStats[];
-    regions: ScopeStats[];
-    nodes: ScopeStats[];
-  };
+  figures?: Omit<LiveFigures, "requests" | "failures">;
 }
 
 export interface StatusProvider {

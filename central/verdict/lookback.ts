@@ -151,6 +151,22 @@ function sparseBuckets(h: Histogram | undefined, idx: number[], n: number[]): vo
 }
 
 /** Items by expiry bucket, drained in end-time order. */
+/** Insert key into an ascending array (appending is the common case: time moves forward). */
+function insertSorted(k: number[], key: number): void {
+  if (k.length === 0 || k[k.length - 1] < key) {
+    k.push(key);
+    return;
+  }
+  let lo = 0;
+  let hi = k.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (k[mid] < key) lo = mid + 1;
+    else hi = mid;
+  }
+  k.splice(lo, 0, key);
+}
+
 class ExpiryQueue<T extends { endMs: number }> {
   private map = new Map<number, T[]>();
   private keys: number[] = [];
@@ -160,18 +176,7 @@ class ExpiryQueue<T extends { endMs: number }> {
     let bucket = this.map.get(key);
     if (!bucket) {
       this.map.set(key, (bucket = []));
-      const k = this.keys;
-      if (k.length === 0 || k[k.length - 1] < key) k.push(key);
-      else {
-        let lo = 0;
-        let hi = k.length;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (k[mid] < key) lo = mid + 1;
-          else hi = mid;
-        }
-        k.splice(lo, 0, key);
-      }
+      insertSorted(this.keys, key);
     }
     bucket.push(item);
   }
@@ -284,26 +289,11 @@ export class LookbackAggregator {
     let bucket = this.expiry.get(key);
     if (!bucket) {
       this.expiry.set(key, (bucket = []));
-      this.insertKey(key);
+      insertSorted(this.keys, key);
     }
     bucket.push(slot);
   }
 
-  private insertKey(key: number): void {
-    const k = this.keys;
-    if (k.length === 0 || k[k.length - 1] < key) {
-      k.push(key);
-      return;
-    }
-    let lo = 0;
-    let hi = k.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (k[mid] < key) lo = mid + 1;
-      else hi = mid;
-    }
-    k.splice(lo, 0, key);
-  }
 
   private out(s: Slot): void {
     const e = s.entry;

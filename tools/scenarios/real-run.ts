@@ -6,6 +6,7 @@
  */
 import { FaultScope, IncidentKind, OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
 import type { RealFleet, RealNode } from "./real-fleet.js";
+import { SCENARIO_HEAD, scenarioCells, textTable } from "./sim-run.js";
 
 export type Expectation = "origin" | "network" | "quiet";
 
@@ -199,20 +200,7 @@ export function standardRealScenarios(): RealScenario[] {
 }
 
 export function formatRealTable(rows: RealResult[]): string {
-  const head = ["scenario", "expected", "seen", "detect s", "recover s", "false alarms", "origin inc", "net inc", "webhooks", "result"];
-  const body = rows.map((r) => [
-    r.name,
-    r.expected,
-    r.seen,
-    r.detectionS === undefined ? "-" : r.detectionS.toFixed(1),
-    r.recoveryS === undefined ? "-" : r.recoveryS.toFixed(1),
-    String(r.falseAlarms),
-    String(r.originIncidents),
-    String(r.networkIncidents),
-    String(r.webhooks),
-    r.pass ? "PASS" : `FAIL: ${r.why.join("; ")}`,
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
-  return [line(head), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
+  const head = [...SCENARIO_HEAD, "webhooks", "result"];
+  const body = rows.map((r) => [...scenarioCells(r), String(r.webhooks), r.pass ? "PASS" : `FAIL: ${r.why.join("; ")}`]);
+  return textTable(head, body);
 }

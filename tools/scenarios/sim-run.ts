@@ -182,9 +182,17 @@ export function standardSimScenarios(): SimScenario[] {
   ];
 }
 
-export function formatTable(rows: SimResult[]): string {
-  const head = ["scenario", "expected", "seen", "detect s", "recover s", "false alarms", "origin inc", "net inc"];
-  const body = rows.map((r) => [
+/** The columns both scenario tables share (simulated and real runs). */
+export const SCENARIO_HEAD = ["scenario", "expected", "seen", "detect s", "recover s", "false alarms", "origin inc", "net inc"];
+
+/** What both result kinds report in the shared columns. */
+export type ScenarioRow = Pick<SimResult, "name" | "expected" | "seen" | "falseAlarms" | "originIncidents" | "networkIncidents"> & {
+  detectionS?: number;
+  recoveryS?: number;
+};
+
+export function scenarioCells(r: ScenarioRow): string[] {
+  return [
     r.name,
     r.expected,
     r.seen,
@@ -193,8 +201,16 @@ export function formatTable(rows: SimResult[]): string {
     String(r.falseAlarms),
     String(r.originIncidents),
     String(r.networkIncidents),
-  ]);
+  ];
+}
+
+/** Plain-text table: columns padded to their widest cell, a dashed rule under the head. */
+export function textTable(head: string[], body: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
+}
+
+export function formatTable(rows: SimResult[]): string {
+  return textTable(SCENARIO_HEAD, rows.map(scenarioCells));
 }
