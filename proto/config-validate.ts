@@ -7,6 +7,7 @@
  * so an operator can act on them.
  */
 import type { Config, ProbeSettings, Sampling, Thresholds } from "./gen/originwatch/v1/config_pb.js";
+import { ORIGIN_PATTERN } from "./names.js";
 
 /** Defaults of a zero field (DESIGN.md §5, config.proto). */
 export const CONFIG_DEFAULTS = Object.freeze({
@@ -28,7 +29,7 @@ export const CONFIG_LIMITS = Object.freeze({
   maxCapabilities: 64,
 });
 
-const ORIGIN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+const ORIGIN = ORIGIN_PATTERN;
 const CAPABILITY = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const METHODS = new Set(["", "GET", "HEAD", "OPTIONS"]);
 

@@ -6,9 +6,10 @@ import type { NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
 import type { Batch, ConfigAck, Hello } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { CentralError } from "../errors.js";
 import { DEFAULT_BOUNDS_MS } from "../../proto/histogram.js";
+import { LABEL_PATTERN, ORIGIN_PATTERN } from "../../proto/names.js";
 
-const LABEL = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-const ORIGIN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,252}$/;
+const LABEL = LABEL_PATTERN;
+const ORIGIN = ORIGIN_PATTERN;
 const MAX_WINDOWS = 10_000;
 const MAX_FUTURE_MS = 5 * 60_000;
 const MAX_EXEMPLARS = 10_000;

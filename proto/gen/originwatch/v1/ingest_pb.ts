@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file originwatch/v1/ingest.proto.
  */
 export const file_originwatch_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("ChtvcmlnaW53YXRjaC92MS9pbmdlc3QucHJvdG8SDm9yaWdpbndhdGNoLnYxIs4BCg5TaWRlY2FyTWVzc2FnZRImCgVoZWxsbxgBIAEoCzIVLm9yaWdpbndhdGNoLnYxLkhlbGxvSAASJgoFYmF0Y2gYAiABKAsyFS5vcmlnaW53YXRjaC52MS5CYXRjaEgAEi8KCmNvbmZpZ19hY2sYAyABKAsyGS5vcmlnaW53YXRjaC52MS5Db25maWdBY2tIABIzCgxwcm9iZV9yZXN1bHQYBCABKAsyGy5vcmlnaW53YXRjaC52MS5Qcm9iZVJlc3VsdEgAQgYKBGtpbmQi3QEKDkNlbnRyYWxNZXNzYWdlEioKB3dlbGNvbWUYASABKAsyFy5vcmlnaW53YXRjaC52MS5XZWxjb21lSAASLQoJYmF0Y2hfYWNrGAIgASgLMhgub3JpZ2lud2F0Y2gudjEuQmF0Y2hBY2tIABIxCgtjb25maWdfcHVzaBgDIAEoCzIaLm9yaWdpbndhdGNoLnYxLkNvbmZpZ1B1c2hIABI1Cg1wcm9iZV9yZXF1ZXN0GAQgASgLMhwub3JpZ2lud2F0Y2gudjEuUHJvYmVSZXF1ZXN0SABCBgoEa2luZCJ6CgVIZWxsbxIqCgRub2RlGAEgASgLMhwub3JpZ2lud2F0Y2gudjEuTm9kZUlkZW50aXR5Eg8KB29yaWdpbnMYAiADKAkSHgoWYXBwbGllZF9jb25maWdfdmVyc2lvbhgDIAEoBBIUCgxjYXBhYmlsaXRpZXMYBCADKAkipAEKBUJhdGNoEgsKA3NlcRgBIAEoBBIuCgd3aW5kb3dzGAIgAygLMh0ub3JpZ2lud2F0Y2gudjEuV2luZG93U3VtbWFyeRIrCglleGVtcGxhcnMYAyADKAsyGC5vcmlnaW53YXRjaC52MS5FeGVtcGxhchIXCg9kcm9wcGVkX2JhdGNoZXMYBCABKAQSGAoQYnVmZmVyZWRfYmF0Y2hlcxgFIAEoBCLGAQoNV2luZG93U3VtbWFyeRIOCgZvcmlnaW4YASABKAkSFQoNc3RhcnRfdW5peF9tcxgCIAEoAxIRCglsZW5ndGhfbXMYAyABKA0SLQoGY291bnRzGAQgASgLMh0ub3JpZ2lud2F0Y2gudjEuT3V0Y29tZUNvdW50cxInCgR0dGZiGAUgASgLMhkub3JpZ2lud2F0Y2gudjEuSGlzdG9ncmFtEhAKCGJ5dGVzX2luGAYgASgEEhEKCWJ5dGVzX291dBgHIAEoBCI1CgdXZWxjb21lEhIKCnNlc3Npb25faWQYASABKAkSFgoOaGlnaF93YXRlcl9zZXEYAiABKAQiFwoIQmF0Y2hBY2sSCwoDc2VxGAEgASgEIjQKCkNvbmZpZ1B1c2gSJgoGY29uZmlnGAEgASgLMhYub3JpZ2lud2F0Y2gudjEuQ29uZmlnIj4KCUNvbmZpZ0FjaxIPCgd2ZXJzaW9uGAEgASgEEhAKCGFjY2VwdGVkGAIgASgIEg4KBnJlYXNvbhgDIAEoCSJxCgxQcm9iZVJlcXVlc3QSEAoIcHJvYmVfaWQYASABKAkSDgoGb3JpZ2luGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIMCgRwYXRoGAQgASgJEg0KBWNvdW50GAUgASgNEhIKCnRpbWVvdXRfbXMYBiABKA0iXwoLUHJvYmVSZXN1bHQSEAoIcHJvYmVfaWQYASABKAkSDgoGb3JpZ2luGAIgASgJEi4KCGF0dGVtcHRzGAMgAygLMhwub3JpZ2lud2F0Y2gudjEuUHJvYmVBdHRlbXB0IlkKDFByb2JlQXR0ZW1wdBIoCgdvdXRjb21lGAEgASgOMhcub3JpZ2lud2F0Y2gudjEuT3V0Y29tZRIOCgZzdGF0dXMYAiABKA0SDwoHdHRmYl9tcxgDIAEoATJdCg1Jbmdlc3RTZXJ2aWNlEkwKBlN0cmVhbRIeLm9yaWdpbndhdGNoLnYxLlNpZGVjYXJNZXNzYWdlGh4ub3JpZ2lud2F0Y2gudjEuQ2VudHJhbE1lc3NhZ2UoATABYgZwcm90bzM", [file_originwatch_v1_common, file_originwatch_v1_config]);
+  fileDesc("ChtvcmlnaW53YXRjaC92MS9pbmdlc3QucHJvdG8SDm9yaWdpbndhdGNoLnYxIs4BCg5TaWRlY2FyTWVzc2FnZRImCgVoZWxsbxgBIAEoCzIVLm9yaWdpbndhdGNoLnYxLkhlbGxvSAASJgoFYmF0Y2gYAiABKAsyFS5vcmlnaW53YXRjaC52MS5CYXRjaEgAEi8KCmNvbmZpZ19hY2sYAyABKAsyGS5vcmlnaW53YXRjaC52MS5Db25maWdBY2tIABIzCgxwcm9iZV9yZXN1bHQYBCABKAsyGy5vcmlnaW53YXRjaC52MS5Qcm9iZVJlc3VsdEgAQgYKBGtpbmQikgIKDkNlbnRyYWxNZXNzYWdlEioKB3dlbGNvbWUYASABKAsyFy5vcmlnaW53YXRjaC52MS5XZWxjb21lSAASLQoJYmF0Y2hfYWNrGAIgASgLMhgub3JpZ2lud2F0Y2gudjEuQmF0Y2hBY2tIABIxCgtjb25maWdfcHVzaBgDIAEoCzIaLm9yaWdpbndhdGNoLnYxLkNvbmZpZ1B1c2hIABI1Cg1wcm9iZV9yZXF1ZXN0GAQgASgLMhwub3JpZ2lud2F0Y2gudjEuUHJvYmVSZXF1ZXN0SAASMwoMYmF0Y2hfcmVqZWN0GAUgASgLMhsub3JpZ2lud2F0Y2gudjEuQmF0Y2hSZWplY3RIAEIGCgRraW5kInoKBUhlbGxvEioKBG5vZGUYASABKAsyHC5vcmlnaW53YXRjaC52MS5Ob2RlSWRlbnRpdHkSDwoHb3JpZ2lucxgCIAMoCRIeChZhcHBsaWVkX2NvbmZpZ192ZXJzaW9uGAMgASgEEhQKDGNhcGFiaWxpdGllcxgEIAMoCSLVAQoFQmF0Y2gSCwoDc2VxGAEgASgEEi4KB3dpbmRvd3MYAiADKAsyHS5vcmlnaW53YXRjaC52MS5XaW5kb3dTdW1tYXJ5EisKCWV4ZW1wbGFycxgDIAMoCzIYLm9yaWdpbndhdGNoLnYxLkV4ZW1wbGFyEhcKD2Ryb3BwZWRfYmF0Y2hlcxgEIAEoBBIYChBidWZmZXJlZF9iYXRjaGVzGAUgASgEEhUKDWNsb2NrX3NrZXdfbXMYBiABKAMSGAoQcmVqZWN0ZWRfYmF0Y2hlcxgHIAEoBCLGAQoNV2luZG93U3VtbWFyeRIOCgZvcmlnaW4YASABKAkSFQoNc3RhcnRfdW5peF9tcxgCIAEoAxIRCglsZW5ndGhfbXMYAyABKA0SLQoGY291bnRzGAQgASgLMh0ub3JpZ2lud2F0Y2gudjEuT3V0Y29tZUNvdW50cxInCgR0dGZiGAUgASgLMhkub3JpZ2lud2F0Y2gudjEuSGlzdG9ncmFtEhAKCGJ5dGVzX2luGAYgASgEEhEKCWJ5dGVzX291dBgHIAEoBCKAAQoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEhYKDmhpZ2hfd2F0ZXJfc2VxGAIgASgEEhsKE3NlcnZlcl90aW1lX3VuaXhfbXMYAyABKAMSLAoGbGltaXRzGAQgASgLMhwub3JpZ2lud2F0Y2gudjEuSW5nZXN0TGltaXRzIsABCgxJbmdlc3RMaW1pdHMSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYASABKA0SHQoVbWF4X3dpbmRvd3NfcGVyX2JhdGNoGAIgASgNEh8KF21heF9leGVtcGxhcnNfcGVyX2JhdGNoGAMgASgNEhwKFG1heF9vcmlnaW5zX3Blcl9ub2RlGAQgASgNEhoKEm1heF9mdXR1cmVfc2tld19tcxgFIAEoDRIbChNtYXhfd2luZG93c19wZXJfc2VjGAYgASgNIjQKCEJhdGNoQWNrEgsKA3NlcRgBIAEoBBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAIgASgDIjgKC0JhdGNoUmVqZWN0EgsKA3NlcRgBIAEoBBIMCgRjb2RlGAIgASgJEg4KBnJlYXNvbhgDIAEoCSI0CgpDb25maWdQdXNoEiYKBmNvbmZpZxgBIAEoCzIWLm9yaWdpbndhdGNoLnYxLkNvbmZpZyI+CglDb25maWdBY2sSDwoHdmVyc2lvbhgBIAEoBBIQCghhY2NlcHRlZBgCIAEoCBIOCgZyZWFzb24YAyABKAkicQoMUHJvYmVSZXF1ZXN0EhAKCHByb2JlX2lkGAEgASgJEg4KBm9yaWdpbhgCIAEoCRIOCgZtZXRob2QYAyABKAkSDAoEcGF0aBgEIAEoCRINCgVjb3VudBgFIAEoDRISCgp0aW1lb3V0X21zGAYgASgNIl8KC1Byb2JlUmVzdWx0EhAKCHByb2JlX2lkGAEgASgJEg4KBm9yaWdpbhgCIAEoCRIuCghhdHRlbXB0cxgDIAMoCzIcLm9yaWdpbndhdGNoLnYxLlByb2JlQXR0ZW1wdCJZCgxQcm9iZUF0dGVtcHQSKAoHb3V0Y29tZRgBIAEoDjIXLm9yaWdpbndhdGNoLnYxLk91dGNvbWUSDgoGc3RhdHVzGAIgASgNEg8KB3R0ZmJfbXMYAyABKAEyXQoNSW5nZXN0U2VydmljZRJMCgZTdHJlYW0SHi5vcmlnaW53YXRjaC52MS5TaWRlY2FyTWVzc2FnZRoeLm9yaWdpbndhdGNoLnYxLkNlbnRyYWxNZXNzYWdlKAEwAWIGcHJvdG8z", [file_originwatch_v1_common, file_originwatch_v1_config]);
 
 /**
  * @generated from message originwatch.v1.SidecarMessage
@@ -88,6 +88,12 @@ export type CentralMessage = Message<"originwatch.v1.CentralMessage"> & {
      */
     value: ProbeRequest;
     case: "probeRequest";
+  } | {
+    /**
+     * @generated from field: originwatch.v1.BatchReject batch_reject = 5;
+     */
+    value: BatchReject;
+    case: "batchReject";
   } | { case: undefined; value?: undefined };
 };
 
@@ -173,6 +179,23 @@ export type Batch = Message<"originwatch.v1.Batch"> & {
    * @generated from field: uint64 buffered_batches = 5;
    */
   bufferedBatches: bigint;
+
+  /**
+   * The sidecar's clock minus the central's, as the sidecar measured it from
+   * Welcome/BatchAck server times (window times in this batch are already
+   * corrected by it). Reported so operators can see a drifting clock.
+   *
+   * @generated from field: int64 clock_skew_ms = 6;
+   */
+  clockSkewMs: bigint;
+
+  /**
+   * Cumulative count of batches the central refused for good (BatchReject)
+   * and the sidecar therefore dropped.
+   *
+   * @generated from field: uint64 rejected_batches = 7;
+   */
+  rejectedBatches: bigint;
 };
 
 /**
@@ -249,6 +272,21 @@ export type Welcome = Message<"originwatch.v1.Welcome"> & {
    * @generated from field: uint64 high_water_seq = 2;
    */
   highWaterSeq: bigint;
+
+  /**
+   * The central's clock when it sent this (the sidecar measures its skew).
+   *
+   * @generated from field: int64 server_time_unix_ms = 3;
+   */
+  serverTimeUnixMs: bigint;
+
+  /**
+   * What this central accepts; a sidecar never sends more (it splits batches
+   * and truncates exemplar fields). Zero fields mean "not stated".
+   *
+   * @generated from field: originwatch.v1.IngestLimits limits = 4;
+   */
+  limits?: IngestLimits | undefined;
 };
 
 /**
@@ -257,6 +295,64 @@ export type Welcome = Message<"originwatch.v1.Welcome"> & {
  */
 export const WelcomeSchema: GenMessage<Welcome> = /*@__PURE__*/
   messageDesc(file_originwatch_v1_ingest, 5);
+
+/**
+ * Limits a central enforces on one ingest stream. Over a limit, a batch is
+ * refused with BatchReject (permanent) or the stream ends with
+ * RESOURCE_EXHAUSTED (the message itself was too large to read).
+ *
+ * @generated from message originwatch.v1.IngestLimits
+ */
+export type IngestLimits = Message<"originwatch.v1.IngestLimits"> & {
+  /**
+   * Largest SidecarMessage the central reads, in bytes.
+   *
+   * @generated from field: uint32 max_message_bytes = 1;
+   */
+  maxMessageBytes: number;
+
+  /**
+   * Window summaries per batch.
+   *
+   * @generated from field: uint32 max_windows_per_batch = 2;
+   */
+  maxWindowsPerBatch: number;
+
+  /**
+   * Exemplars per batch.
+   *
+   * @generated from field: uint32 max_exemplars_per_batch = 3;
+   */
+  maxExemplarsPerBatch: number;
+
+  /**
+   * Distinct origins one node may report on (and declare in Hello).
+   *
+   * @generated from field: uint32 max_origins_per_node = 4;
+   */
+  maxOriginsPerNode: number;
+
+  /**
+   * How far a window's start may lie ahead of the central's clock.
+   *
+   * @generated from field: uint32 max_future_skew_ms = 5;
+   */
+  maxFutureSkewMs: number;
+
+  /**
+   * Window summaries per second per node (across its streams).
+   *
+   * @generated from field: uint32 max_windows_per_sec = 6;
+   */
+  maxWindowsPerSec: number;
+};
+
+/**
+ * Describes the message originwatch.v1.IngestLimits.
+ * Use `create(IngestLimitsSchema)` to create a new message.
+ */
+export const IngestLimitsSchema: GenMessage<IngestLimits> = /*@__PURE__*/
+  messageDesc(file_originwatch_v1_ingest, 6);
 
 /**
  * Acknowledges every batch with seq <= seq.
@@ -268,6 +364,13 @@ export type BatchAck = Message<"originwatch.v1.BatchAck"> & {
    * @generated from field: uint64 seq = 1;
    */
   seq: bigint;
+
+  /**
+   * The central's clock when it sent this (the sidecar measures its skew).
+   *
+   * @generated from field: int64 server_time_unix_ms = 2;
+   */
+  serverTimeUnixMs: bigint;
 };
 
 /**
@@ -275,7 +378,44 @@ export type BatchAck = Message<"originwatch.v1.BatchAck"> & {
  * Use `create(BatchAckSchema)` to create a new message.
  */
 export const BatchAckSchema: GenMessage<BatchAck> = /*@__PURE__*/
-  messageDesc(file_originwatch_v1_ingest, 6);
+  messageDesc(file_originwatch_v1_ingest, 7);
+
+/**
+ * The central refuses one batch for good: it will never count it, however
+ * often it is sent. The sidecar drops it from its replay buffer, counts it,
+ * logs the reason once and goes on with the batches behind it. (Transient
+ * trouble is never a BatchReject: the stream ends with UNAVAILABLE and the
+ * sidecar replays.) A BatchReject does not acknowledge lower seqs.
+ *
+ * @generated from message originwatch.v1.BatchReject
+ */
+export type BatchReject = Message<"originwatch.v1.BatchReject"> & {
+  /**
+   * @generated from field: uint64 seq = 1;
+   */
+  seq: bigint;
+
+  /**
+   * Stable code, e.g. CENTRAL_ORIGIN_NOT_DECLARED, CENTRAL_WINDOW_SKEW.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * What was wrong, naming the field.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message originwatch.v1.BatchReject.
+ * Use `create(BatchRejectSchema)` to create a new message.
+ */
+export const BatchRejectSchema: GenMessage<BatchReject> = /*@__PURE__*/
+  messageDesc(file_originwatch_v1_ingest, 8);
 
 /**
  * @generated from message originwatch.v1.ConfigPush
@@ -292,7 +432,7 @@ export type ConfigPush = Message<"originwatch.v1.ConfigPush"> & {
  * Use `create(ConfigPushSchema)` to create a new message.
  */
 export const ConfigPushSchema: GenMessage<ConfigPush> = /*@__PURE__*/
-  messageDesc(file_originwatch_v1_ingest, 7);
+  messageDesc(file_originwatch_v1_ingest, 9);
 
 /**
  * ACK (accepted = true) or NACK of a pushed config version.
@@ -323,7 +463,7 @@ export type ConfigAck = Message<"originwatch.v1.ConfigAck"> & {
  * Use `create(ConfigAckSchema)` to create a new message.
  */
 export const ConfigAckSchema: GenMessage<ConfigAck> = /*@__PURE__*/
-  messageDesc(file_originwatch_v1_ingest, 8);
+  messageDesc(file_originwatch_v1_ingest, 10);
 
 /**
  * Ask a sidecar to send a few requests to an origin through its normal route.
@@ -367,7 +507,7 @@ export type ProbeRequest = Message<"originwatch.v1.ProbeRequest"> & {
  * Use `create(ProbeRequestSchema)` to create a new message.
  */
 export const ProbeRequestSchema: GenMessage<ProbeRequest> = /*@__PURE__*/
-  messageDesc(file_originwatch_v1_ingest, 9);
+  messageDesc(file_originwatch_v1_ingest, 11);
 
 /**
  * @generated from message originwatch.v1.ProbeResult
@@ -394,7 +534,7 @@ export type ProbeResult = Message<"originwatch.v1.ProbeResult"> & {
  * Use `create(ProbeResultSchema)` to create a new message.
  */
 export const ProbeResultSchema: GenMessage<ProbeResult> = /*@__PURE__*/
-  messageDesc(file_originwatch_v1_ingest, 10);
+  messageDesc(file_originwatch_v1_ingest, 12);
 
 /**
  * @generated from message originwatch.v1.ProbeAttempt
@@ -421,7 +561,7 @@ export type ProbeAttempt = Message<"originwatch.v1.ProbeAttempt"> & {
  * Use `create(ProbeAttemptSchema)` to create a new message.
  */
 export const ProbeAttemptSchema: GenMessage<ProbeAttempt> = /*@__PURE__*/
-  messageDesc(file_originwatch_v1_ingest, 11);
+  messageDesc(file_originwatch_v1_ingest, 13);
 
 /**
  * The one bidirectional stream between a sidecar and the central.
