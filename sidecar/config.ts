@@ -30,6 +30,17 @@ export interface OriginConfig {
   maxFreeSockets: number;
   /** Extra CA file (PEM) trusted for this HTTPS origin; verification is never disabled. */
   caFile?: string;
+  /**
+   * TLS name (SNI and certificate check) of an HTTPS origin, the same for the
+   * hop and the probe: this, else the origin URL's host; never the cache's Host.
+   */
+  servername?: string;
+  /** A response body with no byte from the origin for this long is cut (outcome body_timeout). */
+  bodyIdleTimeoutMs: number;
+  /** Forward Upgrade (WebSocket) requests to this origin; refused with 501 otherwise. */
+  upgrade: boolean;
+  /** An upgraded tunnel with no byte either way for this long is closed. */
+  upgradeIdleTimeoutMs: number;
 }
 
 export interface SidecarConfig {
@@ -76,6 +87,10 @@ export interface OriginInput {
   maxSockets?: unknown;
   maxFreeSockets?: unknown;
   caFile?: unknown;
+  servername?: unknown;
+  bodyIdleTimeoutMs?: unknown;
+  upgrade?: unknown;
+  upgradeIdleTimeoutMs?: unknown;
 }
 
 export interface SidecarConfigInput {
@@ -91,6 +106,8 @@ export interface SidecarConfigInput {
   stallMs?: unknown;
   connectTimeoutMs?: unknown;
   firstByteTimeoutMs?: unknown;
+  bodyIdleTimeoutMs?: unknown;
+  upgradeIdleTimeoutMs?: unknown;
   maxSockets?: unknown;
   maxBufferedBatches?: unknown;
   bufferBytes?: unknown;
@@ -113,6 +130,8 @@ export const DEFAULTS = {
   stallMs: 2000,
   connectTimeoutMs: 3000,
   firstByteTimeoutMs: 30_000,
+  bodyIdleTimeoutMs: 30_000,
+  upgradeIdleTimeoutMs: 60_000,
   maxSockets: 256,
   maxFreeSockets: 64,
   bufferBytes: 64 * 1024 * 1024,
@@ -199,6 +218,8 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
   const connectTimeoutMs = int("connectTimeoutMs", input.connectTimeoutMs, DEFAULTS.connectTimeoutMs, 1, 600_000);
   const firstByteTimeoutMs = int("firstByteTimeoutMs", input.firstByteTimeoutMs, DEFAULTS.firstByteTimeoutMs, 1, 3_600_000);
   const maxSockets = int("maxSockets", input.maxSockets, DEFAULTS.maxSockets, 1, 100_000);
+  const bodyIdleTimeoutMs = int("bodyIdleTimeoutMs", input.bodyIdleTimeoutMs, DEFAULTS.bodyIdleTimeoutMs, 1, 3_600_000);
+  const upgradeIdleTimeoutMs = int("upgradeIdleTimeoutMs", input.upgradeIdleTimeoutMs, DEFAULTS.upgradeIdleTimeoutMs, 1, 86_400_000);
   const preserveHost = bool("preserveHost", input.preserveHost, true);
   const caFile = input.caFile === undefined || input.caFile === null ? undefined : str("caFile", input.caFile);
 
@@ -222,6 +243,12 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
     if (url.protocol !== "http:" && url.protocol !== "https:") throw configError(`${f}.url`, "must use http or https");
     if (url.username || url.password) throw configError(`${f}.url`, "must not carry credentials");
     if (url.search || url.hash) throw configError(`${f}.url`, "must not have a query or fragment");
+    let servername: string | undefined;
+    if (o.servername !== undefined && o.servername !== null) {
+      servername = str(`${f}.servername`, o.servername).toLowerCase();
+      if (url.protocol !== "https:") throw configError(`${f}.servername`, "applies to https origins only");
+      if (!NAME_RE.test(servername) || isIP(servername) !== 0) throw configError(`${f}.servername`, `must be a DNS name, got ${JSON.stringify(o.servername)}`);
+    }
     return {
       name,
       url,
@@ -232,6 +259,10 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
       maxSockets: int(`${f}.maxSockets`, o.maxSockets, maxSockets, 1, 100_000),
       maxFreeSockets: int(`${f}.maxFreeSockets`, o.maxFreeSockets, Math.min(DEFAULTS.maxFreeSockets, maxSockets), 0, 100_000),
       caFile: o.caFile === undefined || o.caFile === null ? caFile : str(`${f}.caFile`, o.caFile),
+      servername,
+      bodyIdleTimeoutMs: int(`${f}.bodyIdleTimeoutMs`, o.bodyIdleTimeoutMs, bodyIdleTimeoutMs, 1, 3_600_000),
+      upgrade: bool(`${f}.upgrade`, o.upgrade, false),
+      upgradeIdleTimeoutMs: int(`${f}.upgradeIdleTimeoutMs`, o.upgradeIdleTimeoutMs, upgradeIdleTimeoutMs, 1, 86_400_000),
     };
   });
 

@@ -252,6 +252,8 @@ interface SidecarFlags {
   stallMs?: string;
   connectTimeoutMs?: string;
   firstByteTimeoutMs?: string;
+  bodyIdleTimeoutMs?: string;
+  upgradeIdleTimeoutMs?: string;
   maxSockets?: string;
   windowMs?: string;
   ca?: string;
@@ -291,6 +293,8 @@ export function configFromFlags(flags: SidecarFlags): SidecarConfig {
     stallMs: flags.stallMs ?? file.stallMs,
     connectTimeoutMs: flags.connectTimeoutMs ?? file.connectTimeoutMs,
     firstByteTimeoutMs: flags.firstByteTimeoutMs ?? file.firstByteTimeoutMs,
+    bodyIdleTimeoutMs: flags.bodyIdleTimeoutMs ?? file.bodyIdleTimeoutMs,
+    upgradeIdleTimeoutMs: flags.upgradeIdleTimeoutMs ?? file.upgradeIdleTimeoutMs,
     maxSockets: flags.maxSockets ?? file.maxSockets,
     windowMs: flags.windowMs ?? file.windowMs,
     caFile: flags.ca ?? file.caFile,
@@ -322,6 +326,8 @@ export function registerSidecar(program: Command): void {
     .option("--stall-ms <ms>", "a request without first byte after this long counts as a stall (default 2000)")
     .option("--connect-timeout-ms <ms>", "connect (and TLS) deadline per origin (default 3000)")
     .option("--first-byte-timeout-ms <ms>", "response head deadline per origin (default 30000)")
+    .option("--body-idle-timeout-ms <ms>", "cut a response body after this long without a byte from the origin (default 30000)")
+    .option("--upgrade-idle-timeout-ms <ms>", "close an upgraded (WebSocket) tunnel after this long without a byte (default 60000)")
     .option("--max-sockets <n>", "sockets per origin (default 256)")
     .option("--window-ms <ms>", "summary window (default 1000)")
     .option("--ca <file>", "extra CA (PEM) trusted for HTTPS origins; verification stays on")

@@ -2,9 +2,11 @@
  * Outcome counts as plain numbers, summed over a lookback, and what they mean
  * for the verdict (DESIGN.md §5, common.proto OutcomeCounts):
  *   failures = 5xx + connection-level + first-byte timeouts + body errors
- *              + max(0, stall - stall_recovered)
- *   requests = completed (ok .. client_abort) + the same unresolved stalls
- * 4xx and client aborts are requests but never failures. Stalls are netted over
+ *              + body timeouts + max(0, stall - stall_recovered)
+ *   requests = completed (ok .. client_abort, body_timeout, pool_exhausted,
+ *              upgrade) + the same unresolved stalls
+ * 4xx, client aborts, pool exhaustion (the sidecar's own pool was full) and
+ * accepted upgrades are requests but never failures. Stalls are netted over
  * the whole lookback, so a slow origin whose requests cross stall_ms and then
  * answer does not look failing.
  */
@@ -22,6 +24,9 @@ export interface Counts {
   firstByteTimeout: number;
   bodyError: number;
   clientAbort: number;
+  bodyTimeout: number;
+  poolExhausted: number;
+  upgrade: number;
   stall: number;
   stallRecovered: number;
 }
@@ -29,7 +34,8 @@ export interface Counts {
 export function zeroCounts(): Counts {
   return {
     ok: 0, clientError: 0, serverError: 0, connectRefused: 0, connectTimeout: 0, dns: 0, tls: 0, reset: 0,
-    firstByteTimeout: 0, bodyError: 0, clientAbort: 0, stall: 0, stallRecovered: 0,
+    firstByteTimeout: 0, bodyError: 0, clientAbort: 0, bodyTimeout: 0, poolExhausted: 0, upgrade: 0, stall: 0,
+    stallRecovered: 0,
   };
 }
 
@@ -51,8 +57,32 @@ export function addCounts(into: Counts, c: Counts | OutcomeCounts): Counts {
   into.firstByteTimeout += Number(c.firstByteTimeout);
   into.bodyError += Number(c.bodyError);
   into.clientAbort += Number(c.clientAbort);
+  into.bodyTimeout += Number(c.bodyTimeout);
+  into.poolExhausted += Number(c.poolExhausted);
+  into.upgrade += Number(c.upgrade);
   into.stall += Number(c.stall);
   into.stallRecovered += Number(c.stallRecovered);
+  return into;
+}
+
+/** into -= c; returns into (a window leaving the lookback). */
+export function subCounts(into: Counts, c: Counts): Counts {
+  into.ok -= c.ok;
+  into.clientError -= c.clientError;
+  into.serverError -= c.serverError;
+  into.connectRefused -= c.connectRefused;
+  into.connectTimeout -= c.connectTimeout;
+  into.dns -= c.dns;
+  into.tls -= c.tls;
+  into.reset -= c.reset;
+  into.firstByteTimeout -= c.firstByteTimeout;
+  into.bodyError -= c.bodyError;
+  into.clientAbort -= c.clientAbort;
+  into.bodyTimeout -= c.bodyTimeout;
+  into.poolExhausted -= c.poolExhausted;
+  into.upgrade -= c.upgrade;
+  into.stall -= c.stall;
+  into.stallRecovered -= c.stallRecovered;
   return into;
 }
 
@@ -64,7 +94,7 @@ export function unresolvedStalls(c: Counts): number {
 export function completed(c: Counts): number {
   return (
     c.ok + c.clientError + c.serverError + c.connectRefused + c.connectTimeout + c.dns + c.tls + c.reset +
-    c.firstByteTimeout + c.bodyError + c.clientAbort
+    c.firstByteTimeout + c.bodyError + c.clientAbort + c.bodyTimeout + c.poolExhausted + c.upgrade
   );
 }
 
@@ -75,6 +105,6 @@ export function requestsOf(c: Counts): number {
 export function failuresOf(c: Counts): number {
   return (
     c.serverError + c.connectRefused + c.connectTimeout + c.dns + c.tls + c.reset + c.firstByteTimeout +
-    c.bodyError + unresolvedStalls(c)
+    c.bodyError + c.bodyTimeout + unresolvedStalls(c)
   );
 }

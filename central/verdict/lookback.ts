@@ -9,7 +9,7 @@
  */
 import type { Histogram, OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { BOUNDS_SCHEMA_DEFAULT, DEFAULT_BOUNDS_MS, bucketIndex, denseOf } from "../../proto/histogram.js";
-import { type Counts, addCounts, zeroCounts } from "./counts.js";
+import { type Counts, addCounts, subCounts, zeroCounts } from "./counts.js";
 import type { NodeInput } from "./policy.js";
 
 const NB = DEFAULT_BOUNDS_MS.length + 1;
@@ -203,22 +203,6 @@ class ExpiryQueue<T extends { endMs: number }> {
   }
 }
 
-function sub(into: Counts, c: Counts): void {
-  into.ok -= c.ok;
-  into.clientError -= c.clientError;
-  into.serverError -= c.serverError;
-  into.connectRefused -= c.connectRefused;
-  into.connectTimeout -= c.connectTimeout;
-  into.dns -= c.dns;
-  into.tls -= c.tls;
-  into.reset -= c.reset;
-  into.firstByteTimeout -= c.firstByteTimeout;
-  into.bodyError -= c.bodyError;
-  into.clientAbort -= c.clientAbort;
-  into.stall -= c.stall;
-  into.stallRecovered -= c.stallRecovered;
-}
-
 export class LookbackAggregator {
   private byOrigin = new Map<string, Map<string, Entry>>();
   /** Per origin: the sum of every node's ttfb buckets in the lookback. */
@@ -297,7 +281,7 @@ export class LookbackAggregator {
 
   private out(s: Slot): void {
     const e = s.entry;
-    sub(e.input.counts, s.counts);
+    subCounts(e.input.counts, s.counts);
     const t = e.input.ttfb;
     const ot = this.originTtfb.get(e.origin);
     for (let i = 0; i < s.ttfbIdx.length; i++) {
@@ -310,7 +294,7 @@ export class LookbackAggregator {
   /** Slide the lookback to end at nowMs: windows ending at or before nowMs - lookback leave the sums. */
   advance(nowMs: number): void {
     this.recentLowMs = nowMs - Math.min(this.recentMs, this.lookbackMs);
-    this.recentQueue.drain(this.recentLowMs, (s) => sub(s.entry.input.recent, s.counts));
+    this.recentQueue.drain(this.recentLowMs, (s) => subCounts(s.entry.input.recent, s.counts));
     this.lowMs = nowMs - this.lookbackMs;
     const limit = Math.floor(this.lowMs / BUCKET_MS);
     const emptied = new Set<Entry>();

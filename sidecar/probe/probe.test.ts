@@ -18,6 +18,9 @@ const origin = (url: string): OriginConfig => ({
   stallMs: 2000,
   maxSockets: 10,
   maxFreeSockets: 2,
+  bodyIdleTimeoutMs: 30_000,
+  upgrade: false,
+  upgradeIdleTimeoutMs: 60_000,
 });
 const req = (over: Partial<{ method: string; path: string; count: number; timeoutMs: number; origin: string }> = {}) =>
   create(ProbeRequestSchema, { probeId: "p1", origin: "shop.example", method: "HEAD", path: "/", count: 3, timeoutMs: 500, ...over });

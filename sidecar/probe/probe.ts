@@ -11,12 +11,11 @@
  */
 import http from "node:http";
 import https from "node:https";
-import { readFileSync } from "node:fs";
-import { rootCertificates } from "node:tls";
 import { create } from "@bufbuild/protobuf";
 import { Outcome } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { type ProbeAttempt, ProbeAttemptSchema, type ProbeRequest, type ProbeResult, ProbeResultSchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import type { OriginConfig } from "../config.js";
+import { originServername, originTlsOptions } from "../proxy/origin-tls.js";
 import { OUTCOME_ENUM, type Phase, classifyError, classifyStatus } from "../proxy/outcome.js";
 
 export const MAX_ATTEMPTS = 10;
@@ -44,23 +43,23 @@ function attempt(origin: OriginConfig, method: string, path: string, timeoutMs: 
       resolve(create(ProbeAttemptSchema, { outcome, status, ttfbMs: ttfb }));
     };
     const isHttps = origin.url.protocol === "https:";
-    let ca: string[] | undefined;
-    if (isHttps && origin.caFile) {
-      try {
-        ca = [readFileSync(origin.caFile, "utf8"), ...rootCertificates];
-      } catch {
-        ca = undefined;
-      }
+    // The hop's TLS identity (origin-tls.ts): the same SNI and certificate name, so probe and hop agree.
+    let tls: ReturnType<typeof originTlsOptions>;
+    try {
+      tls = originTlsOptions(origin);
+    } catch {
+      // an unreadable caFile: Node's roots only (the hop refuses to start in that case)
+      tls = isHttps ? { servername: originServername(origin), rejectUnauthorized: true } : {};
     }
     const req = (isHttps ? https : http).request({
       protocol: origin.url.protocol,
-      hostname: origin.url.hostname,
+      hostname: origin.url.hostname.replace(/^\[|\]$/g, ""),
       port: origin.url.port || (isHttps ? 443 : 80),
       method,
       path: targetPath(origin, path),
       headers: { host: origin.preserveHost ? origin.name : origin.url.host, "user-agent": "originwatch-probe/1", "x-originwatch-probe": "1" },
       agent: false,
-      ...(isHttps ? { servername: origin.url.hostname, ca, rejectUnauthorized: true } : {}),
+      ...tls,
     });
     // No first byte within the probe timeout: the probe stalled (a blackholed path answers this way).
     const deadline = setTimeout(() => {

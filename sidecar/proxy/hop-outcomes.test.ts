@@ -159,9 +159,9 @@ test("TLS: an untrusted certificate is a tls failure (verification never silentl
     origins: [
       { name: "untrusted.example.com", url },
       { name: "wrongca.example.com", url, caFile: fx.otherCaFile },
-      // SNI/verification use the preserved Host name, as a browser would
-      { name: "origin.test", url, caFile: fx.caFile },
-      { name: "mismatch.example.com", url: `https://localhost:${o.port}`, caFile: fx.caFile, preserveHost: true },
+      // SNI/verification use the origin's TLS identity (explicit servername, else the URL's host), never the cache's Host
+      { name: "origin.test", url, caFile: fx.caFile, servername: "origin.test" },
+      { name: "mismatch.example.com", url: `https://localhost:${o.port}`, caFile: fx.caFile, preserveHost: true, servername: "mismatch.example.com" },
     ],
   });
   try {

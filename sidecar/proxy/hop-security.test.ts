@@ -9,6 +9,8 @@ import { rawRequest, request } from "../../tools/test/http-request.js";
 import { startHarness, type Harness } from "../../tools/test/sidecar-harness.js";
 
 const NAME = "www.example.com";
+/** The same origin under a name that opted in to upgrades. */
+const WS = "ws.example.com";
 let o: Origin;
 let h: Harness;
 
@@ -16,7 +18,7 @@ const statusOf = (raw: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(raw)?.[1] ??
 
 test.before(async () => {
   o = await startOrigin();
-  h = await startHarness({ origins: [{ name: NAME, url: o.url }] });
+  h = await startHarness({ origins: [{ name: NAME, url: o.url }, { name: WS, url: o.url, upgrade: true }] });
 });
 test.after(async () => {
   await h.close();
@@ -60,7 +62,27 @@ test("an upgrade to an unconfigured host is refused with 421 and no upstream con
   assert.is(o.connections, 0);
 });
 
-test("an upgrade to a configured origin is tunnelled to that origin (101, then bytes both ways)", async () => {
+test("an upgrade to an origin that did not opt in is refused with 501 and no upstream connection", async () => {
+  const raw = await rawRequest(h.address, `GET /ws HTTP/1.1\r\nHost: ${NAME}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+  assert.is(statusOf(raw), 501);
+  assert.match(raw, /upgrade: true/);
+  assert.is(o.connections, 0);
+});
+
+test("duplicate Host headers: 400 and no upstream connection (requests and upgrades)", async () => {
+  const raw = await rawRequest(h.address, `GET / HTTP/1.1\r\nHost: ${NAME}\r\nHost: attacker.example\r\n\r\n`);
+  assert.is(statusOf(raw), 400);
+  assert.match(raw, /more than one Host/);
+  const raw2 = await rawRequest(h.address, `GET / HTTP/1.1\r\nhost: attacker.example\r\nHOST: ${NAME}\r\n\r\n`);
+  assert.is(statusOf(raw2), 400);
+  const up = await rawRequest(h.address, `GET /ws HTTP/1.1\r\nHost: ${WS}\r\nHost: ${NAME}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+  assert.is(statusOf(up), 400);
+  assert.is(o.connections, 0);
+  const ok = await rawRequest(h.address, `GET / HTTP/1.1\r\nHost: ${NAME}\r\nConnection: close\r\n\r\n`);
+  assert.is(statusOf(ok), 200, "one Host is fine");
+});
+
+test("an upgrade to an origin that opted in is tunnelled to that origin (101, then bytes both ways)", async () => {
   const onUpgrade = (req: import("node:http").IncomingMessage, socket: import("node:stream").Duplex) => {
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\n\r\n`);
     socket.on("data", (d: Buffer) => socket.write(`echo:${d}`));
@@ -71,7 +93,7 @@ test("an upgrade to a configured origin is tunnelled to that origin (101, then b
     const net = await import("node:net");
     const [host, port] = [h.address.slice(0, h.address.lastIndexOf(":")), Number(h.address.slice(h.address.lastIndexOf(":") + 1))];
     const got = await new Promise<string>((resolve, reject) => {
-      const c = net.connect(port, host, () => c.write(`GET /chat HTTP/1.1\r\nHost: ${NAME}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`));
+      const c = net.connect(port, host, () => c.write(`GET /chat HTTP/1.1\r\nHost: ${WS}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`));
       let buf = "";
       c.on("data", (d: Buffer) => {
         buf += d.toString();

@@ -9,26 +9,28 @@
  */
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
-import { readFileSync } from "node:fs";
 import type { Duplex } from "node:stream";
-import { TLSSocket, rootCertificates } from "node:tls";
+import { TLSSocket } from "node:tls";
 import httpProxy from "http-proxy";
 import { Resolver } from "node:dns";
 import type { LookupFunction } from "node:net";
 import type { OriginConfig, SidecarConfig } from "../config.js";
-import { SidecarError } from "../errors.js";
 import type { Recorder } from "../recorder/recorder.js";
 import { createPeerMatcher, downstreamResponseHeaders, peerAddress, upstreamRequestHeaders } from "./headers.js";
 import {
+  BODY_TIMEOUT_CODE,
   CONNECT_TIMEOUT_CODE,
   FIRST_BYTE_TIMEOUT_CODE,
+  POOL_EXHAUSTED_CODE,
   classifyError,
   classifyStatus,
   failureStatus,
   type OutcomeClass,
   type Phase,
 } from "./outcome.js";
-import { createRouter, type Router } from "./routes.js";
+import { originCa, originServername } from "./origin-tls.js";
+import { createRouter, duplicateHost, type Router } from "./routes.js";
+import { forwardUpgrade, type UpgradeHandle } from "./upgrade.js";
 
 /** Response header naming the outcome class of a failure the sidecar answered itself. */
 export const OUTCOME_HEADER = "x-originwatch-outcome";
@@ -88,6 +90,8 @@ interface Ctx {
   start: number;
   phase: Phase;
   upstream?: ClientRequest;
+  /** the origin's response, once its head arrived */
+  upRes?: IncomingMessage;
   ttfbMs?: number;
   status: number;
   stalled: boolean;
@@ -101,8 +105,11 @@ interface Ctx {
   stallAt: number;
   connectBy: number;
   firstByteBy: number;
+  /** body phase: upstream bytesRead at the last sweep, and since when it has not moved */
+  bodySeen: number;
+  bodyIdleSince: number;
   upstreamAddr: string;
-  /** links in the list of requests waiting for a response head */
+  /** links in the list of requests in flight (deadlines: connect, first byte, body idle) */
   prev?: Ctx;
   next?: Ctx;
   linked: boolean;
@@ -142,16 +149,10 @@ function hookedAgent(origin: OriginConfig, lookup: LookupFunction | undefined): 
   };
   let agent: http.Agent;
   if (origin.url.protocol === "https:") {
-    let ca: Buffer | undefined;
-    if (origin.caFile) {
-      try {
-        ca = readFileSync(origin.caFile);
-      } catch (err) {
-        throw new SidecarError("CONFIG_INVALID", `origins[${origin.name}].caFile cannot be read: ${(err as Error).message}`, { cause: err });
-      }
-    }
     // Verification stays on: extra CAs are added to Node's default roots, never replace the check.
-    agent = new https.Agent({ ...opts, ca: ca ? [ca.toString(), ...rootCertificates] : undefined, rejectUnauthorized: true });
+    // The agent's servername overrides the one Node would derive from the (cache's) Host header:
+    // the hop, upgrades and probes present one TLS identity per origin (origin-tls.ts).
+    agent = new https.Agent({ ...opts, ca: originCa(origin), servername: originServername(origin), rejectUnauthorized: true });
   } else {
     agent = new http.Agent(opts);
   }
@@ -241,13 +242,24 @@ export function createHop(opts: HopOptions): Hop {
         unlink(ctx);
         continue;
       }
-      if (!ctx.stalled && now >= ctx.stallAt) {
+      if (ctx.phase === "body") {
+        sweepBody(ctx, now);
+        continue;
+      }
+      if (!ctx.stalled && ctx.phase !== "queue" && now >= ctx.stallAt) {
         // DESIGN §5: counted once, in the window where the request crosses stall_ms
         ctx.stalled = true;
         recorder.stall(ctx.st.origin.name);
         observer?.stalled?.(ctx.st.origin.name);
       }
-      if ((ctx.phase === "connect" || ctx.phase === "tls") && now >= ctx.connectBy) {
+      if (ctx.phase === "queue" && now >= ctx.connectBy) {
+        // No free socket in our own bounded pool: not the origin's fault, nothing was sent.
+        // A queued request has no socket to destroy, so it errors only when one frees up: answer now.
+        const err = Object.assign(new Error("no free upstream socket within connect timeout"), { code: POOL_EXHAUSTED_CODE });
+        unlink(ctx);
+        ctx.upstream?.destroy(err);
+        onError(err, ctx.req);
+      } else if ((ctx.phase === "connect" || ctx.phase === "tls") && now >= ctx.connectBy) {
         const err = Object.assign(new Error("no connection within connect timeout"), { code: CONNECT_TIMEOUT_CODE });
         unlink(ctx);
         if (ctx.upstream) ctx.upstream.destroy(err);
@@ -259,6 +271,27 @@ export function createHop(opts: HopOptions): Hop {
     }
   }
 
+  /**
+   * Body idle deadline, from the upstream socket's byte counter (no per-chunk
+   * work): a body that stops for bodyIdleTimeoutMs is cut both ways, freeing
+   * the pool slot. Time the cache spends not reading (backpressure) is not the
+   * origin's silence and does not count.
+   */
+  function sweepBody(ctx: Ctx, now: number): void {
+    const sock = ctx.upRes?.socket;
+    const seen = sock ? sock.bytesRead : 0;
+    if (seen !== ctx.bodySeen || ctx.res.writableNeedDrain) {
+      ctx.bodySeen = seen;
+      ctx.bodyIdleSince = now;
+      return;
+    }
+    if (now - ctx.bodyIdleSince < ctx.st.origin.bodyIdleTimeoutMs) return;
+    finish(ctx, "body_timeout");
+    ctx.upstream?.destroy(Object.assign(new Error("response body idle past body idle timeout"), { code: BODY_TIMEOUT_CODE }));
+    ctx.upRes?.destroy();
+    ctx.res.destroy();
+  }
+
   for (const origin of opts.config.origins) {
     const agent = hookedAgent(origin, opts.config.resolver ? resolverLookup(opts.config.resolver) : undefined);
     const proxy = httpProxy.createProxyServer({
@@ -268,13 +301,12 @@ export function createHop(opts: HopOptions): Hop {
       selfHandleResponse: true,
       xfwd: false,
       secure: true,
-      ws: true,
     });
     // Drop passes we replace: deleteLength would turn a chunked DELETE/OPTIONS into
     // `content-length: 0` plus a body (a smuggling vector); XHeaders/timeout are ours.
     const p = proxy as unknown as { webPasses: Array<{ name: string }> };
     p.webPasses = p.webPasses.filter((f) => f.name === "stream");
-    // http-proxy emits 'error' when no callback is given (ws path); never let it throw.
+    // http-proxy emits 'error' when no callback is given; never let it throw.
     proxy.on("error", () => {});
     // One listener per origin instead of one 'response' listener per request.
     proxy.on("proxyRes", (proxyRes: IncomingMessage, req: IncomingMessage) => {
@@ -328,17 +360,22 @@ export function createHop(opts: HopOptions): Hop {
     }
   }
 
-  function toWait(ctx: Ctx): void {
-    if (ctx.phase !== "connect" && ctx.phase !== "tls") return;
+  function toWait(ctx: Ctx, now = performance.now()): void {
+    if (ctx.phase !== "queue" && ctx.phase !== "connect" && ctx.phase !== "tls") return;
     ctx.phase = "wait";
-    ctx.firstByteBy = performance.now() + ctx.st.origin.firstByteTimeoutMs;
+    ctx.firstByteBy = now + ctx.st.origin.firstByteTimeoutMs;
   }
 
   function attach(ctx: Ctx, creq: ClientRequest): void {
     ctx.upstream = creq;
     creq.on("socket", (socket) => {
       if (ctx.done) return;
+      // Connect and stall clocks run from here: time queued for a pool slot is pool_exhausted's, not the origin's.
+      const now = performance.now();
+      ctx.stallAt = now + ctx.st.origin.stallMs;
       if (socket.connecting) {
+        ctx.phase = "connect";
+        ctx.connectBy = now + ctx.st.origin.connectTimeoutMs;
         socket.once("connect", () => {
           ctx.upstreamAddr = addrOf(socket);
           if (socket instanceof TLSSocket) {
@@ -348,7 +385,7 @@ export function createHop(opts: HopOptions): Hop {
         });
       } else {
         ctx.upstreamAddr = addrOf(socket);
-        toWait(ctx);
+        toWait(ctx, now);
       }
     });
   }
@@ -361,8 +398,10 @@ export function createHop(opts: HopOptions): Hop {
       return;
     }
     ctx.phase = "body";
+    ctx.upRes = proxyRes;
     ctx.ttfbMs = performance.now() - ctx.start;
-    unlink(ctx);
+    ctx.bodyIdleSince = ctx.start + ctx.ttfbMs;
+    ctx.bodySeen = proxyRes.socket ? proxyRes.socket.bytesRead : 0;
     if (ctx.stalled) recorder.stallRecovered(ctx.st.origin.name);
     const status = proxyRes.statusCode ?? 502;
     ctx.status = status;
@@ -410,11 +449,18 @@ export function createHop(opts: HopOptions): Hop {
   function reject(res: ServerResponse, status: number, reason: string): void {
     observer?.rejected?.(status, reason);
     const body = `${status} ${reason}\n`;
-    res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "content-length": Buffer.byteLength(body), "cache-control": "no-store" });
+    res.writeHead(status, {
+      "content-type": "text/plain; charset=utf-8",
+      "content-length": Buffer.byteLength(body),
+      "cache-control": "no-store",
+      // a malformed request ends the connection: nothing after it is trusted to be framed right
+      ...(status === 400 ? { connection: "close" } : {}),
+    });
     res.end(body);
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
+    if (duplicateHost(req.rawHeaders)) return reject(res, 400, "more than one Host header");
     const route = router.route(req.url ?? "", req.headers.host);
     if (route.kind === "reject" || closed) {
       if (route.kind === "reject") reject(res, route.status, route.reason);
@@ -439,7 +485,7 @@ export function createHop(opts: HopOptions): Hop {
       req,
       res,
       start,
-      phase: "connect",
+      phase: "queue",
       status: 0,
       stalled: false,
       done: false,
@@ -448,6 +494,8 @@ export function createHop(opts: HopOptions): Hop {
       stallAt: start + st.origin.stallMs,
       connectBy: start + st.origin.connectTimeoutMs,
       firstByteBy: Number.POSITIVE_INFINITY,
+      bodySeen: 0,
+      bodyIdleSince: 0,
       upstreamAddr: "",
       linked: false,
     };
@@ -487,26 +535,65 @@ export function createHop(opts: HopOptions): Hop {
     }
   }
 
-  function rawReject(socket: Duplex, status: number, text: string): void {
+  function rawReject(socket: Duplex, status: number, text: string, extra: Record<string, string> = {}): void {
     observer?.rejected?.(status, text);
     socket.on("error", () => {});
     if (!socket.writable) {
       socket.destroy();
       return;
     }
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\ncontent-type: text/plain\r\ncontent-length: ${text.length + 1}\r\nconnection: close\r\n\r\n${text}\n`);
+    let fields = "";
+    for (const [k, v] of Object.entries(extra)) fields += `${k}: ${v}\r\n`;
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text) + 1}\r\n` +
+        `cache-control: no-store\r\n${fields}connection: close\r\n\r\n${text}\n`,
+    );
   }
 
+  /** Tunnels in progress or open, ended by close(). */
+  const upgrades = new Set<UpgradeHandle>();
+
+  /**
+   * Upgrades follow the request rules (routing, 400/421, hop-by-hop and XFF,
+   * Host per origin) and are refused unless the origin opted in; see upgrade.ts.
+   */
   function upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => {});
+    if (duplicateHost(req.rawHeaders)) return rawReject(socket, 400, "more than one Host header");
     const route = router.route(req.url ?? "", req.headers.host);
     if (route.kind === "reject") return rawReject(socket, route.status, route.reason);
     if (closed) return rawReject(socket, 503, "shutting down");
-    const st = states.get(route.origin.name)!;
-    req.url = route.path;
-    st.proxy.ws(req, socket, head, undefined, () => {
-      rawReject(socket, 502, "upgrade failed");
-    });
+    const origin = route.origin;
+    if (!origin.upgrade) return rawReject(socket, 501, `upgrades are not enabled for origin ${origin.name} (per-origin option upgrade: true)`);
+    const protocol = String(req.headers.upgrade ?? "").trim();
+    if (protocol.toLowerCase() !== "websocket") return rawReject(socket, 501, "only websocket upgrades are forwarded");
+    if (req.method !== "GET") return rawReject(socket, 405, "an upgrade must be a GET", { allow: "GET" });
+    if (req.headers["transfer-encoding"] !== undefined || (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0")) {
+      return rawReject(socket, 400, "an upgrade request has no body");
+    }
+    const st = states.get(origin.name)!;
+    const absolute = !(req.url ?? "").startsWith("/");
+    const headers = upstreamRequestHeaders(req.headers, peerAddress(req.socket.remoteAddress), trusted(req.socket.remoteAddress));
+    delete headers["content-length"];
+    if (!origin.preserveHost) headers.host = origin.url.host;
+    else if (absolute) headers.host = origin.name;
+    const handle = forwardUpgrade(
+      {
+        origin,
+        agent: st.agent,
+        socket,
+        head,
+        path: route.path,
+        headers,
+        protocol,
+        complete: (outcome, status, ttfbMs, upstreamAddr) => {
+          recorder.complete(origin.name, outcome, ttfbMs, 0, 0);
+          observer?.completed?.({ origin: origin.name, outcome, method: "GET", path: route.path, status, ttfbMs, totalMs: ttfbMs ?? 0, upstreamAddr });
+        },
+      },
+      () => upgrades.delete(handle),
+    );
+    upgrades.add(handle);
   }
 
   function connect(_req: IncomingMessage, socket: Duplex): void {
@@ -531,6 +618,7 @@ export function createHop(opts: HopOptions): Hop {
     close() {
       if (closed) return;
       closed = true;
+      for (const u of [...upgrades]) u.destroy();
       for (const st of states.values()) {
         st.agent.destroy();
         st.proxy.close();

@@ -16,7 +16,10 @@ export type OutcomeClass =
   | "reset"
   | "first_byte_timeout"
   | "body_error"
-  | "client_abort";
+  | "client_abort"
+  | "body_timeout"
+  | "pool_exhausted"
+  | "upgrade";
 
 export const OUTCOME_CLASSES: readonly OutcomeClass[] = [
   "ok",
@@ -30,6 +33,9 @@ export const OUTCOME_CLASSES: readonly OutcomeClass[] = [
   "first_byte_timeout",
   "body_error",
   "client_abort",
+  "body_timeout",
+  "pool_exhausted",
+  "upgrade",
 ];
 
 /** Contract enum value of each class (exemplars, probe results). */
@@ -45,11 +51,16 @@ export const OUTCOME_ENUM: Readonly<Record<OutcomeClass, Outcome>> = {
   first_byte_timeout: Outcome.FIRST_BYTE_TIMEOUT,
   body_error: Outcome.BODY_ERROR,
   client_abort: Outcome.CLIENT_ABORT,
+  body_timeout: Outcome.BODY_TIMEOUT,
+  pool_exhausted: Outcome.POOL_EXHAUSTED,
+  upgrade: Outcome.UPGRADE,
 };
 
 /** Where a request was when it failed. */
 export type Phase =
-  /** waiting for a socket or for TCP connect */
+  /** waiting for a free socket from the origin's bounded pool */
+  | "queue"
+  /** waiting for TCP connect */
   | "connect"
   /** TCP up, TLS handshake running */
   | "tls"
@@ -61,6 +72,8 @@ export type Phase =
 /** Error codes the hop raises itself when a deadline passes. */
 export const CONNECT_TIMEOUT_CODE = "OW_CONNECT_TIMEOUT";
 export const FIRST_BYTE_TIMEOUT_CODE = "OW_FIRST_BYTE_TIMEOUT";
+export const BODY_TIMEOUT_CODE = "OW_BODY_TIMEOUT";
+export const POOL_EXHAUSTED_CODE = "OW_POOL_EXHAUSTED";
 
 const DNS_CODES = new Set(["ENOTFOUND", "EAI_AGAIN", "EAI_FAIL", "EAI_NONAME", "EAI_NODATA", "EAI_SERVICE", "ESERVFAIL"]);
 const REFUSED_CODES = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN", "ENETDOWN", "EADDRNOTAVAIL"]);
@@ -89,6 +102,8 @@ export const OUTCOME_TABLE: ReadonlyArray<{
   test: (code: string, phase: Phase, clientGone: boolean) => boolean;
 }> = [
   { outcome: "client_abort", when: "the cache closed its side first", test: (_c, _p, gone) => gone },
+  { outcome: "pool_exhausted", when: "no free socket in the sidecar's own bounded pool within connect timeout (nothing was sent)", test: (c, p) => c === POOL_EXHAUSTED_CODE || (c === CONNECT_TIMEOUT_CODE && p === "queue") },
+  { outcome: "body_timeout", when: "the response body stopped for longer than the body idle timeout", test: (c) => c === BODY_TIMEOUT_CODE },
   { outcome: "connect_timeout", when: "no connection within connect timeout (ours or ETIMEDOUT while connecting)", test: (c, p) => c === CONNECT_TIMEOUT_CODE || (c === "ETIMEDOUT" && (p === "connect" || p === "tls")) },
   { outcome: "first_byte_timeout", when: "no response head within first-byte timeout", test: (c) => c === FIRST_BYTE_TIMEOUT_CODE || c === "ETIMEDOUT" },
   { outcome: "dns", when: "the origin's name did not resolve", test: (c) => DNS_CODES.has(c) },
@@ -112,14 +127,22 @@ export function classifyStatus(status: number): OutcomeClass {
   return "ok";
 }
 
-/** Status the sidecar answers the cache with for a failure it generates: 504 for timeouts, 502 otherwise. */
-export function failureStatus(outcome: OutcomeClass): 502 | 504 {
-  return outcome === "connect_timeout" || outcome === "first_byte_timeout" ? 504 : 502;
+/**
+ * Status the sidecar answers the cache with for a failure it generates: 503
+ * when its own pool is full (the origin was not asked), 504 for timeouts,
+ * 502 otherwise.
+ */
+export function failureStatus(outcome: OutcomeClass): 502 | 503 | 504 {
+  if (outcome === "pool_exhausted") return 503;
+  return outcome === "connect_timeout" || outcome === "first_byte_timeout" || outcome === "body_timeout" ? 504 : 502;
 }
 
-/** Failures as DESIGN.md §5 counts them (4xx and client aborts are not the origin's fault). */
+/** Not the origin's fault: 4xx, the cache went away, the sidecar's own pool was full, an accepted upgrade. */
+const NOT_FAILURES: ReadonlySet<OutcomeClass> = new Set(["ok", "client_error", "client_abort", "pool_exhausted", "upgrade"]);
+
+/** Failures as DESIGN.md §5 counts them (mirrors proto/outcomes.ts completedFailuresOf). */
 export function isFailure(outcome: OutcomeClass): boolean {
-  return outcome !== "ok" && outcome !== "client_error" && outcome !== "client_abort";
+  return !NOT_FAILURES.has(outcome);
 }
 
 function errorCode(err: unknown): string {

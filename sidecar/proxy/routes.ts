@@ -65,3 +65,20 @@ export function createRouter(origins: readonly OriginConfig[]): Router {
     },
   };
 }
+
+/**
+ * More than one Host field line (RFC 9112 §3.2: a server MUST answer 400).
+ * Node keeps the first and drops the rest from `headers`; only `rawHeaders`
+ * shows them. One pass, a length check before any case folding.
+ */
+export function duplicateHost(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const k = rawHeaders[i];
+    if (k.length === 4 && (k === "Host" || k === "host" || k.toLowerCase() === "host")) {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
+}

@@ -44,6 +44,9 @@ const FIELD: Record<keyof Counts, string> = {
   first_byte_timeout: "firstByteTimeout",
   body_error: "bodyError",
   client_abort: "clientAbort",
+  body_timeout: "bodyTimeout",
+  pool_exhausted: "poolExhausted",
+  upgrade: "upgrade",
   stall: "stall",
   stall_recovered: "stallRecovered",
 };

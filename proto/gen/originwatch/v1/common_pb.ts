@@ -10,12 +10,13 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file originwatch/v1/common.proto.
  */
 export const file_originwatch_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChtvcmlnaW53YXRjaC92MS9jb21tb24ucHJvdG8SDm9yaWdpbndhdGNoLnYxIpACCg1PdXRjb21lQ291bnRzEgoKAm9rGAEgASgEEhQKDGNsaWVudF9lcnJvchgCIAEoBBIUCgxzZXJ2ZXJfZXJyb3IYAyABKAQSFwoPY29ubmVjdF9yZWZ1c2VkGAQgASgEEhcKD2Nvbm5lY3RfdGltZW91dBgFIAEoBBILCgNkbnMYBiABKAQSCwoDdGxzGAcgASgEEg0KBXJlc2V0GAggASgEEhoKEmZpcnN0X2J5dGVfdGltZW91dBgJIAEoBBISCgpib2R5X2Vycm9yGAogASgEEhQKDGNsaWVudF9hYm9ydBgLIAEoBBINCgVzdGFsbBgMIAEoBBIXCg9zdGFsbF9yZWNvdmVyZWQYDSABKAQikAEKCUhpc3RvZ3JhbRIRCglib3VuZHNfbXMYASADKAESDgoGY291bnRzGAIgAygEEg4KBnN1bV9tcxgDIAEoARINCgVjb3VudBgEIAEoBBIVCg1ib3VuZHNfc2NoZW1hGAUgASgNEhQKDHNwYXJzZV9pbmRleBgGIAMoDRIUCgxzcGFyc2VfY291bnQYByADKA0iTQoMTm9kZUlkZW50aXR5Eg8KB25vZGVfaWQYASABKAkSCwoDaXNwGAIgASgJEg4KBnJlZ2lvbhgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJItMBCghFeGVtcGxhchIUCgx0aW1lX3VuaXhfbXMYASABKAMSDgoGb3JpZ2luGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIMCgRwYXRoGAQgASgJEg4KBnN0YXR1cxgFIAEoDRIoCgdvdXRjb21lGAYgASgOMhcub3JpZ2lud2F0Y2gudjEuT3V0Y29tZRIPCgd0dGZiX21zGAcgASgBEhAKCHRvdGFsX21zGAggASgBEhUKDXVwc3RyZWFtX2FkZHIYCSABKAkSDwoHbm9kZV9pZBgKIAEoCSq6AgoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASDgoKT1VUQ09NRV9PSxABEhgKFE9VVENPTUVfQ0xJRU5UX0VSUk9SEAISGAoUT1VUQ09NRV9TRVJWRVJfRVJST1IQAxIbChdPVVRDT01FX0NPTk5FQ1RfUkVGVVNFRBAEEhsKF09VVENPTUVfQ09OTkVDVF9USU1FT1VUEAUSDwoLT1VUQ09NRV9ETlMQBhIPCgtPVVRDT01FX1RMUxAHEhEKDU9VVENPTUVfUkVTRVQQCBIeChpPVVRDT01FX0ZJUlNUX0JZVEVfVElNRU9VVBAJEhYKEk9VVENPTUVfQk9EWV9FUlJPUhAKEhgKFE9VVENPTUVfQ0xJRU5UX0FCT1JUEAsSEQoNT1VUQ09NRV9TVEFMTBAMYgZwcm90bzM");
+  fileDesc("ChtvcmlnaW53YXRjaC92MS9jb21tb24ucHJvdG8SDm9yaWdpbndhdGNoLnYxIs8CCg1PdXRjb21lQ291bnRzEgoKAm9rGAEgASgEEhQKDGNsaWVudF9lcnJvchgCIAEoBBIUCgxzZXJ2ZXJfZXJyb3IYAyABKAQSFwoPY29ubmVjdF9yZWZ1c2VkGAQgASgEEhcKD2Nvbm5lY3RfdGltZW91dBgFIAEoBBILCgNkbnMYBiABKAQSCwoDdGxzGAcgASgEEg0KBXJlc2V0GAggASgEEhoKEmZpcnN0X2J5dGVfdGltZW91dBgJIAEoBBISCgpib2R5X2Vycm9yGAogASgEEhQKDGNsaWVudF9hYm9ydBgLIAEoBBINCgVzdGFsbBgMIAEoBBIXCg9zdGFsbF9yZWNvdmVyZWQYDSABKAQSFAoMYm9keV90aW1lb3V0GA4gASgEEhYKDnBvb2xfZXhoYXVzdGVkGA8gASgEEg8KB3VwZ3JhZGUYECABKAQikAEKCUhpc3RvZ3JhbRIRCglib3VuZHNfbXMYASADKAESDgoGY291bnRzGAIgAygEEg4KBnN1bV9tcxgDIAEoARINCgVjb3VudBgEIAEoBBIVCg1ib3VuZHNfc2NoZW1hGAUgASgNEhQKDHNwYXJzZV9pbmRleBgGIAMoDRIUCgxzcGFyc2VfY291bnQYByADKA0iTQoMTm9kZUlkZW50aXR5Eg8KB25vZGVfaWQYASABKAkSCwoDaXNwGAIgASgJEg4KBnJlZ2lvbhgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJItMBCghFeGVtcGxhchIUCgx0aW1lX3VuaXhfbXMYASABKAMSDgoGb3JpZ2luGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIMCgRwYXRoGAQgASgJEg4KBnN0YXR1cxgFIAEoDRIoCgdvdXRjb21lGAYgASgOMhcub3JpZ2lud2F0Y2gudjEuT3V0Y29tZRIPCgd0dGZiX21zGAcgASgBEhAKCHRvdGFsX21zGAggASgBEhUKDXVwc3RyZWFtX2FkZHIYCSABKAkSDwoHbm9kZV9pZBgKIAEoCSqFAwoHT3V0Y29tZRIXChNPVVRDT01FX1VOU1BFQ0lGSUVEEAASDgoKT1VUQ09NRV9PSxABEhgKFE9VVENPTUVfQ0xJRU5UX0VSUk9SEAISGAoUT1VUQ09NRV9TRVJWRVJfRVJST1IQAxIbChdPVVRDT01FX0NPTk5FQ1RfUkVGVVNFRBAEEhsKF09VVENPTUVfQ09OTkVDVF9USU1FT1VUEAUSDwoLT1VUQ09NRV9ETlMQBhIPCgtPVVRDT01FX1RMUxAHEhEKDU9VVENPTUVfUkVTRVQQCBIeChpPVVRDT01FX0ZJUlNUX0JZVEVfVElNRU9VVBAJEhYKEk9VVENPTUVfQk9EWV9FUlJPUhAKEhgKFE9VVENPTUVfQ0xJRU5UX0FCT1JUEAsSEQoNT1VUQ09NRV9TVEFMTBAMEhgKFE9VVENPTUVfQk9EWV9USU1FT1VUEA0SGgoWT1VUQ09NRV9QT09MX0VYSEFVU1RFRBAOEhMKD09VVENPTUVfVVBHUkFERRAPYgZwcm90bzM");
 
 /**
  * Counts of requests by outcome class in one window. A request is counted
  * once, in the window where it completed, in exactly one of the fields from
- * ok to client_abort. Stalls are counted separately (see stall).
+ * ok to client_abort or in body_timeout, pool_exhausted or upgrade. Stalls
+ * are counted separately (see stall).
  *
  * @generated from message originwatch.v1.OutcomeCounts
  */
@@ -91,6 +92,27 @@ export type OutcomeCounts = Message<"originwatch.v1.OutcomeCounts"> & {
    * @generated from field: uint64 stall_recovered = 13;
    */
   stallRecovered: bigint;
+
+  /**
+   * See Outcome: a failure.
+   *
+   * @generated from field: uint64 body_timeout = 14;
+   */
+  bodyTimeout: bigint;
+
+  /**
+   * See Outcome: a completed request, not a failure.
+   *
+   * @generated from field: uint64 pool_exhausted = 15;
+   */
+  poolExhausted: bigint;
+
+  /**
+   * See Outcome: a completed request, not a failure.
+   *
+   * @generated from field: uint64 upgrade = 16;
+   */
+  upgrade: bigint;
 };
 
 /**
@@ -279,8 +301,8 @@ export const ExemplarSchema: GenMessage<Exemplar> = /*@__PURE__*/
 /**
  * The outcome class of one back-to-source request, as the sidecar saw it.
  * Failures (for the verdict) are SERVER_ERROR, the connection-level classes,
- * FIRST_BYTE_TIMEOUT, BODY_ERROR and stalls; CLIENT_ERROR (4xx) and
- * CLIENT_ABORT are not the origin's fault.
+ * FIRST_BYTE_TIMEOUT, BODY_ERROR, BODY_TIMEOUT and stalls; CLIENT_ERROR (4xx),
+ * CLIENT_ABORT, POOL_EXHAUSTED and UPGRADE are not the origin's fault.
  *
  * @generated from enum originwatch.v1.Outcome
  */
@@ -364,6 +386,31 @@ export enum Outcome {
    * @generated from enum value: OUTCOME_STALL = 12;
    */
   STALL = 12,
+
+  /**
+   * The response body stopped (no byte from the origin) for longer than the
+   * body idle timeout; the sidecar cut it. A failure.
+   *
+   * @generated from enum value: OUTCOME_BODY_TIMEOUT = 13;
+   */
+  BODY_TIMEOUT = 13,
+
+  /**
+   * No free upstream socket (the sidecar's own bounded pool was full) within
+   * the connect timeout; nothing was sent to the origin. Not the origin's fault.
+   *
+   * @generated from enum value: OUTCOME_POOL_EXHAUSTED = 14;
+   */
+  POOL_EXHAUSTED = 14,
+
+  /**
+   * An upgrade (WebSocket) the origin accepted with 101; the tunnel that
+   * follows is not a request. Not a failure (a failed upgrade is counted in
+   * the class of its failure).
+   *
+   * @generated from enum value: OUTCOME_UPGRADE = 15;
+   */
+  UPGRADE = 15,
 }
 
 /**
