@@ -4,6 +4,7 @@
  * behaviour is switched at runtime with setMode(). It never talks to anything
  * but its own clients.
  */
+import { createHash } from "node:crypto";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo, Socket } from "node:net";
@@ -54,6 +55,8 @@ export interface Origin {
   log: RecordedRequest[];
   /** TLS only: the SNI name of each accepted connection ("" when none). */
   sniNames: string[];
+  /** Upgrade requests received (with `upgrade: "echo"`), newest last. */
+  upgrades: RecordedRequest[];
   setMode(mode: OriginMode): Promise<void>;
   mode(): OriginMode;
   resetCounts(): void;
@@ -67,6 +70,12 @@ export interface StartOriginOptions {
   mode?: OriginMode;
   /** Serve HTTPS with this key/cert (PEM). */
   tls?: { key: string | Buffer; cert: string | Buffer };
+  /**
+   * Upgrade requests: "echo" answers 101 (Upgrade echoed, a WebSocket-ish
+   * Sec-WebSocket-Accept) and echoes every byte back prefixed "echo:";
+   * "decline" answers 426 with a body. Unset: no upgrade listener (Node drops them).
+   */
+  upgrade?: "echo" | "decline";
 }
 
 const CHUNK = Buffer.alloc(64 * 1024, "x");
@@ -115,6 +124,22 @@ export async function startOrigin(opts: StartOriginOptions = {}): Promise<Origin
   server.on(opts.tls ? "secureConnection" : "connection", onConn);
   if (opts.tls) server.on("tlsClientError", () => {});
   server.on("clientError", (_e, s) => s.destroy());
+  if (opts.upgrade) {
+    server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      socket.on("error", () => {});
+      origin.upgrades.push({ method: req.method ?? "", url: req.url ?? "", rawHeaders: req.rawHeaders, headers: req.headers, bodyBytes: 0, body: Buffer.alloc(0), remotePort: req.socket.remotePort ?? 0 });
+      if (opts.upgrade === "decline") {
+        socket.end("HTTP/1.1 426 Upgrade Required\r\ncontent-type: text/plain\r\ncontent-length: 9\r\nconnection: close\r\n\r\ndeclined\n");
+        return;
+      }
+      const key = String(req.headers["sec-websocket-key"] ?? "");
+      const accept = createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade}\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      if (head.length) socket.write(Buffer.concat([Buffer.from("echo:"), head]));
+      socket.on("data", (d: Buffer) => socket.write(Buffer.concat([Buffer.from("echo:"), d])));
+      socket.on("end", () => socket.end());
+    });
+  }
 
   await listen(server, opts.port ?? 0, host);
   const port = (server.address() as AddressInfo).port;
@@ -128,6 +153,7 @@ export async function startOrigin(opts: StartOriginOptions = {}): Promise<Origin
     requests: 0,
     log: [],
     sniNames: [],
+    upgrades: [],
     server,
     openConnections: () => sockets.size,
     mode: () => mode,
@@ -136,6 +162,7 @@ export async function startOrigin(opts: StartOriginOptions = {}): Promise<Origin
       origin.requests = 0;
       origin.log.length = 0;
       origin.sniNames.length = 0;
+      origin.upgrades.length = 0;
     },
     async setMode(next) {
       mode = next;
