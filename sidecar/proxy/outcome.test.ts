@@ -1,9 +1,14 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { Outcome } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { Outcome, OutcomeCountsSchema, type OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { completedFailuresOf, completedOf } from "../../proto/outcomes.js";
+import { counts as centralCounts, failuresOf, requestsOf, type Counts } from "../../central/verdict/counts.js";
 import {
+  BODY_TIMEOUT_CODE,
   CONNECT_TIMEOUT_CODE,
   FIRST_BYTE_TIMEOUT_CODE,
+  POOL_EXHAUSTED_CODE,
   OUTCOME_CLASSES,
   OUTCOME_ENUM,
   classifyError,
@@ -35,6 +40,11 @@ const rows: Array<[string, Phase, boolean, OutcomeClass]> = [
   ["ECONNRESET", "wait", true, "client_abort"],
   ["ECONNREFUSED", "connect", true, "client_abort"],
   ["", "wait", false, "reset"],
+  [POOL_EXHAUSTED_CODE, "queue", false, "pool_exhausted"],
+  [CONNECT_TIMEOUT_CODE, "queue", false, "pool_exhausted"],
+  [POOL_EXHAUSTED_CODE, "queue", true, "client_abort"],
+  [BODY_TIMEOUT_CODE, "body", false, "body_timeout"],
+  ["ENOTFOUND", "queue", false, "dns"],
 ];
 
 for (const [code, phase, gone, want] of rows) {
@@ -62,6 +72,8 @@ test("failures answer 504 for timeouts and 502 otherwise", () => {
   assert.is(failureStatus("connect_refused"), 502);
   assert.is(failureStatus("reset"), 502);
   assert.is(failureStatus("tls"), 502);
+  assert.is(failureStatus("body_timeout"), 504);
+  assert.is(failureStatus("pool_exhausted"), 503, "the sidecar's own capacity, not a gateway failure");
 });
 
 test("4xx and client aborts are not failures", () => {
@@ -69,6 +81,25 @@ test("4xx and client aborts are not failures", () => {
   assert.not.ok(isFailure("client_abort"));
   assert.ok(isFailure("server_error"));
   assert.ok(isFailure("first_byte_timeout"));
+  assert.ok(isFailure("body_timeout"));
+  assert.not.ok(isFailure("pool_exhausted"));
+  assert.not.ok(isFailure("upgrade"));
+});
+
+/** proto field (camelCase) of each sidecar class, as the recorder fills it. */
+const FIELD = (c: OutcomeClass): keyof OutcomeCounts & keyof Counts =>
+  c.replace(/_([a-z])/g, (_m, l: string) => l.toUpperCase()) as keyof OutcomeCounts & keyof Counts;
+
+test("every class is classified once and alike on both ends: a request, and a failure exactly when isFailure says so", () => {
+  for (const c of OUTCOME_CLASSES) {
+    const f = FIELD(c);
+    const proto = create(OutcomeCountsSchema, { [f]: 1n });
+    assert.is(completedOf(proto), 1n, `${c} is a completed request (proto/outcomes.ts)`);
+    assert.is(completedFailuresOf(proto), isFailure(c) ? 1n : 0n, `${c} failure (proto/outcomes.ts)`);
+    const central = centralCounts({ [f]: 1 } as Partial<Counts>);
+    assert.is(requestsOf(central), 1, `${c} is a request (central/verdict/counts.ts)`);
+    assert.is(failuresOf(central), isFailure(c) ? 1 : 0, `${c} failure (central/verdict/counts.ts)`);
+  }
 });
 
 test("every class maps to a distinct contract enum value", () => {
