@@ -14,6 +14,24 @@ test("fills defaults", () => {
   assert.is(c.origins[0].stallMs, 2000);
   assert.is(c.origins[0].preserveHost, true);
   assert.equal(c.trustedPeers, ["loopback"]);
+  assert.is(c.origins[0].bodyIdleTimeoutMs, 30_000);
+  assert.is(c.origins[0].upgrade, false, "upgrades are refused unless an origin opts in");
+  assert.is(c.origins[0].upgradeIdleTimeoutMs, 60_000);
+  assert.is(c.origins[0].servername, undefined);
+});
+
+test("per-origin upgrade, idle timeouts and TLS servername", () => {
+  const c = validateSidecarConfig({
+    ...base,
+    bodyIdleTimeoutMs: 5000,
+    origins: [{ name: "a.example.com", url: "https://10.0.0.5", servername: "Origin.Example.com", upgrade: true, upgradeIdleTimeoutMs: 1000, bodyIdleTimeoutMs: 200 }, "b.example.com=http://b"],
+  });
+  assert.is(c.origins[0].servername, "origin.example.com");
+  assert.is(c.origins[0].upgrade, true);
+  assert.is(c.origins[0].upgradeIdleTimeoutMs, 1000);
+  assert.is(c.origins[0].bodyIdleTimeoutMs, 200);
+  assert.is(c.origins[1].bodyIdleTimeoutMs, 5000);
+  assert.is(c.origins[1].upgrade, false);
 });
 
 test("per-origin settings override the globals", () => {
@@ -41,6 +59,10 @@ const bad: Array<[string, Record<string, unknown>, RegExp]> = [
   ["bad per-origin timeout", { ...base, origins: [{ name: "a", url: "http://x", firstByteTimeoutMs: "soon" }] }, /^origins\[0\]\.firstByteTimeoutMs /],
   ["bad central", { ...base, central: "grpc://x" }, /^central /],
   ["bad trusted peer", { ...base, trustedPeers: ["everyone"] }, /^trustedPeers\[0\] /],
+  ["servername on an http origin", { ...base, origins: [{ name: "a", url: "http://x", servername: "x.example" }] }, /^origins\[0\]\.servername .*https/],
+  ["an IP as servername", { ...base, origins: [{ name: "a", url: "https://x", servername: "10.0.0.1" }] }, /^origins\[0\]\.servername /],
+  ["upgrade not a boolean", { ...base, origins: [{ name: "a", url: "http://x", upgrade: "yes" }] }, /^origins\[0\]\.upgrade /],
+  ["zero body idle timeout", { ...base, bodyIdleTimeoutMs: 0 }, /^bodyIdleTimeoutMs /],
 ];
 for (const [name, input, re] of bad) {
   test(`rejects ${name}, naming the field`, () => {
