@@ -4,6 +4,7 @@
  * Runs whenever the binaries exist; with ORIGINWATCH_REQUIRE_CACHES=1 (CI) a
  * missing binary is a failure, not a skip.
  */
+import { readFileSync, readdirSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { startOrigin } from "../origin.js";
@@ -34,6 +35,29 @@ async function sidecarCount(sc: Proc, outcome = "ok"): Promise<number> {
   const m = new RegExp(`originwatch_sidecar_requests_total\\{origin="${NAME.replace(/\./g, "\\.")}",outcome="${outcome}"\\} (\\d+)`).exec(text);
   return m ? Number(m[1]) : 0;
 }
+
+/** Real uids of the processes whose parent is `pid` (Linux /proc; empty elsewhere). */
+function childUids(pid: number): number[] {
+  const out: number[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
+  } catch {
+    return out;
+  }
+  for (const d of entries) {
+    try {
+      const status = readFileSync(`/proc/${d}/status`, "utf8");
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== pid) continue;
+      out.push(Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+const FORGED = { "x-forwarded-for": "6.6.6.6" };
 
 function requireBinary(bin: string, arg: string): boolean {
   if (binaryWorks(bin, arg)) return true;
@@ -82,6 +106,32 @@ if (requireBinary(NGINX_BIN, "-v")) {
     }
   });
 
+  test("nginx: a client's forged X-Forwarded-For never reaches the origin, through the sidecar or the backup; workers are unprivileged", async () => {
+    const o = await startOrigin({ mode: { kind: "ok", body: "x\n" } });
+    const sc = await startSidecarProc(o.url);
+    const ngx = await startNginx({ sidecar: sc.address, origin: `127.0.0.1:${o.port}`, host: NAME });
+    try {
+      const r = await request(ngx.address, { path: "/xff", headers: { host: NAME, ...FORGED } });
+      assert.is(r.status, 200, ngx.log());
+      // nginx sets the client address; the sidecar, trusting its loopback peer (nginx), appends nginx's address
+      assert.is(o.log[0].headers["x-forwarded-for"], "127.0.0.1, 127.0.0.1");
+      await sc.stop("SIGKILL");
+      const b = await request(ngx.address, { path: "/xff-backup", headers: { host: NAME, ...FORGED } });
+      assert.is(b.status, 200);
+      assert.is(o.log[1].headers["x-forwarded-for"], "127.0.0.1", "the backup path sets it too");
+      assert.not.ok(o.log.some((q) => String(q.headers["x-forwarded-for"]).includes("6.6.6.6")));
+      if (process.getuid?.() === 0) {
+        const uids = childUids(ngx.child.pid!);
+        assert.ok(uids.length > 0, "nginx has worker processes");
+        assert.ok(uids.every((u) => u !== 0), `nginx workers run as uids ${uids.join(",")}`);
+      }
+    } finally {
+      await ngx.stop();
+      await sc.stop();
+      await o.close();
+    }
+  });
+
   test("nginx: a 5xx from the origin (through the sidecar) is not retried on the backup", async () => {
     const o = await startOrigin({ mode: { kind: "status", status: 503 } });
     const sc = await startSidecarProc(o.url);
@@ -115,6 +165,26 @@ if (requireBinary(VARNISHD_BIN, "-V")) {
       assert.is(await eventually(() => sidecarCount(sc).then((n) => (n === 2 ? n : 0))), 2);
       assert.is(o.requests, 2);
       assert.is(o.log[0].headers.host, NAME);
+    } finally {
+      await v.stop();
+      await sc.stop();
+      await o.close();
+    }
+  });
+
+  test("varnish: a client's forged X-Forwarded-For never reaches the origin (the VCL replaces Varnish's default append); the cache process is unprivileged", async () => {
+    const o = await startOrigin({ mode: { kind: "ok", body: "x\n" } });
+    const sc = await startSidecarProc(o.url);
+    const v = await startVarnish({ sidecar: sc.address });
+    try {
+      const r = await request(v.address, { path: "/xff", headers: { host: NAME, ...FORGED } });
+      assert.is(r.status, 200, v.log());
+      assert.is(o.log[0].headers["x-forwarded-for"], "127.0.0.1, 127.0.0.1");
+      if (process.getuid?.() === 0) {
+        const uids = childUids(v.child.pid!);
+        assert.ok(uids.length > 0, "varnishd has a cache process");
+        assert.ok(uids.every((u) => u !== 0), `varnish cache process runs as uids ${uids.join(",")}`);
+      }
     } finally {
       await v.stop();
       await sc.stop();

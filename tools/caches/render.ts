@@ -1,9 +1,15 @@
 /**
  * Run the example cache configs in this folder with the real binaries, under a
  * temp prefix, on free loopback ports. Used by the e2e tests and the demo.
+ *
+ * Each instance is our own: its own prefix/work dir (pid file, logs, cache,
+ * temp paths inside it), its own port, stopped by its own pid — a system
+ * nginx on :80 or varnish on :6081 is never touched. Started as root, the
+ * caches drop to an unprivileged user (nginx `user`, varnishd `-j unix`),
+ * so the prefix is made traversable for that user.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -12,6 +18,29 @@ import { fileURLToPath } from "node:url";
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const NGINX_BIN = process.env.ORIGINWATCH_NGINX ?? "/usr/sbin/nginx";
 export const VARNISHD_BIN = process.env.ORIGINWATCH_VARNISHD ?? "/usr/sbin/varnishd";
+/** Unprivileged user the nginx workers run as when started by root. */
+export const CACHE_USER = process.env.ORIGINWATCH_CACHE_USER ?? "nobody";
+
+const isRoot = () => process.getuid?.() === 0;
+
+/** `user NAME GROUP;` for nginx as root (the user's primary group: Debian's nobody has no "nobody" group), else "". */
+function nginxUserDirective(): string {
+  if (!isRoot()) return "";
+  const group = execFileSync("id", ["-gn", CACHE_USER], { encoding: "utf8" }).trim();
+  return `user ${CACHE_USER} ${group};`;
+}
+
+/**
+ * varnishd's jail as root: the packaged dedicated users (`-j unix`: varnish
+ * for management, vcache for the cache process) when they exist, else the
+ * unprivileged CACHE_USER for both. Never `-j none` (that keeps root).
+ */
+function varnishJail(): string[] {
+  if (!isRoot()) return [];
+  const exists = (u: string) => spawnSync("id", ["-u", u], { stdio: "ignore" }).status === 0;
+  if (exists("varnish") && exists("vcache")) return ["-j", "unix"];
+  return ["-j", `unix,user=${CACHE_USER},workuser=${CACHE_USER}`];
+}
 
 export function render(template: string, vars: Record<string, string>): string {
   return template.replace(/\{\{([A-Z_]+)\}\}/g, (_m, k: string) => {
@@ -74,10 +103,12 @@ function stopper(child: ChildProcess, dir: string): () => Promise<void> {
 /** nginx from tools/caches/nginx.conf: sidecar primary, origin backup. */
 export async function startNginx(opts: { sidecar: string; origin: string; host: string }): Promise<CacheProc> {
   const dir = mkdtempSync(join(tmpdir(), "ow-nginx-"));
-  for (const d of ["logs", "tmp", "cache"]) mkdirSync(join(dir, d));
+  // mkdtemp is 0700: the unprivileged workers must traverse it (nginx chowns its cache and temp dirs itself)
+  chmodSync(dir, 0o755);
+  for (const d of ["logs", "tmp", "cache"]) mkdirSync(join(dir, d), { mode: 0o755 });
   const port = await freePort();
   const conf = render(readFileSync(join(HERE, "nginx.conf"), "utf8"), {
-    USER: process.getuid?.() === 0 ? "user root;" : "",
+    USER: nginxUserDirective(),
     PREFIX: dir,
     LISTEN: `127.0.0.1:${port}`,
     SIDECAR: opts.sidecar,
@@ -103,14 +134,14 @@ export async function startNginx(opts: { sidecar: string; origin: string; host: 
 /** varnishd from tools/caches/varnish.vcl with the sidecar as its backend. */
 export async function startVarnish(opts: { sidecar: string }): Promise<CacheProc> {
   const dir = mkdtempSync(join(tmpdir(), "ow-varnish-"));
+  chmodSync(dir, 0o755);
   const port = await freePort();
   const i = opts.sidecar.lastIndexOf(":");
   const vcl = render(readFileSync(join(HERE, "varnish.vcl"), "utf8"), { SIDECAR_HOST: opts.sidecar.slice(0, i), SIDECAR_PORT: opts.sidecar.slice(i + 1) });
-  writeFileSync(join(dir, "default.vcl"), vcl);
+  writeFileSync(join(dir, "default.vcl"), vcl, { mode: 0o644 });
   let out = "";
   const args = ["-F", "-n", join(dir, "work"), "-a", `127.0.0.1:${port}`, "-f", join(dir, "default.vcl"), "-s", "malloc,32m", "-T", "none", "-p", "vcc_allow_inline_c=off"];
-  // As root, run without privilege separation users (jail "none"); otherwise varnishd needs its system users.
-  if (process.getuid?.() === 0) args.push("-j", "none");
+  args.push(...varnishJail());
   const child = spawn(VARNISHD_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
   child.stdout!.on("data", (c: Buffer) => (out += c));
   child.stderr!.on("data", (c: Buffer) => (out += c));

@@ -1,6 +1,11 @@
 # originwatch example: Varnish with the sidecar hop as its backend.
 # Placeholders ({{...}}) are filled by tools/caches/render.ts; the e2e tests
 # run this exact file with the real varnishd binary.
+#
+# X-Forwarded-For: before vcl_recv Varnish itself APPENDS client.ip to any
+# X-Forwarded-For the client sent ("6.6.6.6, <client>"), and the sidecar
+# trusts this cache (loopback) and appends again — a forged first hop would
+# reach the origin. vcl_recv below replaces it with the client address alone.
 vcl 4.1;
 
 backend sidecar {
@@ -12,6 +17,10 @@ backend sidecar {
 
 sub vcl_recv {
   set req.backend_hint = sidecar;
+  if (req.restarts == 0) {
+    unset req.http.X-Forwarded-For;
+    set req.http.X-Forwarded-For = client.ip;
+  }
 }
 
 sub vcl_backend_response {
