@@ -97,6 +97,38 @@ test("a slow but moving body is not cut: bytes every 150 ms with a 400 ms idle t
   }
 });
 
+test("a cache that stops reading is not the origin's silence: an 8 MB body paused by backpressure past the idle timeout completes", async () => {
+  const o = await startOrigin({ mode: { kind: "stream", bytes: 8 << 20, lengthKnown: true } });
+  const h = await startHarness({ origins: [{ name: NAME, url: o.url, bodyIdleTimeoutMs: 300 }] });
+  try {
+    const [host, port] = splitAddress(h.address);
+    const got = await new Promise<{ bytes: number; complete: boolean }>((resolve, reject) => {
+      http.get({ host, port, path: "/", headers: { host: NAME }, agent: false }, (res) => {
+        let bytes = 0;
+        res.once("data", (c: Buffer) => {
+          bytes += c.length;
+          res.pause();
+          setTimeout(() => {
+            res.on("data", (d: Buffer) => (bytes += d.length));
+            res.resume();
+          }, 1000);
+        });
+        res.on("end", () => resolve({ bytes, complete: res.complete }));
+        res.on("close", () => {
+          if (!res.complete) resolve({ bytes, complete: false });
+        });
+      }).on("error", reject);
+    });
+    assert.ok(got.complete, `cut after ${got.bytes} bytes`);
+    assert.is(got.bytes, 8 << 20);
+    assert.is((await h.nthCompleted(1)).outcome, "ok");
+    assert.is(h.count("bodyTimeout"), 0);
+  } finally {
+    await h.close();
+    await o.close();
+  }
+});
+
 test("the global --body-idle-timeout-ms applies to origins without their own", async () => {
   const o = await startOrigin({ mode: headThenSilence });
   const h = await startHarness({ bodyIdleTimeoutMs: 300, origins: [{ name: NAME, url: o.url }] });

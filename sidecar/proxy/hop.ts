@@ -278,7 +278,10 @@ export function createHop(opts: HopOptions): Hop {
    * origin's silence and does not count.
    */
   function sweepBody(ctx: Ctx, now: number): void {
-    const sock = ctx.upRes?.socket;
+    const up = ctx.upRes;
+    // the origin's part is done once its body is complete; what remains is the cache reading it
+    if (!up || up.complete) return;
+    const sock = up.socket;
     const seen = sock ? sock.bytesRead : 0;
     if (seen !== ctx.bodySeen || ctx.res.writableNeedDrain) {
       ctx.bodySeen = seen;

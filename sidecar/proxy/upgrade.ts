@@ -77,6 +77,8 @@ export function forwardUpgrade(u: UpgradeRequest, onClose: () => void): UpgradeH
   let done = false;
   let closed = false;
   let upstreamAddr = "";
+  /** a response head (not 101) has been written to the cache */
+  let answered = false;
   let tunnel: Socket | undefined;
   let timer: NodeJS.Timeout | undefined;
 
@@ -116,6 +118,10 @@ export function forwardUpgrade(u: UpgradeRequest, onClose: () => void): UpgradeH
   };
   const fail = (err: Error) => {
     if (done) return;
+    if (answered) {
+      record(socket.destroyed ? "client_abort" : "body_error", 0, undefined);
+      return closeAll();
+    }
     const outcome = classifyError(err, phase, socket.destroyed);
     record(outcome, 0, undefined);
     creq.destroy();
@@ -164,6 +170,8 @@ export function forwardUpgrade(u: UpgradeRequest, onClose: () => void): UpgradeH
       res.destroy();
       return fail(Object.assign(new Error("the cache went away"), { code: "ECONNRESET" }));
     }
+    answered = true;
+    phase = "body";
     socket.write(rawHead(status, res.statusMessage ?? "", downstreamResponseHeaders(res.rawHeaders), [["connection", "close"]]));
     res.on("end", () => {
       record(classifyStatus(status), status, ttfb);
