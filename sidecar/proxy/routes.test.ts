@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { validateSidecarConfig } from "../config.js";
-import { createRouter, hostName } from "./routes.js";
+import { createRouter, duplicateHost, hostName } from "./routes.js";
 
 const cfg = validateSidecarConfig({
   nodeId: "n",
@@ -44,6 +44,13 @@ test("hostName handles bracketed IPv6 and rejects bare IPv6", () => {
   assert.is(hostName("[::1]:8080"), "::1");
   assert.is(hostName("::1"), undefined);
   assert.is(hostName(undefined), undefined);
+});
+
+test("duplicateHost: a second Host field in any case is a duplicate; one is not", () => {
+  assert.ok(duplicateHost(["Host", "a", "host", "b"]));
+  assert.ok(duplicateHost(["HOST", "a", "X-Y", "z", "hOsT", "a"]), "the same value twice is still two fields");
+  assert.not.ok(duplicateHost(["Host", "a", "X-Host", "b", "Hosts", "c"]));
+  assert.not.ok(duplicateHost([]));
 });
 
 test.run();
