@@ -21,6 +21,7 @@ import {
   BODY_TIMEOUT_CODE,
   CONNECT_TIMEOUT_CODE,
   FIRST_BYTE_TIMEOUT_CODE,
+  OUTCOME_HEADER,
   POOL_EXHAUSTED_CODE,
   classifyError,
   classifyStatus,
@@ -32,8 +33,7 @@ import { originCa, originServername } from "./origin-tls.js";
 import { createRouter, duplicateHost, type Router } from "./routes.js";
 import { forwardUpgrade, type UpgradeHandle } from "./upgrade.js";
 
-/** Response header naming the outcome class of a failure the sidecar answered itself. */
-export const OUTCOME_HEADER = "x-originwatch-outcome";
+export { OUTCOME_HEADER } from "./outcome.js";
 
 export interface CompletedRequest {
   origin: string;

@@ -56,6 +56,9 @@ export const OUTCOME_ENUM: Readonly<Record<OutcomeClass, Outcome>> = {
   upgrade: Outcome.UPGRADE,
 };
 
+/** Response header naming the outcome class of a failure the sidecar answered itself. */
+export const OUTCOME_HEADER = "x-originwatch-outcome";
+
 /** Where a request was when it failed. */
 export type Phase =
   /** waiting for a free socket from the origin's bounded pool */

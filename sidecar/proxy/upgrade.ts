@@ -26,6 +26,7 @@ import { downstreamResponseHeaders } from "./headers.js";
 import {
   CONNECT_TIMEOUT_CODE,
   FIRST_BYTE_TIMEOUT_CODE,
+  OUTCOME_HEADER,
   POOL_EXHAUSTED_CODE,
   classifyError,
   classifyStatus,
@@ -33,9 +34,6 @@ import {
   type OutcomeClass,
   type Phase,
 } from "./outcome.js";
-
-/** Response header naming the outcome class of a failure the sidecar answered itself (same as hop.ts). */
-const OUTCOME_HEADER = "x-originwatch-outcome";
 
 export interface UpgradeRequest {
   origin: OriginConfig;
@@ -53,7 +51,7 @@ export interface UpgradeRequest {
   complete(outcome: OutcomeClass, status: number, ttfbMs: number | undefined, upstreamAddr: string): void;
 }
 
-/** A running upgrade: destroy() ends it (shutdown), onClose fires once when both sides are gone. */
+/** A running upgrade: destroy() ends it at once (shutdown). Idempotent. */
 export interface UpgradeHandle {
   destroy(): void;
 }
@@ -70,6 +68,11 @@ function rawHead(status: number, message: string, raw: readonly string[], extra:
   return `${out}\r\n`;
 }
 
+/**
+ * Send one upgrade to its origin and carry it to its end (see the module
+ * contract). Never throws; `u.complete` is called exactly once, `onClose`
+ * once when both sockets are gone.
+ */
 export function forwardUpgrade(u: UpgradeRequest, onClose: () => void): UpgradeHandle {
   const { origin, socket } = u;
   const start = performance.now();
