@@ -93,9 +93,16 @@ export function hostGuard(allowedHosts: string[], onRefused?: (host: string) => 
 function refuse(req: AnyRequest, res: AnyResponse, message: string): void {
   const r = res as ServerResponse;
   const type = String(req.headers["content-type"] ?? "");
-  if (/^application\/grpc/.test(type)) {
-    const grpcType = type.startsWith("application/grpc-web") ? type.split(";")[0] : "application/grpc";
-    r.writeHead(200, { "content-type": grpcType, "grpc-status": "7", "grpc-message": encodeURIComponent(message) });
+  if (type.startsWith("application/grpc-web")) {
+    // gRPC-Web: a trailers-only response carries the status in the headers.
+    r.writeHead(200, { "content-type": type.split(";")[0], "grpc-status": "7", "grpc-message": encodeURIComponent(message) });
+    r.end();
+    return;
+  }
+  if (type.startsWith("application/grpc")) {
+    // gRPC: status in trailers (grpc-js does not read a status from the headers of a response that Node resets).
+    r.writeHead(200, { "content-type": "application/grpc" });
+    r.addTrailers({ "grpc-status": "7", "grpc-message": encodeURIComponent(message) });
     r.end();
     return;
   }
