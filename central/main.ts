@@ -24,7 +24,7 @@ import { WindowStore } from "./ingest/window-store.js";
 import { type QueryDeps, queryService } from "./query/query-service.js";
 import { HealthState, healthService } from "./server/health.js";
 import { ReflectionIndex, reflectionV1, reflectionV1alpha } from "./server/reflection.js";
-import { startServer } from "./server/server.js";
+import { type RunningServer, startServer } from "./server/server.js";
 import { checkExposure, hostGuard } from "./server/exposure.js";
 import { StreamLimit } from "./server/stream-limit.js";
 import { registerServerFlags, serverFlagsToConfig } from "./server/server-flags.js";
@@ -46,6 +46,8 @@ export interface Central {
   fleetConfig: ConfigStore;
   verdict: VerdictService;
   log: Logger;
+  /** The one-port server: its limit counters and open connections. */
+  server: RunningServer;
   close(): Promise<void>;
 }
 
@@ -165,6 +167,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       fleetConfig,
       verdict: v,
       log,
+      server: srv,
       close() {
         closing ??= (async () => {
           clearInterval(pruner);
