@@ -191,11 +191,8 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
 
 /** Registers `originwatch central`. */
 export function registerCentral(program: Command): void {
-  // `central repair --data DIR` has its own --data: options after a subcommand belong to it.
-  program.enablePositionalOptions();
   const central = program
     .command("central")
-    .enablePositionalOptions()
     .description("run the central plane: ingest from sidecars, verdicts, query API")
     .option("--listen <host:port>", "one port for gRPC, gRPC-Web and Connect", "127.0.0.1:7400")
     .option("--data <dir>", "LevelDB directory", "./data/central")
@@ -257,8 +254,15 @@ function registerRepair(central: Command): void {
   central
     .command("repair")
     .description("repair a corrupt LevelDB data directory in place (stop the central and copy the directory aside first)")
-    .requiredOption("--data <dir>", "the central's LevelDB directory")
-    .action(async (opts: { data: string }) => {
+    .option("--data <dir>", "the central's LevelDB directory (required)")
+    .action(async (own: { data?: string }) => {
+      // Commander hands `--data` after the subcommand to `central` itself; take it from there when given.
+      const data = own.data ?? (central.getOptionValueSource("data") === "cli" ? (central.opts() as { data: string }).data : undefined);
+      if (!data) {
+        process.stderr.write("originwatch central repair: --data DIR is required (the central's LevelDB directory)\n");
+        process.exit(2);
+      }
+      const opts = { data };
       try {
         const r = await repairStore(opts.data);
         process.stdout.write(
