@@ -10,7 +10,8 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import tls from "node:tls";
 import http2 from "node:http2";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -21,6 +22,7 @@ import * as reflV1 from "../../proto/gen/grpc/reflection/v1/reflection_pb.js";
 import { type CentralMessage, IngestService, type SidecarMessage, SidecarMessageSchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { grpcService } from "../../proto/grpc-bridge.js";
 import { startFaultRelay } from "../../tools/fault-relay.js";
+import { initPki } from "../../tools/certs.js";
 import type { CentralConfig } from "../config.js";
 import { type Central, startCentral } from "../main.js";
 
@@ -271,6 +273,43 @@ test("over the connection cap, new connections are closed at once and counted", 
     assert.ok(sockets.slice(0, 3).every((s) => !s.destroyed));
   } finally {
     for (const s of sockets) s.destroy();
+    await c.close();
+  }
+});
+
+test("with TLS: a silent socket, a slowloris HTTP/1.1 head and an idle HTTP/2 session are closed too", async () => {
+  const pki = initPki(join(dir, "pki"));
+  const c = await startCentral({ listen: "127.0.0.1:0", data: join(dir, "tls"), tlsCert: pki.centralCert, tlsKey: pki.centralKey, tlsCa: pki.ca, ...LIMITS }, pino({ level: "silent" }));
+  const tlsPort = Number(c.address.split(":")[1]);
+  const ca = await readFile(pki.ca);
+  const waitClose = (s: net.Socket | tls.TLSSocket | http2.ClientHttp2Session, t0: number) =>
+    new Promise<number>((resolve) => {
+      const give = setTimeout(() => resolve(-1), 8000);
+      s.on("close", () => (clearTimeout(give), resolve(Date.now() - t0)));
+    });
+  try {
+    const silent = net.connect(tlsPort, "127.0.0.1");
+    silent.on("error", () => {});
+    const a = await waitClose(silent, Date.now());
+    assert.ok(a >= 250 && a < 8000, `silent TLS socket closed after ${a} ms`);
+
+    const t1 = Date.now();
+    const slow = tls.connect({ port: tlsPort, host: "127.0.0.1", servername: "localhost", ca, ALPNProtocols: ["http/1.1"] });
+    slow.on("error", () => {});
+    slow.on("secureConnect", () => {
+      slow.write("POST /originwatch.v1.QueryService/ListOrigins HTTP/1.1\r\nHost: localhost\r\n");
+      drip(slow, "X-Slow: 1\r\n", 100);
+    });
+    const b = await waitClose(slow, t1);
+    assert.ok(b >= 350 && b < 8000, `TLS slowloris closed after ${b} ms`);
+
+    const t2 = Date.now();
+    const session = http2.connect(`https://localhost:${tlsPort}`, { ca });
+    session.on("error", () => {});
+    const d = await waitClose(session, t2);
+    session.destroy();
+    assert.ok(d >= 500 && d < 8000, `idle TLS HTTP/2 session closed after ${d} ms`);
+  } finally {
     await c.close();
   }
 });
