@@ -148,15 +148,20 @@ export class WebhookSender {
         this.outboxWriteFailures++;
         this.o.onOutboxError?.(payload, err);
       });
-      item.persisted = write;
-      this.writes.add(write);
-      void write.finally(() => this.writes.delete(write));
+      item.persisted = this.track(write);
     }
     this.queue.push(item);
     this.kick(0);
   }
 
-  /** Resolves once every outbox write started so far has settled. */
+  /** Keeps an outbox write (never rejecting) in the set flushWrites() waits for. */
+  private track(write: Promise<void>): Promise<void> {
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write));
+    return write;
+  }
+
+  /** Resolves once every outbox write (put or delete) started so far has settled. */
   async flushWrites(): Promise<void> {
     await Promise.all([...this.writes]);
   }
@@ -200,7 +205,7 @@ export class WebhookSender {
         const result = await this.post(item.payload);
         if (result === "ok" || result === "rejected" || item.attempts >= this.o.maxAttempts) {
           this.queue.shift();
-          await this.o.outbox?.del(item.key).catch(() => {});
+          if (this.o.outbox) await this.track(this.o.outbox.del(item.key).catch(() => {}));
           if (result === "ok") {
             this.delivered++;
             this.o.onDelivered?.(item.payload, item.attempts);
