@@ -11,7 +11,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
@@ -116,6 +116,21 @@ test("the central binary refuses 0.0.0.0 without mTLS and tokens: exit 1, CENTRA
   assert.is(r.code, 1);
   assert.match(r.err, /CENTRAL_INSECURE/);
   assert.match(r.err, /--insecure/);
+});
+
+test("the central binary refuses this machine's own non-loopback addresses too", async () => {
+  const addrs = Object.values(networkInterfaces())
+    .flat()
+    .filter((i) => i && !i.internal && i.family === "IPv4")
+    .map((i) => i!.address);
+  for (const a of addrs.slice(0, 1)) {
+    const r = await runCentral(["--listen", `${a}:0`, "--data", join(dir, "a2")]);
+    assert.is(r.code, 1, `${a}: ${r.err}`);
+    assert.match(r.err, /CENTRAL_INSECURE/);
+  }
+  const v6 = await runCentral(["--listen", "[::]:0", "--data", join(dir, "a3")]);
+  assert.is(v6.code, 1);
+  assert.match(v6.err, /CENTRAL_INSECURE/);
 });
 
 test("the central binary with TLS but no --tokens on 0.0.0.0 is refused too", async () => {

@@ -55,7 +55,12 @@ export function checkExposure(x: ExposureInput): string[] {
   if (isLoopbackHost(x.listenHost)) return [];
   const missing: string[] = [];
   if (!x.tls) missing.push("mTLS for ingest (--tls-cert, --tls-key, --tls-ca): any client can open an ingest stream as any node and forge its data");
-  if (!x.tokens) missing.push("operator tokens (--tokens): anyone who reaches the port can read everything and change the fleet config");
+  if (!x.tokens) {
+    missing.push(
+      "operator tokens (--tokens): anyone who reaches the port can read everything and change the fleet config " +
+        "(requests are answered only for loopback Host names and --allowed-hosts)",
+    );
+  }
   if (missing.length === 0) return [];
   if (!x.insecure) {
     throw new CentralError(
