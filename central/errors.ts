@@ -39,6 +39,16 @@ const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_TOO_MANY_STREAMS: Code.ResourceExhausted,
 };
 
+/**
+ * Exit codes of `originwatch central` for start-up refusals that a restart
+ * cannot fix (sysexits: 65 EX_DATAERR, 78 EX_CONFIG), so a unit with
+ * `RestartPreventExitStatus=65 78` stops instead of looping. Anything else exits 1.
+ */
+export const START_EXIT_CODES: Partial<Record<CentralErrorCode, number>> = {
+  CENTRAL_DATA_CORRUPT: 65,
+  CENTRAL_INSECURE: 78,
+};
+
 export class CentralError extends Error {
   constructor(
     readonly code: CentralErrorCode,

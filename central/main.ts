@@ -13,7 +13,7 @@ import { ConfigService } from "../proto/gen/originwatch/v1/config_pb.js";
 import { IngestService } from "../proto/gen/originwatch/v1/ingest_pb.js";
 import { QueryService } from "../proto/gen/originwatch/v1/query_pb.js";
 import { type CentralConfig, parseHostPort, validateCentralConfig } from "./config.js";
-import { CentralError } from "./errors.js";
+import { CentralError, START_EXIT_CODES } from "./errors.js";
 import { ConfigStore } from "./config-push/config-store.js";
 import { configService } from "./config-push/config-service.js";
 import { createConfigPush } from "./config-push/config-push.js";
@@ -234,7 +234,7 @@ export function registerCentral(program: Command): void {
         if (err instanceof CentralError) log.fatal({ code: err.code }, msg);
         else log.fatal({ err }, msg);
         process.stderr.write(`originwatch central: ${msg}\n`);
-        process.exit(1);
+        process.exit((err instanceof CentralError && START_EXIT_CODES[err.code]) || 1);
       }
       const stop = (signal: string) => {
         log.info({ signal }, "shutting down");

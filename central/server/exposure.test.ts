@@ -110,10 +110,10 @@ test("checkExposure: loopback needs nothing, non-loopback needs both or --insecu
   }
 });
 
-test("the central binary refuses 0.0.0.0 without mTLS and tokens: exit 1, CENTRAL_INSECURE on stderr", async () => {
+test("the central binary refuses 0.0.0.0 without mTLS and tokens: exit 78, CENTRAL_INSECURE on stderr", async () => {
   const r = await runCentral(["--listen", "0.0.0.0:0", "--data", join(dir, "a")]);
   assert.is(r.listened, false);
-  assert.is(r.code, 1);
+  assert.is(r.code, 78);
   assert.match(r.err, /CENTRAL_INSECURE/);
   assert.match(r.err, /--insecure/);
 });
@@ -125,18 +125,18 @@ test("the central binary refuses this machine's own non-loopback addresses too",
     .map((i) => i!.address);
   for (const a of addrs.slice(0, 1)) {
     const r = await runCentral(["--listen", `${a}:0`, "--data", join(dir, "a2")]);
-    assert.is(r.code, 1, `${a}: ${r.err}`);
+    assert.is(r.code, 78, `${a}: ${r.err}`);
     assert.match(r.err, /CENTRAL_INSECURE/);
   }
   const v6 = await runCentral(["--listen", "[::]:0", "--data", join(dir, "a3")]);
-  assert.is(v6.code, 1);
+  assert.is(v6.code, 78);
   assert.match(v6.err, /CENTRAL_INSECURE/);
 });
 
 test("the central binary with TLS but no --tokens on 0.0.0.0 is refused too", async () => {
   const pki = initPki(join(dir, "pki"), { nodes: ["n1"] });
   const r = await runCentral(["--listen", "0.0.0.0:0", "--data", join(dir, "b"), "--tls-cert", pki.centralCert, "--tls-key", pki.centralKey, "--tls-ca", pki.ca]);
-  assert.is(r.code, 1);
+  assert.is(r.code, 78);
   assert.match(r.err, /CENTRAL_INSECURE/);
   assert.match(r.err, /operator tokens/);
   assert.not.match(r.err, /mTLS/);

@@ -67,7 +67,7 @@ test("a garbled CURRENT: start fails naming the repair command; the repair comma
 
     // The real binary: start refused with the code and the command, then repaired.
     const start = await run(["central", "--listen", "127.0.0.1:0", "--data", dir]);
-    assert.is(start.code, 1);
+    assert.is(start.code, 65); // EX_DATAERR: systemd's RestartPreventExitStatus stops the loop
     assert.match(start.err, /CENTRAL_DATA_CORRUPT/);
     assert.match(start.err, /originwatch central repair --data/);
     const repair = await run(["central", "repair", "--data", dir]);
