@@ -191,7 +191,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
 
 /** Registers `originwatch central`. */
 export function registerCentral(program: Command): void {
-  const central = program
+  const cmd = program
     .command("central")
     .description("run the central plane: ingest from sidecars, verdicts, query API")
     .option("--listen <host:port>", "one port for gRPC, gRPC-Web and Connect", "127.0.0.1:7400")
@@ -206,8 +206,8 @@ export function registerCentral(program: Command): void {
     .option("--tokens <file>", "operator bearer tokens, one per line: TOKEN read|admin [NAME]")
     .option("--ingest-rate <n>", "inbound messages per second per sidecar session", (v) => Number(v), 200)
     .option("--exemplars-per-origin <n>", "latest exemplars kept per origin (ListExemplars)", (v) => Number(v), 1000);
-  registerServerFlags(central);
-  central.action(async (opts: { exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
+  registerServerFlags(cmd);
+  cmd.action(async (opts: { exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
       try {
@@ -246,7 +246,7 @@ export function registerCentral(program: Command): void {
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
     });
-  registerRepair(central);
+  registerRepair(cmd);
 }
 
 /** `originwatch central repair --data DIR`: LevelDB's own repair of a corrupt store (see store/repair.ts). */
