@@ -115,6 +115,21 @@ test("an idle HTTP/1.1 keep-alive connection is closed after the idle timeout", 
   assert.ok(ms >= 500 && ms < 8000, `closed after ${ms} ms`);
 });
 
+test("Upgrade requests (websocket, h2c) are answered as plain HTTP/1.1, never switched, and not held past the idle timeout", async () => {
+  for (const head of [
+    "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    "POST /originwatch.v1.QueryService/ListOrigins HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+  ]) {
+    let got = "";
+    const ms = await closedAfter((s) => {
+      s.on("data", (d: Buffer) => (got += d.toString()));
+      s.write(head);
+    });
+    assert.match(got, /^HTTP\/1\.1 200 /, got.split("\r\n")[0]);
+    assert.ok(ms >= 500 && ms < 8000, `closed after ${ms} ms`);
+  }
+});
+
 test("an HTTP/2 preface followed by silence is closed after the idle timeout", async () => {
   const ms = await closedAfter((s) => s.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
   assert.ok(ms >= 500 && ms < 8000, `closed after ${ms} ms`);
