@@ -34,6 +34,30 @@ export interface CentralConfig {
   /** Inbound ingest messages per second per session, and the burst allowed above it. */
   ingestRatePerSec: number;
   ingestBurst: number;
+
+  // --- Exposure and connection limits (issue 10: secure by default, timeouts on every path) ---
+  /** Start on a non-loopback address without mTLS and tokens; a loud warning is logged at every start. */
+  insecure: boolean;
+  /** Host names a tokenless central answers besides loopback; any other Host/:authority gets 403 (DNS rebinding). */
+  allowedHosts: string[];
+  /** A new connection must show its protocol (HTTP/2 preface or an HTTP/1.1 request line) within this. */
+  sniffTimeoutMs: number;
+  /** An HTTP/1.1 request head must be complete within this after its first byte. */
+  headersTimeoutMs: number;
+  /** An HTTP/1.1 request must be received, and an HTTP/2 stream that is not long-lived must finish, within this. */
+  requestTimeoutMs: number;
+  /** An HTTP/1.1 keep-alive connection or an HTTP/2 session without open streams is closed after this. */
+  idleTimeoutMs: number;
+  /** HTTP/2 PING interval on sessions with open streams; no answer within keepaliveTimeoutMs closes the session. */
+  keepaliveMs: number;
+  keepaliveTimeoutMs: number;
+  /** Open connections (all protocols); new ones over it are closed at once and counted. */
+  maxConnections: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per session. */
+  maxConcurrentStreams: number;
+  /** Concurrent grpc.health.v1 Watch streams, and reflection streams, over the whole server (RESOURCE_EXHAUSTED above). */
+  maxHealthWatches: number;
+  maxReflectionStreams: number;
 }
 
 export const CENTRAL_DEFAULTS: CentralConfig = {
@@ -49,7 +73,51 @@ export const CENTRAL_DEFAULTS: CentralConfig = {
   webhookNetwork: false,
   ingestRatePerSec: 200,
   ingestBurst: 1000,
+
+  insecure: false,
+  allowedHosts: [],
+  sniffTimeoutMs: 10_000,
+  headersTimeoutMs: 15_000,
+  requestTimeoutMs: 60_000,
+  idleTimeoutMs: 60_000,
+  keepaliveMs: 30_000,
+  keepaliveTimeoutMs: 10_000,
+  maxConnections: 10_000,
+  maxConcurrentStreams: 100,
+  maxHealthWatches: 1_000,
+  maxReflectionStreams: 100,
 };
+
+/** The exposure and connection-limit fields, validated in one place. */
+const LIMIT_FIELDS = [
+  "sniffTimeoutMs",
+  "headersTimeoutMs",
+  "requestTimeoutMs",
+  "idleTimeoutMs",
+  "keepaliveMs",
+  "keepaliveTimeoutMs",
+  "maxConnections",
+  "maxConcurrentStreams",
+  "maxHealthWatches",
+  "maxReflectionStreams",
+] as const;
+
+function validateExposure(c: CentralConfig): void {
+  for (const f of LIMIT_FIELDS) {
+    if (!Number.isInteger(c[f]) || c[f] <= 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a positive integer, got ${c[f]}`);
+  }
+  if (c.headersTimeoutMs > c.requestTimeoutMs) {
+    throw new CentralError("CENTRAL_BAD_CONFIG", `headersTimeoutMs (${c.headersTimeoutMs}) must be at most requestTimeoutMs (${c.requestTimeoutMs})`);
+  }
+  if (c.maxConcurrentStreams > 2 ** 31 - 1) throw new CentralError("CENTRAL_BAD_CONFIG", `maxConcurrentStreams must be below 2^31, got ${c.maxConcurrentStreams}`);
+  if (typeof c.insecure !== "boolean") throw new CentralError("CENTRAL_BAD_CONFIG", `insecure must be true or false, got ${String(c.insecure)}`);
+  if (!Array.isArray(c.allowedHosts)) throw new CentralError("CENTRAL_BAD_CONFIG", "allowedHosts must be a list of host names");
+  c.allowedHosts = c.allowedHosts.map((h, i) => {
+    const v = String(h).trim().toLowerCase().replace(/^\[|\]$/g, "");
+    if (!/^[a-z0-9._:-]{1,253}$/.test(v)) throw new CentralError("CENTRAL_BAD_CONFIG", `allowedHosts[${i}] must be a host name or address without a port, got ${JSON.stringify(h)}`);
+    return v;
+  });
+}
 
 export function parseHostPort(field: string, value: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
@@ -69,6 +137,7 @@ export function validateCentralConfig(partial: Partial<CentralConfig>): CentralC
   for (const f of ["maxMessageBytes", "windowRetentionMs", "lookbackMs", "exemplarsPerOrigin", "evalIntervalMs", "historyRetentionMs", "ingestRatePerSec", "ingestBurst"] as const) {
     if (!Number.isInteger(c[f]) || c[f] <= 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a positive integer, got ${c[f]}`);
   }
+  validateExposure(c);
   if (c.windowRetentionMs < c.lookbackMs) {
     throw new CentralError("CENTRAL_BAD_CONFIG", `windowRetentionMs (${c.windowRetentionMs}) must be at least lookbackMs (${c.lookbackMs})`);
   }

@@ -13,7 +13,15 @@ export type CentralErrorCode =
   | "CENTRAL_BAD_MESSAGE"
   | "CENTRAL_NOT_FOUND"
   | "CENTRAL_CONFIG_INVALID"
-  | "CENTRAL_CONFIG_CONFLICT";
+  | "CENTRAL_CONFIG_CONFLICT"
+  /** Refused to start: a non-loopback listen address without mTLS and tokens, and no --insecure. */
+  | "CENTRAL_INSECURE"
+  /** Refused to start: the LevelDB directory is corrupt; `originwatch central repair --data DIR` repairs it. */
+  | "CENTRAL_DATA_CORRUPT"
+  /** A request whose Host/:authority is not loopback (or allowed) on a tokenless central: DNS rebinding. */
+  | "CENTRAL_HOST_NOT_ALLOWED"
+  /** Over a server-wide stream cap (Health.Watch, reflection). */
+  | "CENTRAL_TOO_MANY_STREAMS";
 
 const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_BAD_CONFIG: Code.InvalidArgument,
@@ -25,6 +33,20 @@ const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_NOT_FOUND: Code.NotFound,
   CENTRAL_CONFIG_INVALID: Code.InvalidArgument,
   CENTRAL_CONFIG_CONFLICT: Code.FailedPrecondition,
+  CENTRAL_INSECURE: Code.FailedPrecondition,
+  CENTRAL_DATA_CORRUPT: Code.DataLoss,
+  CENTRAL_HOST_NOT_ALLOWED: Code.PermissionDenied,
+  CENTRAL_TOO_MANY_STREAMS: Code.ResourceExhausted,
+};
+
+/**
+ * Exit codes of `originwatch central` for start-up refusals that a restart
+ * cannot fix (sysexits: 65 EX_DATAERR, 78 EX_CONFIG), so a unit with
+ * `RestartPreventExitStatus=65 78` stops instead of looping. Anything else exits 1.
+ */
+export const START_EXIT_CODES: Partial<Record<CentralErrorCode, number>> = {
+  CENTRAL_DATA_CORRUPT: 65,
+  CENTRAL_INSECURE: 78,
 };
 
 export class CentralError extends Error {

@@ -13,7 +13,7 @@ import { ConfigService } from "../proto/gen/originwatch/v1/config_pb.js";
 import { IngestService } from "../proto/gen/originwatch/v1/ingest_pb.js";
 import { QueryService } from "../proto/gen/originwatch/v1/query_pb.js";
 import { type CentralConfig, parseHostPort, validateCentralConfig } from "./config.js";
-import { CentralError } from "./errors.js";
+import { CentralError, START_EXIT_CODES } from "./errors.js";
 import { ConfigStore } from "./config-push/config-store.js";
 import { configService } from "./config-push/config-service.js";
 import { createConfigPush } from "./config-push/config-push.js";
@@ -24,7 +24,11 @@ import { WindowStore } from "./ingest/window-store.js";
 import { type QueryDeps, queryService } from "./query/query-service.js";
 import { HealthState, healthService } from "./server/health.js";
 import { ReflectionIndex, reflectionV1, reflectionV1alpha } from "./server/reflection.js";
-import { startServer } from "./server/server.js";
+import { type RunningServer, startServer } from "./server/server.js";
+import { checkExposure, hostGuard } from "./server/exposure.js";
+import { StreamLimit } from "./server/stream-limit.js";
+import { registerServerFlags, serverFlagsToConfig } from "./server/server-flags.js";
+import { repairCommand, repairStore } from "./store/repair.js";
 import { ingestCertInterceptor, loadTokens, peerContext, tokenInterceptor } from "./server/auth.js";
 import { readFileSync } from "node:fs";
 import type { Interceptor } from "@connectrpc/connect";
@@ -42,8 +46,20 @@ export interface Central {
   fleetConfig: ConfigStore;
   verdict: VerdictService;
   log: Logger;
+  /** The one-port server: its limit counters and open connections. */
+  server: RunningServer;
   close(): Promise<void>;
 }
+
+/**
+ * Streams that stay open as long as the peer lives: exempt from the request
+ * timeout, bounded by HTTP/2 keepalive and the stream caps instead.
+ */
+export const LONG_LIVED_PATHS = [
+  `/${IngestService.typeName}/${IngestService.method.stream.name}`,
+  `/${QueryService.typeName}/${QueryService.method.watchEvents.name}`,
+  `/${Health.typeName}/${Health.method.watch.name}`,
+];
 
 /** Services announced by reflection and health. */
 export const SERVED_SERVICES = [IngestService, QueryService, ConfigService, Health, reflV1.ServerReflection, reflV1alpha.ServerReflection];
@@ -64,6 +80,10 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   const interceptors: Interceptor[] = [];
   if (tls) interceptors.push(ingestCertInterceptor());
   if (config.tokensFile) interceptors.push(tokenInterceptor(loadTokens(config.tokensFile)));
+  // Secure unless told otherwise: refuse (CENTRAL_INSECURE) or, under --insecure, warn at every start.
+  for (const warning of checkExposure({ listenHost: host, tls: Boolean(tls), tokens: Boolean(config.tokensFile), insecure: config.insecure })) {
+    log.warn({ code: "CENTRAL_INSECURE" }, warning);
+  }
   const store = await LevelStore.open(config.data);
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   let verdict: VerdictService | undefined;
@@ -106,16 +126,32 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const query: QueryDeps = { totals, nodes, windows, ingest, lookbackMs, status: { verdictOf: (o, now) => ({ ...v.verdictOf(o, now), figures: v.figuresOf(o) }) }, exemplars };
     const index = new ReflectionIndex(SERVED_SERVICES);
     const health = new HealthState(index.serviceNames());
+    const healthWatches = new StreamLimit("Health.Watch", config.maxHealthWatches, "--max-health-watches");
+    const reflectionStreams = new StreamLimit("reflection", config.maxReflectionStreams, "--max-reflection-streams");
     const routes = (router: ConnectRouter) => {
       router.service(IngestService, ingest.impl());
       router.service(QueryService, { ...queryService(query), ...v.queryHandlers() });
       router.service(ConfigService, configService(fleetConfig));
-      router.service(Health, healthService(health));
-      router.service(reflV1.ServerReflection, reflectionV1(index));
-      router.service(reflV1alpha.ServerReflection, reflectionV1alpha(index));
+      router.service(Health, healthService(health, healthWatches));
+      router.service(reflV1.ServerReflection, reflectionV1(index, reflectionStreams));
+      router.service(reflV1alpha.ServerReflection, reflectionV1alpha(index, reflectionStreams));
     };
     const httpFallback = dashboardFallback({ onError: (err) => log.error({ err }, "dashboard bundle failed") });
-    server = await startServer({ host, port, routes, maxMessageBytes: config.maxMessageBytes, tls, interceptors, contextValues: peerContext, httpFallback });
+    server = await startServer({
+      host,
+      port,
+      routes,
+      maxMessageBytes: config.maxMessageBytes,
+      limits: config,
+      longLivedPaths: LONG_LIVED_PATHS,
+      // Without tokens, only loopback Host names (and --allowed-hosts) are answered: DNS rebinding.
+      guard: config.tokensFile ? undefined : hostGuard(config.allowedHosts),
+      tls,
+      interceptors,
+      contextValues: peerContext,
+      httpFallback,
+      onLimit: (kind, counters) => log.warn({ kind, counters }, "connection limit enforced"),
+    });
     const pruner = setInterval(() => windows.prune(Date.now()), 5_000);
     pruner.unref();
     const address = server.address;
@@ -131,6 +167,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       fleetConfig,
       verdict: v,
       log,
+      server: srv,
       close() {
         closing ??= (async () => {
           clearInterval(pruner);
@@ -148,13 +185,13 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     await server?.close();
     await verdict?.close();
     await store.close();
-    throw err;
+    throw store.storeError(err);
   }
 }
 
 /** Registers `originwatch central`. */
 export function registerCentral(program: Command): void {
-  program
+  const cmd = program
     .command("central")
     .description("run the central plane: ingest from sidecars, verdicts, query API")
     .option("--listen <host:port>", "one port for gRPC, gRPC-Web and Connect", "127.0.0.1:7400")
@@ -168,8 +205,9 @@ export function registerCentral(program: Command): void {
     .option("--tls-ca <file>", "CA (PEM) that signs sidecar client certificates")
     .option("--tokens <file>", "operator bearer tokens, one per line: TOKEN read|admin [NAME]")
     .option("--ingest-rate <n>", "inbound messages per second per sidecar session", (v) => Number(v), 200)
-    .option("--exemplars-per-origin <n>", "latest exemplars kept per origin (ListExemplars)", (v) => Number(v), 1000)
-    .action(async (opts: { exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
+    .option("--exemplars-per-origin <n>", "latest exemplars kept per origin (ListExemplars)", (v) => Number(v), 1000);
+  registerServerFlags(cmd);
+  cmd.action(async (opts: { exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
       try {
@@ -187,6 +225,7 @@ export function registerCentral(program: Command): void {
             tokensFile: opts.tokens,
             ingestRatePerSec: opts.ingestRate,
             exemplarsPerOrigin: opts.exemplarsPerOrigin,
+            ...serverFlagsToConfig(opts),
           },
           log,
         );
@@ -195,7 +234,7 @@ export function registerCentral(program: Command): void {
         if (err instanceof CentralError) log.fatal({ code: err.code }, msg);
         else log.fatal({ err }, msg);
         process.stderr.write(`originwatch central: ${msg}\n`);
-        process.exit(1);
+        process.exit((err instanceof CentralError && START_EXIT_CODES[err.code]) || 1);
       }
       const stop = (signal: string) => {
         log.info({ signal }, "shutting down");
@@ -206,5 +245,33 @@ export function registerCentral(program: Command): void {
       };
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
+    });
+  registerRepair(cmd);
+}
+
+/** `originwatch central repair --data DIR`: LevelDB's own repair of a corrupt store (see store/repair.ts). */
+function registerRepair(central: Command): void {
+  central
+    .command("repair")
+    .description("repair a corrupt LevelDB data directory in place (stop the central and copy the directory aside first)")
+    .option("--data <dir>", "the central's LevelDB directory (required)")
+    .action(async (own: { data?: string }) => {
+      // Commander hands `--data` after the subcommand to `central` itself; take it from there when given.
+      const data = own.data ?? (central.getOptionValueSource("data") === "cli" ? (central.opts() as { data: string }).data : undefined);
+      if (!data) {
+        process.stderr.write("originwatch central repair: --data DIR is required (the central's LevelDB directory)\n");
+        process.exit(2);
+      }
+      const opts = { data };
+      try {
+        const r = await repairStore(opts.data);
+        process.stdout.write(
+          `${r.wasCorrupt ? `repaired ${opts.data} (${r.detail || "no CURRENT file"})` : `${opts.data} was readable; repair rewrote it`}: ${r.entries} entries readable. Start the central again.\n`,
+        );
+      } catch (err) {
+        const msg = err instanceof CentralError ? `${err.message} [${err.code}]` : String(err);
+        process.stderr.write(`${repairCommand(opts.data)}: ${msg}\n`);
+        process.exit(1);
+      }
     });
 }

@@ -7,8 +7,15 @@
  * `dedupe_key` (also sent as the Idempotency-Key header), which is stable
  * across retries and restarts: incident dedupe key + action + reopen count.
  *
+ * Durable before delivered: notify() writes the notification to the outbox
+ * (synced, see outbox.ts) and delivery of it waits for that write; a failed
+ * write is reported (onOutboxError, counted in outboxWriteFailures) and the
+ * notification is still delivered from memory. flushWrites() resolves once
+ * every outbox write started so far has settled.
+ *
  * Delivery is sequential per sender, so a receiver sees open before close.
- * Timers are unref'd; shutdown() is idempotent and safe before start().
+ * Timers are unref'd; shutdown() is idempotent and safe before start(); it
+ * resolves once pending outbox writes have settled.
  */
 import { IncidentKind } from "../../proto/gen/originwatch/v1/query_pb.js";
 import type { IncidentRecord, Transition } from "../verdict/hysteresis.js";
@@ -49,9 +56,11 @@ export interface WebhookOptions {
   outbox?: OutboxStore;
   onDelivered?: (p: WebhookPayload, attempts: number) => void;
   onDropped?: (p: WebhookPayload, reason: string) => void;
+  /** An outbox write failed: the alert is still delivered from memory, but would not survive a crash. */
+  onOutboxError?: (p: WebhookPayload, err: unknown) => void;
 }
 
-export function validateWebhookOptions(o: WebhookOptions): Required<Omit<WebhookOptions, "outbox" | "onDelivered" | "onDropped">> & WebhookOptions {
+export function validateWebhookOptions(o: WebhookOptions): Required<Omit<WebhookOptions, "outbox" | "onDelivered" | "onDropped" | "onOutboxError">> & WebhookOptions {
   let u: URL;
   try {
     u = new URL(o.url);
@@ -91,6 +100,8 @@ interface Item {
   key: string;
   payload: WebhookPayload;
   attempts: number;
+  /** Settles when the outbox write of this item is done (or failed). */
+  persisted?: Promise<void>;
 }
 
 export class WebhookSender {
@@ -100,8 +111,10 @@ export class WebhookSender {
   private timer: NodeJS.Timeout | undefined;
   private seq = 0;
   private readonly o: ReturnType<typeof validateWebhookOptions>;
+  private writes = new Set<Promise<void>>();
   delivered = 0;
   dropped = 0;
+  outboxWriteFailures = 0;
 
   constructor(options: WebhookOptions) {
     this.o = validateWebhookOptions(options);
@@ -130,19 +143,38 @@ export class WebhookSender {
     const payload = payloadOf(inc, transition);
     const key = `${String(Date.now() * 1000 + (this.seq++ % 1000)).padStart(16, "0")}-${payload.dedupe_key}`;
     const item: Item = { key, payload, attempts: 0 };
+    if (this.o.outbox) {
+      const write = this.o.outbox.put(key, payload).catch((err: unknown) => {
+        this.outboxWriteFailures++;
+        this.o.onOutboxError?.(payload, err);
+      });
+      item.persisted = this.track(write);
+    }
     this.queue.push(item);
-    void this.o.outbox?.put(key, payload).catch(() => {});
     this.kick(0);
+  }
+
+  /** Keeps an outbox write (never rejecting) in the set flushWrites() waits for. */
+  private track(write: Promise<void>): Promise<void> {
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write));
+    return write;
+  }
+
+  /** Resolves once every outbox write (put or delete) started so far has settled. */
+  async flushWrites(): Promise<void> {
+    await Promise.all([...this.writes]);
   }
 
   pending(): number {
     return this.queue.length;
   }
 
-  shutdown(): void {
+  shutdown(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    return this.flushWrites();
   }
 
   private kick(delayMs: number): void {
@@ -166,11 +198,14 @@ export class WebhookSender {
     try {
       while (this.queue.length > 0 && !this.stopped) {
         const item = this.queue[0];
+        // Durable before delivered: the outbox write of this item comes first.
+        if (item.persisted) await item.persisted;
+        if (this.stopped) break;
         item.attempts++;
         const result = await this.post(item.payload);
         if (result === "ok" || result === "rejected" || item.attempts >= this.o.maxAttempts) {
           this.queue.shift();
-          await this.o.outbox?.del(item.key).catch(() => {});
+          if (this.o.outbox) await this.track(this.o.outbox.del(item.key).catch(() => {}));
           if (result === "ok") {
             this.delivered++;
             this.o.onDelivered?.(item.payload, item.attempts);

@@ -1,7 +1,8 @@
 /**
  * grpc.health.v1.Health: SERVING for the server ("") and every service we
  * serve while the central is up; NOT_SERVING once shutdown starts. Watch
- * streams the current status and every change.
+ * streams the current status and every change; concurrent Watch streams are
+ * capped server-wide (StreamLimit, --max-health-watches).
  */
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -13,6 +14,7 @@ import {
   HealthCheckResponse_ServingStatus as Status,
   HealthListResponseSchema,
 } from "../../proto/gen/grpc/health/v1/health_pb.js";
+import type { StreamLimit } from "./stream-limit.js";
 
 export class HealthState extends EventEmitter<{ change: [] }> {
   private serving = true;
@@ -31,7 +33,7 @@ export class HealthState extends EventEmitter<{ change: [] }> {
   }
 }
 
-export function healthService(state: HealthState): Partial<ServiceImpl<typeof Health>> {
+export function healthService(state: HealthState, watches?: StreamLimit): Partial<ServiceImpl<typeof Health>> {
   return {
     check(req) {
       const status = state.statusOf(req.service);
@@ -44,12 +46,17 @@ export function healthService(state: HealthState): Partial<ServiceImpl<typeof He
       return create(HealthListResponseSchema, { statuses });
     },
     async *watch(req, ctx) {
-      const status = () => state.statusOf(req.service) ?? Status.SERVICE_UNKNOWN;
-      let last = status();
-      yield create(HealthCheckResponseSchema, { status: last });
-      for await (const _ of on(state, "change", { signal: ctx.signal })) {
-        const now = status();
-        if (now !== last) yield create(HealthCheckResponseSchema, { status: (last = now) });
+      const release = watches?.acquire();
+      try {
+        const status = () => state.statusOf(req.service) ?? Status.SERVICE_UNKNOWN;
+        let last = status();
+        yield create(HealthCheckResponseSchema, { status: last });
+        for await (const _ of on(state, "change", { signal: ctx.signal })) {
+          const now = status();
+          if (now !== last) yield create(HealthCheckResponseSchema, { status: (last = now) });
+        }
+      } finally {
+        release?.();
       }
     },
   };

@@ -3,12 +3,15 @@
  * protobuf-es descriptors of the services we serve, so grpcurl-class tools
  * (`buf curl`, grpcurl, Postman) can list services and call methods without
  * the .proto files. No reflection package exists for connect-node.
+ * Concurrent reflection streams are capped server-wide (StreamLimit,
+ * --max-reflection-streams); each is also bounded by the request timeout.
  */
 import { create, createRegistry, toBinary, type DescFile, type DescService, type Registry } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import * as v1 from "../../proto/gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../proto/gen/grpc/reflection/v1alpha/reflection_pb.js";
+import type { StreamLimit } from "./stream-limit.js";
 
 type Answer =
   | { case: "fileDescriptorResponse"; value: { fileDescriptorProto: Uint8Array[] } }
@@ -97,21 +100,31 @@ export class ReflectionIndex {
   }
 }
 
-export function reflectionV1(index: ReflectionIndex): Partial<ServiceImpl<typeof v1.ServerReflection>> {
+export function reflectionV1(index: ReflectionIndex, streams?: StreamLimit): Partial<ServiceImpl<typeof v1.ServerReflection>> {
   return {
     async *serverReflectionInfo(requests) {
-      for await (const req of requests) {
-        yield create(v1.ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: index.answer(req) });
+      const release = streams?.acquire();
+      try {
+        for await (const req of requests) {
+          yield create(v1.ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: index.answer(req) });
+        }
+      } finally {
+        release?.();
       }
     },
   };
 }
 
-export function reflectionV1alpha(index: ReflectionIndex): Partial<ServiceImpl<typeof v1alpha.ServerReflection>> {
+export function reflectionV1alpha(index: ReflectionIndex, streams?: StreamLimit): Partial<ServiceImpl<typeof v1alpha.ServerReflection>> {
   return {
     async *serverReflectionInfo(requests) {
-      for await (const req of requests) {
-        yield create(v1alpha.ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: index.answer(req) });
+      const release = streams?.acquire();
+      try {
+        for await (const req of requests) {
+          yield create(v1alpha.ServerReflectionResponseSchema, { validHost: req.host, originalRequest: req, messageResponse: index.answer(req) });
+        }
+      } finally {
+        release?.();
       }
     },
   };

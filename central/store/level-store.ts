@@ -5,10 +5,29 @@
  * totals and the node's high-water mark in one atomic batch(), so a crash
  * can never count a batch without remembering it (exactly-once counting).
  * One process per directory: a second open fails with CENTRAL_DATA_LOCKED.
+ * A corrupt directory fails with CENTRAL_DATA_CORRUPT naming the repair
+ * command (`originwatch central repair --data DIR`, see repair.ts).
+ *
+ * Durability (issue 10 item 8). `sync: true` fsyncs the LevelDB log before the
+ * write resolves, so the record survives a machine crash, not only a process
+ * crash. What is synced, and why:
+ *
+ *   record                     synced  why
+ *   counted batches + hwm      yes     acked batches are dropped by the sidecar; a lost count is lost for good
+ *   node records               yes     labels and config ACK/NACK state operators read (ListNodes, ctl nodes)
+ *   fleet config + history     yes     what the fleet runs; a version must never be reused
+ *   incidents, tracks, events  yes     state operators act on; incident identity must survive a restart
+ *   alert outbox entries       yes     a webhook must not be lost across a crash (written before delivery)
+ *   history rollups            yes     one batch per flush (every 10 s); a minute is marked clean only after it
+ *   last verdict per origin    no      recomputed from live data within one lookback after a restart
+ *   outbox deletes, prunes     no      a lost delete only re-sends (receivers dedupe) or re-prunes
+ *
+ * README "Durability" repeats this table; keep them together.
  */
 import { Level } from "level";
 import { mkdir } from "node:fs/promises";
 import { CentralError } from "../errors.js";
+import { asStoreError, assertNotHeadless, corruptError, corruptionDetail, isCorruption } from "./repair.js";
 
 export interface NodeRecord {
   nodeId: string;
@@ -38,13 +57,19 @@ interface OriginTotalsJson {
   lastSeenMs: number;
 }
 
+/** classic-level's put/batch option (the `level` typings only name the abstract options). */
+export const SYNC = { sync: true } as Record<string, unknown>;
+
 export class LevelStore {
   private closed = false;
   readonly nodes;
   readonly totals;
   readonly hwm;
 
-  private constructor(readonly db: Level<string, unknown>) {
+  private constructor(
+    readonly db: Level<string, unknown>,
+    readonly dir: string,
+  ) {
     this.nodes = db.sublevel<string, NodeRecord>("nodes", { valueEncoding: "json" });
     this.totals = db.sublevel<string, OriginTotalsJson>("totals", { valueEncoding: "json" });
     this.hwm = db.sublevel<string, string>("hwm", { valueEncoding: "utf8" });
@@ -57,6 +82,7 @@ export class LevelStore {
     } catch (err) {
       throw new CentralError("CENTRAL_DATA_UNAVAILABLE", `cannot create data directory ${dir}: ${(err as Error).message}`, { cause: err });
     }
+    await assertNotHeadless(dir);
     const db = new Level<string, unknown>(dir, { valueEncoding: "json" });
     try {
       await db.open();
@@ -65,9 +91,15 @@ export class LevelStore {
       if (cause?.code === "LEVEL_LOCKED") {
         throw new CentralError("CENTRAL_DATA_LOCKED", `data directory ${dir} is locked by another process (is another central running?)`, { cause: err });
       }
+      if (isCorruption(err)) throw corruptError(dir, corruptionDetail(err), err);
       throw new CentralError("CENTRAL_DATA_UNAVAILABLE", `cannot open data directory ${dir}: ${(err as Error).message}`, { cause: err });
     }
-    return new LevelStore(db);
+    return new LevelStore(db, dir);
+  }
+
+  /** A corruption found while reading (a garbled table block) becomes CENTRAL_DATA_CORRUPT naming the repair command. */
+  storeError(err: unknown): unknown {
+    return asStoreError(err, this.dir);
   }
 
   /** A named sublevel for other concerns (incidents, config, rollups); JSON values. */
@@ -93,8 +125,9 @@ export class LevelStore {
     return out;
   }
 
+  /** Synced: node labels and config ACK/NACK state are what operators read (see the table above). */
   async putNode(rec: NodeRecord): Promise<void> {
-    await this.nodes.put(rec.nodeId, rec);
+    await this.nodes.put(rec.nodeId, rec, SYNC);
   }
 
   /**

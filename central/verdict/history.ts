@@ -5,6 +5,11 @@
  * written every flush, merged with what the store already holds (so a restart
  * or a late replay adds to a minute instead of replacing it). Rollups older
  * than the retention are pruned.
+ *
+ * Write-then-mark: a flush writes every dirty minute in one synced batch and
+ * marks a minute clean only after that write succeeded, and only if nothing
+ * was added to it meanwhile; a failed write leaves the minutes dirty for the
+ * next flush (and flush() rejects). Flushes never overlap.
  */
 import type { Histogram, OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
@@ -22,6 +27,8 @@ interface Open {
   /** Already merged with the stored record (later flushes overwrite). */
   merged: boolean;
   touchedMs: number;
+  /** Bumped on every change: a write marks the minute clean only if it wrote the latest version. */
+  version: number;
 }
 
 export interface HistoryPointData {
@@ -55,6 +62,7 @@ function pointOf(minuteMs: number, r: RollupRecord): HistoryPointData {
 
 export class HistoryRollups {
   private open = new Map<string, Open>();
+  private flushing: Promise<void> = Promise.resolve();
 
   constructor(private store: VerdictStore, readonly retentionMs: number) {}
 
@@ -62,7 +70,7 @@ export class HistoryRollups {
     const k = `${origin}\u0000${minuteMs}`;
     let e = this.open.get(k);
     if (!e) {
-      e = { origin, minuteMs, rec: { requests: 0, failures: 0, ttfb: {}, state: 0 }, dirty: false, merged: false, touchedMs: nowMs };
+      e = { origin, minuteMs, rec: { requests: 0, failures: 0, ttfb: {}, state: 0 }, dirty: false, merged: false, touchedMs: nowMs, version: 0 };
       this.open.set(k, e);
     }
     e.touchedMs = nowMs;
@@ -78,6 +86,7 @@ export class HistoryRollups {
     const b = bucketsOf(ttfb);
     if (b) for (let i = 0; i < b.length; i++) if (b[i]) e.rec.ttfb[i] = (e.rec.ttfb[i] ?? 0) + b[i];
     e.dirty = true;
+    e.version++;
   }
 
   noteState(origin: string, nowMs: number, state: number): void {
@@ -85,23 +94,37 @@ export class HistoryRollups {
     if (state > e.rec.state) {
       e.rec.state = state;
       e.dirty = true;
+      e.version++;
     }
   }
 
-  /** Write dirty minutes; forget minutes untouched for 3 minutes. */
-  async flush(nowMs = Date.now()): Promise<void> {
-    for (const [k, e] of this.open) {
-      if (e.dirty) {
-        e.dirty = false;
-        if (!e.merged) {
-          const stored = await this.store.getRollup(e.origin, e.minuteMs);
-          if (stored) mergeInto(e.rec, stored);
-          e.merged = true;
-        }
-        await this.store.putRollup(e.origin, e.minuteMs, { ...e.rec, ttfb: { ...e.rec.ttfb } });
+  /**
+   * Write dirty minutes (one synced batch), then mark them clean; forget
+   * minutes untouched for 3 minutes. Rejects when the write failed: the
+   * minutes stay dirty and the next flush writes them.
+   */
+  flush(nowMs = Date.now()): Promise<void> {
+    const run = this.flushing.then(() => this.flushOnce(nowMs));
+    this.flushing = run.catch(() => {});
+    return run;
+  }
+
+  private async flushOnce(nowMs: number): Promise<void> {
+    const written: Array<{ e: Open; version: number }> = [];
+    const entries: Array<{ origin: string; minuteMs: number; rec: RollupRecord }> = [];
+    for (const e of this.open.values()) {
+      if (!e.dirty) continue;
+      if (!e.merged) {
+        const stored = await this.store.getRollup(e.origin, e.minuteMs);
+        if (stored) mergeInto(e.rec, stored);
+        e.merged = true;
       }
-      if (nowMs - e.touchedMs > 3 * MINUTE_MS && !e.dirty) this.open.delete(k);
+      written.push({ e, version: e.version });
+      entries.push({ origin: e.origin, minuteMs: e.minuteMs, rec: { ...e.rec, ttfb: { ...e.rec.ttfb } } });
     }
+    await this.store.putRollups(entries);
+    for (const { e, version } of written) if (e.version === version) e.dirty = false;
+    for (const [k, e] of this.open) if (nowMs - e.touchedMs > 3 * MINUTE_MS && !e.dirty) this.open.delete(k);
   }
 
   prune(nowMs = Date.now()): Promise<void> {

@@ -15,7 +15,8 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
 import type { Config } from "../../proto/gen/originwatch/v1/config_pb.js";
 import { EventKind, IncidentKind, OriginState, type QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
-import { type OutboxStore, type WebhookPayload, WebhookSender } from "../alerts/webhook.js";
+import { type WebhookPayload, WebhookSender } from "../alerts/webhook.js";
+import { levelOutbox } from "../alerts/outbox.js";
 import type { Ingest, Session } from "../ingest/ingest-service.js";
 import type { LevelStore } from "../store/level-store.js";
 import { type EngineChange, VerdictEngine } from "./engine.js";
@@ -76,22 +77,14 @@ export class VerdictService {
     this.engine.confirmer.onRound = (origin, answers, result) =>
       o.log.info({ origin, result: result ?? "no answer", answers: answers.map((a) => ({ node: a.nodeId, isp: a.isp, attempts: a.attempts.length, error: a.error })) }, "confirmation probes");
     if (o.webhook) {
-      const outboxKv = o.store.sublevel<WebhookPayload>("alerts-outbox") as unknown as KV<WebhookPayload>;
-      const outbox: OutboxStore = {
-        put: (k, v) => outboxKv.put(k, v),
-        del: (k) => outboxKv.del(k),
-        entries: async () => {
-          const out: Array<[string, WebhookPayload]> = [];
-          for await (const e of outboxKv.iterator()) out.push(e);
-          return out;
-        },
-      };
+      const outbox = levelOutbox(o.store.sublevel<WebhookPayload>("alerts-outbox") as unknown as KV<WebhookPayload>);
       this.webhook = new WebhookSender({
         url: o.webhook.url,
         includeNetwork: o.webhook.includeNetwork,
         outbox,
         onDelivered: (p, attempts) => o.log.info({ key: p.dedupe_key, attempts }, "webhook delivered"),
         onDropped: (p, reason) => o.log.warn({ key: p.dedupe_key, reason }, "webhook dropped"),
+        onOutboxError: (p, err) => o.log.error({ key: p.dedupe_key, err }, "webhook outbox write failed: the alert is delivered but would not survive a crash"),
       });
     }
     this.engine.onChange((c) => this.onChange(c));
@@ -157,7 +150,7 @@ export class VerdictService {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
-    this.webhook?.shutdown();
+    await this.webhook?.shutdown();
     if (this.started) {
       await this.history.flush().catch(() => {});
       await this.store.flush();

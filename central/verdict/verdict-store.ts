@@ -8,6 +8,13 @@
  *   rollups     <origin>\0<minute ms:16>  per-minute history (retention by age)
  * Writes are queued and applied in order; a failed write is logged by the
  * caller's onError and never stops the engine.
+ *
+ * Durability (the table in store/level-store.ts): incidents, tracks and
+ * events are written with `sync: true` (state operators act on; incident
+ * identity must survive a machine crash); rollups are written one synced batch
+ * per flush through putRollups(), whose promise rejects on failure so the
+ * caller marks a minute clean only after its write succeeded; the last
+ * verdict per origin is not synced (recomputed within one lookback).
  */
 import type { IncidentRecord, Track } from "./hysteresis.js";
 import type { OriginVerdictState } from "./engine.js";
@@ -15,12 +22,19 @@ import type { FaultFinding } from "./policy.js";
 
 /** The part of a LevelDB sublevel we use (level 10 sublevels satisfy it). */
 export interface KV<V> {
-  put(key: string, value: V): Promise<void>;
+  put(key: string, value: V, options?: WriteOptions): Promise<void>;
+  batch(ops: Array<{ type: "put"; key: string; value: V } | { type: "del"; key: string }>, options?: WriteOptions): Promise<void>;
   get(key: string): Promise<V | undefined>;
   del(key: string): Promise<void>;
   iterator(options?: { gt?: string; gte?: string; lt?: string; lte?: string; reverse?: boolean; limit?: number }): AsyncIterable<[string, V]>;
   keys(options?: { gt?: string; gte?: string; lt?: string; lte?: string; reverse?: boolean; limit?: number }): AsyncIterable<string>;
 }
+
+/** classic-level's write options: sync fsyncs the log before the write resolves. */
+export interface WriteOptions {
+  sync?: boolean;
+}
+const SYNC: WriteOptions = { sync: true };
 
 /** Opens a named JSON sublevel (LevelStore.sublevel in the central). */
 export type SublevelOpener = <V>(name: string) => KV<V>;
@@ -90,11 +104,11 @@ export class VerdictStore {
   }
 
   putIncident(inc: IncidentRecord): Promise<void> {
-    return this.enqueue("incident", () => this.incidents.put(inc.id, inc));
+    return this.enqueue("incident", () => this.incidents.put(inc.id, inc, SYNC));
   }
 
   putTrack(t: Track): Promise<void> {
-    return this.enqueue("track", () => this.tracks.put(`${t.origin}\u0000${t.subject}`, t));
+    return this.enqueue("track", () => this.tracks.put(`${t.origin}\u0000${t.subject}`, t, SYNC));
   }
 
   putStatus(s: OriginVerdictState): Promise<void> {
@@ -107,7 +121,7 @@ export class VerdictStore {
     const id = `${pad(e.timeMs, 16)}${pad(this.eventSeq++ % 1_000_000, 6)}`;
     const rec = { ...e, id };
     void this.enqueue("event", async () => {
-      await this.events.put(id, rec);
+      await this.events.put(id, rec, SYNC);
       if (this.eventCount < 0) {
         let n = 0;
         for await (const _k of this.events.keys()) n++;
@@ -130,6 +144,19 @@ export class VerdictStore {
 
   putRollup(origin: string, minuteMs: number, r: RollupRecord): Promise<void> {
     return this.enqueue("rollup", () => this.rollups.put(rollupKey(origin, minuteMs), r));
+  }
+
+  /**
+   * Writes rollups in one synced batch, in order with the other writes. Unlike
+   * the other writes, the returned promise rejects when the write failed (it
+   * is also reported to onError), so the caller can keep the minutes dirty.
+   */
+  putRollups(entries: Array<{ origin: string; minuteMs: number; rec: RollupRecord }>): Promise<void> {
+    const done = this.chain.then(() =>
+      entries.length === 0 ? undefined : this.rollups.batch(entries.map((e) => ({ type: "put" as const, key: rollupKey(e.origin, e.minuteMs), value: e.rec })), SYNC),
+    );
+    this.chain = done.catch((err) => this.opts.onError?.(err, "rollup"));
+    return done;
   }
 
   async getRollup(origin: string, minuteMs: number): Promise<RollupRecord | undefined> {

@@ -23,6 +23,7 @@ import {
 } from "../../proto/gen/originwatch/v1/query_pb.js";
 import { ExemplarSchema, Outcome } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { type CentralClients, EXIT, UsageError, centralUrl, connectCentral, describeFailure, isUnimplemented } from "./client.js";
+import { resolveToken, tokenWarning } from "./token.js";
 import { ago, eventKindName, faultText, kindName, num, paintState, pct, stateName, table, when } from "./format.js";
 
 export interface CtlIo {
@@ -38,6 +39,7 @@ export interface CtlIo {
 interface GlobalOpts {
   central?: string;
   token?: string;
+  tokenFile?: string;
   ca?: string;
   json?: boolean;
   timeout: number;
@@ -83,7 +85,8 @@ export function buildCtl(io: CtlIo, setExit: (code: number) => void, onUsage?: (
     .exitOverride(onUsage)
     .description("ask a running central: status, origins, incidents, nodes, live events, config, probes")
     .option("--central <url>", "central URL (default: $ORIGINWATCH_CENTRAL, else http://127.0.0.1:7400)")
-    .option("--token <token>", "operator bearer token (default: $ORIGINWATCH_TOKEN)")
+    .option("--token <token>", "operator bearer token (visible in ps: prefer --token-file or $ORIGINWATCH_TOKEN)")
+    .option("--token-file <file>", "file holding the operator token (default: $ORIGINWATCH_TOKEN, else $ORIGINWATCH_TOKEN_FILE)")
     .option("--ca <file>", "CA certificate (PEM) of an https central (default: $ORIGINWATCH_CA)")
     .option("--json", "machine-readable output (protobuf JSON; `watch` prints one event per line)")
     .option("--timeout <ms>", "per-call deadline", (v) => positiveInt("--timeout", v), 10_000)
@@ -91,7 +94,7 @@ export function buildCtl(io: CtlIo, setExit: (code: number) => void, onUsage?: (
     .showHelpAfterError();
   const opts = (cmd: Command): GlobalOpts => {
     const g = cmd.optsWithGlobals() as GlobalOpts;
-    return { ...g, central: g.central ?? io.env.ORIGINWATCH_CENTRAL, token: g.token ?? io.env.ORIGINWATCH_TOKEN, ca: g.ca ?? io.env.ORIGINWATCH_CA };
+    return { ...g, central: g.central ?? io.env.ORIGINWATCH_CENTRAL, ca: g.ca ?? io.env.ORIGINWATCH_CA };
   };
   const action =
     <A extends unknown[]>(what: string, fn: (ctx: Ctx, ...args: A) => Promise<number | void>) =>
@@ -101,7 +104,10 @@ export function buildCtl(io: CtlIo, setExit: (code: number) => void, onUsage?: (
       try {
         const g = opts(cmd);
         url = centralUrl(g.central);
-        const ctx: Ctx = { io, c: connectCentral(url, { timeoutMs: g.timeout, token: g.token, caFile: g.ca }), json: !!g.json, colour: !!io.colour && !g.json };
+        const token = resolveToken({ flag: g.token, file: g.tokenFile, env: io.env });
+        const warning = tokenWarning(url, token);
+        if (warning) io.err.write(`originwatch ctl: ${warning}\n`);
+        const ctx: Ctx = { io, c: connectCentral(url, { timeoutMs: g.timeout, token, caFile: g.ca }), json: !!g.json, colour: !!io.colour && !g.json };
         setExit((await fn(ctx, ...(args.slice(0, -1) as A))) ?? EXIT.OK);
       } catch (err) {
         const f = describeFailure(err, url, what);

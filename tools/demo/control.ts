@@ -4,12 +4,39 @@
  * faults into the running demo. Loopback only: it changes nothing but the
  * demo's own relays and origin.
  *
+ * Not reachable from a web page either (checkRequest): the body must be
+ * `application/json` (a cross-site form or text/plain POST needs no CORS
+ * preflight, JSON does, and we answer none: 415), the Host must be a loopback
+ * name (a DNS-rebinding page sends its own: 403), and an Origin header, when
+ * present, must be a loopback origin (403).
+ *
  *   POST /fault  {"target":"isp-b","mode":"blackhole"}   → {"ok":true,"message":…}
  *   POST /heal                                          → {"ok":true,"message":…}
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { IncomingMessage } from "node:http";
+import { hostOfAuthority, isLoopbackHost } from "../../central/server/exposure.js";
 import { FaultError, type FaultRequest } from "./faults.js";
+
+/** Why a request may not reach the control endpoint (status and message), or undefined when it may. */
+export function checkRequest(req: IncomingMessage): { status: number; message: string } | undefined {
+  const host = hostOfAuthority(req.headers.host);
+  if (!host || !isLoopbackHost(host)) return { status: 403, message: `Host ${JSON.stringify(req.headers.host ?? "")} is not a loopback name` };
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    let ok = false;
+    try {
+      ok = isLoopbackHost(new URL(origin).hostname);
+    } catch {
+      ok = false;
+    }
+    if (!ok) return { status: 403, message: `cross-site request from ${JSON.stringify(origin)} refused` };
+  }
+  const type = String(req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+  if (type !== "application/json") return { status: 415, message: "content-type must be application/json" };
+  return undefined;
+}
 
 export interface ControlHandlers {
   fault(f: FaultRequest): Promise<string>;
@@ -31,6 +58,11 @@ export async function startControl(listen: string, h: ControlHandlers): Promise<
   const server = http.createServer((req, res) => {
     const reply = (status: number, body: object) => res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body) + "\n");
     if (req.method !== "POST" || (req.url !== "/fault" && req.url !== "/heal")) return reply(404, { ok: false, message: "POST /fault or /heal" });
+    const refused = checkRequest(req);
+    if (refused) {
+      req.resume();
+      return reply(refused.status, { ok: false, message: refused.message });
+    }
     let body = "";
     req.setEncoding("utf8");
     req.on("data", (c: string) => {
