@@ -19,6 +19,7 @@ import pino from "pino";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
+import { IngestService } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { grpcService } from "../../proto/grpc-bridge.js";
 import { initPki } from "../../tools/certs.js";
 import { type Central, startCentral } from "../main.js";
@@ -248,3 +249,32 @@ test("--allowed-hosts extends the loopback names; a central with tokens does not
 });
 
 test.run();
+
+test("the sidecars' ingest stream (native gRPC over HTTP/2) is answered by any DNS name; the same path over HTTP/1.1 is not", async () => {
+  central = await startCentral({ listen: "127.0.0.1:0", data: join(dir, "g") }, pino({ level: "silent" }));
+  const port = Number(central.address.split(":")[1]);
+  const Client = grpc.makeGenericClientConstructor(grpcService(IngestService), "IngestService");
+  const sidecar = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { "grpc.default_authority": "central.dc1.internal" }) as unknown as {
+    stream(): grpc.ClientDuplexStream<object, { kind: { case: string } }>;
+    close(): void;
+  };
+  const call = sidecar.stream();
+  const first = await new Promise<string>((resolve, reject) => {
+    call.on("data", (m) => resolve(m.kind.case));
+    call.on("error", reject);
+    call.write({ kind: { case: "hello", value: { node: { nodeId: "edge-1", isp: "isp-a", region: "eu" }, origins: ["a.example"] } } });
+  });
+  assert.is(first, "welcome");
+  call.cancel();
+  sidecar.close();
+  const h1 = await new Promise<number>((resolve, reject) => {
+    const req = http.request(
+      { host: "127.0.0.1", port, method: "POST", path: "/originwatch.v1.IngestService/Stream", headers: { host: "rebind.evil.example", "content-type": "application/grpc" } },
+      (res) => (res.resume(), resolve(Number(res.headers["grpc-status"] ?? res.statusCode))),
+    );
+    req.on("error", reject);
+    req.end();
+  });
+  assert.is(h1, 7); // PERMISSION_DENIED
+  await central.close();
+});

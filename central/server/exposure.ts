@@ -85,6 +85,7 @@ export function hostGuard(allowedHosts: string[], onRefused?: (host: string) => 
     const authority = (req.headers[":authority"] as string | undefined) ?? req.headers.host;
     const host = hostOfAuthority(authority);
     if (host && (isLoopbackHost(host) || allowed.has(host))) return false;
+    if (isSidecarStream(req)) return false;
     onRefused?.(host);
     const message =
       `Host ${JSON.stringify(authority ?? "")} is not allowed: this central has no --tokens, so it answers only loopback names ` +
@@ -92,6 +93,22 @@ export function hostGuard(allowedHosts: string[], onRefused?: (host: string) => 
     refuse(req, res, message);
     return true;
   };
+}
+
+/**
+ * The sidecars' ingest stream is exempt from the Host rule: it is native gRPC
+ * over HTTP/2, which no web page can send (browsers speak neither h2c nor
+ * `application/grpc` bidi streams, and over TLS the certificate would not match
+ * a rebound name), and sidecars on an `--insecure` central may reach it by any
+ * DNS name. mTLS, not the Host header, is what authenticates a sidecar.
+ */
+function isSidecarStream(req: AnyRequest): boolean {
+  return (
+    req.httpVersion === "2.0" &&
+    req.url === "/originwatch.v1.IngestService/Stream" &&
+    String(req.headers["content-type"] ?? "").startsWith("application/grpc") &&
+    !String(req.headers["content-type"]).startsWith("application/grpc-web")
+  );
 }
 
 /** PERMISSION_DENIED in the caller's protocol: grpc-status for gRPC and gRPC-Web, a Connect error body (403) otherwise. */
