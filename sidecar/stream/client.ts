@@ -542,8 +542,7 @@ export class StreamClient {
     // Batches written on the stream that ended and not acknowledged: the central stopped at one of them.
     const sent = [...this.buffer.after(0n)].filter((b) => b.seq <= this.sentThrough);
     if (code === grpc.status.RESOURCE_EXHAUSTED) {
-      const largest = sent.reduce((n, b) => Math.max(n, b.bytes.length), 0);
-      const learned = learnMaxMessageBytes(details, largest, this._limits.maxMessageBytes);
+      const learned = learnMaxMessageBytes(details, sent.map((b) => b.bytes.length), this._limits.maxMessageBytes);
       if (learned === undefined) return "transient";
       this.learnedMaxBytes = Math.min(this.learnedMaxBytes, learned);
       this._limits = { ...this._limits, maxMessageBytes: Math.min(this._limits.maxMessageBytes, learned) };

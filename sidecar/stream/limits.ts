@@ -43,19 +43,26 @@ export function limitsFromWelcome(stated: IngestLimits | undefined, learnedMaxBy
 }
 
 /** Status details that say "the message was too large" (connect-node's readMaxBytes, grpc-js's receive limit). */
-const TOO_LARGE = /larger than|too large|message size|exceeds? .*(?:bytes|size)/i;
+const TOO_LARGE = /larger than|too large|message size/i;
 
 /**
  * The message cap to assume after a stream ended with RESOURCE_EXHAUSTED, or
- * undefined when the status was not about message size (then it is transient).
- * `largestSentBytes`: the largest batch sent and not acknowledged on that
- * stream (the culprit is at most that large). Uses the central's stated
- * readMaxBytes when the details carry it, else half the largest suspect.
+ * undefined when the status was not about a message this sidecar sent (then it
+ * is transient). `sentSizes`: encoded sizes of the batches written and not
+ * acknowledged on that stream (the central stopped at one of them).
+ * connect-node says "message size N is larger than configured readMaxBytes M",
+ * grpc-js "Received message larger than max (N vs M)" — the same words grpc-js
+ * uses for a message the central sent us, so N must be one of ours. The cap is
+ * M when stated, else half the largest suspect.
  */
-export function learnMaxMessageBytes(details: string, largestSentBytes: number, current: number): number | undefined {
-  // grpc-js's own receive limit ("Received message larger than max") is about what the central sent us.
-  if (!TOO_LARGE.test(details) || /^Received message/i.test(details) || largestSentBytes <= 0) return undefined;
-  const stated = /readMaxBytes (\d+)|larger than (\d+)/.exec(details);
-  const n = stated ? Number(stated[1] ?? stated[2]) : Math.floor(largestSentBytes / 2);
-  return Math.max(MIN_MESSAGE_BYTES, Math.min(current, n, largestSentBytes - 1));
+export function learnMaxMessageBytes(details: string, sentSizes: readonly number[], current: number): number | undefined {
+  if (!TOO_LARGE.test(details) || sentSizes.length === 0) return undefined;
+  const size = /message size (\d+)|larger than max \((\d+)/.exec(details);
+  const n = size ? Number(size[1] ?? size[2]) : undefined;
+  // A few bytes of slack: a server may count the 5-byte gRPC frame header.
+  if (n !== undefined && !sentSizes.some((s) => Math.abs(s - n) <= 8)) return undefined;
+  const largest = Math.max(...sentSizes);
+  const max = /readMaxBytes (\d+)|vs\.? (\d+)\)/.exec(details);
+  const cap = max ? Number(max[1] ?? max[2]) : Math.floor(largest / 2);
+  return Math.max(MIN_MESSAGE_BYTES, Math.min(current, cap, largest - 1));
 }
