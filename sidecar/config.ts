@@ -228,7 +228,7 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
     const f = `origins[${i}]`;
     if (o === null || typeof o !== "object") throw configError(f, "must be NAME=URL or an object");
     const name = str(`${f}.name`, o.name).toLowerCase().replace(/\.$/, "");
-    if (!NAME_RE.test(name) && isIP(name) === 0) throw configError(`${f}.name`, `must be a host name, got ${JSON.stringify(o.name)}`);
+    if (!NAME_RE.test(name) && isIP(name) === 0) throw configError(`${f}.name (--origin)`, `must be a host name, got ${JSON.stringify(o.name)}`);
     const nameProblem = originProblem(`${f}.name (--origin)`, name);
     if (nameProblem) throw new SidecarError("CONFIG_INVALID", nameProblem);
     if (seen.has(name)) throw configError(`${f}.name`, `duplicates origin ${name}`);
