@@ -43,7 +43,8 @@ import type { Exemplar } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { grpcService } from "../../proto/grpc-bridge.js";
 import { splitBatch } from "./batch-split.js";
 import { ClockSkew } from "./clock-skew.js";
-import { DEFAULT_INGEST_LIMITS, type StreamLimits, learnMaxMessageBytes, limitsFromWelcome } from "./limits.js";
+import { DEFAULT_INGEST_LIMITS, type StreamLimits, limitsFromWelcome } from "./limits.js";
+import { type StreamEnd, classifyEnd } from "./stream-end.js";
 import { type BufferedBatch, ReplayBuffer } from "./replay-buffer.js";
 import { INVALID_ARGUMENT_CODE, Rejections, TOO_LARGE_CODE } from "./rejections.js";
 
@@ -74,11 +75,6 @@ function ingestDefinition(): grpc.ServiceDefinition {
 export type StreamState = "idle" | "connecting" | "connected" | "backoff" | "closed";
 export const STREAM_STATES: readonly StreamState[] = ["idle", "connecting", "connected", "backoff", "closed"];
 
-/** How an ended stream is treated (see the file comment). */
-export type StreamEnd = "transient" | "config_error" | "too_large" | "batch_refused";
-
-/** Stream endings that refuse this sidecar's Hello: a configuration problem, not a network one. */
-const HELLO_REFUSED = new Set<number>([grpc.status.INVALID_ARGUMENT, grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED]);
 /** INVALID_ARGUMENT endings after Welcome with the same head batch before it is dropped (older centrals). */
 export const HEAD_REFUSALS_BEFORE_DROP = 2;
 
@@ -529,30 +525,29 @@ export class StreamClient {
     this.timer.unref();
   }
 
-  /** What an ended stream means, acting on the permanent cases (see the file comment). */
+  /** What an ended stream means (stream-end.ts), acting on the permanent cases. */
   private classify(err: unknown, wasWelcomed: boolean): StreamEnd {
     const e = err as Partial<grpc.ServiceError> | undefined;
-    const code = typeof e?.code === "number" ? e.code : undefined;
     const details = e?.details ?? "";
-    if (code === undefined) return "transient";
-    if (!wasWelcomed && HELLO_REFUSED.has(code)) {
-      this.configError = details || grpc.status[code];
-      return "config_error";
-    }
     // Batches written on the stream that ended and not acknowledged: the central stopped at one of them.
     const sent = [...this.buffer.after(0n)].filter((b) => b.seq <= this.sentThrough);
-    if (code === grpc.status.RESOURCE_EXHAUSTED) {
-      const learned = learnMaxMessageBytes(details, sent.map((b) => b.bytes.length), this._limits.maxMessageBytes);
-      if (learned === undefined) return "transient";
-      this.learnedMaxBytes = Math.min(this.learnedMaxBytes, learned);
-      this._limits = { ...this._limits, maxMessageBytes: Math.min(this._limits.maxMessageBytes, learned) };
+    const { kind, learnedMaxBytes } = classifyEnd({
+      code: typeof e?.code === "number" ? e.code : undefined,
+      details,
+      welcomed: wasWelcomed,
+      sentSizes: sent.map((b) => b.bytes.length),
+      maxMessageBytes: this._limits.maxMessageBytes,
+    });
+    if (kind === "config_error") this.configError = details || grpc.status[e!.code!];
+    if (kind === "too_large" && learnedMaxBytes !== undefined) {
+      this.learnedMaxBytes = Math.min(this.learnedMaxBytes, learnedMaxBytes);
+      this._limits = { ...this._limits, maxMessageBytes: Math.min(this._limits.maxMessageBytes, learnedMaxBytes) };
       this.opts.log?.("warn", "the central refused a message as too large; held batches are split under the smaller limit at the next Welcome", {
         details,
         maxMessageBytes: this._limits.maxMessageBytes,
       });
-      return "too_large";
     }
-    if (code === grpc.status.INVALID_ARGUMENT && wasWelcomed && sent.length > 0) {
+    if (kind === "batch_refused") {
       const head = sent[0];
       this.headRefusals = this.headRefusals.seq === head.seq ? { seq: head.seq, count: this.headRefusals.count + 1 } : { seq: head.seq, count: 1 };
       if (this.headRefusals.count >= HEAD_REFUSALS_BEFORE_DROP) {
@@ -560,9 +555,8 @@ export class StreamClient {
         this.headRefusals = { seq: 0n, count: 0 };
         this.dropForGood(/\[([A-Z][A-Z0-9_]*)\]/.exec(details)?.[1] ?? INVALID_ARGUMENT_CODE, 1, details, head.seq);
       }
-      return "batch_refused";
     }
-    return "transient";
+    return kind;
   }
 }
 
