@@ -37,6 +37,17 @@ test("samples without a server time (an older central) or with a long RTT are ig
   assert.is(s.estimateMs, 1000);
 });
 
+test("the shortest-RTT sample wins: answers stamped late (slow durable writes) do not bias the estimate", () => {
+  const s = new ClockSkew();
+  for (let i = 0; i < 40; i++) {
+    const sent = 20_000 + i * 1000;
+    if (i % 5 === 0) s.sample(sent, sent + 2, sent + 1); // true skew 0, 2 ms RTT
+    else s.sample(sent, sent + 602, sent + 601); // stamped after a 600 ms write: alone it says -300 ms
+  }
+  assert.ok(Math.abs(s.estimateMs) < 50, `estimate ${s.estimateMs}`);
+  assert.is(s.appliedMs, 0);
+});
+
 test("now() is the local clock minus the correction", () => {
   let local = 1_000_000;
   const s = new ClockSkew({ clock: () => local });

@@ -6,8 +6,11 @@
  *
  * Estimate: each sample is (send + RTT/2) − server time, where send is when the
  * message the central answered was written (the Hello, or the acknowledged
- * batch); samples are smoothed by an EWMA, except that a jump of more than
- * STEP_MS (a clock stepped by NTP, a first sample) is taken at once.
+ * batch). The central stamps its answer after its durable write, so a sample's
+ * error grows with its RTT: of the last FILTER_SAMPLES samples the one with the
+ * shortest RTT is taken (NTP's clock filter), then smoothed by an EWMA, except
+ * that a jump of more than STEP_MS (a clock stepped by NTP, a first sample) is
+ * taken at once.
  * Correction: `appliedMs` follows the estimate only when they differ by at
  * least `thresholdMs` (default 250 ms), and is 0 while |estimate| is below it:
  * a few ms of jitter never moves windows. `now()` is the local clock minus the
@@ -25,6 +28,8 @@ export interface ClockSkewOptions {
   alpha?: number;
 }
 
+/** Samples kept for the shortest-RTT choice. */
+export const FILTER_SAMPLES = 8;
 /** A sample this far from the estimate replaces it instead of being smoothed in. */
 export const STEP_MS = 10_000;
 /** A sample whose RTT is longer than this says too little about the offset (unless it is the first). */
@@ -36,6 +41,7 @@ export class ClockSkew {
   private readonly alpha: number;
   private estimate: number | undefined;
   private applied = 0;
+  private recent: Array<{ offset: number; rtt: number }> = [];
   private readonly listeners: Array<(appliedMs: number, deltaMs: number) => void> = [];
   /** Samples taken (for status and tests). */
   samples = 0;
@@ -78,8 +84,15 @@ export class ClockSkew {
     if (rtt > MAX_SAMPLE_RTT_MS && this.estimate !== undefined) return;
     const offset = sentMs + rtt / 2 - server;
     this.samples++;
-    if (this.estimate === undefined || Math.abs(offset - this.estimate) > STEP_MS) this.estimate = offset;
-    else this.estimate += this.alpha * (offset - this.estimate);
+    if (this.estimate === undefined || Math.abs(offset - this.estimate) > STEP_MS) {
+      this.recent = [{ offset, rtt }];
+      this.estimate = offset;
+    } else {
+      this.recent.push({ offset, rtt });
+      if (this.recent.length > FILTER_SAMPLES) this.recent.shift();
+      const best = this.recent.reduce((a, b) => (b.rtt < a.rtt ? b : a));
+      this.estimate += this.alpha * (best.offset - this.estimate);
+    }
     this.update();
   }
 
