@@ -149,6 +149,8 @@ export class StreamClient {
   connects = 0;
   /** Extra batches made by splitting (a tick's output, or a held batch after a smaller limit). */
   splitBatches = 0;
+  /** Largest encoded batch written to a stream (compare with limits.maxMessageBytes). */
+  largestSentBytes = 0;
   /** Why the central last refused this sidecar's Hello (cleared by a Welcome). */
   configError: string | undefined;
   /** How the last stream ended. */
@@ -194,6 +196,7 @@ export class StreamClient {
       rejectedBatches: this.rejections.total,
       rejectedByCode: this.rejections.counts(),
       splitBatches: this.splitBatches,
+      largestSentBytes: this.largestSentBytes,
       limits: { ...this._limits },
       clockSkew: { estimateMs: this.skew.estimateMs, appliedMs: this.skew.appliedMs, samples: this.skew.samples },
       ...(this.configError !== undefined ? { configError: this.configError } : {}),
@@ -470,6 +473,7 @@ export class StreamClient {
     for (const b of this.buffer.after(this.sentThrough)) {
       this.sentThrough = b.seq;
       b.sentAtMs = this.skew.clock();
+      if (b.bytes.length > this.largestSentBytes) this.largestSentBytes = b.bytes.length;
       let ok: boolean;
       try {
         ok = call.write(b.bytes);

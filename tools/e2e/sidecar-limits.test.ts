@@ -86,6 +86,7 @@ test(`${FAILING} failing requests with 2,048-character paths, error exemplars at
       throw new Error(`${(e as Error).message}: central ${await r.total()} vs origin ${r.originRequests()}; ${JSON.stringify(r.sc.stream.status())}`);
     });
     assert.is(r.sc.stream.connects, 1, "no batch was refused as too large (the stream never ended)");
+    assert.ok(r.sc.stream.largestSentBytes > 100_000 && r.sc.stream.largestSentBytes <= 1 << 20, `largest batch ${r.sc.stream.largestSentBytes} bytes`);
     assert.is(r.sc.stream.rejectedBatches, 0);
     const metrics = (await request(r.sc.adminAddress!, { path: "/metrics" })).body.toString();
     assert.match(metrics, /^originwatch_sidecar_stream_max_message_bytes 1048576$/m);
