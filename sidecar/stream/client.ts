@@ -16,8 +16,8 @@
  * - RESOURCE_EXHAUSTED "message too large": the limit is learned and the held
  *   batches are split under it at the next Welcome (a single item that cannot
  *   fit is dropped, counted as SIDECAR_MESSAGE_TOO_LARGE);
- * - INVALID_ARGUMENT (or UNAUTHENTICATED, PERMISSION_DENIED) before Welcome: the
- *   central refuses this sidecar's Hello — a configuration error, logged loudly,
+ * - INVALID_ARGUMENT (or UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED)
+ *   before Welcome: the central refuses this sidecar's Hello — a configuration error, logged loudly,
  *   retried at the maximum backoff; proxying is never affected;
  * - INVALID_ARGUMENT after Welcome (a central without BatchReject): when the same
  *   head batch ends two streams in a row it is dropped, counted, and the rest flow.

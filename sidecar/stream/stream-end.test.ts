@@ -15,6 +15,7 @@ const rows: Array<[string, Parameters<typeof classifyEnd>[0], StreamEnd]> = [
   ["INVALID_ARGUMENT before Welcome", { ...base, welcomed: false, code: status.INVALID_ARGUMENT, details: "hello.node.isp must match" }, "config_error"],
   ["UNAUTHENTICATED before Welcome", { ...base, welcomed: false, code: status.UNAUTHENTICATED }, "config_error"],
   ["PERMISSION_DENIED before Welcome", { ...base, welcomed: false, code: status.PERMISSION_DENIED }, "config_error"],
+  ["RESOURCE_EXHAUSTED before Welcome (too many origins declared)", { ...base, welcomed: false, sentSizes: [], code: status.RESOURCE_EXHAUSTED, details: "hello.origins has 1001 entries, more than the 1000 one node may declare" }, "config_error"],
   ["UNAUTHENTICATED after Welcome", { ...base, code: status.UNAUTHENTICATED }, "transient"],
   ["INVALID_ARGUMENT after Welcome with batches in flight", { ...base, code: status.INVALID_ARGUMENT }, "batch_refused"],
   ["INVALID_ARGUMENT after Welcome, nothing in flight", { ...base, sentSizes: [], code: status.INVALID_ARGUMENT }, "transient"],
@@ -30,7 +31,7 @@ for (const [name, input, kind] of rows) {
 }
 
 test("a too-large ending carries the limit to learn; every rule's kind is reachable", () => {
-  assert.is(classifyEnd(rows[12][1]).learnedMaxBytes, 1048576);
+  assert.is(classifyEnd(rows.find((r) => r[0].startsWith("RESOURCE_EXHAUSTED: one of ours"))![1]).learnedMaxBytes, 1048576);
   const seen = new Set(rows.map((r) => r[2]));
   for (const r of STREAM_END_RULES) assert.ok(seen.has(r.kind), r.kind);
 });

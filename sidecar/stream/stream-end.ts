@@ -37,7 +37,11 @@ export interface EndRule {
 
 /** The rules in order; the first that applies wins. */
 export const STREAM_END_RULES: readonly EndRule[] = [
-  { codes: [status.INVALID_ARGUMENT, status.UNAUTHENTICATED, status.PERMISSION_DENIED], when: "before Welcome (the Hello is refused)", kind: "config_error" },
+  {
+    codes: [status.INVALID_ARGUMENT, status.UNAUTHENTICATED, status.PERMISSION_DENIED, status.RESOURCE_EXHAUSTED],
+    when: "before Welcome (the Hello is refused: labels, identity, more origins or nodes than the central keeps)",
+    kind: "config_error",
+  },
   { codes: [status.RESOURCE_EXHAUSTED], when: "the details say a message this sidecar sent was too large", kind: "too_large" },
   { codes: [status.INVALID_ARGUMENT], when: "after Welcome, with batches sent and unacknowledged", kind: "batch_refused" },
   { codes: [status.UNAVAILABLE, status.INTERNAL, status.CANCELLED, status.DEADLINE_EXCEEDED], when: "always (and every other status)", kind: "transient" },
