@@ -4,7 +4,9 @@
  * bad flag or config file stops the process at start, never on the request path.
  */
 import { isIP } from "node:net";
-import { configError } from "./errors.js";
+import { labelProblem, originProblem } from "../proto/names.js";
+import { SidecarError, configError } from "./errors.js";
+import { DEFAULT_INGEST_LIMITS } from "./stream/limits.js";
 
 export interface HostPort {
   host: string;
@@ -74,6 +76,8 @@ export interface SidecarConfig {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  /** Most origins this sidecar may declare: the central's per-node limit (IngestLimits.max_origins_per_node). */
+  maxOrigins: number;
 }
 
 /** Origin fields as accepted from flags or the config file (durations in ms). */
@@ -121,6 +125,7 @@ export interface SidecarConfigInput {
   tlsCert?: unknown;
   tlsKey?: unknown;
   tlsCa?: unknown;
+  maxOrigins?: unknown;
 }
 
 export const DEFAULTS = {
@@ -138,6 +143,7 @@ export const DEFAULTS = {
   maxHeaderSize: 16 * 1024,
   keepAliveTimeoutMs: 65_000,
   trustedPeers: ["loopback"],
+  maxOrigins: DEFAULT_INGEST_LIMITS.maxOriginsPerNode,
 } as const;
 
 const NAME_RE = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$/;
@@ -160,6 +166,19 @@ function str(field: string, v: unknown, def?: string): string {
   }
   if (typeof v !== "string" || v.trim() === "") throw configError(field, "must be a non-empty string");
   return v.trim();
+}
+
+/**
+ * node_id, isp, region under the central's rule (proto/names.ts), checked at
+ * start-up: a label the central refuses would otherwise start cleanly and then
+ * be refused on every Hello. The error names the field and its flag.
+ */
+function label(field: string, flag: string, v: unknown): string {
+  const name = `${field} (${flag})`;
+  const s = str(name, v);
+  const problem = labelProblem(name, s);
+  if (problem) throw new SidecarError("CONFIG_INVALID", problem);
+  return s;
 }
 
 function int(field: string, v: unknown, def: number, min: number, max: number): number {
@@ -210,9 +229,9 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
   if (cu.protocol !== "http:" && cu.protocol !== "https:") throw configError("central", "must use http or https");
   const listen = parseHostPort("listen", input.listen ?? DEFAULTS.listen);
   const admin = input.admin === undefined || input.admin === null || input.admin === "" ? undefined : parseHostPort("admin", input.admin);
-  const nodeId = str("nodeId", input.nodeId);
-  const isp = str("isp", input.isp);
-  const region = str("region", input.region);
+  const nodeId = label("nodeId", "--node-id", input.nodeId);
+  const isp = label("isp", "--isp", input.isp);
+  const region = label("region", "--region", input.region);
   const windowMs = int("windowMs", input.windowMs, DEFAULTS.windowMs, 100, 60_000);
   const stallMs = int("stallMs", input.stallMs, DEFAULTS.stallMs, 1, 3_600_000);
   const connectTimeoutMs = int("connectTimeoutMs", input.connectTimeoutMs, DEFAULTS.connectTimeoutMs, 1, 600_000);
@@ -230,7 +249,9 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
     const f = `origins[${i}]`;
     if (o === null || typeof o !== "object") throw configError(f, "must be NAME=URL or an object");
     const name = str(`${f}.name`, o.name).toLowerCase().replace(/\.$/, "");
-    if (!NAME_RE.test(name) && isIP(name) === 0) throw configError(`${f}.name`, `must be a host name, got ${JSON.stringify(o.name)}`);
+    if (!NAME_RE.test(name) && isIP(name) === 0) throw configError(`${f}.name (--origin)`, `must be a host name, got ${JSON.stringify(o.name)}`);
+    const nameProblem = originProblem(`${f}.name (--origin)`, name);
+    if (nameProblem) throw new SidecarError("CONFIG_INVALID", nameProblem);
     if (seen.has(name)) throw configError(`${f}.name`, `duplicates origin ${name}`);
     seen.add(name);
     const us = str(`${f}.url`, o.url);
@@ -266,6 +287,11 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
     };
   });
 
+  const maxOrigins = int("maxOrigins", input.maxOrigins, DEFAULTS.maxOrigins, 1, 1_000_000);
+  if (origins.length > maxOrigins) {
+    throw configError("origins (--origin)", `lists ${origins.length} origins, more than the central accepts per node (${maxOrigins}); raise --max-origins only if the central's limit is higher`);
+  }
+
   let trustedPeers: string[] = [...DEFAULTS.trustedPeers];
   if (input.trustedPeers !== undefined && input.trustedPeers !== null) {
     const tp = typeof input.trustedPeers === "string" ? input.trustedPeers.split(",").map((s) => s.trim()).filter(Boolean) : input.trustedPeers;
@@ -296,6 +322,7 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
     maxHeaderSize: int("maxHeaderSize", input.maxHeaderSize, DEFAULTS.maxHeaderSize, 1024, 1024 * 1024),
     caFile,
     keepAliveTimeoutMs: int("keepAliveTimeoutMs", input.keepAliveTimeoutMs, DEFAULTS.keepAliveTimeoutMs, 1000, 3_600_000),
+    maxOrigins,
     resolver: input.resolver === undefined || input.resolver === null || input.resolver === "" ? undefined : parseHostPort("resolver", input.resolver),
     ...tlsOf(input, cu),
   };

@@ -14,7 +14,9 @@ import { type SidecarConfig, type SidecarConfigInput, parseOriginFlag, validateS
 import { SidecarError } from "./errors.js";
 import { createHop, type Hop, type HopObserver } from "./proxy/hop.js";
 import { Recorder } from "./recorder/recorder.js";
-import { StreamClient } from "./stream/client.js";
+import { type StreamLogLevel, StreamClient } from "./stream/client.js";
+import { ClockSkew } from "./stream/clock-skew.js";
+import type { Exemplar } from "../proto/gen/originwatch/v1/common_pb.js";
 import { createAdmin, type Admin } from "./admin/admin.js";
 import { Directives, SIDECAR_CAPABILITIES } from "./directives/directives.js";
 import { ExemplarSampler } from "./directives/sampler.js";
@@ -48,6 +50,8 @@ export interface StartSidecarOptions {
   observer?: HopObserver;
   /** Capabilities announced to the central (tests: a sidecar without a feature). */
   capabilities?: readonly string[];
+  /** The local clock, ms since the epoch (tests: a skewed clock; never the system's). */
+  clock?: () => number;
 }
 
 function readTls(config: SidecarConfig): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
@@ -68,9 +72,11 @@ export function formatAddress(a: AddressInfo): string {
 
 export async function startSidecar(config: SidecarConfig, opts: StartSidecarOptions = {}): Promise<Sidecar> {
   const log = opts.logger ?? pino({ level: "silent" });
-  const recorder = new Recorder({ windowMs: config.windowMs });
+  // Window and exemplar times are on the central's clock as far as it is known (stream/clock-skew.ts).
+  const skew = new ClockSkew({ clock: opts.clock });
+  const recorder = new Recorder({ windowMs: config.windowMs, now: () => skew.now() });
   const metrics = createSidecarMetrics();
-  const streamLog = (level: "info" | "warn", msg: string, fields?: Record<string, unknown>) => log[level]({ component: "sidecar", ...fields }, msg);
+  const streamLog = (level: StreamLogLevel, msg: string, fields?: Record<string, unknown>) => log[level]({ component: "sidecar", ...fields }, msg);
   const capabilities = opts.capabilities ?? SIDECAR_CAPABILITIES;
   // Pushed config over local flags: a zero in the pushed config leaves the local value in force.
   const localStall = new Map(config.origins.map((o) => [o.name, o.stallMs]));
@@ -84,7 +90,9 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
     ...readTls(config),
     capabilities: [...capabilities],
     appliedConfigVersion: () => directives?.version ?? 0n,
+    skew,
     onState: (s) => metrics.streamState(s),
+    onRejected: (code, n) => metrics.streamRejected(code, n),
     onConfigPush: (push) => {
       const version = push.config?.version ?? 0n;
       const answer = push.config ? directives!.offer(push.config) : Promise.resolve({ accepted: false, reason: "config_push.config is missing" });
@@ -117,7 +125,22 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
   });
   await directives.loadPersisted();
   metrics.configVersion(Number(directives.version));
-  const sampler = new ExemplarSampler({ rates: (origin) => directives!.rates(origin) });
+  const sampler = new ExemplarSampler({ rates: (origin) => directives!.rates(origin), now: () => skew.now() });
+  // Exemplars sampled under an older clock correction, re-dated, wait here for the next tick.
+  let redated: Exemplar[] = [];
+  const takeExemplars = () => {
+    const out = redated.length > 0 ? [...redated, ...sampler.take()] : sampler.take();
+    redated = [];
+    return out;
+  };
+  skew.onChange((appliedMs, deltaMs) => {
+    recorder.rebase(deltaMs);
+    for (const e of sampler.take()) {
+      e.timeUnixMs -= BigInt(deltaMs);
+      redated.push(e);
+    }
+    log.warn({ component: "sidecar", clockSkewMs: skew.estimateMs, correctionMs: appliedMs }, "local clock differs from the central's; window times are corrected");
+  });
   const warned = new Set<string>();
   const hop = createHop({
     config,
@@ -160,9 +183,16 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
       ready: () => ready,
       collect: () => {
         metrics.streamBuffered(stream.bufferedBatches, stream.droppedBatches, stream.bufferedBytes);
+        metrics.streamFigures({
+          clockSkewMs: skew.estimateMs,
+          maxMessageBytes: stream.limits.maxMessageBytes,
+          splitBatches: stream.splitBatches,
+          configError: stream.configError !== undefined,
+        });
         metrics.upstreamSockets(hop.upstreamSockets());
         metrics.inFlight(hop.inFlight());
       },
+      status: () => ({ nodeId: config.nodeId, isp: config.isp, region: config.region, origins: config.origins.length, stream: stream.status() }),
     });
     try {
       await listen(admin.server, config.admin.host, config.admin.port, "admin");
@@ -176,12 +206,12 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
   // Window ticker: aligned to window boundaries, flushes closed windows into one batch each.
   let tick: NodeJS.Timeout | undefined;
   const schedule = () => {
-    const now = Date.now();
+    const now = skew.now();
     const windowMs = recorder.windowMs;
     const next = Math.floor(now / windowMs) * windowMs + windowMs;
     tick = setTimeout(() => {
       try {
-        stream.send(recorder.flush(), sampler.take());
+        stream.send(recorder.flush(), takeExemplars());
       } catch (err) {
         log.warn({ component: "sidecar", err }, "window flush failed");
       }
@@ -215,7 +245,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
           }, 2000).unref();
         });
         try {
-          stream.send(recorder.flush(true), sampler.take());
+          stream.send(recorder.flush(true), takeExemplars());
         } catch {
           /* closed */
         }
@@ -266,6 +296,7 @@ interface SidecarFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  maxOrigins?: string;
 }
 
 /** Flags over the --config file over defaults; origins from both are combined. */
@@ -307,6 +338,7 @@ export function configFromFlags(flags: SidecarFlags): SidecarConfig {
     tlsCert: flags.tlsCert ?? file.tlsCert,
     tlsKey: flags.tlsKey ?? file.tlsKey,
     tlsCa: flags.tlsCa ?? file.tlsCa,
+    maxOrigins: flags.maxOrigins ?? file.maxOrigins,
   });
 }
 
@@ -341,6 +373,7 @@ export function registerSidecar(program: Command): void {
     .option("--tls-cert <file>", "client certificate (PEM) naming this node_id, for mTLS to an https central")
     .option("--tls-key <file>", "client private key (PEM)")
     .option("--tls-ca <file>", "CA (PEM) that signed the central's certificate")
+    .option("--max-origins <n>", "most origins this sidecar may declare: the central's per-node limit (default 1000)")
     .action(async (flags: SidecarFlags) => {
       const log = pino({ base: { component: "sidecar" } });
       let sidecar: Sidecar;
@@ -350,6 +383,8 @@ export function registerSidecar(program: Command): void {
       } catch (err) {
         const e = err as SidecarError;
         log.error({ code: e.code, err: e.message }, "sidecar failed to start");
+        // Also plainly, for the person who typed the flags.
+        process.stderr.write(`originwatch sidecar: ${e.message}\n`);
         process.exitCode = 2;
         return;
       }

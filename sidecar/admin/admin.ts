@@ -1,6 +1,8 @@
 /**
  * Admin listener: /metrics (Prometheus text), /healthz (process up), /readyz
- * (accepting traffic; 503 while shutting down). Never on the cache-facing port.
+ * (accepting traffic; 503 while shutting down), /status (JSON: the stream to
+ * the central — state, limits, clock skew, rejected batches by code, why the
+ * central refuses this sidecar if it does). Never on the cache-facing port.
  */
 import http from "node:http";
 import type { SidecarMetrics } from "./metrics.js";
@@ -10,6 +12,8 @@ export interface AdminOptions {
   ready: () => boolean;
   /** Refresh pull-style gauges right before a scrape. */
   collect?: () => void;
+  /** The body of /status (JSON-serialisable). */
+  status?: () => unknown;
 }
 
 export interface Admin {
@@ -30,6 +34,17 @@ export function createAdmin(opts: AdminOptions): Admin {
     if (path === "/readyz") {
       const ok = opts.ready();
       res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ready\n" : "not ready\n");
+      return;
+    }
+    if (path === "/status" && opts.status) {
+      let body: string;
+      try {
+        body = JSON.stringify(opts.status(), null, 2);
+      } catch (err) {
+        res.writeHead(500, { "content-type": "text/plain" }).end(`${(err as Error).message}\n`);
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" }).end(`${body}\n`);
       return;
     }
     if (path === "/metrics") {

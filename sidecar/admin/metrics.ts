@@ -16,9 +16,24 @@ export interface SidecarMetrics {
   rejected(status: number): void;
   streamState(s: StreamState): void;
   streamBuffered(buffered: number, dropped: number, bytes?: number): void;
+  /** n batches dropped for good under a bounded code label (stream/rejections.ts). */
+  streamRejected(code: string, n: number): void;
+  /** Pull-style stream figures, refreshed before a scrape. */
+  streamFigures(f: StreamFigures): void;
   configVersion(version: number): void;
   upstreamSockets(byOrigin: Record<string, number>): void;
   inFlight(n: number): void;
+}
+
+export interface StreamFigures {
+  /** Estimated local − central clock (ms). */
+  clockSkewMs: number;
+  /** Largest batch message the sidecar sends (the central's limit as known). */
+  maxMessageBytes: number;
+  /** Extra batches made by splitting (cumulative). */
+  splitBatches: number;
+  /** The central refuses this sidecar's Hello (a configuration error). */
+  configError: boolean;
 }
 
 /** Upper bounds (seconds) of the hop latency and TTFB histograms. */
@@ -121,6 +136,33 @@ export function createSidecarMetrics(): SidecarMetrics {
     help: "Encoded bytes of batches waiting for the central's acknowledgement (bounded by --buffer-bytes)",
     registers: [registry],
   });
+  const rejectedBatches = new client.Counter({
+    name: "originwatch_sidecar_stream_rejected_batches_total",
+    help: "Batches dropped for good: refused by the central (BatchReject code) or too large to send (SIDECAR_MESSAGE_TOO_LARGE); at most 17 codes",
+    labelNames: ["code"],
+    registers: [registry],
+  });
+  const skew = new client.Gauge({
+    name: "originwatch_sidecar_clock_skew_seconds",
+    help: "This sidecar's clock minus the central's, measured from Welcome/BatchAck server times (window times are corrected when over 0.25 s)",
+    registers: [registry],
+  });
+  const maxMessage = new client.Gauge({
+    name: "originwatch_sidecar_stream_max_message_bytes",
+    help: "Largest batch message sent: the central's limit from Welcome (default 1 MiB), lowered when the central refuses a message as too large",
+    registers: [registry],
+  });
+  const splits = new client.Counter({
+    name: "originwatch_sidecar_stream_split_batches_total",
+    help: "Extra batches made by splitting a window tick's output under the central's limits",
+    registers: [registry],
+  });
+  let splitsSeen = 0;
+  const configError = new client.Gauge({
+    name: "originwatch_sidecar_stream_config_error",
+    help: "1 while the central refuses this sidecar's Hello (labels, origins or identity it does not accept)",
+    registers: [registry],
+  });
   const configVersion = new client.Gauge({
     name: "originwatch_sidecar_config_version",
     help: "Version of the pushed config in force (0: none)",
@@ -168,6 +210,14 @@ export function createSidecarMetrics(): SidecarMetrics {
       buffered.set(b);
       dropped.set(d);
       if (bytes !== undefined) bufferedBytes.set(bytes);
+    },
+    streamRejected: (code, n) => rejectedBatches.labels(code).inc(n),
+    streamFigures(f) {
+      skew.set(f.clockSkewMs / 1000);
+      maxMessage.set(f.maxMessageBytes);
+      if (f.splitBatches > splitsSeen) splits.inc(f.splitBatches - splitsSeen);
+      splitsSeen = f.splitBatches;
+      configError.set(f.configError ? 1 : 0);
     },
     configVersion: (v) => configVersion.set(v),
     upstreamSockets(by) {

@@ -1,13 +1,13 @@
 /**
  * Exemplar sampling on the request path: a completed request is kept as an
  * exemplar with the pushed probability for its class (errors at a higher rate
- * than successes), path without query string. O(1), never throws; at most
+ * than successes), fields capped by recorder/exemplar.ts. O(1), never throws; at most
  * maxPerBatch exemplars wait for the next batch (the rest are counted, not kept).
  */
-import { create } from "@bufbuild/protobuf";
-import { type Exemplar, ExemplarSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
+import type { Exemplar } from "../../proto/gen/originwatch/v1/common_pb.js";
 import type { CompletedRequest } from "../proxy/hop.js";
-import { OUTCOME_ENUM, isFailure } from "../proxy/outcome.js";
+import { isFailure } from "../proxy/outcome.js";
+import { exemplarOf } from "../recorder/exemplar.js";
 
 export interface SampleRates {
   successRate: number;
@@ -43,20 +43,7 @@ export class ExemplarSampler {
       this.overflow++;
       return;
     }
-    const q = r.path.indexOf("?");
-    this.pending.push(
-      create(ExemplarSchema, {
-        timeUnixMs: BigInt(this.now()),
-        origin: r.origin,
-        method: r.method.slice(0, 32),
-        path: (q >= 0 ? r.path.slice(0, q) : r.path).slice(0, 2048),
-        status: r.status,
-        outcome: OUTCOME_ENUM[r.outcome],
-        ttfbMs: r.ttfbMs ?? 0,
-        totalMs: r.totalMs,
-        upstreamAddr: r.upstreamAddr.slice(0, 300),
-      }),
-    );
+    this.pending.push(exemplarOf(r, this.now()));
   }
 
   /** The exemplars sampled since the last take(). */

@@ -64,4 +64,27 @@ test("flushed windows are removed", () => {
   assert.is(r.flush().length, 0);
 });
 
+test("rebase re-dates open windows onto the corrected clock, merging windows that land together, losing no count", () => {
+  const c = clock(600_000 + 10_000);
+  const r = new Recorder({ windowMs: 1000, now: c.now });
+  r.complete("a", "ok", 5);
+  c.t += 1000;
+  r.complete("a", "server_error", 5);
+  r.rebase(600_500); // the correction grew by 10 min + 0.5 s: 610,000 → 9,500 → window 9,000
+  c.t -= 600_500;
+  const w = r.flush(true);
+  assert.equal(w.map((x) => Number(x.startUnixMs)), [9000, 10_000]);
+  assert.is(w[0].counts!.ok + w[1].counts!.ok, 1n);
+  assert.is(w[0].counts!.serverError + w[1].counts!.serverError, 1n);
+  const m = new Recorder({ windowMs: 1000, now: c.now });
+  m.complete("a", "ok", 1);
+  c.t += 1000;
+  m.complete("a", "ok", 2);
+  m.rebase(-100_000);
+  m.rebase(100_000);
+  const merged = m.flush(true);
+  assert.is(merged.reduce((n, x) => n + Number(x.counts!.ok), 0), 2);
+  assert.is(merged.reduce((n, x) => n + Number(x.ttfb!.count), 0), 2);
+});
+
 test.run();

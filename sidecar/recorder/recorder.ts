@@ -22,7 +22,7 @@ interface WindowAcc {
 
 export interface RecorderOptions {
   windowMs: number;
-  /** Clock (tests): ms since the epoch. */
+  /** Clock, ms since the epoch: the central's clock as far as known (ClockSkew.now), or a test clock. */
   now?: () => number;
 }
 
@@ -113,6 +113,33 @@ export class Recorder {
   /** A stalled request got its first byte. */
   stallRecovered(origin: string): void {
     this.acc(origin).counts.stall_recovered++;
+  }
+
+  /**
+   * The clock moved by −deltaMs (a new clock-skew correction, clock-skew.ts):
+   * re-date every open window into the window of the new clock that holds its
+   * start, merging windows that land together, so counts are never lost and
+   * open windows close on the new clock.
+   */
+  rebase(deltaMs: number): void {
+    if (deltaMs === 0) return;
+    for (const [origin, per] of this.windows) {
+      const moved = new Map<number, WindowAcc>();
+      for (const w of per.values()) {
+        const start = Math.floor((w.start - deltaMs) / this.windowMs) * this.windowMs;
+        const into = moved.get(start);
+        if (!into) {
+          w.start = start;
+          moved.set(start, w);
+          continue;
+        }
+        for (const k of Object.keys(w.counts) as Array<keyof Counts>) into.counts[k] += w.counts[k];
+        into.ttfb.add(w.ttfb.toHistogram());
+        into.bytesIn += w.bytesIn;
+        into.bytesOut += w.bytesOut;
+      }
+      this.windows.set(origin, moved);
+    }
   }
 
   /**

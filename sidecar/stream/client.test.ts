@@ -5,35 +5,16 @@ import * as grpc from "@grpc/grpc-js";
 import {
   type CentralMessage,
   CentralMessageSchema,
-  IngestService,
   type SidecarMessage,
   WindowSummarySchema,
 } from "../../proto/gen/originwatch/v1/ingest_pb.js";
-import { grpcService } from "../../proto/grpc-bridge.js";
+import { type FakeCall, startFakeCentral } from "../../tools/test/fake-central.js";
 import { eventually } from "../../tools/test/proc.js";
 import { startFaultRelay } from "../../tools/fault-relay.js";
 import { BACKOFF, StreamClient, backoffStep } from "./client.js";
 
-type Call = grpc.ServerDuplexStream<SidecarMessage, CentralMessage>;
-
 /** A scripted stand-in for the central's ingest endpoint (the real one lives in central/). */
-async function fakeCentral(onCall: (call: Call, received: SidecarMessage[]) => void) {
-  const server = new grpc.Server();
-  const calls: Array<{ call: Call; received: SidecarMessage[] }> = [];
-  server.addService(grpcService(IngestService), {
-    stream: (call: Call) => {
-      const received: SidecarMessage[] = [];
-      calls.push({ call, received });
-      call.on("error", () => {});
-      call.on("data", (m: SidecarMessage) => received.push(m));
-      onCall(call, received);
-    },
-  });
-  const port = await new Promise<number>((res, rej) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))),
-  );
-  return { port, calls, close: () => server.forceShutdown() };
-}
+const fakeCentral = (script: (call: FakeCall, received: SidecarMessage[]) => void) => startFakeCentral({ script });
 
 const welcome = (hw: bigint) => create(CentralMessageSchema, { kind: { case: "welcome", value: { sessionId: "s", highWaterSeq: hw } } });
 const ack = (seq: bigint) => create(CentralMessageSchema, { kind: { case: "batchAck", value: { seq } } });

@@ -59,4 +59,37 @@ test("many drops stay cheap (no O(n) shift per drop)", () => {
   assert.is(b.first()!.seq, 150_001n);
 });
 
+test("remove drops one refused batch and keeps the ones around it in order", () => {
+  const b = new ReplayBuffer(1 << 20);
+  for (let i = 1; i <= 5; i++) b.push(batch(i, 10));
+  const bytes = b.bytes;
+  const gone = b.remove(3n);
+  assert.is(gone?.seq, 3n);
+  assert.is(b.bytes, bytes - gone!.bytes.length);
+  assert.equal(seqs(b), [1n, 2n, 4n, 5n]);
+  assert.equal(seqs(b, 2n), [4n, 5n]);
+  assert.is(b.remove(3n), undefined, "not held twice");
+  assert.is(b.remove(99n), undefined);
+  assert.is(b.get(4n)?.seq, 4n);
+  assert.is(b.get(3n), undefined);
+  b.ackThrough(4n);
+  assert.equal(seqs(b), [5n]);
+});
+
+test("rebuild rewrites what needs it and numbers everything again from the first seq", () => {
+  const b = new ReplayBuffer(1 << 20);
+  for (let i = 7; i <= 9; i++) b.push(batch(i, 10));
+  const next = b.rebuild(
+    (e) => e.seq === 8n,
+    (x) => [x, create(BatchSchema, { ...x }), create(BatchSchema, { ...x })],
+    0,
+  );
+  assert.is(next, 12n);
+  assert.equal(seqs(b), [7n, 8n, 9n, 10n, 11n]);
+  for (const e of b.after(0n)) {
+    const msg = fromBinary(SidecarMessageSchema, e.bytes);
+    assert.is(msg.kind.case === "batch" && msg.kind.value.seq, e.seq, "the encoded seq matches");
+  }
+  assert.is(b.rebuild(() => false, (x) => [x], 0), undefined, "nothing to do");
+});
 test.run();

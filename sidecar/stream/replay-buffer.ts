@@ -3,7 +3,9 @@
  * overflow drops the oldest and counts it (DESIGN.md §6, at-least-once with a
  * bounded loss window). Batches are held encoded, so the bound is on what is
  * really kept in memory, and a replay writes the same bytes again.
- * seq is strictly increasing; push, ackThrough and drop are O(1) amortised.
+ * seq is strictly increasing; push, ackThrough and drop are O(1) amortised;
+ * remove (one refused batch) and rebuild (re-split after a Welcome) are O(n)
+ * and rare.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Batch, SidecarMessageSchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
@@ -12,6 +14,13 @@ export interface BufferedBatch {
   seq: bigint;
   /** The encoded SidecarMessage {batch}. */
   bytes: Uint8Array;
+  /** Window and exemplar counts (checked against the central's limits without decoding). */
+  windows: number;
+  exemplars: number;
+  /** The clock-skew correction its times were taken with (clock-skew.ts). */
+  skewMs: number;
+  /** When it was last written to a stream (local clock; for the RTT of its ack). */
+  sentAtMs?: number;
 }
 
 export class ReplayBuffer {
@@ -35,15 +44,16 @@ export class ReplayBuffer {
     return this._bytes;
   }
 
-  /** Encode and append (seq must increase); drops the oldest beyond the bounds. */
-  push(b: Batch): void {
-    const bytes = toBinary(SidecarMessageSchema, create(SidecarMessageSchema, { kind: { case: "batch", value: b } }));
-    this.items.push({ seq: b.seq, bytes });
-    this._bytes += bytes.length;
+  /** Encode and append (seq must increase); drops the oldest beyond the bounds. Returns the entry. */
+  push(b: Batch, skewMs = 0): BufferedBatch {
+    const entry = entryOf(b, skewMs);
+    this.items.push(entry);
+    this._bytes += entry.bytes.length;
     while (this.size > 1 && (this._bytes > this.maxBytes || this.size > this.maxBatches)) {
       this.removeHead();
       this.dropped++;
     }
+    return entry;
   }
 
   private removeHead(): void {
@@ -66,8 +76,8 @@ export class ReplayBuffer {
     return n;
   }
 
-  /** Batches with seq > after, oldest first. */
-  *after(after: bigint): Generator<BufferedBatch> {
+  /** Index of the first entry with seq > after. */
+  private indexAfter(after: bigint): number {
     let lo = this.head;
     let hi = this.items.length;
     while (lo < hi) {
@@ -75,24 +85,97 @@ export class ReplayBuffer {
       if (this.items[mid].seq <= after) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < this.items.length; i++) yield this.items[i];
+    return lo;
+  }
+
+  /** Batches with seq > after, oldest first. */
+  *after(after: bigint): Generator<BufferedBatch> {
+    for (let i = this.indexAfter(after); i < this.items.length; i++) yield this.items[i];
+  }
+
+  /** The entry with this seq, if held. */
+  get(seq: bigint): BufferedBatch | undefined {
+    const i = this.indexAfter(seq - 1n);
+    return i < this.items.length && this.items[i].seq === seq ? this.items[i] : undefined;
+  }
+
+  /**
+   * Forget one batch (the central refused it for good: BatchReject), keeping
+   * the ones around it. Returns it, or undefined when it is not held (already
+   * acknowledged, dropped, or refused before).
+   */
+  remove(seq: bigint): BufferedBatch | undefined {
+    const i = this.indexAfter(seq - 1n);
+    if (i >= this.items.length || this.items[i].seq !== seq) return undefined;
+    const [e] = this.items.splice(i, 1);
+    this._bytes -= e.bytes.length;
+    return e;
   }
 
   first(): BufferedBatch | undefined {
     return this.size > 0 ? this.items[this.head] : undefined;
   }
 
+  last(): BufferedBatch | undefined {
+    return this.size > 0 ? this.items[this.items.length - 1] : undefined;
+  }
+
+  /**
+   * Rewrite the held batches and number them again contiguously from the
+   * first held seq: each batch for which `needs(entry)` is true is decoded and
+   * replaced by `transform(batch)` (zero, one or several batches, seqs
+   * ignored); the others are kept (re-encoded only when their seq moves).
+   * Only safe while none of them can have been stored by the central — right
+   * after a Welcome, when every held seq is above its high-water mark.
+   * Returns the seq after the last held batch (undefined when empty).
+   */
+  rebuild(needs: (e: BufferedBatch) => boolean, transform: (b: Batch, e: BufferedBatch) => Batch[], skewMs: number): bigint | undefined {
+    const old = this.items.slice(this.head);
+    if (old.length === 0 || !old.some(needs)) return undefined;
+    let seq = old[0].seq;
+    const out: BufferedBatch[] = [];
+    for (const e of old) {
+      if (!needs(e)) {
+        out.push(e.seq === seq ? e : renumbered(e, seq));
+        seq++;
+        continue;
+      }
+      const msg = fromBinary(SidecarMessageSchema, e.bytes);
+      if (msg.kind.case !== "batch") continue;
+      for (const b of transform(msg.kind.value, e)) {
+        b.seq = seq++;
+        out.push(entryOf(b, skewMs));
+      }
+    }
+    this.items = out;
+    this.head = 0;
+    this._bytes = out.reduce((n, e) => n + e.bytes.length, 0);
+    while (this.size > 1 && (this._bytes > this.maxBytes || this.size > this.maxBatches)) {
+      this.removeHead();
+      this.dropped++;
+    }
+    return seq;
+  }
+
   /** Add delta to every buffered seq (a restarted sidecar resuming above the central's high-water mark). */
   shift(delta: bigint): void {
     for (let i = this.head; i < this.items.length; i++) {
       const e = this.items[i];
-      const msg = fromBinary(SidecarMessageSchema, e.bytes);
-      if (msg.kind.case !== "batch") continue;
-      msg.kind.value.seq += delta;
-      e.seq = msg.kind.value.seq;
-      const bytes = toBinary(SidecarMessageSchema, msg);
-      this._bytes += bytes.length - e.bytes.length;
-      e.bytes = bytes;
+      const n = renumbered(e, e.seq + delta);
+      this._bytes += n.bytes.length - e.bytes.length;
+      this.items[i] = n;
     }
   }
+}
+
+function entryOf(b: Batch, skewMs: number): BufferedBatch {
+  const bytes = toBinary(SidecarMessageSchema, create(SidecarMessageSchema, { kind: { case: "batch", value: b } }));
+  return { seq: b.seq, bytes, windows: b.windows.length, exemplars: b.exemplars.length, skewMs };
+}
+
+/** The same batch under another seq. */
+function renumbered(e: BufferedBatch, seq: bigint): BufferedBatch {
+  const msg = fromBinary(SidecarMessageSchema, e.bytes);
+  if (msg.kind.case === "batch") msg.kind.value.seq = seq;
+  return { ...e, seq, bytes: toBinary(SidecarMessageSchema, msg), sentAtMs: undefined };
 }
