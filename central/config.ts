@@ -34,6 +34,10 @@ export interface CentralConfig {
   /** Inbound ingest messages per second per session, and the burst allowed above it. */
   ingestRatePerSec: number;
   ingestBurst: number;
+  /** An origin with no batch for this long is forgotten (totals, state); 0 = never. */
+  originIdleMs: number;
+  /** A disconnected node with no batch for this long is forgotten (record, high-water mark); 0 = never. */
+  nodeIdleMs: number;
 }
 
 export const CENTRAL_DEFAULTS: CentralConfig = {
@@ -49,6 +53,8 @@ export const CENTRAL_DEFAULTS: CentralConfig = {
   webhookNetwork: false,
   ingestRatePerSec: 200,
   ingestBurst: 1000,
+  originIdleMs: 7 * 24 * 3600_000,
+  nodeIdleMs: 7 * 24 * 3600_000,
 };
 
 export function parseHostPort(field: string, value: string): { host: string; port: number } {
@@ -68,6 +74,9 @@ export function validateCentralConfig(partial: Partial<CentralConfig>): CentralC
   if (tls !== 0 && tls !== 3) throw new CentralError("CENTRAL_BAD_CONFIG", "tlsCert, tlsKey and tlsCa must be given together (--tls-cert, --tls-key, --tls-ca)");
   for (const f of ["maxMessageBytes", "windowRetentionMs", "lookbackMs", "exemplarsPerOrigin", "evalIntervalMs", "historyRetentionMs", "ingestRatePerSec", "ingestBurst"] as const) {
     if (!Number.isInteger(c[f]) || c[f] <= 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a positive integer, got ${c[f]}`);
+  }
+  for (const f of ["originIdleMs", "nodeIdleMs"] as const) {
+    if (!Number.isInteger(c[f]) || c[f] < 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a non-negative integer (0 = never), got ${c[f]}`);
   }
   if (c.windowRetentionMs < c.lookbackMs) {
     throw new CentralError("CENTRAL_BAD_CONFIG", `windowRetentionMs (${c.windowRetentionMs}) must be at least lookbackMs (${c.lookbackMs})`);

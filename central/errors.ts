@@ -13,7 +13,8 @@ export type CentralErrorCode =
   | "CENTRAL_BAD_MESSAGE"
   | "CENTRAL_NOT_FOUND"
   | "CENTRAL_CONFIG_INVALID"
-  | "CENTRAL_CONFIG_CONFLICT";
+  | "CENTRAL_CONFIG_CONFLICT"
+  | "CENTRAL_NODE_CONNECTED";
 
 const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_BAD_CONFIG: Code.InvalidArgument,
@@ -25,6 +26,7 @@ const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_NOT_FOUND: Code.NotFound,
   CENTRAL_CONFIG_INVALID: Code.InvalidArgument,
   CENTRAL_CONFIG_CONFLICT: Code.FailedPrecondition,
+  CENTRAL_NODE_CONNECTED: Code.FailedPrecondition,
 };
 
 export class CentralError extends Error {

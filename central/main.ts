@@ -22,6 +22,8 @@ import { ExemplarStore } from "./ingest/exemplar-store.js";
 import { Ingest } from "./ingest/ingest-service.js";
 import { WindowStore } from "./ingest/window-store.js";
 import { type QueryDeps, queryService } from "./query/query-service.js";
+import { AGE_OUT_SWEEP_MS, type AgedOut, ageOut } from "./query/age-out.js";
+import { Forgetter } from "./query/forget.js";
 import { HealthState, healthService } from "./server/health.js";
 import { ReflectionIndex, reflectionV1, reflectionV1alpha } from "./server/reflection.js";
 import { startServer } from "./server/server.js";
@@ -42,6 +44,8 @@ export interface Central {
   fleetConfig: ConfigStore;
   verdict: VerdictService;
   log: Logger;
+  /** One age-out sweep now (the central also sweeps every AGE_OUT_SWEEP_MS); tests pass a later nowMs. */
+  ageOut(nowMs?: number): Promise<AgedOut>;
   close(): Promise<void>;
 }
 
@@ -103,7 +107,23 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     fleetConfig.on("changed", (c) => verdict?.setConfig(c));
     await verdict.start();
     const v = verdict;
-    const query: QueryDeps = { totals, nodes, windows, ingest, lookbackMs, status: { verdictOf: (o, now) => ({ ...v.verdictOf(o, now), figures: v.figuresOf(o) }) }, exemplars };
+    const forget = new Forgetter({ ingest, store, verdict: v, exemplars });
+    const query: QueryDeps = {
+      totals,
+      nodes,
+      windows,
+      ingest,
+      lookbackMs,
+      status: { verdictOf: (o, now) => ({ ...v.verdictOf(o, now), figures: v.figuresOf(o) }) },
+      exemplars,
+      forget,
+      maxPageBytes: config.maxMessageBytes,
+    };
+    const sweep = async (nowMs = Date.now()) => {
+      const r = await ageOut({ totals, nodes, windows, ingest, forget }, config, nowMs);
+      if (r.origins.length || r.nodes.length) log.info({ origins: r.origins.length, nodes: r.nodes.length, sample: [...r.origins.slice(0, 5), ...r.nodes.slice(0, 5)] }, "aged out idle origins and nodes");
+      return r;
+    };
     const index = new ReflectionIndex(SERVED_SERVICES);
     const health = new HealthState(index.serviceNames());
     const routes = (router: ConnectRouter) => {
@@ -118,6 +138,10 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     server = await startServer({ host, port, routes, maxMessageBytes: config.maxMessageBytes, tls, interceptors, contextValues: peerContext, httpFallback });
     const pruner = setInterval(() => windows.prune(Date.now()), 5_000);
     pruner.unref();
+    const ageOutErr = (err: unknown) => log.error({ err }, "age-out sweep failed");
+    const ager = setInterval(() => void sweep().catch(ageOutErr), AGE_OUT_SWEEP_MS);
+    ager.unref();
+    void sweep().catch(ageOutErr);
     const address = server.address;
     log.info({ address, data: config.data, tls: Boolean(tls), tokens: Boolean(config.tokensFile) }, "listening");
     let closing: Promise<void> | undefined;
@@ -131,9 +155,11 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       fleetConfig,
       verdict: v,
       log,
+      ageOut: sweep,
       close() {
         closing ??= (async () => {
           clearInterval(pruner);
+          clearInterval(ager);
           push.close();
           health.setServing(false);
           ingest.closeAll();
@@ -169,7 +195,9 @@ export function registerCentral(program: Command): void {
     .option("--tokens <file>", "operator bearer tokens, one per line: TOKEN read|admin [NAME]")
     .option("--ingest-rate <n>", "inbound messages per second per sidecar session", (v) => Number(v), 200)
     .option("--exemplars-per-origin <n>", "latest exemplars kept per origin (ListExemplars)", (v) => Number(v), 1000)
-    .action(async (opts: { exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
+    .option("--origin-idle <hours>", "forget an origin with no batch for this long (0 = never)", (v) => Number(v), 168)
+    .option("--node-idle <hours>", "forget a disconnected node with no batch for this long (0 = never)", (v) => Number(v), 168)
+    .action(async (opts: { originIdle: number; nodeIdle: number; exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
       try {
@@ -187,6 +215,8 @@ export function registerCentral(program: Command): void {
             tokensFile: opts.tokens,
             ingestRatePerSec: opts.ingestRate,
             exemplarsPerOrigin: opts.exemplarsPerOrigin,
+            originIdleMs: Math.round(opts.originIdle * 3600_000),
+            nodeIdleMs: Math.round(opts.nodeIdle * 3600_000),
           },
           log,
         );

@@ -212,6 +212,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     node.lastSeenMs = now;
     node.bufferedBatches = batch.bufferedBatches.toString();
     node.droppedBatches = batch.droppedBatches.toString();
+    node.rejectedBatches = batch.rejectedBatches.toString();
+    node.clockSkewMs = Number(batch.clockSkewMs);
     if (batch.seq <= hw) {
       // Replay of a batch already counted: acknowledge, never count twice. The
       // ack waits for the write in progress, which may hold the original.
@@ -274,6 +276,30 @@ export class Ingest extends EventEmitter<IngestEvents> {
       this.state.log.info({ node: node.nodeId, session: session.id }, "sidecar disconnected");
       this.emit("node-disconnected", session);
     }
+  }
+
+  /**
+   * Forget an origin's counted totals and recent windows (operator forget,
+   * age-out); false when it was unknown. The caller deletes its records
+   * after committer.settled().
+   */
+  forgetOrigin(origin: string): boolean {
+    const had = this.state.totals.delete(origin);
+    return this.state.windows.forget(origin) || had;
+  }
+
+  /** Forget a node's record and high-water mark; CENTRAL_NODE_CONNECTED while it has a live session. */
+  forgetNode(nodeId: string): boolean {
+    if (this.sessions.has(nodeId)) {
+      throw new CentralError("CENTRAL_NODE_CONNECTED", `node ${nodeId} has a live session: stop its sidecar (or wait until it disconnects) before forgetting it`);
+    }
+    this.state.highWater.delete(nodeId);
+    return this.state.nodes.delete(nodeId);
+  }
+
+  /** Resolves once every counted-batch write issued so far is done. */
+  settled(): Promise<void> {
+    return this.state.committer.settled();
   }
 
   isConnected(nodeId: string): boolean {

@@ -27,6 +27,10 @@ export interface FakeSidecarOptions {
   traffic: (origin: string) => Partial<Counts>;
   /** Outcome of each probe attempt (default OK). */
   probe?: (req: ProbeRequest) => Outcome;
+  /** Sampled requests sent with each batch, per origin (default none). */
+  exemplarsPerBatch?: number;
+  /** What the sidecar reports about itself in each batch (refused batches, measured clock skew). */
+  report?: () => { rejectedBatches?: bigint; clockSkewMs?: bigint };
 }
 
 export class FakeSidecar {
@@ -89,7 +93,11 @@ export class FakeSidecar {
         ttfb: h.toHistogram(),
       };
     });
-    this.call?.write(create(SidecarMessageSchema, { kind: { case: "batch", value: { seq: this.seq++, windows } } }));
+    const seq = this.seq++;
+    const exemplars = this.o.origins.flatMap((origin) =>
+      Array.from({ length: this.o.exemplarsPerBatch ?? 0 }, (_, i) => ({ timeUnixMs: BigInt(end), origin, method: "GET", path: `/b${seq}/${i}`, status: 200, outcome: Outcome.OK, ttfbMs: 30, totalMs: 31 })),
+    );
+    this.call?.write(create(SidecarMessageSchema, { kind: { case: "batch", value: { seq, windows, exemplars, ...this.o.report?.() } } }));
   }
 
   close(): void {
