@@ -34,6 +34,8 @@ export interface CentralConfig {
   /** Inbound ingest messages per second per session, and the burst allowed above it. */
   ingestRatePerSec: number;
   ingestBurst: number;
+  /** `NODE_ID ISP REGION` per line: these labels win over what a hello claims (disagreements counted and logged). */
+  nodeLabelsFile?: string;
   /** An origin with no batch for this long is forgotten (totals, state); 0 = never. */
   originIdleMs: number;
   /** A disconnected node with no batch for this long is forgotten (record, high-water mark); 0 = never. */

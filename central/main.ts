@@ -33,6 +33,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import { dashboardFallback } from "./dashboard/serve.js";
 import { LevelStore } from "./store/level-store.js";
 import { VerdictService } from "./verdict/service.js";
+import { loadNodeLabels } from "./verdict/node-labels.js";
 
 export interface Central {
   address: string;
@@ -68,6 +69,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   const interceptors: Interceptor[] = [];
   if (tls) interceptors.push(ingestCertInterceptor());
   if (config.tokensFile) interceptors.push(tokenInterceptor(loadTokens(config.tokensFile)));
+  const nodeLabels = config.nodeLabelsFile ? loadNodeLabels(config.nodeLabelsFile) : undefined;
   const store = await LevelStore.open(config.data);
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   let verdict: VerdictService | undefined;
@@ -84,6 +86,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       committer,
       log,
       requireNodeCert: Boolean(tls),
+      nodeLabels,
       ratePerSec: config.ingestRatePerSec,
       rateBurst: config.ingestBurst,
     });
@@ -195,9 +198,10 @@ export function registerCentral(program: Command): void {
     .option("--tokens <file>", "operator bearer tokens, one per line: TOKEN read|admin [NAME]")
     .option("--ingest-rate <n>", "inbound messages per second per sidecar session", (v) => Number(v), 200)
     .option("--exemplars-per-origin <n>", "latest exemplars kept per origin (ListExemplars)", (v) => Number(v), 1000)
+    .option("--node-labels <file>", "pin node labels: NODE_ID ISP REGION per line; they win over what sidecars claim (disagreements logged and shown by ctl nodes)")
     .option("--origin-idle <hours>", "forget an origin with no batch for this long (0 = never)", (v) => Number(v), 168)
     .option("--node-idle <hours>", "forget a disconnected node with no batch for this long (0 = never)", (v) => Number(v), 168)
-    .action(async (opts: { originIdle: number; nodeIdle: number; exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
+    .action(async (opts: { nodeLabels?: string; originIdle: number; nodeIdle: number; exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
       try {
@@ -215,6 +219,7 @@ export function registerCentral(program: Command): void {
             tokensFile: opts.tokens,
             ingestRatePerSec: opts.ingestRate,
             exemplarsPerOrigin: opts.exemplarsPerOrigin,
+            nodeLabelsFile: opts.nodeLabels,
             originIdleMs: Math.round(opts.originIdle * 3600_000),
             nodeIdleMs: Math.round(opts.nodeIdle * 3600_000),
           },

@@ -32,6 +32,7 @@ import { AsyncQueue } from "./async-queue.js";
 import type { Committer } from "./committer.js";
 import { MAX_SEQ_JUMP, validateBatch, validateConfigAck, validateExemplars, validateHello } from "./validate.js";
 import type { WindowStore } from "./window-store.js";
+import type { NodeLabelAllowlist } from "../verdict/node-labels.js";
 
 export interface IngestState {
   totals: Map<string, OriginTotals>;
@@ -43,6 +44,8 @@ export interface IngestState {
   log: Logger;
   /** mTLS: a sidecar may only claim a node_id its certificate names. */
   requireNodeCert?: boolean;
+  /** --node-labels: the allowlisted ISP and region win over what a hello claims. */
+  nodeLabels?: NodeLabelAllowlist;
   /** Inbound messages per second per session (over it, reading waits). */
   ratePerSec?: number;
   rateBurst?: number;
@@ -169,10 +172,18 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (this.state.requireNodeCert) checkNodeBinding(session.peer ?? { authorized: false, names: [], tls: false }, id.nodeId);
     const now = Date.now();
     const prev = this.state.nodes.get(id.nodeId);
+    const labels = this.state.nodeLabels?.resolve(id.nodeId, id) ?? { isp: id.isp, region: id.region, mismatch: "", unlisted: false };
+    if (labels.mismatch) this.state.log.warn({ node: id.nodeId, mismatch: labels.mismatch }, "node labels disagree with the allowlist; using the allowlist");
+    else if (labels.unlisted) this.state.log.warn({ node: id.nodeId, isp: id.isp, region: id.region }, "node not in the labels allowlist; using its claimed labels");
     const node: NodeRecord = {
       nodeId: id.nodeId,
-      isp: id.isp,
-      region: id.region,
+      isp: labels.isp,
+      region: labels.region,
+      labelMismatch: labels.mismatch,
+      labelMismatches: (BigInt(prev?.labelMismatches || "0") + (labels.mismatch ? 1n : 0n)).toString(),
+      rejectedBatches: prev?.rejectedBatches,
+      lastRejectReason: prev?.lastRejectReason,
+      clockSkewMs: prev?.clockSkewMs,
       version: id.version,
       origins: [...hello.origins],
       lastSeenMs: now,

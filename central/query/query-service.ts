@@ -120,6 +120,8 @@ export function nodeOf(rec: NodeRecord, connected: boolean): Node {
     rejectedBatches: BigInt(rec.rejectedBatches || "0"),
     lastRejectReason: rec.lastRejectReason ?? "",
     clockSkewMs: BigInt(Math.trunc(rec.clockSkewMs ?? 0)),
+    labelMismatch: rec.labelMismatch ?? "",
+    labelMismatches: BigInt(rec.labelMismatches || "0"),
   });
 }
 

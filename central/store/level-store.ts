@@ -28,6 +28,10 @@ export interface NodeRecord {
   lastRejectReason?: string;
   /** Sidecar clock minus central clock as the sidecar measured it (0 = unknown). */
   clockSkewMs?: number;
+  /** --node-labels: how the last hello's claimed labels disagreed with the allowlist ("" = agreed). */
+  labelMismatch?: string;
+  /** --node-labels: hellos whose claimed labels disagreed (decimal). */
+  labelMismatches?: string;
 }
 
 export interface OriginTotals {

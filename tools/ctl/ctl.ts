@@ -420,7 +420,11 @@ async function nodes(ctx: Ctx): Promise<void> {
         String(n.rejectedBatches),
         n.clockSkewMs ? String(n.clockSkewMs) : "-",
         n.version || "-",
-        [n.lastNackReason ? `last config rejected: ${n.lastNackReason}` : "", n.lastRejectReason ? `last batch refused: ${n.lastRejectReason}` : ""].filter(Boolean).join("; "),
+        [
+          n.lastNackReason ? `last config rejected: ${n.lastNackReason}` : "",
+          n.lastRejectReason ? `last batch refused: ${n.lastRejectReason}` : "",
+          n.labelMismatch ? `labels pinned by the allowlist (${n.labelMismatch})` : "",
+        ].filter(Boolean).join("; "),
       ]),
     ),
   );
