@@ -351,6 +351,17 @@ cases.push(
     state: S.DOWN,
   },
   {
+    name: "liar: a 4-ISP fleet with two ISPs failing stays DOWN when one node claims a fifth ISP with OK (W4)",
+    nodes: [...set(fleet({ ...GRID, isps: ["a", "b", "c", "d"] }), (n) => n.isp === "a" || n.isp === "b", refused), liar("z", "eu", { ok: 50 })],
+    state: S.DOWN,
+  },
+  {
+    name: "liar: a 4-ISP fleet with one ISP failing is not DOWN when one node claims a fifth, failing ISP (W4)",
+    nodes: [...set(fleet({ ...GRID, isps: ["a", "b", "c", "d"] }), (n) => n.isp === "a", refused), liar("z", "eu", { serverError: 50 })],
+    state: S.HEALTHY,
+    faults: ["ISP:a", "NODE:liar"],
+  },
+  {
     name: "liar: an ISP fault stays an ISP fault when one node on that ISP reports OK (W3)",
     nodes: [...set(grid(), inIsp("isp-a"), refused), liar("isp-a", "eu", { ok: 50 })],
     state: S.HEALTHY,

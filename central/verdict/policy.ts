@@ -36,6 +36,9 @@
  *      residual and witness (it neither vetoes an ISP or region nor exonerates one).
  *  W3. One healthy vote cannot veto several failing ones: a pool with exactly one
  *      healthy vote and two or more failing votes is failing (rule 2 otherwise).
+ *  W4. In the DOWN vote (rule 3) an ISP counts only with at least half as many
+ *      reporting nodes as the median ISP with traffic: one node claiming an
+ *      ISP of its own cannot add a healthy (or failing) ISP to the count.
  */
 import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
 import { FaultScope, OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
@@ -386,8 +389,13 @@ export function evaluate(input: PolicyInput): Verdict {
   const failingRegions = regionList.filter((p) => p.failing);
   const failingNodes = judged.filter((n) => n.failing);
 
-  // Step 3: DOWN, unless one failing region explains everything.
-  if (failingIsps.length >= 2 && failingIsps.length * 2 >= withTraffic.length) {
+  // Step 3: DOWN, unless one failing region explains everything. W4: ISPs of fewer than half the
+  // median ISP's reporting nodes do not vote (one node claiming an ISP of its own cannot outvote real ones).
+  const medianSize = weightCap(withTraffic.map((p) => p.members.length));
+  const votes = (p: Pool) => p.members.length * 2 >= medianSize;
+  const votingIsps = withTraffic.filter(votes);
+  const votingFailing = failingIsps.filter(votes);
+  if (votingFailing.length >= 2 && votingFailing.length * 2 >= votingIsps.length) {
     const inFailingIsps = failingIsps.flatMap((p) => p.members);
     const region = failingRegions.find((r) => {
       const set = new Set(r.members);
@@ -403,9 +411,9 @@ export function evaluate(input: PolicyInput): Verdict {
     });
     if (!region) {
       verdict.state = OriginState.DOWN;
-      const names = failingIsps.map((p) => p.key).join(", ");
+      const names = votingFailing.map((p) => p.key).join(", ");
       verdict.reason =
-        `origin down: failing on ${failingIsps.length} of ${withTraffic.length} ISPs with traffic (${names}); ` +
+        `origin down: failing on ${votingFailing.length} of ${votingIsps.length} ISPs with traffic (${names}); ` +
         `${pct(verdict.failureRatio)} of ${requests} requests failed`;
       return verdict;
     }
