@@ -11,11 +11,13 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import pino from "pino";
 import { ConfigService } from "../../proto/gen/originwatch/v1/config_pb.js";
 import { QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
 import { FakeSidecar } from "../../tools/scenarios/fake-sidecar.js";
-import { eventually } from "../../tools/test/proc.js";
+import { ROOT, eventually } from "../../tools/test/proc.js";
 import { runCtl } from "../../tools/ctl/ctl.js";
 import { type Central, startCentral } from "../main.js";
 import type { CentralConfig } from "../config.js";
@@ -260,6 +262,7 @@ test("ForgetOrigin needs the admin token, forgets totals and state for good (res
   await preload([
     ["old.example", totals(now - 60_000)],
     ["junk.example", totals(now - 60_000)],
+    ["curl.example", totals(now - 60_000)],
   ]);
   const tokens = await tokensFile();
   let c = await central({ tokensFile: tokens });
@@ -280,6 +283,19 @@ test("ForgetOrigin needs the admin token, forgets totals and state for good (res
   const r = await ctl(c, ["--token", ADMIN, "forget", "origin", "junk.example"]);
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /forgot origin junk\.example/);
+  // A grpcurl-class client through reflection: the new method is described like every other.
+  const curl = await promisify(execFile)(join(ROOT, "node_modules", ".bin", "buf"), [
+    "curl",
+    "--protocol",
+    "grpc",
+    "--http2-prior-knowledge",
+    "-H",
+    `authorization: Bearer ${ADMIN}`,
+    "-d",
+    JSON.stringify({ origin: "curl.example" }),
+    `http://${c.address}/originwatch.v1.QueryService/ForgetOrigin`,
+  ]);
+  assert.match(curl.stdout, /\{/);
   const missing = await ctl(c, ["--token", ADMIN, "forget", "origin", "never.example"]);
   assert.is(missing.code, 1);
   assert.match(missing.err, /not known/);
