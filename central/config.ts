@@ -58,6 +58,12 @@ export interface CentralConfig {
   /** Concurrent grpc.health.v1 Watch streams, and reflection streams, over the whole server (RESOURCE_EXHAUSTED above). */
   maxHealthWatches: number;
   maxReflectionStreams: number;
+  /** `NODE_ID ISP REGION` per line: these labels win over what a hello claims (disagreements counted and logged). */
+  nodeLabelsFile?: string;
+  /** An origin with no batch for this long is forgotten (totals, state); 0 = never. */
+  originIdleMs: number;
+  /** A disconnected node with no batch for this long is forgotten (record, high-water mark); 0 = never. */
+  nodeIdleMs: number;
 }
 
 export const CENTRAL_DEFAULTS: CentralConfig = {
@@ -86,6 +92,8 @@ export const CENTRAL_DEFAULTS: CentralConfig = {
   maxConcurrentStreams: 100,
   maxHealthWatches: 1_000,
   maxReflectionStreams: 100,
+  originIdleMs: 7 * 24 * 3600_000,
+  nodeIdleMs: 7 * 24 * 3600_000,
 };
 
 /** The exposure and connection-limit fields, validated in one place. */
@@ -138,6 +146,9 @@ export function validateCentralConfig(partial: Partial<CentralConfig>): CentralC
     if (!Number.isInteger(c[f]) || c[f] <= 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a positive integer, got ${c[f]}`);
   }
   validateExposure(c);
+  for (const f of ["originIdleMs", "nodeIdleMs"] as const) {
+    if (!Number.isInteger(c[f]) || c[f] < 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a non-negative integer (0 = never), got ${c[f]}`);
+  }
   if (c.windowRetentionMs < c.lookbackMs) {
     throw new CentralError("CENTRAL_BAD_CONFIG", `windowRetentionMs (${c.windowRetentionMs}) must be at least lookbackMs (${c.lookbackMs})`);
   }

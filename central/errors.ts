@@ -21,7 +21,8 @@ export type CentralErrorCode =
   /** A request whose Host/:authority is not loopback (or allowed) on a tokenless central: DNS rebinding. */
   | "CENTRAL_HOST_NOT_ALLOWED"
   /** Over a server-wide stream cap (Health.Watch, reflection). */
-  | "CENTRAL_TOO_MANY_STREAMS";
+  | "CENTRAL_TOO_MANY_STREAMS"
+  | "CENTRAL_NODE_CONNECTED";
 
 const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_BAD_CONFIG: Code.InvalidArgument,
@@ -37,6 +38,7 @@ const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_DATA_CORRUPT: Code.DataLoss,
   CENTRAL_HOST_NOT_ALLOWED: Code.PermissionDenied,
   CENTRAL_TOO_MANY_STREAMS: Code.ResourceExhausted,
+  CENTRAL_NODE_CONNECTED: Code.FailedPrecondition,
 };
 
 /**

@@ -22,6 +22,8 @@ import { ExemplarStore } from "./ingest/exemplar-store.js";
 import { Ingest } from "./ingest/ingest-service.js";
 import { WindowStore } from "./ingest/window-store.js";
 import { type QueryDeps, queryService } from "./query/query-service.js";
+import { AGE_OUT_SWEEP_MS, type AgedOut, ageOut } from "./query/age-out.js";
+import { Forgetter } from "./query/forget.js";
 import { HealthState, healthService } from "./server/health.js";
 import { ReflectionIndex, reflectionV1, reflectionV1alpha } from "./server/reflection.js";
 import { type RunningServer, startServer } from "./server/server.js";
@@ -35,6 +37,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import { dashboardFallback } from "./dashboard/serve.js";
 import { LevelStore } from "./store/level-store.js";
 import { VerdictService } from "./verdict/service.js";
+import { loadNodeLabels } from "./verdict/node-labels.js";
 
 export interface Central {
   address: string;
@@ -48,6 +51,8 @@ export interface Central {
   log: Logger;
   /** The one-port server: its limit counters and open connections. */
   server: RunningServer;
+  /** One age-out sweep now (the central also sweeps every AGE_OUT_SWEEP_MS); tests pass a later nowMs. */
+  ageOut(nowMs?: number): Promise<AgedOut>;
   close(): Promise<void>;
 }
 
@@ -84,6 +89,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   for (const warning of checkExposure({ listenHost: host, tls: Boolean(tls), tokens: Boolean(config.tokensFile), insecure: config.insecure })) {
     log.warn({ code: "CENTRAL_INSECURE" }, warning);
   }
+  const nodeLabels = config.nodeLabelsFile ? loadNodeLabels(config.nodeLabelsFile) : undefined;
   const store = await LevelStore.open(config.data);
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   let verdict: VerdictService | undefined;
@@ -100,6 +106,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       committer,
       log,
       requireNodeCert: Boolean(tls),
+      nodeLabels,
       ratePerSec: config.ingestRatePerSec,
       rateBurst: config.ingestBurst,
     });
@@ -123,7 +130,23 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     fleetConfig.on("changed", (c) => verdict?.setConfig(c));
     await verdict.start();
     const v = verdict;
-    const query: QueryDeps = { totals, nodes, windows, ingest, lookbackMs, status: { verdictOf: (o, now) => ({ ...v.verdictOf(o, now), figures: v.figuresOf(o) }) }, exemplars };
+    const forget = new Forgetter({ ingest, store, verdict: v, exemplars });
+    const query: QueryDeps = {
+      totals,
+      nodes,
+      windows,
+      ingest,
+      lookbackMs,
+      status: { verdictOf: (o, now) => ({ ...v.verdictOf(o, now), figures: v.figuresOf(o) }) },
+      exemplars,
+      forget,
+      maxPageBytes: config.maxMessageBytes,
+    };
+    const sweep = async (nowMs = Date.now()) => {
+      const r = await ageOut({ totals, nodes, windows, ingest, forget }, config, nowMs);
+      if (r.origins.length || r.nodes.length) log.info({ origins: r.origins.length, nodes: r.nodes.length, sample: [...r.origins.slice(0, 5), ...r.nodes.slice(0, 5)] }, "aged out idle origins and nodes");
+      return r;
+    };
     const index = new ReflectionIndex(SERVED_SERVICES);
     const health = new HealthState(index.serviceNames());
     const healthWatches = new StreamLimit("Health.Watch", config.maxHealthWatches, "--max-health-watches");
@@ -154,6 +177,10 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     });
     const pruner = setInterval(() => windows.prune(Date.now()), 5_000);
     pruner.unref();
+    const ageOutErr = (err: unknown) => log.error({ err }, "age-out sweep failed");
+    const ager = setInterval(() => void sweep().catch(ageOutErr), AGE_OUT_SWEEP_MS);
+    ager.unref();
+    void sweep().catch(ageOutErr);
     const address = server.address;
     log.info({ address, data: config.data, tls: Boolean(tls), tokens: Boolean(config.tokensFile) }, "listening");
     let closing: Promise<void> | undefined;
@@ -168,9 +195,11 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       verdict: v,
       log,
       server: srv,
+      ageOut: sweep,
       close() {
         closing ??= (async () => {
           clearInterval(pruner);
+          clearInterval(ager);
           push.close();
           health.setServing(false);
           ingest.closeAll();
@@ -205,9 +234,12 @@ export function registerCentral(program: Command): void {
     .option("--tls-ca <file>", "CA (PEM) that signs sidecar client certificates")
     .option("--tokens <file>", "operator bearer tokens, one per line: TOKEN read|admin [NAME]")
     .option("--ingest-rate <n>", "inbound messages per second per sidecar session", (v) => Number(v), 200)
-    .option("--exemplars-per-origin <n>", "latest exemplars kept per origin (ListExemplars)", (v) => Number(v), 1000);
+    .option("--exemplars-per-origin <n>", "latest exemplars kept per origin (ListExemplars)", (v) => Number(v), 1000)
+    .option("--node-labels <file>", "pin node labels: NODE_ID ISP REGION per line; they win over what sidecars claim (disagreements logged and shown by ctl nodes)")
+    .option("--origin-idle <hours>", "forget an origin with no batch for this long (0 = never)", (v) => Number(v), 168)
+    .option("--node-idle <hours>", "forget a disconnected node with no batch for this long (0 = never)", (v) => Number(v), 168);
   registerServerFlags(cmd);
-  cmd.action(async (opts: { exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
+  cmd.action(async (opts: { nodeLabels?: string; originIdle: number; nodeIdle: number; exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
       try {
@@ -226,6 +258,9 @@ export function registerCentral(program: Command): void {
             ingestRatePerSec: opts.ingestRate,
             exemplarsPerOrigin: opts.exemplarsPerOrigin,
             ...serverFlagsToConfig(opts),
+            nodeLabelsFile: opts.nodeLabels,
+            originIdleMs: Math.round(opts.originIdle * 3600_000),
+            nodeIdleMs: Math.round(opts.nodeIdle * 3600_000),
           },
           log,
         );

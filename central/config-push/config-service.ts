@@ -6,6 +6,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ConfigService } from "../../proto/gen/originwatch/v1/config_pb.js";
 import { toConnectError } from "../errors.js";
+import { decodePageToken, encodePageToken } from "../query/paging.js";
 import type { ConfigStore } from "./config-store.js";
 
 export function configService(configs: ConfigStore): Partial<ServiceImpl<typeof ConfigService>> {
@@ -24,7 +25,16 @@ export function configService(configs: ConfigStore): Partial<ServiceImpl<typeof 
       }
     },
     async listConfigHistory(req) {
-      return { configs: await configs.history(req.limit) };
+      // Pages like every list (query/paging.ts); page_size 0 falls back to limit, then 50.
+      const after = decodePageToken("ListConfigHistory", req.pageToken);
+      let before: bigint | undefined;
+      if (after !== undefined) {
+        if (!/^\d+$/.test(after)) throw new ConnectError("page_token is not a next_page_token of ListConfigHistory", Code.InvalidArgument);
+        before = BigInt(after);
+      }
+      const page = await configs.historyPage(req.pageSize || req.limit, before);
+      const last = page.configs[page.configs.length - 1];
+      return { configs: page.configs, nextPageToken: page.more && last ? encodePageToken("ListConfigHistory", last.version.toString()) : "" };
     },
   };
 }

@@ -82,11 +82,25 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
 
   /** Versions newest first, at most `limit` (default 50, at most 1000). */
   async history(limit = 50): Promise<Config[]> {
+    return (await this.historyPage(limit)).configs;
+  }
+
+  /**
+   * One page of versions, newest first: at most `limit` (default 50, at most
+   * 1000), older than `beforeVersion` when given; `more` when older ones exist.
+   */
+  async historyPage(limit = 50, beforeVersion?: bigint): Promise<{ configs: Config[]; more: boolean }> {
     const n = Math.min(Math.max(limit || 50, 1), 1000);
     const out: Config[] = [];
-    for await (const v of this.db.values({ gte: "h/", lt: "h0", reverse: true, limit: n })) {
+    const lt = beforeVersion !== undefined ? historyKey(beforeVersion) : "h0";
+    let more = false;
+    for await (const v of this.db.values({ gte: "h/", lt, reverse: true, limit: n + 1 })) {
+      if (out.length === n) {
+        more = true;
+        break;
+      }
       out.push(fromJson(ConfigSchema, v, { ignoreUnknownFields: true }));
     }
-    return out;
+    return { configs: out, more };
   }
 }

@@ -29,6 +29,12 @@ export class Committer {
     return p;
   }
 
+  /** Resolves once every write issued before the call is done (a forget orders its deletes after them). */
+  settled(): Promise<void> {
+    if (!this.writing) return Promise.resolve();
+    return new Promise<void>((resolve) => this.waiters.push({ resolve, reject: () => resolve() }));
+  }
+
   private async drain(): Promise<void> {
     if (this.writing) return;
     this.writing = true;

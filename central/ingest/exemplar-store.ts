@@ -8,6 +8,8 @@ import { type Exemplar, ExemplarSchema } from "../../proto/gen/originwatch/v1/co
 
 export class ExemplarStore {
   private byOrigin = new Map<string, Exemplar[]>();
+  /** Exemplars ever added per origin: positions for stable paging (ListExemplars). */
+  private added = new Map<string, number>();
 
   constructor(readonly perOrigin: number) {}
 
@@ -18,8 +20,20 @@ export class ExemplarStore {
       let list = this.byOrigin.get(x.origin);
       if (!list) this.byOrigin.set(x.origin, (list = []));
       list.push(x);
+      this.added.set(x.origin, (this.added.get(x.origin) ?? 0) + 1);
       if (list.length > this.perOrigin) list.splice(0, list.length - this.perOrigin);
     }
+  }
+
+  /** The kept exemplars of an origin (oldest first) and how many were ever added (read only). */
+  snapshot(origin: string): { list: readonly Exemplar[]; added: number } {
+    return { list: this.byOrigin.get(origin) ?? [], added: this.added.get(origin) ?? 0 };
+  }
+
+  /** Operator forget / age-out of an origin. */
+  forget(origin: string): void {
+    this.byOrigin.delete(origin);
+    this.added.delete(origin);
   }
 
   /** Newest first, at most limit. */

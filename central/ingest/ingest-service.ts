@@ -32,6 +32,7 @@ import { AsyncQueue } from "./async-queue.js";
 import type { Committer } from "./committer.js";
 import { MAX_SEQ_JUMP, validateBatch, validateConfigAck, validateExemplars, validateHello } from "./validate.js";
 import type { WindowStore } from "./window-store.js";
+import type { NodeLabelAllowlist } from "../verdict/node-labels.js";
 
 export interface IngestState {
   totals: Map<string, OriginTotals>;
@@ -43,6 +44,8 @@ export interface IngestState {
   log: Logger;
   /** mTLS: a sidecar may only claim a node_id its certificate names. */
   requireNodeCert?: boolean;
+  /** --node-labels: the allowlisted ISP and region win over what a hello claims. */
+  nodeLabels?: NodeLabelAllowlist;
   /** Inbound messages per second per session (over it, reading waits). */
   ratePerSec?: number;
   rateBurst?: number;
@@ -169,10 +172,18 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (this.state.requireNodeCert) checkNodeBinding(session.peer ?? { authorized: false, names: [], tls: false }, id.nodeId);
     const now = Date.now();
     const prev = this.state.nodes.get(id.nodeId);
+    const labels = this.state.nodeLabels?.resolve(id.nodeId, id) ?? { isp: id.isp, region: id.region, mismatch: "", unlisted: false };
+    if (labels.mismatch) this.state.log.warn({ node: id.nodeId, mismatch: labels.mismatch }, "node labels disagree with the allowlist; using the allowlist");
+    else if (labels.unlisted) this.state.log.warn({ node: id.nodeId, isp: id.isp, region: id.region }, "node not in the labels allowlist; using its claimed labels");
     const node: NodeRecord = {
       nodeId: id.nodeId,
-      isp: id.isp,
-      region: id.region,
+      isp: labels.isp,
+      region: labels.region,
+      labelMismatch: labels.mismatch,
+      labelMismatches: (BigInt(prev?.labelMismatches || "0") + (labels.mismatch ? 1n : 0n)).toString(),
+      rejectedBatches: prev?.rejectedBatches,
+      lastRejectReason: prev?.lastRejectReason,
+      clockSkewMs: prev?.clockSkewMs,
       version: id.version,
       origins: [...hello.origins],
       lastSeenMs: now,
@@ -212,6 +223,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
     node.lastSeenMs = now;
     node.bufferedBatches = batch.bufferedBatches.toString();
     node.droppedBatches = batch.droppedBatches.toString();
+    node.rejectedBatches = batch.rejectedBatches.toString();
+    node.clockSkewMs = Number(batch.clockSkewMs);
     if (batch.seq <= hw) {
       // Replay of a batch already counted: acknowledge, never count twice. The
       // ack waits for the write in progress, which may hold the original.
@@ -274,6 +287,30 @@ export class Ingest extends EventEmitter<IngestEvents> {
       this.state.log.info({ node: node.nodeId, session: session.id }, "sidecar disconnected");
       this.emit("node-disconnected", session);
     }
+  }
+
+  /**
+   * Forget an origin's counted totals and recent windows (operator forget,
+   * age-out); false when it was unknown. The caller deletes its records
+   * after committer.settled().
+   */
+  forgetOrigin(origin: string): boolean {
+    const had = this.state.totals.delete(origin);
+    return this.state.windows.forget(origin) || had;
+  }
+
+  /** Forget a node's record and high-water mark; CENTRAL_NODE_CONNECTED while it has a live session. */
+  forgetNode(nodeId: string): boolean {
+    if (this.sessions.has(nodeId)) {
+      throw new CentralError("CENTRAL_NODE_CONNECTED", `node ${nodeId} has a live session: stop its sidecar (or wait until it disconnects) before forgetting it`);
+    }
+    this.state.highWater.delete(nodeId);
+    return this.state.nodes.delete(nodeId);
+  }
+
+  /** Resolves once every counted-batch write issued so far is done. */
+  settled(): Promise<void> {
+    return this.state.committer.settled();
   }
 
   isConnected(nodeId: string): boolean {

@@ -31,6 +31,11 @@ export class WindowStore {
     list.push(w);
   }
 
+  /** Operator forget / age-out of an origin. */
+  forget(origin: string): boolean {
+    return this.byOrigin.delete(origin);
+  }
+
   origins(): string[] {
     return [...this.byOrigin.keys()];
   }

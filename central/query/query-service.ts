@@ -1,11 +1,14 @@
 /**
- * QueryService: what operators ask the central. Reads only: the ingest owns
- * the totals and windows, the verdict (through StatusProvider) owns states.
+ * QueryService: what operators ask the central. Reads, plus forgetting an
+ * origin or a node (forget.ts, admin): the ingest owns the totals and
+ * windows, the verdict (through StatusProvider) owns states. Every list pages
+ * (paging.ts): no answer can exceed the message limit.
  */
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ExemplarSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
 import {
   type Fault,
   type Node,
@@ -15,11 +18,14 @@ import {
   OriginStatusSchema,
   QueryService,
 } from "../../proto/gen/originwatch/v1/query_pb.js";
+import { toConnectError } from "../errors.js";
 import type { ExemplarStore } from "../ingest/exemplar-store.js";
 import type { Ingest } from "../ingest/ingest-service.js";
 import type { WindowStore } from "../ingest/window-store.js";
 import type { NodeRecord, OriginTotals } from "../store/level-store.js";
+import type { Forgetter } from "./forget.js";
 import { type LiveFigures, liveFigures } from "./origin-view.js";
+import { byCodeUnit, decodePageToken, encodePageToken, pageOf, pageSizeOf } from "./paging.js";
 
 /** The verdict of one origin as the query API shows it. */
 export interface OriginVerdict {
@@ -45,7 +51,13 @@ export interface QueryDeps {
   status: StatusProvider;
   /** Latest exemplars per origin (ListExemplars); absent: UNIMPLEMENTED. */
   exemplars?: ExemplarStore;
+  /** ForgetOrigin / ForgetNode; absent: UNIMPLEMENTED. */
+  forget?: Forgetter;
+  /** Byte budget of one list page (binary size of its items; default 1 MiB). */
+  maxPageBytes?: number;
 }
+
+const DEFAULT_PAGE_BYTES = 1 << 20;
 
 /**
  * Placeholder until a verdict engine is wired in: HEALTHY when there is
@@ -105,20 +117,32 @@ export function nodeOf(rec: NodeRecord, connected: boolean): Node {
     droppedBatches: BigInt(rec.droppedBatches || "0"),
     origins: rec.origins,
     connectedSince: connected ? timestampFromMs(rec.connectedSinceMs) : undefined,
+    rejectedBatches: BigInt(rec.rejectedBatches || "0"),
+    lastRejectReason: rec.lastRejectReason ?? "",
+    clockSkewMs: BigInt(Math.trunc(rec.clockSkewMs ?? 0)),
+    labelMismatch: rec.labelMismatch ?? "",
+    labelMismatches: BigInt(rec.labelMismatches || "0"),
   });
 }
 
 export function originNames(deps: QueryDeps): string[] {
   const names = new Set<string>(deps.totals.keys());
   for (const o of deps.windows.origins()) names.add(o);
-  return [...names].sort();
+  return [...names].sort(byCodeUnit);
 }
 
 export function queryService(deps: QueryDeps): Partial<ServiceImpl<typeof QueryService>> {
+  const maxBytes = deps.maxPageBytes ?? DEFAULT_PAGE_BYTES;
   return {
-    listOrigins() {
+    listOrigins(req) {
       const now = Date.now();
-      return { origins: originNames(deps).map((n) => originStatus(deps, n, now, false)) };
+      const page = pageOf(
+        originNames(deps),
+        { list: "ListOrigins", pageSize: req.pageSize, pageToken: req.pageToken, maxBytes },
+        (n) => originStatus(deps, n, now, false),
+        (o) => toBinary(OriginStatusSchema, o).length,
+      );
+      return { origins: page.items, nextPageToken: page.nextPageToken };
     },
     getOrigin(req) {
       if (!req.origin) throw new ConnectError("origin is required", Code.InvalidArgument);
@@ -127,19 +151,56 @@ export function queryService(deps: QueryDeps): Partial<ServiceImpl<typeof QueryS
       }
       return { origin: originStatus(deps, req.origin, Date.now(), true) };
     },
-    listNodes() {
-      const nodes = [...deps.nodes.values()]
-        .sort((a, b) => a.nodeId.localeCompare(b.nodeId))
-        .map((n) => {
-          const out = nodeOf(n, deps.ingest.isConnected(n.nodeId));
-          return out;
-        });
-      return { nodes };
+    listNodes(req) {
+      const ids = [...deps.nodes.keys()].sort(byCodeUnit);
+      const page = pageOf(
+        ids,
+        { list: "ListNodes", pageSize: req.pageSize, pageToken: req.pageToken, maxBytes },
+        (id) => nodeOf(deps.nodes.get(id)!, deps.ingest.isConnected(id)),
+        (n) => toBinary(NodeSchema, n).length,
+      );
+      return { nodes: page.items, nextPageToken: page.nextPageToken };
     },
     listExemplars(req) {
       if (!deps.exemplars) throw new ConnectError("exemplars are not kept by this central", Code.Unimplemented);
       if (!req.origin) throw new ConnectError("origin is required", Code.InvalidArgument);
-      return { exemplars: deps.exemplars.latest(req.origin, req.limit) };
+      // Newest first. Positions count every exemplar ever added, so new arrivals never shift a page.
+      const { list, added } = deps.exemplars.snapshot(req.origin);
+      const size = pageSizeOf(req.pageSize || req.limit, 100);
+      const list_ = `ListExemplars ${req.origin}`;
+      const after = decodePageToken(list_, req.pageToken);
+      let pos = after === undefined ? added - 1 : Number(after) - 1;
+      if (!Number.isInteger(pos)) throw new ConnectError("page_token is not a next_page_token of ListExemplars", Code.InvalidArgument);
+      const oldest = added - list.length;
+      const exemplars = [];
+      let bytes = 0;
+      for (; pos >= oldest && exemplars.length < size; pos--) {
+        const e = list[pos - oldest];
+        const b = toBinary(ExemplarSchema, e).length;
+        if (exemplars.length > 0 && bytes + b > maxBytes) break;
+        exemplars.push(e);
+        bytes += b;
+      }
+      return { exemplars, nextPageToken: pos >= oldest && exemplars.length > 0 ? encodePageToken(list_, String(pos + 1)) : "" };
+    },
+    async forgetOrigin(req) {
+      if (!deps.forget) throw new ConnectError("this central cannot forget origins", Code.Unimplemented);
+      if (!req.origin) throw new ConnectError("origin is required", Code.InvalidArgument);
+      const r = await deps.forget.origin(req.origin, "forgotten by an operator (ForgetOrigin)");
+      if (!r) throw new ConnectError(`origin ${JSON.stringify(req.origin)} is not known to this central`, Code.NotFound);
+      return { closedIncidents: r.closedIncidents };
+    },
+    async forgetNode(req) {
+      if (!deps.forget) throw new ConnectError("this central cannot forget nodes", Code.Unimplemented);
+      if (!req.nodeId) throw new ConnectError("node_id is required", Code.InvalidArgument);
+      let known: boolean;
+      try {
+        known = await deps.forget.node(req.nodeId);
+      } catch (err) {
+        throw toConnectError(err);
+      }
+      if (!known) throw new ConnectError(`node ${JSON.stringify(req.nodeId)} is not known to this central`, Code.NotFound);
+      return {};
     },
   };
 }

@@ -100,7 +100,12 @@ export function findToken(tokens: TokenEntry[], presented: string): TokenEntry |
 }
 
 /** Methods that need the admin role. */
-const ADMIN_METHODS = new Set(["originwatch.v1.ConfigService/SetConfig", "originwatch.v1.QueryService/ProbeOrigin"]);
+const ADMIN_METHODS = new Set([
+  "originwatch.v1.ConfigService/SetConfig",
+  "originwatch.v1.QueryService/ProbeOrigin",
+  "originwatch.v1.QueryService/ForgetOrigin",
+  "originwatch.v1.QueryService/ForgetNode",
+]);
 /** Services open to anyone: health, reflection, and ingest (authenticated by mTLS instead). */
 const OPEN_SERVICES = new Set([
   "grpc.health.v1.Health",

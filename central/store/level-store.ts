@@ -41,6 +41,16 @@ export interface NodeRecord {
   lastNackReason: string;
   bufferedBatches: string;
   droppedBatches: string;
+  /** Batches the central refused permanently, as the sidecar reports them (decimal). */
+  rejectedBatches?: string;
+  /** Why the last batch was refused ("" when none). */
+  lastRejectReason?: string;
+  /** Sidecar clock minus central clock as the sidecar measured it (0 = unknown). */
+  clockSkewMs?: number;
+  /** --node-labels: how the last hello's claimed labels disagreed with the allowlist ("" = agreed). */
+  labelMismatch?: string;
+  /** --node-labels: hellos whose claimed labels disagreed (decimal). */
+  labelMismatches?: string;
 }
 
 export interface OriginTotals {
@@ -150,6 +160,23 @@ export class LevelStore {
     // sync: an acknowledged batch is dropped by the sidecar, so its count must survive a machine crash,
     // not only a process crash (group commit makes this one fsync per group of batches).
     if (ops.length > 0) await this.db.batch(ops, { sync: true });
+  }
+
+  /**
+   * Forget an origin's totals (operator forget, age-out). Call after the
+   * committer's in-flight writes, so none of them writes the totals back.
+   */
+  async deleteOrigin(origin: string): Promise<void> {
+    await this.totals.del(origin);
+  }
+
+  /** Forget a node's record and high-water mark in one atomic batch (operator forget, age-out). */
+  async deleteNode(nodeId: string): Promise<void> {
+    await this.db.batch([
+      { type: "del", sublevel: this.nodes, key: nodeId },
+      { type: "del", sublevel: this.hwm, key: nodeId },
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    ] as any);
   }
 
   /** Idempotent. */

@@ -138,6 +138,34 @@ export class VerdictEngine {
     this.lastSeen.set(nodeId, nowMs);
   }
 
+  /**
+   * Operator forget / age-out of an origin: its lookback, verdict state and
+   * tracks. Returns the incidents that were open (the caller closes their
+   * records); no event is emitted.
+   */
+  forgetOrigin(origin: string, nowMs = this.now()): IncidentRecord[] {
+    this.lookback.forgetOrigin(origin);
+    this.origins.delete(origin);
+    this.confirmer.clear(origin);
+    const closed: IncidentRecord[] = [];
+    for (const t of this.tracks.get(origin)?.values() ?? []) {
+      if (t.incident?.open) closed.push({ ...t.incident, open: false, closedMs: nowMs });
+    }
+    this.tracks.delete(origin);
+    return closed;
+  }
+
+  /** Operator forget / age-out of a node: its sums in every origin and its liveness. */
+  forgetNode(nodeId: string): void {
+    this.lookback.forgetNode(nodeId);
+    this.lastSeen.delete(nodeId);
+  }
+
+  /** Origins the engine holds (state, tracks or lookback). */
+  knows(origin: string): boolean {
+    return this.origins.has(origin) || this.tracks.has(origin) || this.lookback.nodes(origin).length > 0;
+  }
+
   onProbeResult(nodeId: string, r: ProbeResult): boolean {
     return this.broker.onResult(nodeId, r);
   }

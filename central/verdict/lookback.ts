@@ -32,6 +32,8 @@ interface Entry {
   lastEndMs: number;
   /** Stalls not yet resolved: already counted once, as failures, when they stalled. */
   outstandingStalls: number;
+  /** Forgotten by the operator: its slots still leave the queues but touch no live sum. */
+  dead?: boolean;
 }
 
 /** Expiry buckets are this wide: advance() touches only the slots that leave. */
@@ -283,7 +285,7 @@ export class LookbackAggregator {
     const e = s.entry;
     subCounts(e.input.counts, s.counts);
     const t = e.input.ttfb;
-    const ot = this.originTtfb.get(e.origin);
+    const ot = e.dead ? undefined : this.originTtfb.get(e.origin);
     for (let i = 0; i < s.ttfbIdx.length; i++) {
       t[s.ttfbIdx[i]] -= s.ttfbN[i];
       if (ot) ot[s.ttfbIdx[i]] -= s.ttfbN[i];
@@ -344,6 +346,32 @@ export class LookbackAggregator {
     if (m.size === 0) {
       this.byOrigin.delete(e.origin);
       this.originTtfb.delete(e.origin);
+    }
+  }
+
+  /** Operator forget: drop every node's sums for the origin at once. */
+  forgetOrigin(origin: string): void {
+    const m = this.byOrigin.get(origin);
+    if (!m) return;
+    for (const e of m.values()) {
+      e.dead = true;
+      this.stallOnly.delete(e);
+    }
+    this.byOrigin.delete(origin);
+    this.originTtfb.delete(origin);
+  }
+
+  /** Operator forget: drop one node's sums in every origin. */
+  forgetNode(nodeId: string): void {
+    for (const [origin, m] of this.byOrigin) {
+      const e = m.get(nodeId);
+      if (!e) continue;
+      // Its windows leave the origin's TTFB sum now; the slots then touch no live sum.
+      const ot = this.originTtfb.get(origin);
+      if (ot) for (let i = 0; i < NB; i++) ot[i] -= e.input.ttfb[i];
+      e.dead = true;
+      this.stallOnly.delete(e);
+      this.forget(e);
     }
   }
 

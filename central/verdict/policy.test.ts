@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { type Confirmation, FaultScope, type NodeInput, OriginState, type Verdict, evaluate } from "./policy.js";
+import { type Confirmation, FaultScope, type NodeInput, OriginState, type Verdict, evaluate, weightCap } from "./policy.js";
 import { DEFAULT_THRESHOLDS } from "./settings.js";
 import { counts } from "./counts.js";
 import { GRID, all, fleet, inIsp, inRegion, isNode, set, ttfbBuckets } from "../../tools/scenarios/synthetic-fleet.js";
@@ -305,6 +305,102 @@ const cases: Case[] = [
   },
 ];
 
+/** One node that lies (issue 10 item 5): whatever labels and counts it claims. */
+const liar = (isp: string, region: string, c: Parameters<typeof counts>[0], ttfbMs = 40): NodeInput => {
+  const k = counts(c);
+  return { nodeId: "liar", isp, region, counts: k, ttfb: ttfbBuckets(ttfbMs, k.ok + k.serverError) };
+};
+const TWO_ISPS = { ...GRID, isps: ["isp-a", "isp-b"] };
+const BIG = 2 ** 40;
+const fivexx = { serverError: 50 };
+
+// Robust to one liar (W1-W3): one node cannot outweigh its peers in any pool.
+cases.push(
+  { name: "20% 5xx everywhere is DEGRADED", nodes: set(grid(), all, { serverError: 10, ok: 40 }), state: S.DEGRADED, faults: [] },
+  {
+    name: "liar: a 20% 5xx fleet stays DEGRADED when one node reports 2^40 OK (W1)",
+    nodes: [...set(grid(), all, { serverError: 10, ok: 40 }), liar("isp-a", "eu", { ok: BIG })],
+    state: S.DEGRADED,
+    faults: [],
+  },
+  {
+    name: "liar: a 20% 5xx fleet stays DEGRADED when one node reports 2^40 OK on an ISP of its own (W1)",
+    nodes: [...set(grid(), all, { serverError: 10, ok: 40 }), liar("isp-z", "zz", { ok: BIG })],
+    state: S.DEGRADED,
+    faults: [],
+  },
+  { name: "a 2-ISP fleet at 100% 5xx is DOWN", nodes: set(fleet(TWO_ISPS), all, fivexx), state: S.DOWN },
+  {
+    name: "liar: a 2-ISP fleet at 100% 5xx stays DOWN when one node reports 10 OK on one of the ISPs (W2)",
+    nodes: [...set(fleet(TWO_ISPS), all, fivexx), liar("isp-a", "eu", { ok: 10 })],
+    state: S.DOWN,
+  },
+  {
+    name: "liar: a 2-ISP fleet at 100% 5xx stays DOWN when one node reports 2^40 OK on one of the ISPs (W1, W2)",
+    nodes: [...set(fleet(TWO_ISPS), all, fivexx), liar("isp-b", "us", { ok: BIG })],
+    state: S.DOWN,
+  },
+  {
+    name: "liar: a 2-ISP fleet of one node per ISP at 100% 5xx stays DOWN when one node reports 10 OK on one of them (W2)",
+    nodes: [...set(fleet({ ...TWO_ISPS, regions: ["eu"], perCell: 1 }), all, fivexx), liar("isp-a", "eu", { ok: 10 })],
+    state: S.DOWN,
+  },
+  {
+    name: "liar: a one-region fleet at 100% 5xx stays DOWN when one node reports OK from another region (W2)",
+    nodes: [...set(fleet({ ...TWO_ISPS, regions: ["eu"] }), all, fivexx), liar("isp-a", "ap", { ok: 10 })],
+    state: S.DOWN,
+  },
+  {
+    name: "liar: a 4-ISP fleet with two ISPs failing stays DOWN when one node claims a fifth ISP with OK (W4)",
+    nodes: [...set(fleet({ ...GRID, isps: ["a", "b", "c", "d"] }), (n) => n.isp === "a" || n.isp === "b", refused), liar("z", "eu", { ok: 50 })],
+    state: S.DOWN,
+  },
+  {
+    name: "liar: a 4-ISP fleet with one ISP failing is not DOWN when one node claims a fifth, failing ISP (W4)",
+    nodes: [...set(fleet({ ...GRID, isps: ["a", "b", "c", "d"] }), (n) => n.isp === "a", refused), liar("z", "eu", { serverError: 50 })],
+    state: S.HEALTHY,
+    faults: ["ISP:a", "NODE:liar"],
+  },
+  {
+    name: "liar: an ISP fault stays an ISP fault when one node on that ISP reports OK (W3)",
+    nodes: [...set(grid(), inIsp("isp-a"), refused), liar("isp-a", "eu", { ok: 50 })],
+    state: S.HEALTHY,
+    faults: ["ISP:isp-a"],
+  },
+  {
+    name: "liar: 2^40 OK on a healthy ISP neither hides an ISP fault nor changes the verdict (W1)",
+    nodes: [...set(grid(), inIsp("isp-a"), refused), liar("isp-b", "eu", { ok: BIG })],
+    state: S.HEALTHY,
+    faults: ["ISP:isp-a"],
+  },
+  {
+    name: "liar: a slow origin stays DEGRADED on latency when one node reports 2^40 fast answers (W1 scales TTFB samples)",
+    nodes: [...set(grid(), all, { ok: 50, stall: 50, stallRecovered: 50 }, 2500), liar("isp-c", "us", { ok: BIG }, 20)],
+    state: S.DEGRADED,
+    faults: [],
+    slow: true,
+  },
+  {
+    name: "liar: one node reporting 2^40 5xx in a healthy fleet blames only itself",
+    nodes: [...grid(), liar("isp-a", "eu", { serverError: BIG })],
+    state: S.HEALTHY,
+    faults: ["NODE:liar"],
+  },
+  {
+    name: "two healthy nodes in an ISP still veto an ISP fault (half failing is node faults, W3 needs a lone healthy vote)",
+    nodes: set(fleet({ ...GRID, perCell: 2, regions: ["eu", "us", "ap"] }), (n) => n.isp === "isp-a" && n.region !== "ap", refused),
+    state: S.HEALTHY,
+    faults: ["NODE:isp-a-eu-1", "NODE:isp-a-eu-2", "NODE:isp-a-us-1", "NODE:isp-a-us-2"],
+  },
+  {
+    name: "a lone healthy node does not exonerate an ISP whose other nodes all fail (W2: probes decide)",
+    nodes: [...set(fleet({ ...GRID, isps: ["isp-a"], regions: ["eu"], perCell: 2 }), all, refused), ...fleet({ ...GRID, isps: ["isp-b"], regions: ["eu"], perCell: 1 })],
+    state: S.HEALTHY,
+    faults: ["ISP:isp-a"],
+    needsConfirmation: true,
+  },
+);
+
 for (const c of cases) {
   test(c.name, () => {
     const v = evaluate({ nodes: c.nodes, thresholds: DEFAULT_THRESHOLDS, confirmation: c.confirmation });
@@ -332,6 +428,21 @@ test("figures: per-ISP, per-region and per-node stats and the fleet ratio", () =
   assert.equal([n.isp, n.region, n.failing, n.failureRatio], ["isp-a", "us", true, 0.6]);
   assert.ok(n.p95TtfbMs > 30 && n.p95TtfbMs < 50, `node p95 ${n.p95TtfbMs}`);
   assert.ok(v.p95TtfbMs > 30 && v.p95TtfbMs < 50, `fleet p95 ${v.p95TtfbMs}`);
+});
+
+test("liar: figures keep the raw claims, decisions use the capped weight (W1)", () => {
+  const v = evaluate({ nodes: [...set(grid(), all, { serverError: 10, ok: 40 }), liar("isp-a", "eu", { ok: BIG })], thresholds: DEFAULT_THRESHOLDS });
+  assert.is(v.requests, 600 + BIG, "the claim is shown as made");
+  assert.is(Math.round(v.failureRatio * 1000) / 1000, Math.round((120 / 650) * 1000) / 1000, "the liar weighs as one median node");
+  assert.ok(v.reason.includes("origin degraded"), v.reason);
+});
+
+test("weightCap: the lower median, robust to one huge claim", () => {
+  assert.is(weightCap([]), Infinity);
+  assert.is(weightCap([50]), 50);
+  assert.is(weightCap([50, BIG]), 50);
+  assert.is(weightCap([40, 50, 60, BIG]), 50);
+  assert.is(weightCap([BIG, 5, 50, 60, 70]), 60);
 });
 
 test("stall arithmetic: unresolved stalls are failures and requests, recovered ones neither", () => {

@@ -25,6 +25,20 @@
  *  6. DEGRADED when the rest of the fleet (not covered by a fault) has a failure
  *     ratio above degraded_fail_ratio with enough volume and failures, or a p95
  *     TTFB above the latency bar, either spanning ISPs the same way DOWN does.
+ *
+ * One liar is bounded (DESIGN.md §6, issue 10 item 5): a node's claims cannot
+ * outweigh its peers in any pool (ISP, region, fleet).
+ *  W1. Every pooled ratio weighs a node at most as much as the median node:
+ *      weight = min(requests, lower median of the qualified nodes' requests);
+ *      its failures and TTFB samples scale with it. Raw counts stay in the figures.
+ *  W2. A lone dissenter is not healthy evidence: when exactly one qualified node
+ *      is healthy while two or more fail, that node is left out of every pool,
+ *      residual and witness (it neither vetoes an ISP or region nor exonerates one).
+ *  W3. One healthy vote cannot veto several failing ones: a pool with exactly one
+ *      healthy vote and two or more failing votes is failing (rule 2 otherwise).
+ *  W4. In the DOWN vote (rule 3) an ISP counts only with at least half as many
+ *      reporting nodes as the median ISP with traffic: one node claiming an
+ *      ISP of its own cannot add a healthy (or failing) ISP to the count.
  */
 import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
 import { FaultScope, OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
@@ -126,14 +140,27 @@ interface NodeJudgement {
   ratio: number;
   qualified: boolean;
   failing: boolean;
+  /** W1: requests capped at the median node's. */
+  weight: number;
+  /** W1: failures scaled with the weight (failures * weight / requests). */
+  wFailures: number;
+  /** W1: weight / requests (1 when not capped); scales the TTFB samples. */
+  scale: number;
+  /** W2: false for a lone dissenter (left out of pools, residual and witness). */
+  evidence: boolean;
 }
 
 interface Pool {
   key: string;
   scope: FaultScope;
+  /** Members that are evidence (W2). */
   members: NodeJudgement[];
+  /** Raw figures (every member, for display). */
   requests: number;
   failures: number;
+  /** Weighted figures of the evidence members (W1): what the decision uses. */
+  weight: number;
+  wFailures: number;
   ttfb: number[];
   hasTraffic: boolean;
   failing: boolean;
@@ -142,10 +169,22 @@ interface Pool {
 const ratio = (f: number, r: number): number => (r > 0 ? f / r : 0);
 const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
 
-function addTtfb(into: number[], from: readonly number[] | undefined): void {
+function addTtfb(into: number[], from: readonly number[] | undefined, scale = 1): void {
   if (!from) return;
   const n = Math.min(into.length, from.length);
-  for (let i = 0; i < n; i++) into[i] += from[i];
+  if (scale === 1) for (let i = 0; i < n; i++) into[i] += from[i];
+  else for (let i = 0; i < n; i++) into[i] += from[i] * scale;
+}
+
+/**
+ * W1: the lower median of the qualified nodes' requests (Infinity when none
+ * qualifies): one node, however much it claims, then weighs no more than the
+ * median node, and one node alone cannot move the median past its peers.
+ */
+export function weightCap(requests: readonly number[]): number {
+  if (requests.length === 0) return Infinity;
+  const sorted = Float64Array.from(requests).sort();
+  return sorted[(sorted.length - 1) >> 1];
 }
 
 function p95(buckets: readonly number[] | undefined): number {
@@ -159,27 +198,36 @@ function ttfbCount(buckets: readonly number[] | undefined): number {
   return n;
 }
 
-/** Step 2: a pool is failing only when nothing inside it is healthy. */
+/**
+ * Step 2: a pool is failing only when nothing inside it is healthy — votes:
+ * each qualified member is one, its low-traffic members pooled are one when
+ * they reach min_requests. W3: a single healthy vote does not veto two or
+ * more failing ones.
+ */
 function judgePool(p: Pool, t: VerdictThresholds): void {
-  p.hasTraffic = p.requests >= t.minRequests;
-  if (!p.hasTraffic || ratio(p.failures, p.requests) < t.failRatio) {
+  p.hasTraffic = p.weight >= t.minRequests;
+  if (!p.hasTraffic || ratio(p.wFailures, p.weight) < t.failRatio) {
     p.failing = false;
     return;
   }
   let lowReq = 0;
   let lowFail = 0;
+  let healthy = 0;
+  let failing = 0;
   for (const m of p.members) {
     if (m.qualified) {
-      if (!m.failing) {
-        p.failing = false;
-        return;
-      }
+      if (m.failing) failing++;
+      else healthy++;
     } else {
-      lowReq += m.requests;
-      lowFail += m.failures;
+      lowReq += m.weight;
+      lowFail += m.wFailures;
     }
   }
-  p.failing = !(lowReq >= t.minRequests && ratio(lowFail, lowReq) < t.failRatio);
+  if (lowReq >= t.minRequests) {
+    if (ratio(lowFail, lowReq) < t.failRatio) healthy++;
+    else failing++;
+  }
+  p.failing = healthy === 0 || (healthy === 1 && failing >= 2);
 }
 
 function figures(p: Pool, detail: boolean): ScopeFigures {
@@ -187,7 +235,7 @@ function figures(p: Pool, detail: boolean): ScopeFigures {
     key: p.key,
     requests: p.requests,
     failures: p.failures,
-    failureRatio: ratio(p.failures, p.requests),
+    failureRatio: ratio(p.wFailures, p.weight),
     p95TtfbMs: detail ? p95(p.ttfb) : 0,
     failing: p.failing,
     isp: p.scope === FaultScope.ISP ? p.key : "",
@@ -200,13 +248,16 @@ const NO_TTFB: number[] = [];
 function pool(map: Map<string, Pool>, key: string, scope: FaultScope, n: NodeJudgement, detail: boolean): void {
   let p = map.get(key);
   if (!p) {
-    p = { key, scope, members: [], requests: 0, failures: 0, ttfb: detail ? new Array<number>(NBUCKETS).fill(0) : NO_TTFB, hasTraffic: false, failing: false };
+    p = { key, scope, members: [], requests: 0, failures: 0, weight: 0, wFailures: 0, ttfb: detail ? new Array<number>(NBUCKETS).fill(0) : NO_TTFB, hasTraffic: false, failing: false };
     map.set(key, p);
   }
-  if (n.requests > 0) p.members.push(n);
   p.requests += n.requests;
   p.failures += n.failures;
-  if (detail) addTtfb(p.ttfb, n.input.ttfb);
+  if (!n.evidence) return;
+  if (n.requests > 0) p.members.push(n);
+  p.weight += n.weight;
+  p.wFailures += n.wFailures;
+  if (detail) addTtfb(p.ttfb, n.input.ttfb, n.scale);
 }
 
 const byKey = (a: { key: string }, b: { key: string }): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -229,15 +280,14 @@ export function evaluate(input: PolicyInput): Verdict {
   const judged: NodeJudgement[] = [];
   const isps = new Map<string, Pool>();
   const regions = new Map<string, Pool>();
-  const fleetTtfb = input.totalTtfb ? input.totalTtfb.slice(0, NBUCKETS) : new Array<number>(NBUCKETS).fill(0);
-  const summed = !!input.totalTtfb;
   let requests = 0;
   let failures = 0;
+  const qualifiedRequests: number[] = [];
+  let healthyQualified: NodeJudgement | undefined;
+  let healthyCount = 0;
+  let failingCount = 0;
   for (const input_ of input.nodes) {
-    if (input_.stale) {
-      if (summed && input_.ttfb) for (let i = 0; i < NBUCKETS; i++) fleetTtfb[i] -= input_.ttfb[i] ?? 0;
-      continue;
-    }
+    if (input_.stale) continue;
     let r = requestsOf(input_.counts);
     let f = failuresOf(input_.counts);
     if (input_.recent) {
@@ -249,14 +299,50 @@ export function evaluate(input: PolicyInput): Verdict {
       }
     }
     const qualified = r >= t.minRequests;
-    const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false };
+    const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false, weight: r, wFailures: f, scale: 1, evidence: true };
     n.failing = qualified && n.ratio >= t.failRatio;
+    if (qualified) {
+      qualifiedRequests.push(r);
+      if (n.failing) failingCount++;
+      else {
+        healthyCount++;
+        healthyQualified = n;
+      }
+    }
     judged.push(n);
     requests += r;
     failures += f;
-    if (!summed) addTtfb(fleetTtfb, input_.ttfb);
-    pool(isps, input_.isp, FaultScope.ISP, n, detail);
-    pool(regions, input_.region, FaultScope.REGION, n, detail);
+  }
+  // W1: no node weighs more than the median node. W2: a lone dissenter is not evidence.
+  const cap = weightCap(qualifiedRequests);
+  if (healthyCount === 1 && failingCount >= 2) healthyQualified!.evidence = false;
+  let adjusted = false;
+  let fleetW = 0;
+  let fleetWF = 0;
+  for (const n of judged) {
+    if (n.requests > cap) {
+      n.weight = cap;
+      n.scale = cap / n.requests;
+      n.wFailures = n.failures * n.scale;
+      adjusted = true;
+    }
+    if (!n.evidence) adjusted = true;
+    else {
+      fleetW += n.weight;
+      fleetWF += n.wFailures;
+    }
+    pool(isps, n.input.isp, FaultScope.ISP, n, detail);
+    pool(regions, n.input.region, FaultScope.REGION, n, detail);
+  }
+  // The fleet's TTFB samples (scaled, evidence only): the caller's running sum when nothing was adjusted.
+  let fleetTtfb: number[];
+  const summed = !!input.totalTtfb && !adjusted;
+  if (summed) {
+    fleetTtfb = input.totalTtfb!.slice(0, NBUCKETS);
+    for (const n of input.nodes) if (n.stale && n.ttfb) for (let i = 0; i < NBUCKETS; i++) fleetTtfb[i] -= n.ttfb[i] ?? 0;
+  } else {
+    fleetTtfb = new Array<number>(NBUCKETS).fill(0);
+    for (const n of judged) if (n.evidence) addTtfb(fleetTtfb, n.input.ttfb, n.scale);
   }
   // Step 2: pools.
   for (const p of isps.values()) judgePool(p, t);
@@ -283,7 +369,7 @@ export function evaluate(input: PolicyInput): Verdict {
       .sort(byKey),
     requests,
     failures,
-    failureRatio: ratio(failures, requests),
+    failureRatio: ratio(fleetWF, fleetW),
     p95TtfbMs: p95(fleetTtfb),
     doubt: false,
     needsConfirmation: false,
@@ -303,8 +389,13 @@ export function evaluate(input: PolicyInput): Verdict {
   const failingRegions = regionList.filter((p) => p.failing);
   const failingNodes = judged.filter((n) => n.failing);
 
-  // Step 3: DOWN, unless one failing region explains everything.
-  if (failingIsps.length >= 2 && failingIsps.length * 2 >= withTraffic.length) {
+  // Step 3: DOWN, unless one failing region explains everything. W4: ISPs of fewer than half the
+  // median ISP's reporting nodes do not vote (one node claiming an ISP of its own cannot outvote real ones).
+  const medianSize = weightCap(withTraffic.map((p) => p.members.length));
+  const votes = (p: Pool) => p.members.length * 2 >= medianSize;
+  const votingIsps = withTraffic.filter(votes);
+  const votingFailing = failingIsps.filter(votes);
+  if (votingFailing.length >= 2 && votingFailing.length * 2 >= votingIsps.length) {
     const inFailingIsps = failingIsps.flatMap((p) => p.members);
     const region = failingRegions.find((r) => {
       const set = new Set(r.members);
@@ -312,17 +403,17 @@ export function evaluate(input: PolicyInput): Verdict {
       let outReq = 0;
       let outFail = 0;
       for (const n of judged) {
-        if (set.has(n)) continue;
-        outReq += n.requests;
-        outFail += n.failures;
+        if (set.has(n) || !n.evidence) continue;
+        outReq += n.weight;
+        outFail += n.wFailures;
       }
       return outReq >= t.minRequests && ratio(outFail, outReq) < t.failRatio;
     });
     if (!region) {
       verdict.state = OriginState.DOWN;
-      const names = failingIsps.map((p) => p.key).join(", ");
+      const names = votingFailing.map((p) => p.key).join(", ");
       verdict.reason =
-        `origin down: failing on ${failingIsps.length} of ${withTraffic.length} ISPs with traffic (${names}); ` +
+        `origin down: failing on ${votingFailing.length} of ${votingIsps.length} ISPs with traffic (${names}); ` +
         `${pct(verdict.failureRatio)} of ${requests} requests failed`;
       return verdict;
     }
@@ -344,9 +435,9 @@ export function evaluate(input: PolicyInput): Verdict {
     verdict.faults.push({
       scope: g.scope,
       key: g.key,
-      failureRatio: ratio(g.failures, g.requests),
+      failureRatio: ratio(g.wFailures, g.weight),
       reason:
-        `${scopeWord(g.scope)} ${g.key}: ${pct(ratio(g.failures, g.requests))} of ${g.requests} requests failed ` +
+        `${scopeWord(g.scope)} ${g.key}: ${pct(ratio(g.wFailures, g.weight))} of ${g.requests} requests failed ` +
         `across all ${active} of its reporting nodes`,
     });
   }
@@ -362,7 +453,7 @@ export function evaluate(input: PolicyInput): Verdict {
   }
 
   // Residual: the rest of the fleet, not covered by a fault.
-  let { resReq, resFail, resTtfb } = coveredNodes.size ? residual(judged, coveredNodes, fleetTtfb) : { resReq: requests, resFail: failures, resTtfb: fleetTtfb };
+  let { resReq, resFail, resTtfb } = coveredNodes.size ? residual(judged, coveredNodes, fleetTtfb) : { resReq: fleetW, resFail: fleetWF, resTtfb: fleetTtfb };
   let resRatio = ratio(resFail, resReq);
 
   // Step 5: faults but no healthy witness (nothing shows the origin answers).
@@ -375,7 +466,7 @@ export function evaluate(input: PolicyInput): Verdict {
       verdict.state = OriginState.DOWN;
       verdict.faults = [];
       verdict.reason = single
-        ? `origin down: ${single.key} is the only ISP with traffic and is failing (${pct(ratio(single.failures, single.requests))} of ${single.requests} requests), and confirmation probes from other ISPs failed too`
+        ? `origin down: ${single.key} is the only ISP with traffic and is failing (${pct(ratio(single.wFailures, single.weight))} of ${single.requests} requests), and confirmation probes from other ISPs failed too`
         : `origin down: ${pct(verdict.failureRatio)} of ${requests} requests failed with too little traffic per ISP to localise, and confirmation probes failed too`;
       return verdict;
     }
@@ -387,7 +478,7 @@ export function evaluate(input: PolicyInput): Verdict {
         // Not one ISP's doubt: failures everywhere with too little traffic per ISP to call DOWN.
         verdict.faults = [];
         coveredNodes.clear();
-        ({ resReq, resFail, resTtfb } = { resReq: requests, resFail: failures, resTtfb: fleetTtfb });
+        ({ resReq, resFail, resTtfb } = { resReq: fleetW, resFail: fleetWF, resTtfb: fleetTtfb });
         resRatio = ratio(resFail, resReq);
       }
     }
@@ -427,32 +518,30 @@ export function evaluate(input: PolicyInput): Verdict {
   return verdict;
 }
 
-function residual(judged: NodeJudgement[], covered: Set<NodeJudgement>, fleetTtfb?: number[]): { resReq: number; resFail: number; resTtfb: number[] } {
-  if (fleetTtfb && covered.size * 2 < judged.length) {
-    // Fewer covered nodes than others: subtract them from the fleet sums.
-    let resReq = 0;
-    let resFail = 0;
+/** The rest of the fleet (evidence nodes not covered by a fault), weighted (W1). */
+function residual(judged: NodeJudgement[], covered: Set<NodeJudgement>, fleetTtfb: number[]): { resReq: number; resFail: number; resTtfb: number[] } {
+  let resReq = 0;
+  let resFail = 0;
+  if (covered.size * 2 < judged.length) {
+    // Fewer covered nodes than others: subtract them from the fleet's TTFB sums.
     const resTtfb = fleetTtfb.slice();
     for (const n of judged) {
-      resReq += n.requests;
-      resFail += n.failures;
+      if (!n.evidence || covered.has(n)) continue;
+      resReq += n.weight;
+      resFail += n.wFailures;
     }
     for (const n of covered) {
-      resReq -= n.requests;
-      resFail -= n.failures;
       const t = n.input.ttfb;
-      if (t) for (let i = 0; i < NBUCKETS; i++) resTtfb[i] -= t[i] ?? 0;
+      if (t) for (let i = 0; i < NBUCKETS; i++) resTtfb[i] -= (t[i] ?? 0) * n.scale;
     }
     return { resReq, resFail, resTtfb };
   }
-  let resReq = 0;
-  let resFail = 0;
   const resTtfb = new Array<number>(NBUCKETS).fill(0);
   for (const n of judged) {
-    if (covered.has(n)) continue;
-    resReq += n.requests;
-    resFail += n.failures;
-    addTtfb(resTtfb, n.input.ttfb);
+    if (!n.evidence || covered.has(n)) continue;
+    resReq += n.weight;
+    resFail += n.wFailures;
+    addTtfb(resTtfb, n.input.ttfb, n.scale);
   }
   return { resReq, resFail, resTtfb };
 }
@@ -472,13 +561,13 @@ function spans(
 ): { ratio: boolean; latency: boolean } {
   const byIsp = new Map<string, { req: number; fail: number; ttfb: number[] }>();
   for (const n of judged) {
-    if (covered.has(n)) continue;
+    if (covered.has(n) || !n.evidence) continue;
     const key = label(n.input);
     let s = byIsp.get(key);
     if (!s) byIsp.set(key, (s = { req: 0, fail: 0, ttfb: new Array<number>(NBUCKETS).fill(0) }));
-    s.req += n.requests;
-    s.fail += n.failures;
-    addTtfb(s.ttfb, n.input.ttfb);
+    s.req += n.weight;
+    s.fail += n.wFailures;
+    addTtfb(s.ttfb, n.input.ttfb, n.scale);
   }
   let withTraffic = 0;
   let failing = 0;

@@ -218,6 +218,34 @@ export class VerdictService {
     if (ORIGIN_KINDS.has(inc.kind) && st) void this.store.putStatus(st);
   }
 
+  /** Whether the verdict holds anything for the origin (state, tracks, lookback). */
+  knows(origin: string): boolean {
+    return this.engine.knows(origin);
+  }
+
+  /**
+   * Operator forget / age-out of an origin, verdict side: its state, lookback
+   * and tracks go; open incidents are closed (recorded, with an event, no
+   * webhook); history and closed incidents keep their own retention.
+   * Resolves once the records are gone; returns how many incidents it closed.
+   */
+  async forgetOrigin(origin: string, why: string): Promise<number> {
+    const nowMs = Date.now();
+    const closed = this.engine.forgetOrigin(origin, nowMs);
+    for (const inc of closed) {
+      inc.summary = `${inc.summary} (closed: ${why})`;
+      void this.store.putIncident(inc);
+      this.emitEvent({ timeMs: nowMs, kind: EventKind.INCIDENT_CLOSED, origin, previousState: 0, state: 0, faults: [], incident: inc, nodeId: "", message: `${IncidentKind[inc.kind]} ${inc.scopeKey || origin} closed: ${why}` });
+    }
+    await this.store.forgetOrigin(origin);
+    return closed.length;
+  }
+
+  /** Operator forget / age-out of a node, verdict side: its lookback sums and liveness. */
+  forgetNode(nodeId: string): void {
+    this.engine.forgetNode(nodeId);
+  }
+
   /** Sessions of sidecars that route to the origin. */
   private probeTargets(origin: string): ProbeTarget[] {
     const out: ProbeTarget[] = [];

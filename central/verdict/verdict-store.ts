@@ -192,6 +192,16 @@ export class VerdictStore {
     });
   }
 
+  /** Operator forget / age-out: the origin's last state and its tracks (history and incidents keep their retention). */
+  forgetOrigin(origin: string): Promise<void> {
+    return this.enqueue("forget", async () => {
+      await this.verdicts.del(origin);
+      const keys: string[] = [];
+      for await (const k of this.tracks.keys({ gte: `${origin}\u0000`, lt: `${origin}\u0001` })) keys.push(k);
+      for (const k of keys) await this.tracks.del(k);
+    });
+  }
+
   async loadStatuses(): Promise<StoredStatus[]> {
     const out: StoredStatus[] = [];
     for await (const [, v] of this.verdicts.iterator()) out.push(v);

@@ -3,7 +3,8 @@ grpc_tools.protoc generated from proto/originwatch/v1 (the proto is the
 contract; this proves the wire format against gRPC's C-core).
 
 usage: query_client.py STUBS_DIR HOST:PORT [ORIGIN]
-Prints one JSON line per step: the ListOrigins answer, "watching" once the
+Prints one JSON line per step: each ListOrigins page (every list pages:
+follow next_page_token until it is empty), "watching" once the
 WatchEvents stream is open, then the first event received.
 """
 import json
@@ -28,7 +29,13 @@ def main():
     origin = sys.argv[3] if len(sys.argv) > 3 else ""
     with grpc.insecure_channel(target) as channel:
         stub = query_pb2_grpc.QueryServiceStub(channel)
-        emit("ListOrigins", stub.ListOrigins(query_pb2.ListOriginsRequest(), timeout=30))
+        token = ""
+        while True:
+            page = stub.ListOrigins(query_pb2.ListOriginsRequest(page_token=token), timeout=30)
+            emit("ListOrigins", page)
+            token = page.next_page_token
+            if not token:
+                break
         stream = stub.WatchEvents(query_pb2.WatchEventsRequest(origin=origin), timeout=180)
         # grpc starts the call here; the server may hold its headers until the first event.
         emit("watching")

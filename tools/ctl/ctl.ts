@@ -158,6 +158,17 @@ export function buildCtl(io: CtlIo, setExit: (code: number) => void, onUsage?: (
     .description("earlier config versions, newest first")
     .option("--limit <n>", "at most this many", (v) => positiveInt("--limit", v), 20)
     .action(action("ListConfigHistory", configHistory));
+  const forget = ctl.command("forget").description("make the central forget an origin or a node (admin token): its totals, state and records; history keeps its retention");
+  forget
+    .command("origin")
+    .description("forget an origin: totals, recent windows, verdict state; open incidents are closed (it comes back, from zero, if still reported)")
+    .argument("<name>", "origin name")
+    .action(action("ForgetOrigin", forgetOrigin));
+  forget
+    .command("node")
+    .description("forget a node: its record and high-water mark (refused while its sidecar is connected)")
+    .argument("<id>", "node_id")
+    .action(action("ForgetNode", forgetNode));
   ctl
     .command("probe")
     .description("ask sidecars to probe an origin now and show what each saw")
@@ -243,16 +254,37 @@ const ORIGIN_COLUMNS = [
   { title: "FAULTS / REASON" },
 ];
 
+/**
+ * Every page of a list RPC (each answer is bounded by the central's page
+ * size; the list is not). `limit` stops early.
+ */
+export async function allPages<T>(fetch: (pageToken: string) => Promise<{ items: T[]; nextPageToken: string }>, limit = Infinity): Promise<T[]> {
+  const out: T[] = [];
+  let token = "";
+  do {
+    const page = await fetch(token);
+    out.push(...page.items);
+    token = page.nextPageToken;
+  } while (token && out.length < limit);
+  return out.length > limit ? out.slice(0, limit) : out;
+}
+
+const listOrigins = (ctx: Ctx) =>
+  allPages((pageToken) => ctx.c.query.listOrigins({ pageToken, pageSize: 1000 }).then((r) => ({ items: r.origins, nextPageToken: r.nextPageToken })));
+const listNodes = (ctx: Ctx) =>
+  allPages((pageToken) => ctx.c.query.listNodes({ pageToken, pageSize: 1000 }).then((r) => ({ items: r.nodes, nextPageToken: r.nextPageToken })));
+
 async function status(ctx: Ctx): Promise<number> {
-  const [o, n, inc] = await Promise.all([
-    ctx.c.query.listOrigins({}),
-    ctx.c.query.listNodes({}),
+  const [originList, nodeList, inc] = await Promise.all([
+    listOrigins(ctx),
+    listNodes(ctx),
     ctx.c.query.listIncidents({ openOnly: true, pageSize: 100 }).catch((err: unknown) => {
       if (isUnimplemented(err)) return undefined;
       throw err;
     }),
   ]);
-  const sorted = [...o.origins].sort((a, b) => STATE_ORDER.indexOf(a.state) - STATE_ORDER.indexOf(b.state) || a.name.localeCompare(b.name));
+  const n = { nodes: nodeList };
+  const sorted = [...originList].sort((a, b) => STATE_ORDER.indexOf(a.state) - STATE_ORDER.indexOf(b.state) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const code = statusExit(sorted.map((x) => x.state));
   const connected = n.nodes.filter((x) => x.connected);
   if (ctx.json) {
@@ -283,7 +315,7 @@ async function status(ctx: Ctx): Promise<number> {
 }
 
 async function origins(ctx: Ctx): Promise<void> {
-  const { origins } = await ctx.c.query.listOrigins({});
+  const origins = await listOrigins(ctx);
   if (ctx.json) return writeJsonValue(ctx, origins.map((x) => toJson(OriginStatusSchema, x)));
   if (!origins.length) ctx.io.out.write("no origin reported yet\n");
   else ctx.io.out.write(table(ORIGIN_COLUMNS, originRows(origins, ctx.colour)));
@@ -363,12 +395,25 @@ async function incidents(ctx: Ctx, o: { origin?: string; open?: boolean; limit: 
 }
 
 async function nodes(ctx: Ctx): Promise<void> {
-  const res = await ctx.c.query.listNodes({});
+  const res = { nodes: await listNodes(ctx) };
   if (ctx.json) return writeJsonValue(ctx, res.nodes.map((n) => toJson(NodeSchema, n)));
   if (!res.nodes.length) return void ctx.io.out.write("no sidecar has connected yet\n");
   ctx.io.out.write(
     table(
-      [{ title: "NODE" }, { title: "ISP" }, { title: "REGION" }, { title: "CONNECTED" }, { title: "LAST SEEN" }, { title: "CONFIG", right: true }, { title: "BUFFERED", right: true }, { title: "DROPPED", right: true }, { title: "VERSION" }, { title: "NOTE" }],
+      [
+        { title: "NODE" },
+        { title: "ISP" },
+        { title: "REGION" },
+        { title: "CONNECTED" },
+        { title: "LAST SEEN" },
+        { title: "CONFIG", right: true },
+        { title: "BUFFERED", right: true },
+        { title: "DROPPED", right: true },
+        { title: "REJECTED", right: true },
+        { title: "SKEW MS", right: true },
+        { title: "VERSION" },
+        { title: "NOTE" },
+      ],
       res.nodes.map((n) => [
         n.nodeId,
         n.isp,
@@ -378,8 +423,14 @@ async function nodes(ctx: Ctx): Promise<void> {
         n.appliedConfigVersion ? `v${n.appliedConfigVersion}` : "-",
         String(n.bufferedBatches),
         String(n.droppedBatches),
+        String(n.rejectedBatches),
+        n.clockSkewMs ? String(n.clockSkewMs) : "-",
         n.version || "-",
-        n.lastNackReason ? `last config rejected: ${n.lastNackReason}` : "",
+        [
+          n.lastNackReason ? `last config rejected: ${n.lastNackReason}` : "",
+          n.lastRejectReason ? `last batch refused: ${n.lastRejectReason}` : "",
+          n.labelMismatch ? `labels pinned by the allowlist (${n.labelMismatch})` : "",
+        ].filter(Boolean).join("; "),
       ]),
     ),
   );
@@ -438,7 +489,10 @@ async function configSet(ctx: Ctx, file: string, o: { force?: boolean }): Promis
 }
 
 async function configHistory(ctx: Ctx, o: { limit: number }): Promise<void> {
-  const { configs } = await ctx.c.config.listConfigHistory({ limit: o.limit });
+  const configs = await allPages(
+    (pageToken) => ctx.c.config.listConfigHistory({ pageSize: Math.min(o.limit, 1000), pageToken }).then((r) => ({ items: r.configs, nextPageToken: r.nextPageToken })),
+    o.limit,
+  );
   if (ctx.json) return writeJsonValue(ctx, configs.map((c) => toJson(ConfigSchema, c)));
   if (!configs.length) return void ctx.io.out.write("no config has been set: the sidecars run on defaults\n");
   ctx.io.out.write(
@@ -472,7 +526,10 @@ async function probe(ctx: Ctx, originName: string, o: { isp?: string; count: num
 }
 
 async function exemplars(ctx: Ctx, originName: string, o: { limit: number }): Promise<void> {
-  const { exemplars: list } = await ctx.c.query.listExemplars({ origin: originName, limit: o.limit });
+  const list = await allPages(
+    (pageToken) => ctx.c.query.listExemplars({ origin: originName, pageSize: Math.min(o.limit, 1000), pageToken }).then((r) => ({ items: r.exemplars, nextPageToken: r.nextPageToken })),
+    o.limit,
+  );
   if (ctx.json) return writeJsonValue(ctx, list.map((e) => toJson(ExemplarSchema, e)));
   if (!list.length) return void ctx.io.out.write(`no sampled request for ${originName} yet\n`);
   ctx.io.out.write(
@@ -491,4 +548,16 @@ async function exemplars(ctx: Ctx, originName: string, o: { limit: number }): Pr
       ]),
     ),
   );
+}
+
+async function forgetOrigin(ctx: Ctx, name: string): Promise<void> {
+  const r = await ctx.c.query.forgetOrigin({ origin: name });
+  if (ctx.json) return writeJsonValue(ctx, { origin: name, forgotten: true, closedIncidents: r.closedIncidents });
+  ctx.io.out.write(`forgot origin ${name}${r.closedIncidents ? ` (closed ${r.closedIncidents} open incident${r.closedIncidents === 1 ? "" : "s"})` : ""}; its history stays until its retention\n`);
+}
+
+async function forgetNode(ctx: Ctx, id: string): Promise<void> {
+  await ctx.c.query.forgetNode({ nodeId: id });
+  if (ctx.json) return writeJsonValue(ctx, { nodeId: id, forgotten: true });
+  ctx.io.out.write(`forgot node ${id}\n`);
 }

@@ -17,7 +17,9 @@ const visible = (s: string) => s.replace(ANSI, "").length;
 
 /** Columns separated by two spaces, the last one never padded. */
 export function table(columns: Column[], rows: string[][], indent = ""): string {
-  const widths = columns.map((c, i) => Math.max(c.title.length, ...rows.map((r) => visible(r[i] ?? ""))));
+  // A loop, not Math.max(...rows): a status of 130,000 origins would overflow the call stack.
+  const widths = columns.map((c) => c.title.length);
+  for (const r of rows) for (let i = 0; i < columns.length; i++) widths[i] = Math.max(widths[i]!, visible(r[i] ?? ""));
   const line = (cells: string[]) =>
     indent +
     cells

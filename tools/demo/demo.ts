@@ -112,7 +112,8 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WriteStream | NodeJ
   let lastError = "";
   const refresh = async () => {
     try {
-      const [o, n, inc] = await Promise.all([client.listOrigins({}), client.listNodes({}), client.listIncidents({ openOnly: true, pageSize: 100 })]);
+      // The demo's few origins and nodes fit one page each (500 by default); a page token would mean more.
+      const [o, n, inc] = await Promise.all([client.listOrigins({ pageSize: 1000 }), client.listNodes({ pageSize: 1000 }), client.listIncidents({ openOnly: true, pageSize: 100 })]);
       origins = o.origins;
       openIncidents = inc.incidents.length;
       nodesUp = n.nodes.filter((x) => x.connected).length;

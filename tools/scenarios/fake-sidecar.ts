@@ -27,6 +27,10 @@ export interface FakeSidecarOptions {
   traffic: (origin: string) => Partial<Counts>;
   /** Outcome of each probe attempt (default OK). */
   probe?: (req: ProbeRequest) => Outcome;
+  /** Sampled requests sent with each batch, per origin (default none). */
+  exemplarsPerBatch?: number;
+  /** What the sidecar reports about itself in each batch (refused batches, measured clock skew). */
+  report?: () => { rejectedBatches?: bigint; clockSkewMs?: bigint };
 }
 
 export class FakeSidecar {
@@ -80,7 +84,8 @@ export class FakeSidecar {
     const windows = this.o.origins.map((origin) => {
       const c = this.o.traffic(origin);
       const h = new HistogramAccumulator();
-      for (let i = 0; i < (c.ok ?? 0); i++) h.record(30);
+      // A liar's 2^40 OK carries no TTFB samples (recording them one by one would never end).
+      if ((c.ok ?? 0) <= 100_000) for (let i = 0; i < (c.ok ?? 0); i++) h.record(30);
       return {
         origin,
         startUnixMs: BigInt(end - period),
@@ -89,7 +94,11 @@ export class FakeSidecar {
         ttfb: h.toHistogram(),
       };
     });
-    this.call?.write(create(SidecarMessageSchema, { kind: { case: "batch", value: { seq: this.seq++, windows } } }));
+    const seq = this.seq++;
+    const exemplars = this.o.origins.flatMap((origin) =>
+      Array.from({ length: this.o.exemplarsPerBatch ?? 0 }, (_, i) => ({ timeUnixMs: BigInt(end), origin, method: "GET", path: `/b${seq}/${i}`, status: 200, outcome: Outcome.OK, ttfbMs: 30, totalMs: 31 })),
+    );
+    this.call?.write(create(SidecarMessageSchema, { kind: { case: "batch", value: { seq, windows, exemplars, ...this.o.report?.() } } }));
   }
 
   close(): void {

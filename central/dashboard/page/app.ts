@@ -247,12 +247,27 @@ async function refreshDetail(slowToo = false): Promise<void> {
   }
 }
 
+/** Every page of a list (each answer is bounded by the central's page size; the list is not). */
+async function allPages<T>(fetch: (pageToken: string) => Promise<{ items: T[]; nextPageToken: string }>): Promise<T[]> {
+  const out: T[] = [];
+  let token = "";
+  do {
+    const page = await fetch(token);
+    out.push(...page.items);
+    token = page.nextPageToken;
+  } while (token);
+  return out;
+}
+
 let nodesText = "";
 async function refreshOrigins(): Promise<void> {
   try {
-    const [o, n] = await Promise.all([client.listOrigins({}), client.listNodes({})]);
-    nodesText = `${n.nodes.filter((x) => x.connected).length}/${n.nodes.length} nodes connected`;
-    renderOrigins(o.origins);
+    const [origins, nodes] = await Promise.all([
+      allPages((pageToken) => client.listOrigins({ pageToken, pageSize: 1000 }).then((r) => ({ items: r.origins, nextPageToken: r.nextPageToken }))),
+      allPages((pageToken) => client.listNodes({ pageToken, pageSize: 1000 }).then((r) => ({ items: r.nodes, nextPageToken: r.nextPageToken }))),
+    ]);
+    nodesText = `${nodes.filter((x) => x.connected).length}/${nodes.length} nodes connected`;
+    renderOrigins(origins);
   } catch (err) {
     if (!needsToken(err)) console.warn("listOrigins failed", err);
   }

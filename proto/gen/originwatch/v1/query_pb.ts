@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file originwatch/v1/query.proto.
  */
 export const file_originwatch_v1_query: GenFile = /*@__PURE__*/
-  fileDesc("ChpvcmlnaW53YXRjaC92MS9xdWVyeS5wcm90bxIOb3JpZ2lud2F0Y2gudjEiZgoFRmF1bHQSKQoFc2NvcGUYASABKA4yGi5vcmlnaW53YXRjaC52MS5GYXVsdFNjb3BlEgsKA2tleRgCIAEoCRIVCg1mYWlsdXJlX3JhdGlvGAMgASgBEg4KBnJlYXNvbhgEIAEoCSKXAQoKU2NvcGVTdGF0cxILCgNrZXkYASABKAkSEAoIcmVxdWVzdHMYAiABKAQSEAoIZmFpbHVyZXMYAyABKAQSFQoNZmFpbHVyZV9yYXRpbxgEIAEoARITCgtwOTVfdHRmYl9tcxgFIAEoARIPCgdmYWlsaW5nGAYgASgIEgsKA2lzcBgHIAEoCRIOCgZyZWdpb24YCCABKAki5wMKDE9yaWdpblN0YXR1cxIMCgRuYW1lGAEgASgJEioKBXN0YXRlGAIgASgOMhsub3JpZ2lud2F0Y2gudjEuT3JpZ2luU3RhdGUSJQoGZmF1bHRzGAMgAygLMhUub3JpZ2lud2F0Y2gudjEuRmF1bHQSFgoOdG90YWxfcmVxdWVzdHMYBCABKAQSFgoOdG90YWxfZmFpbHVyZXMYBSABKAQSLQoJbGFzdF9zZWVuGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtzdGF0ZV9zaW5jZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAggASgJEhQKDHJlcXVlc3RfcmF0ZRgJIAEoARIVCg1mYWlsdXJlX3JhdGlvGAogASgBEhMKC3A5NV90dGZiX21zGAsgASgBEigKBGlzcHMYDCADKAsyGi5vcmlnaW53YXRjaC52MS5TY29wZVN0YXRzEisKB3JlZ2lvbnMYDSADKAsyGi5vcmlnaW53YXRjaC52MS5TY29wZVN0YXRzEikKBW5vZGVzGA4gAygLMhoub3JpZ2lud2F0Y2gudjEuU2NvcGVTdGF0cxISCgpjb25maXJtaW5nGA8gASgIItICCgROb2RlEg8KB25vZGVfaWQYASABKAkSCwoDaXNwGAIgASgJEg4KBnJlZ2lvbhgDIAEoCRIRCgljb25uZWN0ZWQYBCABKAgSLQoJbGFzdF9zZWVuGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAYgASgJEh4KFmFwcGxpZWRfY29uZmlnX3ZlcnNpb24YByABKAQSGAoQbGFzdF9uYWNrX3JlYXNvbhgIIAEoCRIYChBidWZmZXJlZF9iYXRjaGVzGAkgASgEEhcKD2Ryb3BwZWRfYmF0Y2hlcxgKIAEoBBIPCgdvcmlnaW5zGAsgAygJEjMKD2Nvbm5lY3RlZF9zaW5jZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOaGlnaF93YXRlcl9zZXEYDSABKAQizgIKCEluY2lkZW50EgoKAmlkGAEgASgJEioKBGtpbmQYAiABKA4yHC5vcmlnaW53YXRjaC52MS5JbmNpZGVudEtpbmQSDgoGb3JpZ2luGAMgASgJEhEKCXNjb3BlX2tleRgEIAEoCRIqCgZvcGVuZWQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKBmNsb3NlZBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEb3BlbhgHIAEoCBIQCghmbGFwcGluZxgIIAEoCBIUCgxyZW9wZW5fY291bnQYCSABKA0SGgoScGVha19mYWlsdXJlX3JhdGlvGAogASgBEhgKEHBlYWtfcDk1X3R0ZmJfbXMYCyABKAESEgoKZGVkdXBlX2tleRgMIAEoCRIPCgdzdW1tYXJ5GA0gASgJIswCCgVFdmVudBIKCgJpZBgBIAEoCRIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgRraW5kGAMgASgOMhkub3JpZ2lud2F0Y2gudjEuRXZlbnRLaW5kEg4KBm9yaWdpbhgEIAEoCRIzCg5wcmV2aW91c19zdGF0ZRgFIAEoDjIbLm9yaWdpbndhdGNoLnYxLk9yaWdpblN0YXRlEioKBXN0YXRlGAYgASgOMhsub3JpZ2lud2F0Y2gudjEuT3JpZ2luU3RhdGUSJQoGZmF1bHRzGAcgAygLMhUub3JpZ2lud2F0Y2gudjEuRmF1bHQSKgoIaW5jaWRlbnQYCCABKAsyGC5vcmlnaW53YXRjaC52MS5JbmNpZGVudBIPCgdub2RlX2lkGAkgASgJEg8KB21lc3NhZ2UYCiABKAkiFAoSTGlzdE9yaWdpbnNSZXF1ZXN0IkQKE0xpc3RPcmlnaW5zUmVzcG9uc2USLQoHb3JpZ2lucxgBIAMoCzIcLm9yaWdpbndhdGNoLnYxLk9yaWdpblN0YXR1cyIiChBHZXRPcmlnaW5SZXF1ZXN0Eg4KBm9yaWdpbhgBIAEoCSJBChFHZXRPcmlnaW5SZXNwb25zZRIsCgZvcmlnaW4YASABKAsyHC5vcmlnaW53YXRjaC52MS5PcmlnaW5TdGF0dXMiEgoQTGlzdE5vZGVzUmVxdWVzdCI4ChFMaXN0Tm9kZXNSZXNwb25zZRIjCgVub2RlcxgBIAMoCzIULm9yaWdpbndhdGNoLnYxLk5vZGUiYAoUTGlzdEluY2lkZW50c1JlcXVlc3QSDgoGb3JpZ2luGAEgASgJEhEKCW9wZW5fb25seRgCIAEoCBIRCglwYWdlX3NpemUYAyABKA0SEgoKcGFnZV90b2tlbhgEIAEoCSJdChVMaXN0SW5jaWRlbnRzUmVzcG9uc2USKwoJaW5jaWRlbnRzGAEgAygLMhgub3JpZ2lud2F0Y2gudjEuSW5jaWRlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiQKEldhdGNoRXZlbnRzUmVxdWVzdBIOCgZvcmlnaW4YASABKAkiOwoTV2F0Y2hFdmVudHNSZXNwb25zZRIkCgVldmVudBgBIAEoCzIVLm9yaWdpbndhdGNoLnYxLkV2ZW50InsKF0dldE9yaWdpbkhpc3RvcnlSZXF1ZXN0Eg4KBm9yaWdpbhgBIAEoCRIoCgRmcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitAEKDEhpc3RvcnlQb2ludBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXF1ZXN0cxgCIAEoBBIQCghmYWlsdXJlcxgDIAEoBBIVCg1mYWlsdXJlX3JhdGlvGAQgASgBEhMKC3A5NV90dGZiX21zGAUgASgBEioKBXN0YXRlGAYgASgOMhsub3JpZ2lud2F0Y2gudjEuT3JpZ2luU3RhdGUiXgoYR2V0T3JpZ2luSGlzdG9yeVJlc3BvbnNlEiwKBnBvaW50cxgBIAMoCzIcLm9yaWdpbndhdGNoLnYxLkhpc3RvcnlQb2ludBIUCgxzdGVwX3NlY29uZHMYAiABKA0iNQoUTGlzdEV4ZW1wbGFyc1JlcXVlc3QSDgoGb3JpZ2luGAEgASgJEg0KBWxpbWl0GAIgASgNIkQKFUxpc3RFeGVtcGxhcnNSZXNwb25zZRIrCglleGVtcGxhcnMYASADKAsyGC5vcmlnaW53YXRjaC52MS5FeGVtcGxhciJAChJQcm9iZU9yaWdpblJlcXVlc3QSDgoGb3JpZ2luGAEgASgJEgsKA2lzcBgCIAEoCRINCgVjb3VudBgDIAEoDSJHChNQcm9iZU9yaWdpblJlc3BvbnNlEjAKB3Jlc3VsdHMYASADKAsyHy5vcmlnaW53YXRjaC52MS5Ob2RlUHJvYmVSZXN1bHQifgoPTm9kZVByb2JlUmVzdWx0Eg8KB25vZGVfaWQYASABKAkSCwoDaXNwGAIgASgJEg4KBnJlZ2lvbhgDIAEoCRIuCghhdHRlbXB0cxgEIAMoCzIcLm9yaWdpbndhdGNoLnYxLlByb2JlQXR0ZW1wdBINCgVlcnJvchgFIAEoCSqRAQoLT3JpZ2luU3RhdGUSHAoYT1JJR0lOX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUT1JJR0lOX1NUQVRFX05PX0RBVEEQARIYChRPUklHSU5fU1RBVEVfSEVBTFRIWRACEhkKFU9SSUdJTl9TVEFURV9ERUdSQURFRBADEhUKEU9SSUdJTl9TVEFURV9ET1dOEAQqbAoKRmF1bHRTY29wZRIbChdGQVVMVF9TQ09QRV9VTlNQRUNJRklFRBAAEhQKEEZBVUxUX1NDT1BFX05PREUQARITCg9GQVVMVF9TQ09QRV9JU1AQAhIWChJGQVVMVF9TQ09QRV9SRUdJT04QAyrKAQoMSW5jaWRlbnRLaW5kEh0KGUlOQ0lERU5UX0tJTkRfVU5TUEVDSUZJRUQQABIdChlJTkNJREVOVF9LSU5EX09SSUdJTl9ET1dOEAESIQodSU5DSURFTlRfS0lORF9PUklHSU5fREVHUkFERUQQAhIbChdJTkNJREVOVF9LSU5EX0lTUF9GQVVMVBADEh4KGklOQ0lERU5UX0tJTkRfUkVHSU9OX0ZBVUxUEAQSHAoYSU5DSURFTlRfS0lORF9OT0RFX0ZBVUxUEAUqhgIKCUV2ZW50S2luZBIaChZFVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYRVZFTlRfS0lORF9TVEFURV9DSEFOR0VEEAESHgoaRVZFTlRfS0lORF9JTkNJREVOVF9PUEVORUQQAhIeChpFVkVOVF9LSU5EX0lOQ0lERU5UX0NMT1NFRBADEh8KG0VWRU5UX0tJTkRfSU5DSURFTlRfVVBEQVRFRBAEEh0KGUVWRU5UX0tJTkRfTk9ERV9DT05ORUNURUQQBRIgChxFVkVOVF9LSU5EX05PREVfRElTQ09OTkVDVEVEEAYSHQoZRVZFTlRfS0lORF9DT05GSUdfQVBQTElFRBAHMt8FCgxRdWVyeVNlcnZpY2USVgoLTGlzdE9yaWdpbnMSIi5vcmlnaW53YXRjaC52MS5MaXN0T3JpZ2luc1JlcXVlc3QaIy5vcmlnaW53YXRjaC52MS5MaXN0T3JpZ2luc1Jlc3BvbnNlElAKCUdldE9yaWdpbhIgLm9yaWdpbndhdGNoLnYxLkdldE9yaWdpblJlcXVlc3QaIS5vcmlnaW53YXRjaC52MS5HZXRPcmlnaW5SZXNwb25zZRJQCglMaXN0Tm9kZXMSIC5vcmlnaW53YXRjaC52MS5MaXN0Tm9kZXNSZXF1ZXN0GiEub3JpZ2lud2F0Y2gudjEuTGlzdE5vZGVzUmVzcG9uc2USXAoNTGlzdEluY2lkZW50cxIkLm9yaWdpbndhdGNoLnYxLkxpc3RJbmNpZGVudHNSZXF1ZXN0GiUub3JpZ2lud2F0Y2gudjEuTGlzdEluY2lkZW50c1Jlc3BvbnNlElgKC1dhdGNoRXZlbnRzEiIub3JpZ2lud2F0Y2gudjEuV2F0Y2hFdmVudHNSZXF1ZXN0GiMub3JpZ2lud2F0Y2gudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABEmUKEEdldE9yaWdpbkhpc3RvcnkSJy5vcmlnaW53YXRjaC52MS5HZXRPcmlnaW5IaXN0b3J5UmVxdWVzdBooLm9yaWdpbndhdGNoLnYxLkdldE9yaWdpbkhpc3RvcnlSZXNwb25zZRJcCg1MaXN0RXhlbXBsYXJzEiQub3JpZ2lud2F0Y2gudjEuTGlzdEV4ZW1wbGFyc1JlcXVlc3QaJS5vcmlnaW53YXRjaC52MS5MaXN0RXhlbXBsYXJzUmVzcG9uc2USVgoLUHJvYmVPcmlnaW4SIi5vcmlnaW53YXRjaC52MS5Qcm9iZU9yaWdpblJlcXVlc3QaIy5vcmlnaW53YXRjaC52MS5Qcm9iZU9yaWdpblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_originwatch_v1_common, file_originwatch_v1_ingest]);
+  fileDesc("ChpvcmlnaW53YXRjaC92MS9xdWVyeS5wcm90bxIOb3JpZ2lud2F0Y2gudjEiZgoFRmF1bHQSKQoFc2NvcGUYASABKA4yGi5vcmlnaW53YXRjaC52MS5GYXVsdFNjb3BlEgsKA2tleRgCIAEoCRIVCg1mYWlsdXJlX3JhdGlvGAMgASgBEg4KBnJlYXNvbhgEIAEoCSKXAQoKU2NvcGVTdGF0cxILCgNrZXkYASABKAkSEAoIcmVxdWVzdHMYAiABKAQSEAoIZmFpbHVyZXMYAyABKAQSFQoNZmFpbHVyZV9yYXRpbxgEIAEoARITCgtwOTVfdHRmYl9tcxgFIAEoARIPCgdmYWlsaW5nGAYgASgIEgsKA2lzcBgHIAEoCRIOCgZyZWdpb24YCCABKAki5wMKDE9yaWdpblN0YXR1cxIMCgRuYW1lGAEgASgJEioKBXN0YXRlGAIgASgOMhsub3JpZ2lud2F0Y2gudjEuT3JpZ2luU3RhdGUSJQoGZmF1bHRzGAMgAygLMhUub3JpZ2lud2F0Y2gudjEuRmF1bHQSFgoOdG90YWxfcmVxdWVzdHMYBCABKAQSFgoOdG90YWxfZmFpbHVyZXMYBSABKAQSLQoJbGFzdF9zZWVuGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtzdGF0ZV9zaW5jZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAggASgJEhQKDHJlcXVlc3RfcmF0ZRgJIAEoARIVCg1mYWlsdXJlX3JhdGlvGAogASgBEhMKC3A5NV90dGZiX21zGAsgASgBEigKBGlzcHMYDCADKAsyGi5vcmlnaW53YXRjaC52MS5TY29wZVN0YXRzEisKB3JlZ2lvbnMYDSADKAsyGi5vcmlnaW53YXRjaC52MS5TY29wZVN0YXRzEikKBW5vZGVzGA4gAygLMhoub3JpZ2lud2F0Y2gudjEuU2NvcGVTdGF0cxISCgpjb25maXJtaW5nGA8gASgIItEDCgROb2RlEg8KB25vZGVfaWQYASABKAkSCwoDaXNwGAIgASgJEg4KBnJlZ2lvbhgDIAEoCRIRCgljb25uZWN0ZWQYBCABKAgSLQoJbGFzdF9zZWVuGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAYgASgJEh4KFmFwcGxpZWRfY29uZmlnX3ZlcnNpb24YByABKAQSGAoQbGFzdF9uYWNrX3JlYXNvbhgIIAEoCRIYChBidWZmZXJlZF9iYXRjaGVzGAkgASgEEhcKD2Ryb3BwZWRfYmF0Y2hlcxgKIAEoBBIPCgdvcmlnaW5zGAsgAygJEjMKD2Nvbm5lY3RlZF9zaW5jZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOaGlnaF93YXRlcl9zZXEYDSABKAQSGAoQcmVqZWN0ZWRfYmF0Y2hlcxgOIAEoBBIaChJsYXN0X3JlamVjdF9yZWFzb24YDyABKAkSFQoNY2xvY2tfc2tld19tcxgQIAEoAxIWCg5sYWJlbF9taXNtYXRjaBgRIAEoCRIYChBsYWJlbF9taXNtYXRjaGVzGBIgASgEIs4CCghJbmNpZGVudBIKCgJpZBgBIAEoCRIqCgRraW5kGAIgASgOMhwub3JpZ2lud2F0Y2gudjEuSW5jaWRlbnRLaW5kEg4KBm9yaWdpbhgDIAEoCRIRCglzY29wZV9rZXkYBCABKAkSKgoGb3BlbmVkGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgZjbG9zZWQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG9wZW4YByABKAgSEAoIZmxhcHBpbmcYCCABKAgSFAoMcmVvcGVuX2NvdW50GAkgASgNEhoKEnBlYWtfZmFpbHVyZV9yYXRpbxgKIAEoARIYChBwZWFrX3A5NV90dGZiX21zGAsgASgBEhIKCmRlZHVwZV9rZXkYDCABKAkSDwoHc3VtbWFyeRgNIAEoCSLMAgoFRXZlbnQSCgoCaWQYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoEa2luZBgDIAEoDjIZLm9yaWdpbndhdGNoLnYxLkV2ZW50S2luZBIOCgZvcmlnaW4YBCABKAkSMwoOcHJldmlvdXNfc3RhdGUYBSABKA4yGy5vcmlnaW53YXRjaC52MS5PcmlnaW5TdGF0ZRIqCgVzdGF0ZRgGIAEoDjIbLm9yaWdpbndhdGNoLnYxLk9yaWdpblN0YXRlEiUKBmZhdWx0cxgHIAMoCzIVLm9yaWdpbndhdGNoLnYxLkZhdWx0EioKCGluY2lkZW50GAggASgLMhgub3JpZ2lud2F0Y2gudjEuSW5jaWRlbnQSDwoHbm9kZV9pZBgJIAEoCRIPCgdtZXNzYWdlGAogASgJIjsKEkxpc3RPcmlnaW5zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCSJdChNMaXN0T3JpZ2luc1Jlc3BvbnNlEi0KB29yaWdpbnMYASADKAsyHC5vcmlnaW53YXRjaC52MS5PcmlnaW5TdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiIKEEdldE9yaWdpblJlcXVlc3QSDgoGb3JpZ2luGAEgASgJIkEKEUdldE9yaWdpblJlc3BvbnNlEiwKBm9yaWdpbhgBIAEoCzIcLm9yaWdpbndhdGNoLnYxLk9yaWdpblN0YXR1cyI5ChBMaXN0Tm9kZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoDRISCgpwYWdlX3Rva2VuGAIgASgJIlEKEUxpc3ROb2Rlc1Jlc3BvbnNlEiMKBW5vZGVzGAEgAygLMhQub3JpZ2lud2F0Y2gudjEuTm9kZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYAoUTGlzdEluY2lkZW50c1JlcXVlc3QSDgoGb3JpZ2luGAEgASgJEhEKCW9wZW5fb25seRgCIAEoCBIRCglwYWdlX3NpemUYAyABKA0SEgoKcGFnZV90b2tlbhgEIAEoCSJdChVMaXN0SW5jaWRlbnRzUmVzcG9uc2USKwoJaW5jaWRlbnRzGAEgAygLMhgub3JpZ2lud2F0Y2gudjEuSW5jaWRlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiQKEldhdGNoRXZlbnRzUmVxdWVzdBIOCgZvcmlnaW4YASABKAkiOwoTV2F0Y2hFdmVudHNSZXNwb25zZRIkCgVldmVudBgBIAEoCzIVLm9yaWdpbndhdGNoLnYxLkV2ZW50InsKF0dldE9yaWdpbkhpc3RvcnlSZXF1ZXN0Eg4KBm9yaWdpbhgBIAEoCRIoCgRmcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitAEKDEhpc3RvcnlQb2ludBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXF1ZXN0cxgCIAEoBBIQCghmYWlsdXJlcxgDIAEoBBIVCg1mYWlsdXJlX3JhdGlvGAQgASgBEhMKC3A5NV90dGZiX21zGAUgASgBEioKBXN0YXRlGAYgASgOMhsub3JpZ2lud2F0Y2gudjEuT3JpZ2luU3RhdGUiXgoYR2V0T3JpZ2luSGlzdG9yeVJlc3BvbnNlEiwKBnBvaW50cxgBIAMoCzIcLm9yaWdpbndhdGNoLnYxLkhpc3RvcnlQb2ludBIUCgxzdGVwX3NlY29uZHMYAiABKA0iXAoUTGlzdEV4ZW1wbGFyc1JlcXVlc3QSDgoGb3JpZ2luGAEgASgJEg0KBWxpbWl0GAIgASgNEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIl0KFUxpc3RFeGVtcGxhcnNSZXNwb25zZRIrCglleGVtcGxhcnMYASADKAsyGC5vcmlnaW53YXRjaC52MS5FeGVtcGxhchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiQAoSUHJvYmVPcmlnaW5SZXF1ZXN0Eg4KBm9yaWdpbhgBIAEoCRILCgNpc3AYAiABKAkSDQoFY291bnQYAyABKA0iRwoTUHJvYmVPcmlnaW5SZXNwb25zZRIwCgdyZXN1bHRzGAEgAygLMh8ub3JpZ2lud2F0Y2gudjEuTm9kZVByb2JlUmVzdWx0In4KD05vZGVQcm9iZVJlc3VsdBIPCgdub2RlX2lkGAEgASgJEgsKA2lzcBgCIAEoCRIOCgZyZWdpb24YAyABKAkSLgoIYXR0ZW1wdHMYBCADKAsyHC5vcmlnaW53YXRjaC52MS5Qcm9iZUF0dGVtcHQSDQoFZXJyb3IYBSABKAkiJQoTRm9yZ2V0T3JpZ2luUmVxdWVzdBIOCgZvcmlnaW4YASABKAkiMAoURm9yZ2V0T3JpZ2luUmVzcG9uc2USGAoQY2xvc2VkX2luY2lkZW50cxgBIAEoDSIkChFGb3JnZXROb2RlUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJIhQKEkZvcmdldE5vZGVSZXNwb25zZSqRAQoLT3JpZ2luU3RhdGUSHAoYT1JJR0lOX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUT1JJR0lOX1NUQVRFX05PX0RBVEEQARIYChRPUklHSU5fU1RBVEVfSEVBTFRIWRACEhkKFU9SSUdJTl9TVEFURV9ERUdSQURFRBADEhUKEU9SSUdJTl9TVEFURV9ET1dOEAQqbAoKRmF1bHRTY29wZRIbChdGQVVMVF9TQ09QRV9VTlNQRUNJRklFRBAAEhQKEEZBVUxUX1NDT1BFX05PREUQARITCg9GQVVMVF9TQ09QRV9JU1AQAhIWChJGQVVMVF9TQ09QRV9SRUdJT04QAyrKAQoMSW5jaWRlbnRLaW5kEh0KGUlOQ0lERU5UX0tJTkRfVU5TUEVDSUZJRUQQABIdChlJTkNJREVOVF9LSU5EX09SSUdJTl9ET1dOEAESIQodSU5DSURFTlRfS0lORF9PUklHSU5fREVHUkFERUQQAhIbChdJTkNJREVOVF9LSU5EX0lTUF9GQVVMVBADEh4KGklOQ0lERU5UX0tJTkRfUkVHSU9OX0ZBVUxUEAQSHAoYSU5DSURFTlRfS0lORF9OT0RFX0ZBVUxUEAUqhgIKCUV2ZW50S2luZBIaChZFVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASHAoYRVZFTlRfS0lORF9TVEFURV9DSEFOR0VEEAESHgoaRVZFTlRfS0lORF9JTkNJREVOVF9PUEVORUQQAhIeChpFVkVOVF9LSU5EX0lOQ0lERU5UX0NMT1NFRBADEh8KG0VWRU5UX0tJTkRfSU5DSURFTlRfVVBEQVRFRBAEEh0KGUVWRU5UX0tJTkRfTk9ERV9DT05ORUNURUQQBRIgChxFVkVOVF9LSU5EX05PREVfRElTQ09OTkVDVEVEEAYSHQoZRVZFTlRfS0lORF9DT05GSUdfQVBQTElFRBAHMo8HCgxRdWVyeVNlcnZpY2USVgoLTGlzdE9yaWdpbnMSIi5vcmlnaW53YXRjaC52MS5MaXN0T3JpZ2luc1JlcXVlc3QaIy5vcmlnaW53YXRjaC52MS5MaXN0T3JpZ2luc1Jlc3BvbnNlElAKCUdldE9yaWdpbhIgLm9yaWdpbndhdGNoLnYxLkdldE9yaWdpblJlcXVlc3QaIS5vcmlnaW53YXRjaC52MS5HZXRPcmlnaW5SZXNwb25zZRJQCglMaXN0Tm9kZXMSIC5vcmlnaW53YXRjaC52MS5MaXN0Tm9kZXNSZXF1ZXN0GiEub3JpZ2lud2F0Y2gudjEuTGlzdE5vZGVzUmVzcG9uc2USXAoNTGlzdEluY2lkZW50cxIkLm9yaWdpbndhdGNoLnYxLkxpc3RJbmNpZGVudHNSZXF1ZXN0GiUub3JpZ2lud2F0Y2gudjEuTGlzdEluY2lkZW50c1Jlc3BvbnNlElgKC1dhdGNoRXZlbnRzEiIub3JpZ2lud2F0Y2gudjEuV2F0Y2hFdmVudHNSZXF1ZXN0GiMub3JpZ2lud2F0Y2gudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABEmUKEEdldE9yaWdpbkhpc3RvcnkSJy5vcmlnaW53YXRjaC52MS5HZXRPcmlnaW5IaXN0b3J5UmVxdWVzdBooLm9yaWdpbndhdGNoLnYxLkdldE9yaWdpbkhpc3RvcnlSZXNwb25zZRJcCg1MaXN0RXhlbXBsYXJzEiQub3JpZ2lud2F0Y2gudjEuTGlzdEV4ZW1wbGFyc1JlcXVlc3QaJS5vcmlnaW53YXRjaC52MS5MaXN0RXhlbXBsYXJzUmVzcG9uc2USVgoLUHJvYmVPcmlnaW4SIi5vcmlnaW53YXRjaC52MS5Qcm9iZU9yaWdpblJlcXVlc3QaIy5vcmlnaW53YXRjaC52MS5Qcm9iZU9yaWdpblJlc3BvbnNlElkKDEZvcmdldE9yaWdpbhIjLm9yaWdpbndhdGNoLnYxLkZvcmdldE9yaWdpblJlcXVlc3QaJC5vcmlnaW53YXRjaC52MS5Gb3JnZXRPcmlnaW5SZXNwb25zZRJTCgpGb3JnZXROb2RlEiEub3JpZ2lud2F0Y2gudjEuRm9yZ2V0Tm9kZVJlcXVlc3QaIi5vcmlnaW53YXRjaC52MS5Gb3JnZXROb2RlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_originwatch_v1_common, file_originwatch_v1_ingest]);
 
 /**
  * A failure localised to part of the fleet while the origin itself is fine.
@@ -277,6 +277,42 @@ export type Node = Message<"originwatch.v1.Node"> & {
    * @generated from field: uint64 high_water_seq = 13;
    */
   highWaterSeq: bigint;
+
+  /**
+   * Batches the central refused permanently (BatchReject), as the sidecar counts them.
+   *
+   * @generated from field: uint64 rejected_batches = 14;
+   */
+  rejectedBatches: bigint;
+
+  /**
+   * Why the last batch was refused ("" when none was).
+   *
+   * @generated from field: string last_reject_reason = 15;
+   */
+  lastRejectReason: string;
+
+  /**
+   * Sidecar clock minus central clock, as the sidecar measured it (0 = unknown).
+   *
+   * @generated from field: int64 clock_skew_ms = 16;
+   */
+  clockSkewMs: bigint;
+
+  /**
+   * With --node-labels: how the labels the node claimed at its last hello
+   * disagree with the allowlist (whose labels are used); "" when they agree.
+   *
+   * @generated from field: string label_mismatch = 17;
+   */
+  labelMismatch: string;
+
+  /**
+   * Hellos of this node whose claimed labels disagreed with the allowlist.
+   *
+   * @generated from field: uint64 label_mismatches = 18;
+   */
+  labelMismatches: bigint;
 };
 
 /**
@@ -434,9 +470,23 @@ export const EventSchema: GenMessage<Event> = /*@__PURE__*/
   messageDesc(file_originwatch_v1_query, 5);
 
 /**
+ * Every list pages: page_size 0 means the default (500), anything above the
+ * maximum (1000) is capped, and a page also ends before the answer would
+ * exceed half the message limit. Pass next_page_token back as page_token
+ * until it is empty. A page_token from another list is INVALID_ARGUMENT.
+ *
  * @generated from message originwatch.v1.ListOriginsRequest
  */
 export type ListOriginsRequest = Message<"originwatch.v1.ListOriginsRequest"> & {
+  /**
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -451,9 +501,16 @@ export const ListOriginsRequestSchema: GenMessage<ListOriginsRequest> = /*@__PUR
  */
 export type ListOriginsResponse = Message<"originwatch.v1.ListOriginsResponse"> & {
   /**
+   * Sorted by name.
+   *
    * @generated from field: repeated originwatch.v1.OriginStatus origins = 1;
    */
   origins: OriginStatus[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -501,6 +558,15 @@ export const GetOriginResponseSchema: GenMessage<GetOriginResponse> = /*@__PURE_
  * @generated from message originwatch.v1.ListNodesRequest
  */
 export type ListNodesRequest = Message<"originwatch.v1.ListNodesRequest"> & {
+  /**
+   * @generated from field: uint32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
 };
 
 /**
@@ -515,9 +581,16 @@ export const ListNodesRequestSchema: GenMessage<ListNodesRequest> = /*@__PURE__*
  */
 export type ListNodesResponse = Message<"originwatch.v1.ListNodesResponse"> & {
   /**
+   * Sorted by node_id.
+   *
    * @generated from field: repeated originwatch.v1.Node nodes = 1;
    */
   nodes: Node[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -720,9 +793,21 @@ export type ListExemplarsRequest = Message<"originwatch.v1.ListExemplarsRequest"
   origin: string;
 
   /**
+   * Page size when page_size is 0 (kept for older clients).
+   *
    * @generated from field: uint32 limit = 2;
    */
   limit: number;
+
+  /**
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -737,9 +822,16 @@ export const ListExemplarsRequestSchema: GenMessage<ListExemplarsRequest> = /*@_
  */
 export type ListExemplarsResponse = Message<"originwatch.v1.ListExemplarsResponse"> & {
   /**
+   * Newest first.
+   *
    * @generated from field: repeated originwatch.v1.Exemplar exemplars = 1;
    */
   exemplars: Exemplar[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -831,6 +923,72 @@ export type NodeProbeResult = Message<"originwatch.v1.NodeProbeResult"> & {
  */
 export const NodeProbeResultSchema: GenMessage<NodeProbeResult> = /*@__PURE__*/
   messageDesc(file_originwatch_v1_query, 23);
+
+/**
+ * @generated from message originwatch.v1.ForgetOriginRequest
+ */
+export type ForgetOriginRequest = Message<"originwatch.v1.ForgetOriginRequest"> & {
+  /**
+   * @generated from field: string origin = 1;
+   */
+  origin: string;
+};
+
+/**
+ * Describes the message originwatch.v1.ForgetOriginRequest.
+ * Use `create(ForgetOriginRequestSchema)` to create a new message.
+ */
+export const ForgetOriginRequestSchema: GenMessage<ForgetOriginRequest> = /*@__PURE__*/
+  messageDesc(file_originwatch_v1_query, 24);
+
+/**
+ * @generated from message originwatch.v1.ForgetOriginResponse
+ */
+export type ForgetOriginResponse = Message<"originwatch.v1.ForgetOriginResponse"> & {
+  /**
+   * Open incidents of the origin that were closed by forgetting it.
+   *
+   * @generated from field: uint32 closed_incidents = 1;
+   */
+  closedIncidents: number;
+};
+
+/**
+ * Describes the message originwatch.v1.ForgetOriginResponse.
+ * Use `create(ForgetOriginResponseSchema)` to create a new message.
+ */
+export const ForgetOriginResponseSchema: GenMessage<ForgetOriginResponse> = /*@__PURE__*/
+  messageDesc(file_originwatch_v1_query, 25);
+
+/**
+ * @generated from message originwatch.v1.ForgetNodeRequest
+ */
+export type ForgetNodeRequest = Message<"originwatch.v1.ForgetNodeRequest"> & {
+  /**
+   * @generated from field: string node_id = 1;
+   */
+  nodeId: string;
+};
+
+/**
+ * Describes the message originwatch.v1.ForgetNodeRequest.
+ * Use `create(ForgetNodeRequestSchema)` to create a new message.
+ */
+export const ForgetNodeRequestSchema: GenMessage<ForgetNodeRequest> = /*@__PURE__*/
+  messageDesc(file_originwatch_v1_query, 26);
+
+/**
+ * @generated from message originwatch.v1.ForgetNodeResponse
+ */
+export type ForgetNodeResponse = Message<"originwatch.v1.ForgetNodeResponse"> & {
+};
+
+/**
+ * Describes the message originwatch.v1.ForgetNodeResponse.
+ * Use `create(ForgetNodeResponseSchema)` to create a new message.
+ */
+export const ForgetNodeResponseSchema: GenMessage<ForgetNodeResponse> = /*@__PURE__*/
+  messageDesc(file_originwatch_v1_query, 27);
 
 /**
  * @generated from enum originwatch.v1.OriginState
@@ -1068,6 +1226,30 @@ export const QueryService: GenService<{
     methodKind: "unary";
     input: typeof ProbeOriginRequestSchema;
     output: typeof ProbeOriginResponseSchema;
+  },
+  /**
+   * Forget an origin (admin): its totals, recent windows, exemplars, verdict
+   * state and incident tracks (open incidents are closed). History and closed
+   * incidents age out with their own retention. NOT_FOUND when unknown. An
+   * origin still reported comes back with the next batch, counting from zero.
+   *
+   * @generated from rpc originwatch.v1.QueryService.ForgetOrigin
+   */
+  forgetOrigin: {
+    methodKind: "unary";
+    input: typeof ForgetOriginRequestSchema;
+    output: typeof ForgetOriginResponseSchema;
+  },
+  /**
+   * Forget a node (admin): its record and high-water mark. FAILED_PRECONDITION
+   * while the node has a live session; NOT_FOUND when unknown.
+   *
+   * @generated from rpc originwatch.v1.QueryService.ForgetNode
+   */
+  forgetNode: {
+    methodKind: "unary";
+    input: typeof ForgetNodeRequestSchema;
+    output: typeof ForgetNodeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_originwatch_v1_query, 0);
