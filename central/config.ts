@@ -64,6 +64,18 @@ export interface CentralConfig {
   originIdleMs: number;
   /** A disconnected node with no batch for this long is forgotten (record, high-water mark); 0 = never. */
   nodeIdleMs: number;
+
+  // --- Prometheus and Alertmanager (issue 15) ---
+  /** Origins exported with per-origin series on /metrics (first come, first kept); more are counted in originwatch_central_metrics_over_cap. */
+  metricsMaxOrigins: number;
+  /** (origin, ISP) pairs exported by originwatch_origin_isp_failure_ratio; more are counted likewise. */
+  metricsMaxOriginIsps: number;
+  /** Alertmanager base URLs incidents are sent to (API v2); [] = none. */
+  alertmanagers: string[];
+  /** Open incidents are re-sent to Alertmanager this often; a firing alert expires 4 intervals after its last send. */
+  alertmanagerResendMs: number;
+  /** The central's URL as operators open it (alerts' generatorURL); "" = http(s)://<listen address>. */
+  externalUrl: string;
 }
 
 export const CENTRAL_DEFAULTS: CentralConfig = {
@@ -94,6 +106,11 @@ export const CENTRAL_DEFAULTS: CentralConfig = {
   maxReflectionStreams: 100,
   originIdleMs: 7 * 24 * 3600_000,
   nodeIdleMs: 7 * 24 * 3600_000,
+  metricsMaxOrigins: 1000,
+  metricsMaxOriginIsps: 10_000,
+  alertmanagers: [],
+  alertmanagerResendMs: 60_000,
+  externalUrl: "",
 };
 
 /** The exposure and connection-limit fields, validated in one place. */
@@ -127,6 +144,27 @@ function validateExposure(c: CentralConfig): void {
   });
 }
 
+function httpUrl(field: string, v: unknown): string {
+  let u: URL | undefined;
+  try {
+    u = new URL(String(v));
+  } catch {
+    u = undefined;
+  }
+  if (!u || (u.protocol !== "http:" && u.protocol !== "https:")) throw new CentralError("CENTRAL_BAD_CONFIG", `${field} must be an absolute http(s) URL, got ${JSON.stringify(v)}`);
+  return String(v).replace(/\/+$/, "");
+}
+
+/** Metrics caps, Alertmanager URLs and the external URL (issue 15). */
+function validateOperatorStack(c: CentralConfig): void {
+  for (const f of ["metricsMaxOrigins", "metricsMaxOriginIsps", "alertmanagerResendMs"] as const) {
+    if (!Number.isInteger(c[f]) || c[f] <= 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a positive integer, got ${c[f]}`);
+  }
+  if (!Array.isArray(c.alertmanagers)) throw new CentralError("CENTRAL_BAD_CONFIG", "alertmanagers must be a list of URLs");
+  c.alertmanagers = c.alertmanagers.map((u, i) => httpUrl(`alertmanagers[${i}]`, u));
+  if (c.externalUrl) c.externalUrl = httpUrl("externalUrl", c.externalUrl);
+}
+
 export function parseHostPort(field: string, value: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
   if (!m) throw new CentralError("CENTRAL_BAD_CONFIG", `${field} must be HOST:PORT, got "${value}"`);
@@ -152,6 +190,7 @@ export function validateCentralConfig(partial: Partial<CentralConfig>): CentralC
   if (c.windowRetentionMs < c.lookbackMs) {
     throw new CentralError("CENTRAL_BAD_CONFIG", `windowRetentionMs (${c.windowRetentionMs}) must be at least lookbackMs (${c.lookbackMs})`);
   }
+  validateOperatorStack(c);
   if (c.webhook) {
     let u: URL | undefined;
     try {

@@ -38,6 +38,9 @@ import { dashboardFallback } from "./dashboard/serve.js";
 import { LevelStore } from "./store/level-store.js";
 import { VerdictService } from "./verdict/service.js";
 import { loadNodeLabels } from "./verdict/node-labels.js";
+import { type CentralMetrics, createCentralMetrics } from "./metrics/central-metrics.js";
+import { metricsRoute } from "./metrics/metrics-route.js";
+import { registerStackFlags, stackFlagsToConfig } from "./metrics/stack-flags.js";
 
 export interface Central {
   address: string;
@@ -51,6 +54,8 @@ export interface Central {
   log: Logger;
   /** The one-port server: its limit counters and open connections. */
   server: RunningServer;
+  /** The registry served on GET /metrics. */
+  metrics: CentralMetrics;
   /** One age-out sweep now (the central also sweeps every AGE_OUT_SWEEP_MS); tests pass a later nowMs. */
   ageOut(nowMs?: number): Promise<AgedOut>;
   close(): Promise<void>;
@@ -84,7 +89,8 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     : undefined;
   const interceptors: Interceptor[] = [];
   if (tls) interceptors.push(ingestCertInterceptor());
-  if (config.tokensFile) interceptors.push(tokenInterceptor(loadTokens(config.tokensFile)));
+  const tokens = config.tokensFile ? loadTokens(config.tokensFile) : undefined;
+  if (tokens) interceptors.push(tokenInterceptor(tokens));
   // Secure unless told otherwise: refuse (CENTRAL_INSECURE) or, under --insecure, warn at every start.
   for (const warning of checkExposure({ listenHost: host, tls: Boolean(tls), tokens: Boolean(config.tokensFile), insecure: config.insecure })) {
     log.warn({ code: "CENTRAL_INSECURE" }, warning);
@@ -125,6 +131,9 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       lookbackMs: config.lookbackMs,
       historyRetentionMs: config.historyRetentionMs,
       webhook: config.webhook ? { url: config.webhook, includeNetwork: config.webhookNetwork } : undefined,
+      alertmanager: config.alertmanagers.length
+        ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}` }
+        : undefined,
     });
     verdict.setConfig(fleetConfig.current());
     fleetConfig.on("changed", (c) => verdict?.setConfig(c));
@@ -159,7 +168,10 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       router.service(reflV1.ServerReflection, reflectionV1(index, reflectionStreams));
       router.service(reflV1alpha.ServerReflection, reflectionV1alpha(index, reflectionStreams));
     };
-    const httpFallback = dashboardFallback({ onError: (err) => log.error({ err }, "dashboard bundle failed") });
+    const metrics = createCentralMetrics({ ingest, store, verdict: v, totals, maxOrigins: config.metricsMaxOrigins, maxOriginIsps: config.metricsMaxOriginIsps });
+    const serveMetrics = metricsRoute(metrics.registry, tokens, (err) => log.error({ err }, "metrics collection failed"));
+    const dashboard = dashboardFallback({ onError: (err) => log.error({ err }, "dashboard bundle failed") });
+    const httpFallback: typeof dashboard = (req, res) => serveMetrics(req, res) || dashboard(req, res);
     server = await startServer({
       host,
       port,
@@ -182,6 +194,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     ager.unref();
     void sweep().catch(ageOutErr);
     const address = server.address;
+    if (v.alertmanager && !config.externalUrl) v.alertmanager.externalUrl = `${tls ? "https" : "http"}://${address}`;
     log.info({ address, data: config.data, tls: Boolean(tls), tokens: Boolean(config.tokensFile) }, "listening");
     let closing: Promise<void> | undefined;
     const srv = server;
@@ -195,6 +208,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       verdict: v,
       log,
       server: srv,
+      metrics,
       ageOut: sweep,
       close() {
         closing ??= (async () => {
@@ -204,6 +218,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
           health.setServing(false);
           ingest.closeAll();
           await srv.close();
+          metrics.close();
           await v.close();
           await store.close();
         })();
@@ -239,6 +254,7 @@ export function registerCentral(program: Command): void {
     .option("--origin-idle <hours>", "forget an origin with no batch for this long (0 = never)", (v) => Number(v), 168)
     .option("--node-idle <hours>", "forget a disconnected node with no batch for this long (0 = never)", (v) => Number(v), 168);
   registerServerFlags(cmd);
+  registerStackFlags(cmd);
   cmd.action(async (opts: { nodeLabels?: string; originIdle: number; nodeIdle: number; exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
@@ -258,6 +274,7 @@ export function registerCentral(program: Command): void {
             ingestRatePerSec: opts.ingestRate,
             exemplarsPerOrigin: opts.exemplarsPerOrigin,
             ...serverFlagsToConfig(opts),
+            ...stackFlagsToConfig(opts),
             nodeLabelsFile: opts.nodeLabels,
             originIdleMs: Math.round(opts.originIdle * 3600_000),
             nodeIdleMs: Math.round(opts.nodeIdle * 3600_000),

@@ -107,6 +107,11 @@ export class WebhookSender {
     });
   }
 
+  /** The receiver's URL (may hold a secret: log or export only its host). */
+  get url(): string {
+    return this.o.url;
+  }
+
   get delivered(): number {
     return this.queue.delivered;
   }

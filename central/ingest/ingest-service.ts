@@ -57,6 +57,8 @@ export interface IngestEvents {
   "config-ack": [session: Session, ack: ConfigAck];
   "probe-result": [session: Session, result: ProbeResult];
   batch: [session: Session, batch: Batch];
+  /** A replayed batch, acknowledged and not counted again (metrics). */
+  duplicate: [session: Session, batch: Batch];
 }
 
 /** A live stream from one sidecar. */
@@ -229,6 +231,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       // Replay of a batch already counted: acknowledge, never count twice. The
       // ack waits for the write in progress, which may hold the original.
       const seq = batch.seq;
+      this.emit("duplicate", session, batch);
       session.track(
         this.state.committer.commit(node.nodeId, hw, []).then(
           () => session.send({ case: "batchAck", value: { seq } }),

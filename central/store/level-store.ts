@@ -75,6 +75,8 @@ export class LevelStore {
   readonly nodes;
   readonly totals;
   readonly hwm;
+  /** Observer of each counted-batch write's latency in seconds (the central's metrics). */
+  onWrite: ((seconds: number) => void) | undefined;
 
   private constructor(
     readonly db: Level<string, unknown>,
@@ -159,7 +161,10 @@ export class LevelStore {
     for (const node of nodes) ops.push({ type: "put", sublevel: this.nodes, key: node.nodeId, value: node });
     // sync: an acknowledged batch is dropped by the sidecar, so its count must survive a machine crash,
     // not only a process crash (group commit makes this one fsync per group of batches).
-    if (ops.length > 0) await this.db.batch(ops, { sync: true });
+    if (ops.length === 0) return;
+    const t0 = performance.now();
+    await this.db.batch(ops, { sync: true });
+    this.onWrite?.((performance.now() - t0) / 1000);
   }
 
   /**

@@ -12,14 +12,16 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Config } from "../../proto/gen/originwatch/v1/config_pb.js";
 import { EventKind, IncidentKind, OriginState, type QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
 import { type WebhookPayload, WebhookSender } from "../alerts/webhook.js";
 import { levelOutbox } from "../alerts/outbox.js";
+import { AlertmanagerSender, type QueuedAlert } from "../alerts/alertmanager.js";
 import type { Ingest, Session } from "../ingest/ingest-service.js";
 import type { LevelStore } from "../store/level-store.js";
-import { type EngineChange, VerdictEngine } from "./engine.js";
+import { type EngineChange, type TickReport, VerdictEngine } from "./engine.js";
 import { EventHub, SlowWatcherError } from "./event-hub.js";
 import { HistoryRollups, MINUTE_MS } from "./history.js";
 import type { ScopeFigures, Verdict } from "./policy.js";
@@ -39,6 +41,8 @@ export interface VerdictServiceOptions {
   /** Per-minute history kept this long (default 7 days). */
   historyRetentionMs?: number;
   webhook?: { url: string; includeNetwork?: boolean };
+  /** Send incidents to these Alertmanagers (API v2); externalUrl is the dashboard's base URL (generatorURL). */
+  alertmanager?: { urls: string[]; externalUrl: string; resendMs?: number };
 }
 
 /** What GetOrigin shows besides the state: figures and breakdown over the lookback. */
@@ -59,6 +63,9 @@ export class VerdictService {
   readonly hub = new EventHub();
   readonly history: HistoryRollups;
   readonly webhook: WebhookSender | undefined;
+  readonly alertmanager: AlertmanagerSender | undefined;
+  /** Every tick's report and every event recorded (the central's metrics listen here). */
+  readonly signals = new EventEmitter<{ tick: [TickReport]; event: [EventRecord] }>();
   private config: Config | undefined;
   private timers: NodeJS.Timeout[] = [];
   private started = false;
@@ -85,6 +92,16 @@ export class VerdictService {
         onDelivered: (p, attempts) => o.log.info({ key: p.dedupe_key, attempts }, "webhook delivered"),
         onDropped: (p, reason) => o.log.warn({ key: p.dedupe_key, reason }, "webhook dropped"),
         onOutboxError: (p, err) => o.log.error({ key: p.dedupe_key, err }, "webhook outbox write failed: the alert is delivered but would not survive a crash"),
+      });
+    }
+    if (o.alertmanager?.urls.length) {
+      const kv = o.store.sublevel<QueuedAlert>("alertmanager-outbox") as unknown as KV<QueuedAlert>;
+      this.alertmanager = new AlertmanagerSender({
+        ...o.alertmanager,
+        openIncidents: () => this.engine.openIncidents(),
+        outbox: (receiver) => levelOutbox(kv, `${receiver}/`),
+        onDropped: (url, q, reason) => o.log.warn({ url, alert: q.alert.labels, reason }, "alertmanager alert dropped"),
+        onOutboxError: (url, q, err) => o.log.error({ url, alert: q.alert.labels, err }, "alertmanager outbox write failed: the alert is delivered but would not survive a crash"),
       });
     }
     this.engine.onChange((c) => this.onChange(c));
@@ -121,6 +138,7 @@ export class VerdictService {
     ingest.on("node-connected", (s) => this.nodeEvent(s, EventKind.NODE_CONNECTED));
     ingest.on("node-disconnected", (s) => this.nodeEvent(s, EventKind.NODE_DISCONNECTED));
     await this.webhook?.start();
+    await this.alertmanager?.start();
     const every = (ms: number, fn: () => unknown) => {
       const t = setInterval(() => {
         try {
@@ -136,6 +154,7 @@ export class VerdictService {
     every(this.o.tickMs ?? 1000, () => {
       const r = this.engine.tick();
       for (const st of this.engine.statuses()) this.history.noteState(st.origin, Date.now(), st.state);
+      this.signals.emit("tick", r);
       if (r.durationMs > 250) this.o.log.warn({ ...r }, "slow verdict tick");
     });
     every(10_000, () => this.history.flush());
@@ -151,6 +170,7 @@ export class VerdictService {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     await this.webhook?.shutdown();
+    await this.alertmanager?.shutdown();
     if (this.started) {
       await this.history.flush().catch(() => {});
       await this.store.flush();
@@ -177,6 +197,7 @@ export class VerdictService {
   private emitEvent(e: Omit<EventRecord, "id">): void {
     const rec = this.store.appendEvent(e);
     this.hub.publish(rec);
+    this.signals.emit("event", rec);
   }
 
   private onChange(c: EngineChange): void {
@@ -214,6 +235,7 @@ export class VerdictService {
     });
     this.o.log.info({ origin: inc.origin, kind: IncidentKind[inc.kind], scope: inc.scopeKey, transition: c.transition, id: inc.id }, "incident");
     this.webhook?.notify(c.transition, inc);
+    this.alertmanager?.notify(c.transition, inc);
     // Every state also persists while an origin incident is open, so a restart resumes it.
     if (ORIGIN_KINDS.has(inc.kind) && st) void this.store.putStatus(st);
   }
@@ -235,6 +257,8 @@ export class VerdictService {
     for (const inc of closed) {
       inc.summary = `${inc.summary} (closed: ${why})`;
       void this.store.putIncident(inc);
+      // Alertmanager holds a firing alert until told: resolve it (the webhook is not told, see above).
+      this.alertmanager?.notify("closed", inc);
       this.emitEvent({ timeMs: nowMs, kind: EventKind.INCIDENT_CLOSED, origin, previousState: 0, state: 0, faults: [], incident: inc, nodeId: "", message: `${IncidentKind[inc.kind]} ${inc.scopeKey || origin} closed: ${why}` });
     }
     await this.store.forgetOrigin(origin);

@@ -1,0 +1,38 @@
+/**
+ * Ingest families (issue 15 item 1), fed by the Ingest's own events and
+ * counters (the ingest path does nothing extra for metrics beyond one counter
+ * increment per batch). Labels are bounded: none is peer-chosen.
+ *
+ *   originwatch_central_sidecar_sessions           gauge    sidecar streams connected now
+ *   originwatch_central_ingest_batches_total       counter  batches counted (first delivery)
+ *   originwatch_central_ingest_summaries_total     counter  per-origin 1 s summaries (windows) in them
+ *   originwatch_central_ingest_duplicates_total    counter  replayed batches acknowledged and not counted again
+ */
+import client from "prom-client";
+import type { Ingest } from "../ingest/ingest-service.js";
+
+export function registerIngestMetrics(registry: client.Registry, ingest: Ingest): () => void {
+  const registers = [registry];
+  new client.Gauge({
+    name: "originwatch_central_sidecar_sessions",
+    help: "Sidecar ingest streams connected now",
+    registers,
+    collect() {
+      this.set(ingest.sessions.size);
+    },
+  });
+  const batches = new client.Counter({ name: "originwatch_central_ingest_batches_total", help: "Batches counted (first delivery)", registers });
+  const summaries = new client.Counter({ name: "originwatch_central_ingest_summaries_total", help: "Per-origin 1 s summaries (windows) in the counted batches", registers });
+  const duplicates = new client.Counter({ name: "originwatch_central_ingest_duplicates_total", help: "Replayed batches acknowledged and not counted again", registers });
+  const onBatch = (_s: unknown, b: { windows: unknown[] }) => {
+    batches.inc();
+    summaries.inc(b.windows.length);
+  };
+  const onDuplicate = () => duplicates.inc();
+  ingest.on("batch", onBatch);
+  ingest.on("duplicate", onDuplicate);
+  return () => {
+    ingest.off("batch", onBatch);
+    ingest.off("duplicate", onDuplicate);
+  };
+}
