@@ -51,10 +51,10 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-async function startDaemon(bin: string, args: (port: number, dir: string) => string[], files: Record<string, string>): Promise<Daemon> {
+async function startDaemon(bin: string, args: (port: number, dir: string) => string[], files: Record<string, string>, fixedPort?: number): Promise<Daemon> {
   const dir = await mkdtemp(join(tmpdir(), "ow-prom-"));
   for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
-  const port = await deadPort();
+  const port = fixedPort ?? (await deadPort());
   const child: ChildProcess = spawn(bin, args(port, dir), { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (c) => (out = (out + c).slice(-20_000)));
@@ -97,12 +97,13 @@ export function startPrometheus(config: string, files: Record<string, string> = 
   );
 }
 
-/** Alertmanager with a one-receiver config, clustering off (it would bind :9094). */
-export function startAlertmanager(): Promise<Daemon> {
+/** Alertmanager with a one-receiver config, clustering off (it would bind :9094); on `port` when given (a restart). */
+export function startAlertmanager(port?: number): Promise<Daemon> {
   return startDaemon(
     ALERTMANAGER_BIN,
     (port, dir) => [`--config.file=${join(dir, "alertmanager.yml")}`, `--storage.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--cluster.listen-address=", "--log.level=warn"],
     { "alertmanager.yml": "route:\n  receiver: default\nreceivers:\n  - name: default\n" },
+    port,
   );
 }
 

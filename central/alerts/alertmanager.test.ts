@@ -1,0 +1,166 @@
+/**
+ * Incidents as Alertmanager alerts (issue 15 item 3): the alert format (pure),
+ * then Debian's real prometheus-alertmanager on loopback reading what a real
+ * central (in-process, real port, real LevelDB) sends when fake sidecars on the
+ * real ingest stream see an origin go down and recover: firing after the
+ * fault, one alert per incident, re-sent while open, resolved after recovery,
+ * and nothing lost while the Alertmanager is down.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { IncidentKind, type IncidentRecord } from "../verdict/hysteresis.js";
+import { FakeSidecar } from "../../tools/scenarios/fake-sidecar.js";
+import { eventually } from "../../tools/test/proc.js";
+import { deadPort } from "../../tools/test/sidecar-harness.js";
+import { ALERTMANAGER_BIN, type Daemon, requireBinaries, startAlertmanager } from "../../tools/prometheus/prom-tools.js";
+import { type Central, startCentral } from "../main.js";
+import { alertOf, validateAlertmanagerOptions } from "./alertmanager.js";
+
+const incident = (over: Partial<IncidentRecord> = {}): IncidentRecord => ({
+  id: "inc1",
+  kind: IncidentKind.ORIGIN_DOWN,
+  origin: "img.example",
+  scopeKey: "",
+  openedMs: 1_700_000_000_000,
+  closedMs: 0,
+  open: true,
+  flapping: false,
+  reopenCount: 0,
+  peakFailureRatio: 1,
+  peakP95TtfbMs: 12,
+  dedupeKey: "img.example/origin/inc1",
+  summary: "every ISP with traffic fails",
+  ...over,
+});
+
+test("an incident becomes one API v2 alert: labels, the verdict's reason, startsAt and a dashboard link", () => {
+  const a = alertOf(incident(), "https://central.example:7400/");
+  assert.equal(a.labels, { alertname: "OriginDown", origin: "img.example", kind: "ORIGIN_DOWN", scope: "origin", key: "img.example", severity: "critical" });
+  assert.is(a.annotations.description, "every ISP with traffic fails");
+  assert.is(a.annotations.incident_id, "inc1");
+  assert.is(a.startsAt, "2023-11-14T22:13:20.000Z");
+  assert.is(a.endsAt, undefined);
+  assert.is(a.generatorURL, "https://central.example:7400/#origin=img.example");
+  const isp = alertOf(incident({ kind: IncidentKind.ISP_FAULT, scopeKey: "isp-b" }), "http://c");
+  assert.equal([isp.labels.alertname, isp.labels.scope, isp.labels.key, isp.labels.severity], ["IspFault", "isp", "isp-b", "warning"]);
+});
+
+test("bad Alertmanager options are refused naming the field", () => {
+  const base = { externalUrl: "http://c", openIncidents: () => [] };
+  assert.throws(() => validateAlertmanagerOptions({ ...base, urls: [] }), /at least one URL/);
+  assert.throws(() => validateAlertmanagerOptions({ ...base, urls: ["ftp://x"] }), /urls\[0\] must be http or https/);
+  assert.throws(() => validateAlertmanagerOptions({ ...base, urls: ["http://x"], resendMs: 0 }), /resendMs must be a positive number/);
+  assert.is(validateAlertmanagerOptions({ ...base, urls: ["http://x:9093/"] }).urls[0], "http://x:9093");
+});
+
+if (requireBinaries("alertmanager e2e", [ALERTMANAGER_BIN])) {
+  const log = pino({ level: "silent" });
+  interface GettableAlert {
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+    startsAt: string;
+    endsAt: string;
+    generatorURL: string;
+  }
+  const alerts = async (am: Daemon): Promise<GettableAlert[]> => (await (await fetch(`${am.url}/api/v2/alerts`)).json()) as GettableAlert[];
+  /** alertmanager_alerts_received_total{status} summed over versions, from its own /metrics. */
+  const received = async (am: Daemon, status: "firing" | "resolved") => {
+    const text = await (await fetch(`${am.url}/metrics`)).text();
+    return text
+      .split("\n")
+      .filter((l) => l.startsWith("alertmanager_alerts_received_total{") && l.includes(`status="${status}"`))
+      .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
+  };
+
+  async function fleet(amUrl: string) {
+    const dir = await mkdtemp(join(tmpdir(), "ow-am-"));
+    const central = await startCentral({ listen: "127.0.0.1:0", data: join(dir, "data"), evalIntervalMs: 200, alertmanagers: [amUrl], alertmanagerResendMs: 30_000 }, log);
+    let failing = false;
+    const traffic = (): Record<string, number> => (failing ? { serverError: 20 } : { ok: 20 });
+    const sidecars = ["isp-a", "isp-b"].map((isp, i) => new FakeSidecar({ address: central.address, nodeId: `am-${i}`, isp, region: "eu", origins: ["img.example"], periodMs: 200, traffic }));
+    for (const s of sidecars) s.start();
+    return {
+      central,
+      fail: (on: boolean) => (failing = on),
+      async close() {
+        for (const s of sidecars) s.close();
+        await central.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  const originDownOpen = (c: Central) => c.verdict.engine.openIncidents().find((i) => i.origin === "img.example");
+
+  test("the real Alertmanager shows one firing alert per incident after the fault, re-sent while open, resolved after recovery", async () => {
+    const am = await startAlertmanager();
+    const f = await fleet(am.url);
+    try {
+      await eventually(() => f.central.verdict.engine.status("img.example")?.state === 2, 10_000);
+      assert.equal(await alerts(am), []);
+      f.fail(true);
+      const inc = (await eventually(() => originDownOpen(f.central), 15_000))!;
+      const firing = (await eventually(async () => {
+        const list = (await alerts(am)).filter((a) => a.labels.origin === "img.example");
+        return list.length > 0 && list.every((a) => a.labels.kind === IncidentKind[inc.kind]) ? list : undefined;
+      }, 15_000))!;
+      assert.is(firing.length, 1, JSON.stringify(firing));
+      const a = firing[0];
+      assert.is(a.labels.alertname, inc.kind === IncidentKind.ORIGIN_DOWN ? "OriginDown" : "OriginDegraded");
+      assert.equal([a.labels.scope, a.labels.key], ["origin", "img.example"]);
+      assert.is(a.annotations.incident_id, inc.id);
+      assert.ok(a.annotations.description.length > 0);
+      assert.is(Date.parse(a.startsAt), inc.openedMs);
+      assert.ok(Date.parse(a.endsAt) > Date.now() + 60_000, `a firing alert expires only after 4 re-send intervals: ${a.endsAt}`);
+      assert.is(a.generatorURL, `http://${f.central.address}/#origin=img.example`);
+      // Re-sent while open: one more round is one more firing alert received, still one alert listed.
+      const before = await received(am, "firing");
+      await f.central.verdict.alertmanager!.resendOpen();
+      assert.ok((await received(am, "firing")) > before);
+      assert.is((await alerts(am)).filter((x) => x.labels.origin === "img.example").length, 1);
+      // Recovery: the incident closes and the alert is resolved long before its endsAt would expire it.
+      f.fail(false);
+      await eventually(() => !originDownOpen(f.central), 20_000);
+      await eventually(async () => (await alerts(am)).filter((x) => x.labels.origin === "img.example").length === 0, 10_000);
+      assert.ok((await received(am, "resolved")) >= 1);
+      assert.is(f.central.verdict.alertmanager!.pending()[0].pending, 0);
+    } finally {
+      await f.close();
+      await am.stop();
+    }
+  });
+
+  test("an alert raised while the Alertmanager is down waits in the outbox and arrives once it is up (retried with backoff)", async () => {
+    const port = await deadPort();
+    const f = await fleet(`http://127.0.0.1:${port}`);
+    let am: Daemon | undefined;
+    try {
+      await eventually(() => f.central.verdict.engine.status("img.example")?.state === 2, 10_000);
+      f.fail(true);
+      await eventually(() => originDownOpen(f.central), 15_000);
+      const sender = f.central.verdict.alertmanager!;
+      await eventually(() => sender.pending()[0].pending > 0, 5_000);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.ok(sender.pending()[0].pending > 0, "still pending while nothing listens");
+      am = await startAlertmanager(port);
+      const up = am;
+      // Well before the 30 s re-send round: the outbox retry delivers it.
+      const list = (await eventually(async () => {
+        const l = (await alerts(up)).filter((a) => a.labels.origin === "img.example");
+        return l.length > 0 ? l : undefined;
+      }, 20_000, 200))!;
+      assert.is(list.length, 1);
+      await eventually(() => sender.pending()[0].pending === 0, 10_000);
+      assert.is(sender.pending()[0].dropped, 0);
+    } finally {
+      await f.close();
+      await am?.stop();
+    }
+  });
+}
+
+test.run();
