@@ -131,4 +131,35 @@ test("a failed outbox write is reported and counted; the alert is still delivere
   r.close();
 });
 
+test("each Alertmanager's outbox shares one LevelDB sublevel by prefix and sees only its own entries; restart reloads them", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "ow-outbox-prefix-"));
+  const db = new Level<string, unknown>(dir, { valueEncoding: "json" });
+  try {
+    await db.open();
+    const kv = db.sublevel<string, { n: number }>("alertmanager-outbox", { valueEncoding: "json" }) as unknown as KV<{ n: number }>;
+    const a = levelOutbox(kv, "aaaa/");
+    const b = levelOutbox(kv, "bbbb/");
+    await a.put("0001-x", { n: 1 });
+    await a.put("0002-y", { n: 2 });
+    await b.put("0001-x", { n: 3 });
+    assert.equal(await a.entries(), [["0001-x", { n: 1 }], ["0002-y", { n: 2 }]]);
+    assert.equal(await b.entries(), [["0001-x", { n: 3 }]]);
+    await a.del("0001-x");
+    assert.equal(await b.entries(), [["0001-x", { n: 3 }]]);
+    // A DeliveryQueue on the reopened outbox finds what is left, in key order.
+    const seen: number[] = [];
+    const { DeliveryQueue } = await import("./delivery-queue.js");
+    const q = new DeliveryQueue<{ n: number }>({ outbox: a, deliver: async (p) => (seen.push(p.n), "ok") });
+    await q.start();
+    await until(() => q.pending() === 0);
+    await q.shutdown();
+    assert.equal(seen, [2]);
+    assert.equal(await a.entries(), []);
+    assert.is((await b.entries()).length, 1);
+  } finally {
+    await db.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test.run();

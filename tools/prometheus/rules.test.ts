@@ -7,6 +7,7 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -20,6 +21,18 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const RULES = join(HERE, "originwatch-rules.yml");
 
 const ruleExprs = () => [...readFileSync(RULES, "utf8").matchAll(/^\s+expr: (.+)$/gm)].map((m) => m[1]);
+
+test("a missing binary fails the tests under ORIGINWATCH_REQUIRE_PROMETHEUS=1 and only skips them without it", () => {
+  const file = join(HERE, "..", "..", "central", "alerts", "alertmanager.test.ts");
+  const run = (env: Record<string, string>) =>
+    spawnSync(process.execPath, ["--import", "tsx", file], { env: { ...process.env, ALERTMANAGER_BIN: "/nonexistent/alertmanager", ...env }, encoding: "utf8", timeout: 60_000 });
+  const required = run({ ORIGINWATCH_REQUIRE_PROMETHEUS: "1" });
+  assert.is.not(required.status, 0, required.stdout);
+  assert.match(required.stdout, /\/nonexistent\/alertmanager installed \(ORIGINWATCH_REQUIRE_PROMETHEUS=1\)/);
+  const optional = run({ ORIGINWATCH_REQUIRE_PROMETHEUS: "" });
+  assert.is(optional.status, 0, optional.stdout + optional.stderr);
+  assert.match(optional.stderr, /not found; these tests do not run here/);
+});
 
 test("the dashboard is importable JSON with panels and every panel has a PromQL target", () => {
   const exprs = dashboardExprs();
