@@ -174,6 +174,25 @@ test("health checks need no token (load balancers)", async () => {
   assert.is(r.status, 1);
 });
 
+test("GET /metrics over TLS goes through token auth: none or an unknown token is 401, a read token gets the exposition", async () => {
+  const https = await import("node:https");
+  const [host, port] = [central.address.slice(0, central.address.lastIndexOf(":")), central.address.slice(central.address.lastIndexOf(":") + 1)];
+  const get = (token?: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = https.get({ host, port, path: "/metrics", ca, servername: "localhost", headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+        let body = "";
+        res.on("data", (c) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+    });
+  assert.is((await get()).status, 401);
+  assert.is((await get("unknown-token-0123456789")).status, 401);
+  const ok = await get(READ_TOKEN);
+  assert.is(ok.status, 200);
+  assert.match(ok.body, /^originwatch_central_sidecar_sessions \d+$/m);
+});
+
 test("a flood of batches from one node is throttled while another node keeps its latency", async () => {
   const flooder = await ingestClient(pki.nodes.flood);
   const fcall = flooder.stream();
