@@ -13,7 +13,16 @@ export type CentralErrorCode =
   | "CENTRAL_BAD_MESSAGE"
   | "CENTRAL_NOT_FOUND"
   | "CENTRAL_CONFIG_INVALID"
-  | "CENTRAL_CONFIG_CONFLICT";
+  | "CENTRAL_CONFIG_CONFLICT"
+  // Ingest refusals (issue 10): over a cap, or a batch refused for good (BatchReject.code).
+  | "CENTRAL_NODE_LIMIT"
+  | "CENTRAL_ORIGIN_LIMIT"
+  | "CENTRAL_ORIGIN_NOT_DECLARED"
+  | "CENTRAL_BATCH_TOO_LARGE"
+  | "CENTRAL_WINDOW_SKEW"
+  | "CENTRAL_IMPLAUSIBLE_COUNT"
+  | "CENTRAL_BAD_BATCH"
+  | "CENTRAL_PROBE_REFUSED";
 
 const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_BAD_CONFIG: Code.InvalidArgument,
@@ -25,6 +34,14 @@ const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_NOT_FOUND: Code.NotFound,
   CENTRAL_CONFIG_INVALID: Code.InvalidArgument,
   CENTRAL_CONFIG_CONFLICT: Code.FailedPrecondition,
+  CENTRAL_NODE_LIMIT: Code.ResourceExhausted,
+  CENTRAL_ORIGIN_LIMIT: Code.ResourceExhausted,
+  CENTRAL_ORIGIN_NOT_DECLARED: Code.InvalidArgument,
+  CENTRAL_BATCH_TOO_LARGE: Code.ResourceExhausted,
+  CENTRAL_WINDOW_SKEW: Code.InvalidArgument,
+  CENTRAL_IMPLAUSIBLE_COUNT: Code.InvalidArgument,
+  CENTRAL_BAD_BATCH: Code.InvalidArgument,
+  CENTRAL_PROBE_REFUSED: Code.InvalidArgument,
 };
 
 export class CentralError extends Error {

@@ -21,6 +21,7 @@ import { Committer } from "./ingest/committer.js";
 import { ExemplarStore } from "./ingest/exemplar-store.js";
 import { Ingest } from "./ingest/ingest-service.js";
 import { WindowStore } from "./ingest/window-store.js";
+import { addIngestLimitFlags, ingestLimitsFromFlags } from "./ingest/limits.js";
 import { type QueryDeps, queryService } from "./query/query-service.js";
 import { HealthState, healthService } from "./server/health.js";
 import { ReflectionIndex, reflectionV1, reflectionV1alpha } from "./server/reflection.js";
@@ -70,25 +71,12 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   try {
     const [totals, highWater, nodeList] = await Promise.all([store.loadTotals(), store.loadHighWater(), store.loadNodes()]);
     const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
-    const windows = new WindowStore(config.windowRetentionMs);
-    const committer = new Committer(store, totals);
-    const ingest = new Ingest({
-      totals,
-      highWater,
-      nodes,
-      windows,
-      committer,
-      log,
-      requireNodeCert: Boolean(tls),
-      ratePerSec: config.ingestRatePerSec,
-      rateBurst: config.ingestBurst,
-    });
+    const windows = new WindowStore(config.windowRetentionMs, config.maxRecentWindows);
+    const exemplars = new ExemplarStore(config.exemplarsPerOrigin, config.maxExemplars);
+    const committer = new Committer(store, totals, highWater);
+    const ingest = new Ingest({ totals, highWater, nodes, windows, exemplars, committer, log, requireNodeCert: Boolean(tls), limits: config });
     const fleetConfig = await ConfigStore.open(store);
     const push = createConfigPush({ ingest, configs: fleetConfig, store, log });
-    const exemplars = new ExemplarStore(config.exemplarsPerOrigin);
-    ingest.on("batch", (s, b) => {
-      if (b.exemplars.length > 0) exemplars.add(s.node!.nodeId, b.exemplars);
-    });
     const lookbackMs = () => config.lookbackMs;
     verdict = new VerdictService({
       ingest,
@@ -154,7 +142,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
 
 /** Registers `originwatch central`. */
 export function registerCentral(program: Command): void {
-  program
+  const cmd = program
     .command("central")
     .description("run the central plane: ingest from sidecars, verdicts, query API")
     .option("--listen <host:port>", "one port for gRPC, gRPC-Web and Connect", "127.0.0.1:7400")
@@ -167,9 +155,9 @@ export function registerCentral(program: Command): void {
     .option("--tls-key <file>", "server private key (PEM)")
     .option("--tls-ca <file>", "CA (PEM) that signs sidecar client certificates")
     .option("--tokens <file>", "operator bearer tokens, one per line: TOKEN read|admin [NAME]")
-    .option("--ingest-rate <n>", "inbound messages per second per sidecar session", (v) => Number(v), 200)
-    .option("--exemplars-per-origin <n>", "latest exemplars kept per origin (ListExemplars)", (v) => Number(v), 1000)
-    .action(async (opts: { exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
+    .option("--exemplars-per-origin <n>", "latest exemplars kept per origin (ListExemplars)", (v) => Number(v), 1000);
+  addIngestLimitFlags(cmd)
+    .action(async (opts: { exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
       try {
@@ -185,8 +173,8 @@ export function registerCentral(program: Command): void {
             tlsKey: opts.tlsKey,
             tlsCa: opts.tlsCa,
             tokensFile: opts.tokens,
-            ingestRatePerSec: opts.ingestRate,
             exemplarsPerOrigin: opts.exemplarsPerOrigin,
+            ...ingestLimitsFromFlags(opts),
           },
           log,
         );

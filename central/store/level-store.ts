@@ -22,6 +22,15 @@ export interface NodeRecord {
   lastNackReason: string;
   bufferedBatches: string;
   droppedBatches: string;
+  /** Batches the central refused for good (BatchReject) from this node, and the last reason (ingest; absent in older records). */
+  rejectedBatches?: number;
+  lastRejectReason?: string;
+  /** The sidecar's own cumulative count of refused batches it dropped (Batch.rejected_batches). */
+  reportedRejectedBatches?: string;
+  /** The sidecar's clock minus the central's, as it last reported (Batch.clock_skew_ms). */
+  clockSkewMs?: number;
+  /** ProbeResults refused (not a probe sent to this node, or malformed). */
+  refusedProbeResults?: number;
 }
 
 export interface OriginTotals {
