@@ -7,7 +7,7 @@
  *   answers BatchReject{seq, code, reason}, never counts it, and reads on.
  * Every reason names the field.
  */
-import type { NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { type NodeIdentity, type OutcomeCounts, OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
 import type { Batch, ConfigAck, Hello } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { CentralError, type CentralErrorCode } from "../errors.js";
 import { DEFAULT_BOUNDS_MS } from "../../proto/histogram.js";
@@ -18,6 +18,8 @@ const LABEL = LABEL_PATTERN;
 const ORIGIN = ORIGIN_PATTERN;
 /** Longest window a sidecar may report (config push allows at most 60 s; replays keep their length). */
 const MAX_WINDOW_LENGTH_MS = 3_600_000;
+/** The count fields of a window, from the contract. */
+const COUNT_FIELDS = OutcomeCountsSchema.fields.map((f) => f.localName as keyof OutcomeCounts);
 /** Largest outcome value the contract defines (OUTCOME_STALL). */
 const MAX_OUTCOME = 12;
 
@@ -124,8 +126,8 @@ function checkBatch(batch: Batch, { nowMs, declared, limits }: BatchContext): vo
     if (!c) refuse("CENTRAL_BAD_BATCH", `${f}.counts is required`);
     const cap = maxRequestsIn(w.lengthMs, limits);
     let completed = 0n;
-    for (const [k, v] of Object.entries(c)) {
-      if (typeof v !== "bigint") continue;
+    for (const k of COUNT_FIELDS) {
+      const v = c[k] as bigint;
       if (v > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${f}.counts.${k} is ${v}, more than ${cap} plausible in ${w.lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
       if (k !== "stall" && k !== "stallRecovered") completed += v;
     }

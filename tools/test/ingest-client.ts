@@ -32,6 +32,7 @@ export class IngestStream {
   /** How the stream ended (status code and details). */
   readonly ended: Promise<{ code: number; details: string }>;
   private waiters: Array<() => void> = [];
+  private done = false;
 
   constructor(address: string) {
     this.client = new Client(address, grpc.credentials.createInsecure(), { "grpc.max_send_message_length": 8 << 20 }) as unknown as StreamClient;
@@ -43,16 +44,18 @@ export class IngestStream {
     this.call.on("error", () => {});
     this.ended = new Promise((resolve) =>
       this.call.on("status", (s: grpc.StatusObject) => {
+        this.done = true;
         resolve({ code: s.code, details: s.details });
         for (const w of this.waiters) w();
       }),
     );
   }
 
-  /** Write; resolves when grpc-js would take more (its buffer drained). */
+  /** Write; resolves when grpc-js would take more (its buffer drained) or the stream has ended. */
   async send(...msgs: SidecarMessage[]): Promise<void> {
     for (const m of msgs) {
-      if (!this.call.write(m)) await new Promise<void>((r) => this.call.once("drain", () => r()));
+      if (this.done) return;
+      if (!this.call.write(m)) await Promise.race([new Promise<void>((r) => this.call.once("drain", () => r())), this.ended]);
     }
   }
 
