@@ -6,17 +6,19 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { Outcome } from "../../proto/gen/originwatch/v1/common_pb.js";
-import { type ProbeResult, SidecarMessageSchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { type ProbeResult, type SidecarMessage, SidecarMessageSchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { IngestStream, batch, hello, win } from "../../tools/test/ingest-client.js";
 import type { CentralConfig } from "../config.js";
 import { type Central, startCentral } from "../main.js";
+import { MAX_OUTBOUND } from "./ingest-service.js";
 
 async function withCentral(partial: Partial<CentralConfig>, fn: (c: Central) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "ow-caps-"));
@@ -153,6 +155,35 @@ test("a node may only answer a probe sent to it: others, replays and malformed r
     assert.is(c.ingest.stats().refusedProbeResults, 7);
     p1.close();
     p2.close();
+  }),
+);
+
+test("a sidecar that sends but never reads its acks is ended once MAX_OUTBOUND messages wait: nothing piles up", () =>
+  withCentral({}, async (c) => {
+    // A raw HTTP/2 gRPC stream that is never read: its flow-control window
+    // fills, the central's writes stop, and its acks would queue up.
+    const h2 = http2.connect(`http://${c.address}`);
+    const req = h2.request({ ":method": "POST", ":path": "/originwatch.v1.IngestService/Stream", "content-type": "application/grpc", te: "trailers" });
+    req.pause();
+    req.on("error", () => {});
+    const frame = (m: SidecarMessage) => {
+      const b = toBinary(SidecarMessageSchema, m);
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(b.length, 1);
+      return Buffer.concat([head, b]);
+    };
+    req.write(frame(hello("deaf-1", ["deaf.example"])));
+    for (let i = 1; i <= 3 * MAX_OUTBOUND; i++) req.write(frame(batch(i)));
+    const deadline = Date.now() + 20_000;
+    while (!c.ingest.sessions.get("deaf-1")?.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const session = c.ingest.sessions.get("deaf-1");
+    assert.ok(session?.closed, "the session was ended");
+    assert.ok(session!.outbound.size <= MAX_OUTBOUND);
+    const seen = c.query.nodes.get("deaf-1")!.lastSeenMs;
+    await new Promise((r) => setTimeout(r, 500));
+    assert.is(c.query.nodes.get("deaf-1")!.lastSeenMs, seen, "nothing more is read from it");
+    req.close();
+    h2.destroy();
   }),
 );
 

@@ -84,6 +84,9 @@ export interface IngestCounters {
   failedWrites: number;
 }
 
+/** Messages waiting to go out on one session before it is ended as not reading. */
+export const MAX_OUTBOUND = 4096;
+
 /** A live stream from one sidecar. */
 export class Session {
   readonly id = randomUUID();
@@ -105,9 +108,18 @@ export class Session {
     void p.finally(() => this.pending.delete(p));
   }
 
-  /** Queue a message to the sidecar; false when the session is closed. */
+  /**
+   * Queue a message to the sidecar; false when the session is closed. A
+   * sidecar that does not read what it is sent (MAX_OUTBOUND waiting) is ended
+   * with RESOURCE_EXHAUSTED: its acks would otherwise pile up without bound.
+   */
   send(msg: NonNullable<MessageInitShape<typeof CentralMessageSchema>["kind"]>): boolean {
-    if (msg.case === "probeRequest" && !this.closed) this.probes.issue(msg.value as ProbeRequestFields, Date.now());
+    if (this.closed) return false;
+    if (this.outbound.size >= MAX_OUTBOUND) {
+      this.close(new ConnectError(`the sidecar does not read the central's messages (${MAX_OUTBOUND} waiting) [CENTRAL_BAD_MESSAGE]`, Code.ResourceExhausted));
+      return false;
+    }
+    if (msg.case === "probeRequest") this.probes.issue(msg.value as ProbeRequestFields, Date.now());
     return this.outbound.push(create(CentralMessageSchema, { kind: msg }));
   }
 
