@@ -31,7 +31,11 @@ export interface CentralConfig {
   tlsCa?: string;
   /** Operator bearer tokens (`TOKEN ROLE [NAME]` per line); without it the operator API is open (loopback development). */
   tokensFile?: string;
-  /** Inbound ingest messages per second per session, and the burst allowed above it. */
+  /**
+   * Ingest throttle per node across all its streams (survives reconnects):
+   * window summaries plus exemplars per second (a message costs at least 1),
+   * and the burst above it. Over it, reading that node's stream waits.
+   */
   ingestRatePerSec: number;
   ingestBurst: number;
 
@@ -64,6 +68,26 @@ export interface CentralConfig {
   originIdleMs: number;
   /** A disconnected node with no batch for this long is forgotten (record, high-water mark); 0 = never. */
   nodeIdleMs: number;
+  // Ingest caps (central/ingest/README.md): over a cap a Hello is refused with a
+  // status, a Batch with BatchReject; each refusal is counted.
+  /** Window summaries in one batch. */
+  maxWindowsPerBatch: number;
+  /** Exemplars in one batch. */
+  maxExemplarsPerBatch: number;
+  /** Origins one node may declare in its hello (and so report on). */
+  maxOriginsPerNode: number;
+  /** Distinct origins the central keeps totals for. */
+  maxOrigins: number;
+  /** Distinct node ids the central keeps records for. */
+  maxNodes: number;
+  /** How far a window's (or exemplar's) start may lie ahead of the central's clock. */
+  maxFutureSkewMs: number;
+  /** Plausible maximum requests per second of window length from one node; a window claiming more is refused. */
+  maxRequestsPerSec: number;
+  /** Recent windows kept in memory in total (the oldest leave first; totals are not affected). */
+  maxRecentWindows: number;
+  /** Exemplars kept in memory in total, across origins (the oldest leave first). */
+  maxExemplars: number;
 
   // --- Prometheus and Alertmanager (issue 15) ---
   /** Origins exported with per-origin series on /metrics (first come, first kept); more are counted in originwatch_central_metrics_over_cap. */
@@ -82,15 +106,13 @@ export const CENTRAL_DEFAULTS: CentralConfig = {
   listen: "127.0.0.1:7400",
   data: "./data/central",
   maxMessageBytes: 1 << 20,
-  windowRetentionMs: 60_000,
+  windowRetentionMs: 15_000,
   lookbackMs: 5_000,
   exemplarsPerOrigin: 1000,
   evalIntervalMs: 1_000,
   historyRetentionMs: 7 * 24 * 3600_000,
   webhook: "",
   webhookNetwork: false,
-  ingestRatePerSec: 200,
-  ingestBurst: 1000,
 
   insecure: false,
   allowedHosts: [],
@@ -106,6 +128,17 @@ export const CENTRAL_DEFAULTS: CentralConfig = {
   maxReflectionStreams: 100,
   originIdleMs: 7 * 24 * 3600_000,
   nodeIdleMs: 7 * 24 * 3600_000,
+  ingestRatePerSec: 2000,
+  ingestBurst: 4000,
+  maxWindowsPerBatch: 2000,
+  maxExemplarsPerBatch: 1000,
+  maxOriginsPerNode: 1000,
+  maxOrigins: 10_000,
+  maxNodes: 10_000,
+  maxFutureSkewMs: 10_000,
+  maxRequestsPerSec: 1_000_000,
+  maxRecentWindows: 200_000,
+  maxExemplars: 20_000,
   metricsMaxOrigins: 1000,
   metricsMaxOriginIsps: 10_000,
   alertmanagers: [],
@@ -180,12 +213,16 @@ export function validateCentralConfig(partial: Partial<CentralConfig>): CentralC
   if (typeof c.data !== "string" || c.data.length === 0) throw new CentralError("CENTRAL_BAD_CONFIG", "data must be a directory path");
   const tls = [c.tlsCert, c.tlsKey, c.tlsCa].filter((v) => v !== undefined && v !== "").length;
   if (tls !== 0 && tls !== 3) throw new CentralError("CENTRAL_BAD_CONFIG", "tlsCert, tlsKey and tlsCa must be given together (--tls-cert, --tls-key, --tls-ca)");
-  for (const f of ["maxMessageBytes", "windowRetentionMs", "lookbackMs", "exemplarsPerOrigin", "evalIntervalMs", "historyRetentionMs", "ingestRatePerSec", "ingestBurst"] as const) {
+  for (const f of ["maxMessageBytes", "windowRetentionMs", "lookbackMs", "exemplarsPerOrigin", "evalIntervalMs", "historyRetentionMs", "ingestRatePerSec", "ingestBurst",
+    "maxWindowsPerBatch", "maxExemplarsPerBatch", "maxOriginsPerNode", "maxOrigins", "maxNodes", "maxFutureSkewMs", "maxRequestsPerSec", "maxRecentWindows", "maxExemplars"] as const) {
     if (!Number.isInteger(c[f]) || c[f] <= 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a positive integer, got ${c[f]}`);
   }
   validateExposure(c);
   for (const f of ["originIdleMs", "nodeIdleMs"] as const) {
     if (!Number.isInteger(c[f]) || c[f] < 0) throw new CentralError("CENTRAL_BAD_CONFIG", `${f} must be a non-negative integer (0 = never), got ${c[f]}`);
+  }
+  if (c.maxOriginsPerNode > c.maxOrigins) {
+    throw new CentralError("CENTRAL_BAD_CONFIG", `maxOriginsPerNode (${c.maxOriginsPerNode}) must be at most maxOrigins (${c.maxOrigins})`);
   }
   if (c.windowRetentionMs < c.lookbackMs) {
     throw new CentralError("CENTRAL_BAD_CONFIG", `windowRetentionMs (${c.windowRetentionMs}) must be at least lookbackMs (${c.lookbackMs})`);

@@ -22,7 +22,16 @@ export type CentralErrorCode =
   | "CENTRAL_HOST_NOT_ALLOWED"
   /** Over a server-wide stream cap (Health.Watch, reflection). */
   | "CENTRAL_TOO_MANY_STREAMS"
-  | "CENTRAL_NODE_CONNECTED";
+  | "CENTRAL_NODE_CONNECTED"
+  // Ingest refusals (issue 10): over a cap, or a batch refused for good (BatchReject.code).
+  | "CENTRAL_NODE_LIMIT"
+  | "CENTRAL_ORIGIN_LIMIT"
+  | "CENTRAL_ORIGIN_NOT_DECLARED"
+  | "CENTRAL_BATCH_TOO_LARGE"
+  | "CENTRAL_WINDOW_SKEW"
+  | "CENTRAL_IMPLAUSIBLE_COUNT"
+  | "CENTRAL_BAD_BATCH"
+  | "CENTRAL_PROBE_REFUSED";
 
 const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_BAD_CONFIG: Code.InvalidArgument,
@@ -39,6 +48,14 @@ const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_HOST_NOT_ALLOWED: Code.PermissionDenied,
   CENTRAL_TOO_MANY_STREAMS: Code.ResourceExhausted,
   CENTRAL_NODE_CONNECTED: Code.FailedPrecondition,
+  CENTRAL_NODE_LIMIT: Code.ResourceExhausted,
+  CENTRAL_ORIGIN_LIMIT: Code.ResourceExhausted,
+  CENTRAL_ORIGIN_NOT_DECLARED: Code.InvalidArgument,
+  CENTRAL_BATCH_TOO_LARGE: Code.ResourceExhausted,
+  CENTRAL_WINDOW_SKEW: Code.InvalidArgument,
+  CENTRAL_IMPLAUSIBLE_COUNT: Code.InvalidArgument,
+  CENTRAL_BAD_BATCH: Code.InvalidArgument,
+  CENTRAL_PROBE_REFUSED: Code.InvalidArgument,
 };
 
 /**

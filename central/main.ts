@@ -21,6 +21,7 @@ import { Committer } from "./ingest/committer.js";
 import { ExemplarStore } from "./ingest/exemplar-store.js";
 import { Ingest } from "./ingest/ingest-service.js";
 import { WindowStore } from "./ingest/window-store.js";
+import { addIngestLimitFlags, ingestLimitsFromFlags } from "./ingest/limits.js";
 import { type QueryDeps, queryService } from "./query/query-service.js";
 import { AGE_OUT_SWEEP_MS, type AgedOut, ageOut } from "./query/age-out.js";
 import { Forgetter } from "./query/forget.js";
@@ -102,26 +103,12 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   try {
     const [totals, highWater, nodeList] = await Promise.all([store.loadTotals(), store.loadHighWater(), store.loadNodes()]);
     const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
-    const windows = new WindowStore(config.windowRetentionMs);
-    const committer = new Committer(store, totals);
-    const ingest = new Ingest({
-      totals,
-      highWater,
-      nodes,
-      windows,
-      committer,
-      log,
-      requireNodeCert: Boolean(tls),
-      nodeLabels,
-      ratePerSec: config.ingestRatePerSec,
-      rateBurst: config.ingestBurst,
-    });
+    const windows = new WindowStore(config.windowRetentionMs, config.maxRecentWindows);
+    const exemplars = new ExemplarStore(config.exemplarsPerOrigin, config.maxExemplars);
+    const committer = new Committer(store, totals, highWater);
+    const ingest = new Ingest({ totals, highWater, nodes, windows, exemplars, committer, log, requireNodeCert: Boolean(tls), limits: config, nodeLabels });
     const fleetConfig = await ConfigStore.open(store);
     const push = createConfigPush({ ingest, configs: fleetConfig, store, log });
-    const exemplars = new ExemplarStore(config.exemplarsPerOrigin);
-    ingest.on("batch", (s, b) => {
-      if (b.exemplars.length > 0) exemplars.add(s.node!.nodeId, b.exemplars);
-    });
     const lookbackMs = () => config.lookbackMs;
     verdict = new VerdictService({
       ingest,
@@ -248,14 +235,14 @@ export function registerCentral(program: Command): void {
     .option("--tls-key <file>", "server private key (PEM)")
     .option("--tls-ca <file>", "CA (PEM) that signs sidecar client certificates")
     .option("--tokens <file>", "operator bearer tokens, one per line: TOKEN read|admin [NAME]")
-    .option("--ingest-rate <n>", "inbound messages per second per sidecar session", (v) => Number(v), 200)
     .option("--exemplars-per-origin <n>", "latest exemplars kept per origin (ListExemplars)", (v) => Number(v), 1000)
     .option("--node-labels <file>", "pin node labels: NODE_ID ISP REGION per line; they win over what sidecars claim (disagreements logged and shown by ctl nodes)")
     .option("--origin-idle <hours>", "forget an origin with no batch for this long (0 = never)", (v) => Number(v), 168)
     .option("--node-idle <hours>", "forget a disconnected node with no batch for this long (0 = never)", (v) => Number(v), 168);
   registerServerFlags(cmd);
   registerStackFlags(cmd);
-  cmd.action(async (opts: { nodeLabels?: string; originIdle: number; nodeIdle: number; exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; ingestRate: number; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
+  addIngestLimitFlags(cmd)
+    .action(async (opts: { nodeLabels?: string; originIdle: number; nodeIdle: number; exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
       try {
@@ -271,13 +258,13 @@ export function registerCentral(program: Command): void {
             tlsKey: opts.tlsKey,
             tlsCa: opts.tlsCa,
             tokensFile: opts.tokens,
-            ingestRatePerSec: opts.ingestRate,
             exemplarsPerOrigin: opts.exemplarsPerOrigin,
             ...serverFlagsToConfig(opts),
             ...stackFlagsToConfig(opts),
             nodeLabelsFile: opts.nodeLabels,
             originIdleMs: Math.round(opts.originIdle * 3600_000),
             nodeIdleMs: Math.round(opts.nodeIdle * 3600_000),
+            ...ingestLimitsFromFlags(opts),
           },
           log,
         );

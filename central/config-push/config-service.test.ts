@@ -41,7 +41,7 @@ function fakeSidecar(address: string, nodeId: string, applied: bigint, answer: (
     pushes.push(v);
     call.write(create(SidecarMessageSchema, { kind: { case: "configAck", value: { version: v, ...answer(v) } } }));
   });
-  call.write(create(SidecarMessageSchema, { kind: { case: "hello", value: { node: { nodeId, isp: "isp-a", region: "eu" }, appliedConfigVersion: applied } } }));
+  call.write(create(SidecarMessageSchema, { kind: { case: "hello", value: { node: { nodeId, isp: "isp-a", region: "eu" }, origins: ["img.example"], appliedConfigVersion: applied } } }));
   return {
     pushes,
     close() {

@@ -17,4 +17,17 @@ test("keeps the latest N per origin, newest first, with node_id from the session
   assert.equal(s.latest("none", 5), []);
 });
 
+test("never holds more than maxTotal across origins: the oldest arrival leaves first", () => {
+  const s = new ExemplarStore(3, 4);
+  s.add("edge-1", [ex("a", 1), ex("b", 2), ex("a", 3), ex("c", 4), ex("a", 5), ex("a", 6)]);
+  assert.is(s.size, 4);
+  assert.equal(s.latest("a", 10).map((e) => e.timeUnixMs), [6n, 5n, 3n]);
+  assert.equal(s.latest("b", 10), [], "b's one exemplar was the oldest left");
+  assert.equal(s.latest("c", 10).map((e) => e.timeUnixMs), [4n]);
+  s.forget("a");
+  assert.is(s.size, 1);
+  for (let t = 10; t < 5000; t++) s.add("edge-1", [ex("d", t)]);
+  assert.is(s.size, 4);
+});
+
 test.run();

@@ -1,10 +1,23 @@
 /**
  * IngestService.Stream: one session per connected sidecar. The sidecar sends
- * Hello first, then Batches; each batch is counted exactly once (duplicates
- * by (node_id, seq) are acknowledged but not counted) and acknowledged only
- * once durable. Outbound messages (acks, config pushes, probe requests) go
- * through the session's queue, so other parts of the central can send to a
- * sidecar at any time with Session.send().
+ * Hello first, then Batches. Each batch is, exactly one of:
+ * - counted exactly once: its totals, its node's high-water mark and the node
+ *   record are written durably (committer.ts) and only then applied in memory
+ *   (totals, recent windows, exemplars, the "batch" event) and acknowledged;
+ * - a duplicate (seq at or below what was accepted): acknowledged once the
+ *   write that holds the original is durable, never counted again;
+ * - refused for good (invalid content or over a cap, validate.ts): answered
+ *   with BatchReject{seq, code, reason}, counted per node and in total, and the
+ *   stream reads on; the high-water mark does not move for it.
+ * Protocol violations (no hello first, hello twice, undecodable message, empty
+ * oneof, a broken seq) end the stream with INVALID_ARGUMENT or
+ * FAILED_PRECONDITION; a failed write ends the affected streams with
+ * UNAVAILABLE so their sidecars replay.
+ *
+ * Reading is throttled per node across its streams by windows (rate-limit.ts).
+ * Outbound messages (acks, rejects, config pushes, probe requests) go through
+ * the session's queue, so other parts of the central can send to a sidecar at
+ * any time with Session.send().
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -27,28 +40,32 @@ import { CentralError, toConnectError } from "../errors.js";
 import type { NodeRecord, OriginTotals } from "../store/level-store.js";
 import { type PeerIdentity, checkNodeBinding, peerKey } from "../server/auth.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { TokenBucket } from "./rate-limit.js";
+import { NodeBuckets } from "./rate-limit.js";
 import { AsyncQueue } from "./async-queue.js";
-import type { Committer } from "./committer.js";
-import { MAX_SEQ_JUMP, validateBatch, validateConfigAck, validateExemplars, validateHello } from "./validate.js";
+import type { Committer, TotalsDelta } from "./committer.js";
+import type { ExemplarStore } from "./exemplar-store.js";
+import { IssuedProbes, type ProbeRequestFields } from "./issued-probes.js";
+import { type IngestLimitOptions, advertisedLimits, exemplarsPerBatchOf, windowsPerBatchOf } from "./limits.js";
+import { type Refusal, batchProblem, checkSeq, validateConfigAck, validateHello } from "./validate.js";
 import type { WindowStore } from "./window-store.js";
 import type { NodeLabelAllowlist } from "../verdict/node-labels.js";
 
 export interface IngestState {
+  /** Durable totals per origin (moved only by the committer, after the write). */
   totals: Map<string, OriginTotals>;
-  /** Highest seq counted per node (in memory; persisted by the committer). */
+  /** Highest seq durably counted per node (moved only by the committer, after the write). */
   highWater: Map<string, bigint>;
   nodes: Map<string, NodeRecord>;
   windows: WindowStore;
+  /** Latest exemplars per origin (fed after the durable write). */
+  exemplars?: ExemplarStore;
   committer: Committer;
   log: Logger;
   /** mTLS: a sidecar may only claim a node_id its certificate names. */
   requireNodeCert?: boolean;
   /** --node-labels: the allowlisted ISP and region win over what a hello claims. */
   nodeLabels?: NodeLabelAllowlist;
-  /** Inbound messages per second per session (over it, reading waits). */
-  ratePerSec?: number;
-  rateBurst?: number;
+  limits: IngestLimitOptions;
 }
 
 export interface IngestEvents {
@@ -56,10 +73,24 @@ export interface IngestEvents {
   "node-disconnected": [session: Session];
   "config-ack": [session: Session, ack: ConfigAck];
   "probe-result": [session: Session, result: ProbeResult];
+  /** A batch counted for the first time, after its durable write. */
   batch: [session: Session, batch: Batch];
   /** A replayed batch, acknowledged and not counted again (metrics). */
   duplicate: [session: Session, batch: Batch];
 }
+
+/** What the ingest refused, in total (per node: the node record). */
+export interface IngestCounters {
+  rejectedBatches: number;
+  rejectedByCode: Record<string, number>;
+  refusedHellos: number;
+  refusedProbeResults: number;
+  /** Writes that failed (each ended the affected streams with UNAVAILABLE). */
+  failedWrites: number;
+}
+
+/** Messages waiting to go out on one session before it is ended as not reading. */
+export const MAX_OUTBOUND = 4096;
 
 /** A live stream from one sidecar. */
 export class Session {
@@ -68,10 +99,12 @@ export class Session {
   node: NodeRecord | undefined;
   hello: Hello | undefined;
   peer: PeerIdentity | undefined;
-  /** Origins named in hello. */
+  /** Origins named in hello: batches may report only on these. */
   declaredOrigins: Set<string> | undefined;
-
-  /** Queue a message to the sidecar; false when the session is closed. */
+  /** Probes sent on this session: the only ones it may answer. */
+  readonly probes = new IssuedProbes();
+  /** Refusal codes already logged on this session (each is logged once, then only counted). */
+  readonly loggedRefusals = new Set<string>();
   /** Acks still waiting for their write (delivered before the call ends on a half-close). */
   readonly pending = new Set<Promise<unknown>>();
 
@@ -80,7 +113,18 @@ export class Session {
     void p.finally(() => this.pending.delete(p));
   }
 
+  /**
+   * Queue a message to the sidecar; false when the session is closed. A
+   * sidecar that does not read what it is sent (MAX_OUTBOUND waiting) is ended
+   * with RESOURCE_EXHAUSTED: its acks would otherwise pile up without bound.
+   */
   send(msg: NonNullable<MessageInitShape<typeof CentralMessageSchema>["kind"]>): boolean {
+    if (this.closed) return false;
+    if (this.outbound.size >= MAX_OUTBOUND) {
+      this.close(new ConnectError(`the sidecar does not read the central's messages (${MAX_OUTBOUND} waiting) [CENTRAL_BAD_MESSAGE]`, Code.ResourceExhausted));
+      return false;
+    }
+    if (msg.case === "probeRequest") this.probes.issue(msg.value as ProbeRequestFields, Date.now());
     return this.outbound.push(create(CentralMessageSchema, { kind: msg }));
   }
 
@@ -106,12 +150,26 @@ function inboundError(err: unknown): ConnectError {
   return e;
 }
 
+const storageUnavailable = () => new ConnectError("central storage unavailable, retry later [CENTRAL_DATA_UNAVAILABLE]", Code.Unavailable);
+
+/** A skew beyond a year is reported as a year (the record keeps a plain number). */
+const MAX_SKEW_MS = 365 * 24 * 3600_000;
+
 export class Ingest extends EventEmitter<IngestEvents> {
   /** Live sessions by node_id (one per node: a newer one replaces the older). */
   readonly sessions = new Map<string, Session>();
+  readonly counters: IngestCounters = { rejectedBatches: 0, rejectedByCode: {}, refusedHellos: 0, refusedProbeResults: 0, failedWrites: 0 };
+  /** Highest seq accepted per node, written or being written (duplicate detection); absent: the durable mark. */
+  private accepted = new Map<string, bigint>();
+  /** Origins known to the central (durable or being written): what the origin cap counts. */
+  private knownOrigins: Set<string>;
+  private readonly buckets: NodeBuckets;
 
   constructor(private state: IngestState) {
     super();
+    this.knownOrigins = new Set(state.totals.keys());
+    this.buckets = new NodeBuckets(state.limits.ingestRatePerSec, state.limits.ingestBurst);
+    state.committer.onFailure = (nodes, err) => this.onWriteFailed(nodes, err);
   }
 
   impl(): Partial<ServiceImpl<typeof IngestService>> {
@@ -120,12 +178,15 @@ export class Ingest extends EventEmitter<IngestEvents> {
       async *stream(requests: AsyncIterable<SidecarMessage>, ctx) {
         const session = new Session();
         session.peer = ctx.values.get(peerKey);
-        const bucket = new TokenBucket(self.state.ratePerSec ?? 200, self.state.rateBurst ?? 1000);
         const reader = (async () => {
           for await (const msg of requests) {
             if (session.closed) break;
-            const wait = bucket.take();
-            if (wait > 0) await sleep(wait);
+            if (session.node) {
+              // Charged by what costs, per node across its streams: a reconnect does not refill it.
+              const wait = self.buckets.of(session.node.nodeId).take(self.costOf(msg));
+              if (wait > 0) await sleep(wait);
+              if (session.closed) break;
+            }
             await self.handle(session, msg);
           }
           // The sidecar half-closed: deliver the acks of what it sent before ending the call.
@@ -147,6 +208,19 @@ export class Ingest extends EventEmitter<IngestEvents> {
     };
   }
 
+  /**
+   * Tokens a message costs: a batch its windows and exemplars (at least 1).
+   * A batch over the per-batch caps (so over what the bucket may ever hold)
+   * costs 1: it is refused at once, before any per-window work.
+   */
+  private costOf(msg: SidecarMessage): number {
+    if (msg.kind.case !== "batch") return 1;
+    const b = msg.kind.value;
+    const l = this.state.limits;
+    if (b.windows.length > windowsPerBatchOf(l) || b.exemplars.length > exemplarsPerBatchOf(l)) return 1;
+    return Math.max(1, b.windows.length + b.exemplars.length);
+  }
+
   private async handle(session: Session, msg: SidecarMessage): Promise<void> {
     switch (msg.kind.case) {
       case "hello":
@@ -161,8 +235,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
         return;
       case "probeResult":
         if (!session.node) throw new CentralError("CENTRAL_HELLO_REQUIRED", "the first message on a stream must be hello");
-        this.emit("probe-result", session, msg.kind.value);
-        return;
+        return this.onProbeResult(session, msg.kind.value);
       default:
         throw new CentralError("CENTRAL_BAD_MESSAGE", "message has no known kind (empty oneof or a newer sidecar)");
     }
@@ -170,115 +243,187 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   private async onHello(session: Session, hello: Hello): Promise<void> {
     if (session.node) throw new CentralError("CENTRAL_BAD_MESSAGE", "hello sent twice on one stream");
-    const id = validateHello(hello);
-    if (this.state.requireNodeCert) checkNodeBinding(session.peer ?? { authorized: false, names: [], tls: false }, id.nodeId);
+    const { limits } = this.state;
+    let id;
+    try {
+      id = validateHello(hello, limits);
+      if (this.state.requireNodeCert) checkNodeBinding(session.peer ?? { authorized: false, names: [], tls: false }, id.nodeId);
+      if (!this.state.nodes.has(id.nodeId) && this.state.nodes.size >= limits.maxNodes) {
+        throw new CentralError("CENTRAL_NODE_LIMIT", `the central keeps at most ${limits.maxNodes} nodes (--max-nodes) and node ${id.nodeId} is new`);
+      }
+    } catch (err) {
+      this.counters.refusedHellos++;
+      throw err;
+    }
     const now = Date.now();
     const prev = this.state.nodes.get(id.nodeId);
     const labels = this.state.nodeLabels?.resolve(id.nodeId, id) ?? { isp: id.isp, region: id.region, mismatch: "", unlisted: false };
     if (labels.mismatch) this.state.log.warn({ node: id.nodeId, mismatch: labels.mismatch }, "node labels disagree with the allowlist; using the allowlist");
     else if (labels.unlisted) this.state.log.warn({ node: id.nodeId, isp: id.isp, region: id.region }, "node not in the labels allowlist; using its claimed labels");
+    const origins = [...new Set(hello.origins)];
     const node: NodeRecord = {
       nodeId: id.nodeId,
       isp: labels.isp,
       region: labels.region,
       labelMismatch: labels.mismatch,
       labelMismatches: (BigInt(prev?.labelMismatches || "0") + (labels.mismatch ? 1n : 0n)).toString(),
-      rejectedBatches: prev?.rejectedBatches,
-      lastRejectReason: prev?.lastRejectReason,
-      clockSkewMs: prev?.clockSkewMs,
       version: id.version,
-      origins: [...hello.origins],
+      origins,
       lastSeenMs: now,
       connectedSinceMs: now,
       appliedConfigVersion: hello.appliedConfigVersion.toString(),
       lastNackReason: prev?.lastNackReason ?? "",
       bufferedBatches: prev?.bufferedBatches ?? "0",
       droppedBatches: prev?.droppedBatches ?? "0",
+      rejectedBatches: prev?.rejectedBatches ?? 0,
+      lastRejectReason: prev?.lastRejectReason ?? "",
+      reportedRejectedBatches: prev?.reportedRejectedBatches ?? "0",
+      clockSkewMs: prev?.clockSkewMs ?? 0,
+      refusedProbeResults: prev?.refusedProbeResults ?? 0,
     };
     this.state.nodes.set(node.nodeId, node);
     session.node = node;
     session.hello = hello;
-    session.declaredOrigins = new Set(hello.origins);
+    session.declaredOrigins = new Set(origins);
     const older = this.sessions.get(node.nodeId);
     this.sessions.set(node.nodeId, session);
     if (older && older !== session) {
       older.close(new ConnectError(`replaced by a newer session of node ${node.nodeId}`, Code.Aborted));
     }
-    await this.state.committer.commit(node.nodeId, this.state.highWater.get(node.nodeId) ?? 0n, [], node);
+    try {
+      // Writes are sequential: once this one is durable, so is every batch accepted before it.
+      await this.state.committer.saveNode(node);
+    } catch {
+      throw storageUnavailable();
+    }
     session.send({
       case: "welcome",
-      value: { sessionId: session.id, highWaterSeq: this.state.highWater.get(node.nodeId) ?? 0n },
+      value: {
+        sessionId: session.id,
+        highWaterSeq: this.state.highWater.get(node.nodeId) ?? 0n,
+        serverTimeUnixMs: BigInt(Date.now()),
+        limits: advertisedLimits(limits),
+      },
     });
     this.state.log.info({ node: node.nodeId, isp: node.isp, region: node.region, session: session.id }, "sidecar connected");
     this.emit("node-connected", session);
   }
 
-  private async onBatch(session: Session, batch: Batch): Promise<void> {
+  private onBatch(session: Session, batch: Batch): void {
+    if (session.closed) return;
     const node = session.node!;
     const now = Date.now();
-    validateBatch(batch, now, session.declaredOrigins);
-    validateExemplars(batch, now, session.declaredOrigins);
-    const hw = this.state.highWater.get(node.nodeId) ?? 0n;
-    if (batch.seq > hw + MAX_SEQ_JUMP) {
-      throw new CentralError("CENTRAL_BAD_MESSAGE", `batch.seq ${batch.seq} jumps more than 2^32 above the high-water mark ${hw}`);
-    }
+    const accepted = this.accepted.get(node.nodeId) ?? this.state.highWater.get(node.nodeId) ?? 0n;
+    checkSeq(batch.seq, accepted);
     node.lastSeenMs = now;
     node.bufferedBatches = batch.bufferedBatches.toString();
     node.droppedBatches = batch.droppedBatches.toString();
-    node.rejectedBatches = batch.rejectedBatches.toString();
-    node.clockSkewMs = Number(batch.clockSkewMs);
-    if (batch.seq <= hw) {
-      // Replay of a batch already counted: acknowledge, never count twice. The
-      // ack waits for the write in progress, which may hold the original.
-      const seq = batch.seq;
+    node.reportedRejectedBatches = batch.rejectedBatches.toString();
+    node.clockSkewMs = Math.max(-MAX_SKEW_MS, Math.min(MAX_SKEW_MS, Number(batch.clockSkewMs)));
+    const seq = batch.seq;
+    if (seq <= accepted) {
+      // Replay of a batch already counted (or being written): acknowledge once
+      // its write is durable, never count it twice.
       this.emit("duplicate", session, batch);
       session.track(
-        this.state.committer.commit(node.nodeId, hw, []).then(
-          () => session.send({ case: "batchAck", value: { seq } }),
-          () => session.close(new ConnectError("central storage unavailable, retry later", Code.Unavailable)),
+        this.state.committer.barrier().then(
+          () => session.send({ case: "batchAck", value: { seq, serverTimeUnixMs: BigInt(Date.now()) } }),
+          () => session.close(storageUnavailable()),
         ),
       );
       return;
     }
-    this.state.highWater.set(node.nodeId, batch.seq);
-    const touched = new Set<string>();
+    const problem = batchProblem(batch, { nowMs: now, declared: session.declaredOrigins!, limits: this.state.limits }) ?? this.originCapProblem(batch);
+    if (problem) return this.refuse(session, seq, problem);
+    this.accepted.set(node.nodeId, seq);
+    const deltas = new Map<string, TotalsDelta>();
     for (const w of batch.windows) {
-      const counts = w.counts!;
-      const requests = completedOf(counts);
-      const failures = completedFailuresOf(counts);
-      let t = this.state.totals.get(w.origin);
-      if (!t) this.state.totals.set(w.origin, (t = { requests: 0n, failures: 0n, firstSeenMs: now, lastSeenMs: now }));
-      t.requests += requests;
-      t.failures += failures;
-      t.lastSeenMs = now;
-      touched.add(w.origin);
-      this.state.windows.add(
-        {
-          nodeId: node.nodeId,
-          isp: node.isp,
-          region: node.region,
-          startMs: Number(w.startUnixMs),
-          lengthMs: w.lengthMs,
-          counts,
-          ttfb: w.ttfb,
-          receivedMs: now,
-        },
-        w.origin,
-      );
+      let d = deltas.get(w.origin);
+      if (!d) deltas.set(w.origin, (d = { requests: 0n, failures: 0n, atMs: now }));
+      d.requests += completedOf(w.counts!);
+      d.failures += completedFailuresOf(w.counts!);
     }
-    this.emit("batch", session, batch);
-    const seq = batch.seq;
     // Not awaited: the next message is read while this one is written; acks
     // still go out in order because the committer completes writes in order.
     session.track(
-      this.state.committer.commit(node.nodeId, seq, touched, node).then(
-        () => session.send({ case: "batchAck", value: { seq } }),
-        (err) => {
-          this.state.log.error({ err, node: node.nodeId }, "cannot persist batch; closing session so the sidecar replays it");
-          session.close(new ConnectError("central storage unavailable, retry later", Code.Unavailable));
+      this.state.committer.commitBatch(node.nodeId, seq, deltas, node).then(
+        () => {
+          this.apply(session, node, batch);
+          session.send({ case: "batchAck", value: { seq, serverTimeUnixMs: BigInt(Date.now()) } });
         },
+        () => session.close(storageUnavailable()),
       ),
     );
+  }
+
+  /** A durable batch reaches memory: recent windows, exemplars, listeners (verdict, history). */
+  private apply(session: Session, node: NodeRecord, batch: Batch): void {
+    const now = Date.now();
+    for (const w of batch.windows) {
+      this.state.windows.add(w.origin, node, { startMs: Number(w.startUnixMs), lengthMs: w.lengthMs, counts: w.counts!, ttfb: w.ttfb }, now);
+    }
+    if (batch.exemplars.length > 0) this.state.exemplars?.add(node.nodeId, batch.exemplars);
+    this.emit("batch", session, batch);
+  }
+
+  /** A batch that would make the central know more origins than --max-origins. */
+  private originCapProblem(batch: Batch): Refusal | undefined {
+    let fresh: Set<string> | undefined;
+    for (const w of batch.windows) {
+      if (!this.knownOrigins.has(w.origin)) (fresh ??= new Set()).add(w.origin);
+    }
+    if (!fresh) return undefined;
+    const max = this.state.limits.maxOrigins;
+    if (this.knownOrigins.size + fresh.size > max) {
+      return {
+        code: "CENTRAL_ORIGIN_LIMIT",
+        reason: `batch.windows would add ${fresh.size} new origins (e.g. ${JSON.stringify([...fresh][0])}) to the ${this.knownOrigins.size} the central knows, more than ${max} (--max-origins)`,
+      };
+    }
+    for (const o of fresh) this.knownOrigins.add(o);
+    return undefined;
+  }
+
+  /** BatchReject: never counted, counted as refused, the stream reads on. */
+  private refuse(session: Session, seq: bigint, r: Refusal): void {
+    const node = session.node!;
+    node.rejectedBatches = (node.rejectedBatches ?? 0) + 1;
+    node.lastRejectReason = `${r.code}: ${r.reason}`;
+    this.counters.rejectedBatches++;
+    this.counters.rejectedByCode[r.code] = (this.counters.rejectedByCode[r.code] ?? 0) + 1;
+    this.logRefusal(session, r, { seq: seq.toString() }, "batch refused for good (BatchReject)");
+    session.send({ case: "batchReject", value: { seq, code: r.code, reason: r.reason } });
+    // The count survives a restart; a failed write here loses only that count.
+    this.state.committer.saveNode(node).catch(() => {});
+  }
+
+  private onProbeResult(session: Session, r: ProbeResult): void {
+    const problem = session.probes.check(r, Date.now());
+    if (problem) {
+      const node = session.node!;
+      node.refusedProbeResults = (node.refusedProbeResults ?? 0) + 1;
+      this.counters.refusedProbeResults++;
+      this.logRefusal(session, problem, { probeId: r.probeId.slice(0, 64) }, "probe result refused");
+      return;
+    }
+    this.emit("probe-result", session, r);
+  }
+
+  /** Logs the first refusal of each code on a session; the rest are only counted. */
+  private logRefusal(session: Session, r: Refusal, extra: Record<string, unknown>, msg: string): void {
+    if (session.loggedRefusals.has(r.code)) return;
+    session.loggedRefusals.add(r.code);
+    this.state.log.warn({ node: session.node?.nodeId, session: session.id, code: r.code, reason: r.reason, ...extra }, msg);
+  }
+
+  /** A write failed: what those nodes sent since their durable mark is lost; end their streams so they replay. */
+  private onWriteFailed(nodes: ReadonlySet<string>, err: unknown): void {
+    this.counters.failedWrites++;
+    this.state.log.error({ err, nodes: [...nodes].slice(0, 20), count: nodes.size }, "cannot persist batches; ending those streams so the sidecars replay them");
+    for (const id of nodes) {
+      this.accepted.delete(id);
+      this.sessions.get(id)?.close(storageUnavailable());
+    }
   }
 
   private detach(session: Session): void {
@@ -292,25 +437,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
     }
   }
 
-  /**
-   * Forget an origin's counted totals and recent windows (operator forget,
-   * age-out); false when it was unknown. The caller deletes its records
-   * after committer.settled().
-   */
-  forgetOrigin(origin: string): boolean {
-    const had = this.state.totals.delete(origin);
-    return this.state.windows.forget(origin) || had;
-  }
-
-  /** Forget a node's record and high-water mark; CENTRAL_NODE_CONNECTED while it has a live session. */
-  forgetNode(nodeId: string): boolean {
-    if (this.sessions.has(nodeId)) {
-      throw new CentralError("CENTRAL_NODE_CONNECTED", `node ${nodeId} has a live session: stop its sidecar (or wait until it disconnects) before forgetting it`);
-    }
-    this.state.highWater.delete(nodeId);
-    return this.state.nodes.delete(nodeId);
-  }
-
   /** Resolves once every counted-batch write issued so far is done. */
   settled(): Promise<void> {
     return this.state.committer.settled();
@@ -318,6 +444,53 @@ export class Ingest extends EventEmitter<IngestEvents> {
 
   isConnected(nodeId: string): boolean {
     return this.sessions.has(nodeId);
+  }
+
+  /**
+   * Forget an origin in memory (operator forget, ageing out): its totals,
+   * recent windows and exemplars, and its place under --max-origins. Deleting
+   * it from the store is the caller's part. A sidecar reporting it again
+   * starts it afresh.
+   */
+  forgetOrigin(origin: string): boolean {
+    const known = this.knownOrigins.delete(origin);
+    const had = this.state.totals.delete(origin);
+    const windows = this.state.windows.forgetOrigin(origin);
+    this.state.exemplars?.forget(origin);
+    return known || had || windows;
+  }
+
+  /**
+   * Forget a node in memory (operator forget, ageing out): its record, its
+   * throttle bucket, its recent windows and its high-water mark, and its
+   * place under --max-nodes. A node with a live session is refused
+   * (CENTRAL_NODE_CONNECTED). Deleting it from the store is the caller's part.
+   * A node that comes back starts from seq 0 again. False when unknown.
+   */
+  forgetNode(nodeId: string): boolean {
+    if (this.sessions.has(nodeId)) {
+      throw new CentralError("CENTRAL_NODE_CONNECTED", `node ${nodeId} has a live session: stop its sidecar (or wait until it disconnects) before forgetting it`);
+    }
+    const known = this.state.nodes.delete(nodeId);
+    this.state.highWater.delete(nodeId);
+    this.accepted.delete(nodeId);
+    this.buckets.forget(nodeId);
+    this.state.windows.forgetNode(nodeId);
+    return known;
+  }
+
+  /** Sizes and refusal counts, for metrics and tests. */
+  stats() {
+    return {
+      ...this.counters,
+      rejectedByCode: { ...this.counters.rejectedByCode },
+      origins: this.knownOrigins.size,
+      nodes: this.state.nodes.size,
+      sessions: this.sessions.size,
+      windows: this.state.windows.stats(),
+      exemplars: this.state.exemplars?.size ?? 0,
+      pendingWrites: this.state.committer.waiting,
+    };
   }
 
   /** Close every session (shutdown). */

@@ -87,16 +87,6 @@ test("a batch before hello ends the stream with FAILED_PRECONDITION and a reason
   assert.match(r.error?.details ?? "", /hello/);
 });
 
-test("a window from the far future is refused with INVALID_ARGUMENT naming the field", async () => {
-  const future = create(SidecarMessageSchema, {
-    kind: { case: "batch", value: { seq: 99n, windows: [{ origin: "img.example", startUnixMs: BigInt(Date.now() + 3_600_000), lengthMs: 1000, counts: {} }] } },
-  });
-  const r = await converse(central.address, [hello("n2"), future], () => false);
-  assert.is(r.error?.code, grpc.status.INVALID_ARGUMENT);
-  assert.match(r.error?.details ?? "", /start_unix_ms/);
-  assert.is(central.query.totals.get("img.example")!.requests, 18n);
-});
-
 test("a config ack before hello is FAILED_PRECONDITION; an unknown message kind is INVALID_ARGUMENT", async () => {
   const ackFirst = create(SidecarMessageSchema, { kind: { case: "configAck", value: { version: 1n, accepted: true } } });
   const r = await converse(central.address, [ackFirst], () => false);
@@ -107,18 +97,25 @@ test("a config ack before hello is FAILED_PRECONDITION; an unknown message kind 
   assert.match(u.error?.details ?? "", /no known kind/);
 });
 
-test("a seq far above the high-water mark and an exemplar of an undeclared origin are refused, and count nothing", async () => {
+test("a seq far above the high-water mark ends the stream with INVALID_ARGUMENT and counts nothing", async () => {
   const before = central.query.totals.get("img.example")!.requests;
   const jump = await converse(central.address, [hello("n5"), batch(1n << 40n, 3)], () => false);
   assert.is(jump.error?.code, grpc.status.INVALID_ARGUMENT);
   assert.match(jump.error?.details ?? "", /batch\.seq/);
-  const ex = create(SidecarMessageSchema, {
-    kind: { case: "batch", value: { seq: 1n, exemplars: [{ origin: "elsewhere.example", path: "/", timeUnixMs: BigInt(Date.now()) }] } },
-  });
-  const undeclared = await converse(central.address, [hello("n5"), ex], () => false);
-  assert.is(undeclared.error?.code, grpc.status.INVALID_ARGUMENT);
-  assert.match(undeclared.error?.details ?? "", /exemplars\[0\]\.origin/);
   assert.is(central.query.totals.get("img.example")!.requests, before);
+});
+
+test("a hello that declares no origins is refused with INVALID_ARGUMENT naming hello.origins", async () => {
+  const r = await converse(central.address, [create(SidecarMessageSchema, { kind: { case: "hello", value: { node: { nodeId: "n6", isp: "a", region: "b" } } } })], () => false);
+  assert.is(r.error?.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(r.error?.details ?? "", /hello\.origins must name at least one origin/);
+});
+
+test("a hello declaring more origins than --max-origins-per-node is refused with RESOURCE_EXHAUSTED", async () => {
+  const origins = Array.from({ length: 1001 }, (_, i) => `o${i}.example`);
+  const r = await converse(central.address, [create(SidecarMessageSchema, { kind: { case: "hello", value: { node: { nodeId: "n7", isp: "a", region: "b" }, origins } } })], () => false);
+  assert.is(r.error?.code, grpc.status.RESOURCE_EXHAUSTED);
+  assert.match(r.error?.details ?? "", /hello\.origins has 1001 entries.*CENTRAL_ORIGIN_LIMIT/);
 });
 
 test("a second session of the same node replaces the first", async () => {

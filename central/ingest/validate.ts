@@ -1,90 +1,170 @@
 /**
- * Validation of inbound ingest messages before any use: each error names the
- * field, and the stream ends with INVALID_ARGUMENT rather than corrupting state.
+ * Validation of inbound ingest messages before any use. Two kinds of answer:
+ * - a protocol violation (a Hello that cannot identify a node or declares no
+ *   origins, a seq that breaks the (node, seq) identity) throws a CentralError:
+ *   the stream ends with its status;
+ * - a Batch whose content is invalid or over a cap gets a Refusal: the central
+ *   answers BatchReject{seq, code, reason}, never counts it, and reads on.
+ * Every reason names the field.
  */
-import type { NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { type NodeIdentity, type OutcomeCounts, OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
 import type { Batch, ConfigAck, Hello } from "../../proto/gen/originwatch/v1/ingest_pb.js";
-import { CentralError } from "../errors.js";
+import { CentralError, type CentralErrorCode } from "../errors.js";
 import { DEFAULT_BOUNDS_MS } from "../../proto/histogram.js";
 import { LABEL_PATTERN, ORIGIN_PATTERN } from "../../proto/names.js";
+import { type IngestLimitOptions, exemplarsPerBatchOf, windowsPerBatchOf } from "./limits.js";
 
 const LABEL = LABEL_PATTERN;
 const ORIGIN = ORIGIN_PATTERN;
-const MAX_WINDOWS = 10_000;
-const MAX_FUTURE_MS = 5 * 60_000;
-const MAX_EXEMPLARS = 10_000;
-/** More requests than this in one window of one node is not a real measurement. */
-const MAX_WINDOW_REQUESTS = 1n << 40n;
+/** Longest window a sidecar may report (config push allows at most 60 s; replays keep their length). */
+const MAX_WINDOW_LENGTH_MS = 3_600_000;
+/** The count fields of a window, from the contract. */
+const COUNT_FIELDS = OutcomeCountsSchema.fields.map((f) => f.localName as keyof OutcomeCounts);
+/** Largest outcome value the contract defines (OUTCOME_STALL). */
+const MAX_OUTCOME = 12;
+
+/** Why one batch is refused for good (BatchReject.code and .reason). */
+export interface Refusal {
+  code: CentralErrorCode;
+  reason: string;
+}
 
 function bad(message: string): never {
   throw new CentralError("CENTRAL_BAD_MESSAGE", message);
 }
 
-export function validateHello(hello: Hello): NodeIdentity {
+const quote = (s: string) => JSON.stringify(s.slice(0, 64));
+
+/**
+ * The node a Hello names, or a CentralError: INVALID_ARGUMENT for a bad label
+ * or no declared origins, RESOURCE_EXHAUSTED (CENTRAL_ORIGIN_LIMIT) for more
+ * origins than one node may declare.
+ */
+export function validateHello(hello: Hello, limits: Pick<IngestLimitOptions, "maxOriginsPerNode">): NodeIdentity {
   const n = hello.node;
   if (!n) bad("hello.node is required");
-  if (!LABEL.test(n.nodeId)) bad(`hello.node.node_id must match ${LABEL.source}, got ${JSON.stringify(n.nodeId.slice(0, 64))}`);
-  if (!LABEL.test(n.isp)) bad(`hello.node.isp must match ${LABEL.source}, got ${JSON.stringify(n.isp.slice(0, 64))}`);
-  if (!LABEL.test(n.region)) bad(`hello.node.region must match ${LABEL.source}, got ${JSON.stringify(n.region.slice(0, 64))}`);
+  if (!LABEL.test(n.nodeId)) bad(`hello.node.node_id must match ${LABEL.source}, got ${quote(n.nodeId)}`);
+  if (!LABEL.test(n.isp)) bad(`hello.node.isp must match ${LABEL.source}, got ${quote(n.isp)}`);
+  if (!LABEL.test(n.region)) bad(`hello.node.region must match ${LABEL.source}, got ${quote(n.region)}`);
   if (n.version.length > 64) bad("hello.node.version must be at most 64 characters");
-  if (hello.origins.length > 10_000) bad("hello.origins has more than 10000 entries");
+  if (hello.origins.length === 0) bad("hello.origins must name at least one origin: a sidecar reports only on the origins it declares");
+  if (hello.origins.length > limits.maxOriginsPerNode) {
+    throw new CentralError("CENTRAL_ORIGIN_LIMIT", `hello.origins has ${hello.origins.length} entries, more than the ${limits.maxOriginsPerNode} one node may declare (--max-origins-per-node)`);
+  }
   hello.origins.forEach((o, i) => {
-    if (!ORIGIN.test(o)) bad(`hello.origins[${i}] must be a host name, got ${JSON.stringify(o.slice(0, 64))}`);
+    if (!ORIGIN.test(o)) bad(`hello.origins[${i}] must be a host name, got ${quote(o)}`);
   });
+  if (hello.capabilities.length > 64 || hello.capabilities.some((c) => c.length > 64)) bad("hello.capabilities must have at most 64 entries of at most 64 characters");
   return n;
 }
 
-/** Distinct origins one batch may report on. */
-const MAX_ORIGINS_PER_BATCH = 1000;
+/** A seq this far above the high-water mark is not a replay gap or a restart: refuse it. */
+export const MAX_SEQ_JUMP = 1n << 32n;
 
 /**
- * `declared`: the origins the sidecar named in its hello; when it named any,
- * a window for another origin is refused (no spraying of made-up origins).
+ * (node_id, seq) is the identity exactly-once counting rests on: a seq of 0 or
+ * one that jumps more than 2^32 above the high-water mark (it would make every
+ * later real batch a "duplicate") ends the stream.
  */
-export function validateBatch(batch: Batch, nowMs: number, declared?: ReadonlySet<string>): void {
-  if (batch.seq === 0n) bad("batch.seq must be at least 1");
-  if (batch.windows.length > MAX_WINDOWS) bad(`batch.windows has ${batch.windows.length} entries, more than ${MAX_WINDOWS}`);
-  const origins = new Set<string>();
-  batch.windows.forEach((w, i) => {
-    if (!ORIGIN.test(w.origin)) bad(`batch.windows[${i}].origin must be a host name, got ${JSON.stringify(w.origin.slice(0, 64))}`);
-    if (declared && declared.size > 0 && !declared.has(w.origin)) bad(`batch.windows[${i}].origin ${JSON.stringify(w.origin)} was not declared in hello.origins`);
-    origins.add(w.origin);
-    if (origins.size > MAX_ORIGINS_PER_BATCH) bad(`batch.windows name more than ${MAX_ORIGINS_PER_BATCH} distinct origins`);
-    if (w.lengthMs === 0 || w.lengthMs > 3_600_000) bad(`batch.windows[${i}].length_ms must be in 1..3600000, got ${w.lengthMs}`);
-    const start = Number(w.startUnixMs);
-    if (start <= 0) bad(`batch.windows[${i}].start_unix_ms must be positive`);
-    if (start > nowMs + MAX_FUTURE_MS) bad(`batch.windows[${i}].start_unix_ms is ${start - nowMs} ms in the future`);
-    if (!w.counts) bad(`batch.windows[${i}].counts is required`);
-    for (const [k, v] of Object.entries(w.counts)) {
-      if (typeof v === "bigint" && v > MAX_WINDOW_REQUESTS) bad(`batch.windows[${i}].counts.${k} is absurd (${v})`);
-    }
-    const h = w.ttfb;
-    if (h) {
-      const f = `batch.windows[${i}].ttfb`;
-      if (h.boundsSchema > 1) bad(`${f}.bounds_schema must be 0 or 1, got ${h.boundsSchema}`);
-      const buckets = h.boundsSchema === 1 ? DEFAULT_BOUNDS_MS.length + 1 : h.boundsMs.length + 1;
-      if (h.boundsSchema === 1 && h.boundsMs.length !== 0) bad(`${f}.bounds_ms must be empty with bounds_schema 1`);
-      if (h.counts.length !== 0 && h.counts.length !== buckets) bad(`${f}.counts must have len(bounds_ms)+1 entries`);
-      if (h.sparseIndex.length !== h.sparseCount.length) bad(`${f}.sparse_index and sparse_count must have the same length`);
-      if (h.sparseIndex.length > 0 && h.boundsSchema !== 1) bad(`${f}.sparse_index needs bounds_schema 1`);
-      for (let k = 0; k < h.sparseIndex.length; k++) {
-        if (h.sparseIndex[k] >= buckets) bad(`${f}.sparse_index[${k}] must be below ${buckets}, got ${h.sparseIndex[k]}`);
-        if (k > 0 && h.sparseIndex[k] <= h.sparseIndex[k - 1]) bad(`${f}.sparse_index must be strictly ascending`);
-      }
-    }
-  });
+export function checkSeq(seq: bigint, highWater: bigint): void {
+  if (seq === 0n) bad("batch.seq must be at least 1");
+  if (seq > highWater + MAX_SEQ_JUMP) bad(`batch.seq ${seq} jumps more than 2^32 above the high-water mark ${highWater}`);
 }
 
-export function validateExemplars(batch: Batch, nowMs: number, declared?: ReadonlySet<string>): void {
-  if (batch.exemplars.length > MAX_EXEMPLARS) bad(`batch.exemplars has ${batch.exemplars.length} entries, more than ${MAX_EXEMPLARS}`);
+export interface BatchContext {
+  nowMs: number;
+  /** Origins the sidecar declared in its hello: anything else is refused. */
+  declared: ReadonlySet<string>;
+  limits: IngestLimitOptions;
+}
+
+class Refused extends Error {
+  constructor(readonly refusal: Refusal) {
+    super(refusal.reason);
+  }
+}
+
+function refuse(code: CentralErrorCode, reason: string): never {
+  throw new Refused({ code, reason });
+}
+
+/** Most requests one node can plausibly report in a window of lengthMs. */
+export function maxRequestsIn(lengthMs: number, limits: Pick<IngestLimitOptions, "maxRequestsPerSec">): bigint {
+  return BigInt(Math.ceil((limits.maxRequestsPerSec * lengthMs) / 1000));
+}
+
+/** Why the batch must be refused for good, or undefined when it may be counted. */
+export function batchProblem(batch: Batch, ctx: BatchContext): Refusal | undefined {
+  try {
+    checkBatch(batch, ctx);
+    return undefined;
+  } catch (err) {
+    if (err instanceof Refused) return err.refusal;
+    throw err;
+  }
+}
+
+function checkBatch(batch: Batch, { nowMs, declared, limits }: BatchContext): void {
+  const maxWindows = windowsPerBatchOf(limits);
+  if (batch.windows.length > maxWindows) {
+    refuse("CENTRAL_BATCH_TOO_LARGE", `batch.windows has ${batch.windows.length} entries, more than ${maxWindows} (Welcome.limits.max_windows_per_batch)`);
+  }
+  const maxExemplars = exemplarsPerBatchOf(limits);
+  if (batch.exemplars.length > maxExemplars) {
+    refuse("CENTRAL_BATCH_TOO_LARGE", `batch.exemplars has ${batch.exemplars.length} entries, more than ${maxExemplars} (Welcome.limits.max_exemplars_per_batch)`);
+  }
+  const latest = nowMs + limits.maxFutureSkewMs;
+  batch.windows.forEach((w, i) => {
+    const f = `batch.windows[${i}]`;
+    if (!ORIGIN.test(w.origin)) refuse("CENTRAL_BAD_BATCH", `${f}.origin must be a host name, got ${quote(w.origin)}`);
+    if (!declared.has(w.origin)) refuse("CENTRAL_ORIGIN_NOT_DECLARED", `${f}.origin ${quote(w.origin)} was not declared in hello.origins`);
+    if (w.lengthMs === 0 || w.lengthMs > MAX_WINDOW_LENGTH_MS) refuse("CENTRAL_BAD_BATCH", `${f}.length_ms must be in 1..${MAX_WINDOW_LENGTH_MS}, got ${w.lengthMs}`);
+    const start = Number(w.startUnixMs);
+    if (start <= 0) refuse("CENTRAL_BAD_BATCH", `${f}.start_unix_ms must be positive`);
+    if (start > latest) refuse("CENTRAL_WINDOW_SKEW", `${f}.start_unix_ms is ${start - nowMs} ms ahead of the central's clock (at most ${limits.maxFutureSkewMs}; correct the clock from server_time_unix_ms)`);
+    const c = w.counts;
+    if (!c) refuse("CENTRAL_BAD_BATCH", `${f}.counts is required`);
+    const cap = maxRequestsIn(w.lengthMs, limits);
+    let completed = 0n;
+    for (const k of COUNT_FIELDS) {
+      const v = c[k] as bigint;
+      if (v > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${f}.counts.${k} is ${v}, more than ${cap} plausible in ${w.lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
+      if (k !== "stall" && k !== "stallRecovered") completed += v;
+    }
+    if (completed > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${f}.counts add up to ${completed} requests, more than ${cap} plausible in ${w.lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
+    const h = w.ttfb;
+    if (h) {
+      const hf = `${f}.ttfb`;
+      if (h.boundsSchema > 1) refuse("CENTRAL_BAD_BATCH", `${hf}.bounds_schema must be 0 or 1, got ${h.boundsSchema}`);
+      if (h.boundsMs.length > 256) refuse("CENTRAL_BAD_BATCH", `${hf}.bounds_ms has more than 256 entries`);
+      const buckets = h.boundsSchema === 1 ? DEFAULT_BOUNDS_MS.length + 1 : h.boundsMs.length + 1;
+      if (h.boundsSchema === 1 && h.boundsMs.length !== 0) refuse("CENTRAL_BAD_BATCH", `${hf}.bounds_ms must be empty with bounds_schema 1`);
+      if (h.counts.length !== 0 && h.counts.length !== buckets) refuse("CENTRAL_BAD_BATCH", `${hf}.counts must have len(bounds_ms)+1 entries`);
+      if (h.sparseIndex.length !== h.sparseCount.length) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index and sparse_count must have the same length`);
+      if (h.sparseIndex.length > 0 && h.boundsSchema !== 1) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index needs bounds_schema 1`);
+      if (!Number.isFinite(h.sumMs) || h.sumMs < 0) refuse("CENTRAL_BAD_BATCH", `${hf}.sum_ms must be a finite non-negative number`);
+      let total = 0n;
+      for (const n of h.counts) total += n;
+      for (let k = 0; k < h.sparseIndex.length; k++) {
+        if (h.sparseIndex[k] >= buckets) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index[${k}] must be below ${buckets}, got ${h.sparseIndex[k]}`);
+        if (k > 0 && h.sparseIndex[k] <= h.sparseIndex[k - 1]) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index must be strictly ascending`);
+        total += BigInt(h.sparseCount[k]);
+      }
+      if (total > cap || h.count > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${hf} counts ${total > h.count ? total : h.count} requests, more than ${cap} plausible in ${w.lengthMs} ms`);
+    }
+  });
   batch.exemplars.forEach((e, i) => {
-    if (!ORIGIN.test(e.origin)) bad(`batch.exemplars[${i}].origin must be a host name`);
-    if (declared && declared.size > 0 && !declared.has(e.origin)) bad(`batch.exemplars[${i}].origin ${JSON.stringify(e.origin)} was not declared in hello.origins`);
-    if (e.path.length > 2048 || e.path.includes("?")) bad(`batch.exemplars[${i}].path must be a path without query string, at most 2048 characters`);
-    if (e.method.length > 32) bad(`batch.exemplars[${i}].method is longer than 32 characters`);
-    if (e.upstreamAddr.length > 300) bad(`batch.exemplars[${i}].upstream_addr is longer than 300 characters`);
-    if (Number(e.timeUnixMs) > nowMs + MAX_FUTURE_MS) bad(`batch.exemplars[${i}].time_unix_ms is in the future`);
-    if (!Number.isFinite(e.ttfbMs) || !Number.isFinite(e.totalMs) || e.ttfbMs < 0 || e.totalMs < 0) bad(`batch.exemplars[${i}] has a negative or non-finite duration`);
+    const f = `batch.exemplars[${i}]`;
+    if (!ORIGIN.test(e.origin)) refuse("CENTRAL_BAD_BATCH", `${f}.origin must be a host name, got ${quote(e.origin)}`);
+    if (!declared.has(e.origin)) refuse("CENTRAL_ORIGIN_NOT_DECLARED", `${f}.origin ${quote(e.origin)} was not declared in hello.origins`);
+    if (e.path.length > 2048 || e.path.includes("?")) refuse("CENTRAL_BAD_BATCH", `${f}.path must be a path without query string, at most 2048 characters`);
+    if (e.method.length > 32) refuse("CENTRAL_BAD_BATCH", `${f}.method is longer than 32 characters`);
+    if (e.upstreamAddr.length > 300) refuse("CENTRAL_BAD_BATCH", `${f}.upstream_addr is longer than 300 characters`);
+    if (e.nodeId.length > 128) refuse("CENTRAL_BAD_BATCH", `${f}.node_id is longer than 128 characters`);
+    if (e.status > 999) refuse("CENTRAL_BAD_BATCH", `${f}.status must be at most 999, got ${e.status}`);
+    if (e.outcome < 0 || e.outcome > MAX_OUTCOME) refuse("CENTRAL_BAD_BATCH", `${f}.outcome ${e.outcome} is not a known Outcome`);
+    if (Number(e.timeUnixMs) > latest) refuse("CENTRAL_WINDOW_SKEW", `${f}.time_unix_ms is ${Number(e.timeUnixMs) - nowMs} ms ahead of the central's clock (at most ${limits.maxFutureSkewMs})`);
+    if (!Number.isFinite(e.ttfbMs) || !Number.isFinite(e.totalMs) || e.ttfbMs < 0 || e.totalMs < 0) refuse("CENTRAL_BAD_BATCH", `${f} has a negative or non-finite duration`);
   });
 }
 
@@ -92,6 +172,3 @@ export function validateConfigAck(ack: ConfigAck): void {
   if (ack.version === 0n) bad("config_ack.version must be at least 1");
   if (ack.reason.length > 4096) bad("config_ack.reason is longer than 4096 characters");
 }
-
-/** A seq this far above the high-water mark is not a replay gap or a restart: refuse it. */
-export const MAX_SEQ_JUMP = 1n << 32n;

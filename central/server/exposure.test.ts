@@ -18,8 +18,9 @@ import * as grpc from "@grpc/grpc-js";
 import pino from "pino";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
-import { IngestService } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { ListOriginsRequestSchema, QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
+import { IngestService, SidecarMessageSchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { grpcService } from "../../proto/grpc-bridge.js";
 import { initPki } from "../../tools/certs.js";
 import { type Central, startCentral } from "../main.js";
@@ -196,7 +197,7 @@ test("DNS rebinding: a tokenless loopback central refuses a foreign Host (Connec
     listOrigins(req: object, cb: (err: grpc.ServiceError | null) => void): void;
     close(): void;
   };
-  const code = await new Promise<number>((resolve) => evilGrpc.listOrigins({}, (err) => resolve(err ? err.code : 0)));
+  const code = await new Promise<number>((resolve) => evilGrpc.listOrigins(create(ListOriginsRequestSchema, {}), (err) => resolve(err ? err.code : 0)));
   evilGrpc.close();
   assert.is(code, grpc.status.PERMISSION_DENIED);
 
@@ -262,7 +263,7 @@ test("the sidecars' ingest stream (native gRPC over HTTP/2) is answered by any D
   const first = await new Promise<string>((resolve, reject) => {
     call.on("data", (m) => resolve(m.kind.case));
     call.on("error", reject);
-    call.write({ kind: { case: "hello", value: { node: { nodeId: "edge-1", isp: "isp-a", region: "eu" }, origins: ["a.example"] } } });
+    call.write(create(SidecarMessageSchema, { kind: { case: "hello", value: { node: { nodeId: "edge-1", isp: "isp-a", region: "eu" }, origins: ["a.example"] } } }));
   });
   assert.is(first, "welcome");
   call.cancel();

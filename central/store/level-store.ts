@@ -41,12 +41,15 @@ export interface NodeRecord {
   lastNackReason: string;
   bufferedBatches: string;
   droppedBatches: string;
-  /** Batches the central refused permanently, as the sidecar reports them (decimal). */
-  rejectedBatches?: string;
-  /** Why the last batch was refused ("" when none). */
+  /** Batches the central refused for good (BatchReject) from this node, and the last reason (ingest; absent in older records). */
+  rejectedBatches?: number;
   lastRejectReason?: string;
-  /** Sidecar clock minus central clock as the sidecar measured it (0 = unknown). */
+  /** The sidecar's own cumulative count of refused batches it dropped (Batch.rejected_batches). */
+  reportedRejectedBatches?: string;
+  /** The sidecar's clock minus the central's, as it last reported (Batch.clock_skew_ms). */
   clockSkewMs?: number;
+  /** ProbeResults refused (not a probe sent to this node, or malformed). */
+  refusedProbeResults?: number;
   /** --node-labels: how the last hello's claimed labels disagreed with the allowlist ("" = agreed). */
   labelMismatch?: string;
   /** --node-labels: hellos whose claimed labels disagreed (decimal). */

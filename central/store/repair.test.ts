@@ -31,17 +31,17 @@ function run(args: string[]): Promise<{ code: number | null; out: string; err: s
 }
 
 const node = (nodeId: string): NodeRecord => ({
-  nodeId, isp: "isp-a", region: "eu", version: "t", origins: ["img.example"], lastSeenMs: 1, connectedSinceMs: 1,
+  nodeId, isp: "isp-a", region: "eu", version: "t", origins: ["img.example"], lastSeenMs: Date.now(), connectedSinceMs: 1,
   appliedConfigVersion: "", lastNackReason: "", bufferedBatches: "0", droppedBatches: "0",
 });
 
-/** A store with totals, high-water marks and nodes; reopened once so the first writes sit in a table file. */
+/** A store with totals, high-water marks and nodes (seen just now, so the age-out sweep at start keeps them); reopened once so the first writes sit in a table file. */
 async function seed(dir: string): Promise<void> {
   const a = await LevelStore.open(dir);
-  await a.writeCounted(new Map([["n1", 41n]]), [["img.example", { requests: 1000n, failures: 7n, firstSeenMs: 1, lastSeenMs: 2 }]], [node("n1")]);
+  await a.writeCounted(new Map([["n1", 41n]]), [["img.example", { requests: 1000n, failures: 7n, firstSeenMs: 1, lastSeenMs: Date.now() }]], [node("n1")]);
   await a.close();
   const b = await LevelStore.open(dir);
-  await b.writeCounted(new Map([["n2", 5n]]), [["api.example", { requests: 50n, failures: 0n, firstSeenMs: 1, lastSeenMs: 2 }]], [node("n2")]);
+  await b.writeCounted(new Map([["n2", 5n]]), [["api.example", { requests: 50n, failures: 0n, firstSeenMs: 1, lastSeenMs: Date.now() }]], [node("n2")]);
   await b.close();
 }
 
@@ -113,7 +113,7 @@ test("a garbled table block: found on the first read at start, repaired, and wha
     const db = new Level<string, unknown>(dir, { valueEncoding: "json" });
     await db.open();
     const totals = db.sublevel<string, unknown>("totals", { valueEncoding: "json" });
-    for (let i = 0; i < 2000; i++) await totals.put(`o${String(i).padStart(5, "0")}.example`, { requests: String(i), failures: "0", firstSeenMs: 1, lastSeenMs: 2 });
+    for (let i = 0; i < 2000; i++) await totals.put(`o${String(i).padStart(5, "0")}.example`, { requests: String(i), failures: "0", firstSeenMs: 1, lastSeenMs: Date.now() });
     await db.close();
     await (await LevelStore.open(dir)).close(); // the log becomes a table file
     const table = (await readdir(dir)).find((f) => f.endsWith(".ldb"))!;

@@ -36,7 +36,8 @@ interface Round {
   waiting: Set<string>;
   done: (answers: NodeAnswer[]) => void;
   timer: NodeJS.Timeout;
-  probeIds: Set<string>;
+  /** probe_id → the node it was sent to: only that node may answer it. */
+  probeIds: Map<string, string>;
 }
 
 export class ProbeBroker {
@@ -48,10 +49,10 @@ export class ProbeBroker {
     return new Promise((resolve) => {
       const answers = new Map<string, NodeAnswer>();
       const waiting = new Set<string>();
-      const probeIds = new Set<string>();
+      const probeIds = new Map<string, string>();
       const finish = () => {
         clearTimeout(round.timer);
-        for (const id of probeIds) this.rounds.delete(id);
+        for (const id of probeIds.keys()) this.rounds.delete(id);
         for (const id of waiting) {
           const a = answers.get(id);
           if (a && !a.error) a.error = "timed out";
@@ -69,17 +70,17 @@ export class ProbeBroker {
           continue;
         }
         waiting.add(t.nodeId);
-        probeIds.add(probeId);
+        probeIds.set(probeId, t.nodeId);
         this.rounds.set(probeId, round);
       }
       if (waiting.size === 0) finish();
     });
   }
 
-  /** A ProbeResult from a sidecar; false when no round is waiting for it. */
+  /** A ProbeResult from a sidecar; false when no round is waiting for it from this node. */
   onResult(nodeId: string, r: ProbeResult): boolean {
     const round = this.rounds.get(r.probeId);
-    if (!round || !round.waiting.has(nodeId)) return false;
+    if (!round || round.probeIds.get(r.probeId) !== nodeId || !round.waiting.has(nodeId)) return false;
     round.waiting.delete(nodeId);
     this.rounds.delete(r.probeId);
     round.answers.get(nodeId)!.attempts = [...r.attempts];
