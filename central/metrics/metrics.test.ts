@@ -12,6 +12,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { FakeSidecar } from "../../tools/scenarios/fake-sidecar.js";
 import { eventually } from "../../tools/test/proc.js";
+import { IngestStream, batch, hello, win } from "../../tools/test/ingest-client.js";
 import { PROMTOOL_BIN, checkMetrics, requireBinaries } from "../../tools/prometheus/prom-tools.js";
 import { type Central, startCentral } from "../main.js";
 
@@ -115,6 +116,31 @@ test("every listed family is exported, with the origin DOWN, failure ratio per I
   if (requireBinaries("central /metrics", [PROMTOOL_BIN])) {
     assert.equal(checkMetrics(text), []);
   }
+});
+
+test("a replayed batch counts as a duplicate and a refused one under its BatchReject code; a refused hello is counted", async () => {
+  const c = await central({ maxNodes: 1 });
+  const s = new IngestStream(c.address);
+  cleanup.push(() => s.close());
+  await s.send(
+    hello("dup-1", ["d.example"]),
+    batch(1, { windows: [win("d.example", { ok: 10n })] }),
+    batch(1, { windows: [win("d.example", { ok: 10n })] }),
+    batch(2, { windows: [win("d.example", { ok: 1n << 40n })] }),
+  );
+  await s.until(() => s.acks().length >= 2 && s.rejects().length >= 1);
+  const code = s.rejects()[0].code;
+  const other = new IngestStream(c.address);
+  cleanup.push(() => other.close());
+  await other.send(hello("dup-2", ["d.example"]));
+  await other.ended;
+  const text = (await scrape(c)).text;
+  assert.is(sample(text, "originwatch_central_ingest_batches_total"), 1);
+  assert.is(sample(text, "originwatch_central_ingest_duplicates_total"), 1);
+  assert.is(sample(text, `originwatch_central_ingest_rejected_batches_total{code="${code}"}`), 1);
+  assert.is(sample(text, "originwatch_central_ingest_refused_hellos_total"), 1);
+  assert.is(sample(text, "originwatch_central_ingest_failed_writes_total"), 0);
+  assert.is(sample(text, 'originwatch_origin_requests_total{origin="d.example"}'), 10);
 });
 
 test("origins over --metrics-max-origins are counted in originwatch_central_metrics_over_cap, the first ones stay exported", async () => {

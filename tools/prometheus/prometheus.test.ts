@@ -125,9 +125,9 @@ if (requireBinaries("prometheus e2e", [PROMETHEUS_BIN, PROMTOOL_BIN, ALERTMANAGE
     const rules = await eventually(async () => {
       const body = (await (await fetch(`${prom.url}/api/v1/rules`)).json()) as { data: { groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> } };
       const all = body.data.groups.flatMap((g) => g.rules);
-      return all.length === 8 && all.every((r) => r.health === "ok") ? all : undefined;
+      return all.length === 9 && all.every((r) => r.health === "ok") ? all : undefined;
     }, 10_000, 250);
-    assert.is(rules!.length, 8);
+    assert.is(rules!.length, 9);
   });
 }
 

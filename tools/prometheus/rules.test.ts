@@ -57,7 +57,7 @@ if (requireBinaries("prometheus rules", [PROMTOOL_BIN])) {
   test("promtool check rules passes on the alerting rules", () => {
     const r = promtool(["check", "rules", RULES]);
     assert.is(r.code, 0, r.out);
-    assert.match(r.out, /SUCCESS: 8 rules found/);
+    assert.match(r.out, /SUCCESS: 9 rules found/);
   });
 
   test("promtool test rules: DOWN fires after a minute and clears, a dropping replay buffer and a disconnected sidecar fire", () => {
