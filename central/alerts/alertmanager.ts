@@ -144,6 +144,9 @@ export function alertOf(inc: IncidentRecord, externalUrl: string, kind: Incident
   };
 }
 
+/** Alerts per POST in a re-send round. */
+export const RESEND_CHUNK = 500;
+
 interface Receiver {
   url: string;
   queue: DeliveryQueue<QueuedAlert>;
@@ -213,7 +216,10 @@ export class AlertmanagerSender {
     const alerts = open.map((inc) => this.forSending({ alert: alertOf(inc, this.externalUrl), resolved: false }));
     await Promise.all(
       this.receivers.map(async (r) => {
-        if ((await this.post(r.url, alerts)) !== "ok") this.resendFailures++;
+        // At most RESEND_CHUNK alerts per POST: a large fleet's round stays within Alertmanager's body limits.
+        for (let i = 0; i < alerts.length; i += RESEND_CHUNK) {
+          if ((await this.post(r.url, alerts.slice(i, i + RESEND_CHUNK))) !== "ok") this.resendFailures++;
+        }
       }),
     );
   }
