@@ -117,7 +117,7 @@ export function nodeOf(rec: NodeRecord, connected: boolean): Node {
     droppedBatches: BigInt(rec.droppedBatches || "0"),
     origins: rec.origins,
     connectedSince: connected ? timestampFromMs(rec.connectedSinceMs) : undefined,
-    rejectedBatches: BigInt(rec.rejectedBatches || "0"),
+    rejectedBatches: BigInt(rec.reportedRejectedBatches || "0"),
     lastRejectReason: rec.lastRejectReason ?? "",
     clockSkewMs: BigInt(Math.trunc(rec.clockSkewMs ?? 0)),
     labelMismatch: rec.labelMismatch ?? "",

@@ -271,7 +271,10 @@ test("the sidecars' ingest stream (native gRPC over HTTP/2) is answered by any D
   const h1 = await new Promise<number>((resolve, reject) => {
     const req = http.request(
       { host: "127.0.0.1", port, method: "POST", path: "/originwatch.v1.IngestService/Stream", headers: { host: "rebind.evil.example", "content-type": "application/grpc" } },
-      (res) => (res.resume(), resolve(Number(res.headers["grpc-status"] ?? res.statusCode))),
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(Number(res.trailers["grpc-status"] ?? res.headers["grpc-status"] ?? res.statusCode)));
+      },
     );
     req.on("error", reject);
     req.end();

@@ -53,12 +53,17 @@ async function statesOver(ms: number): Promise<Set<string>> {
   return seen;
 }
 
-test("a 20% 5xx fleet stays DEGRADED while one node reports 2^40 OK per window", async () => {
+test("a 20% 5xx fleet stays DEGRADED while one node claims 2^40 OK (refused) or 100,000 OK per window (counted, weighs as one)", async () => {
   for (const isp of ["isp-a", "isp-b", "isp-c"]) for (const region of ["eu", "us"]) start(`${isp}-${region}`, isp, region, { ok: 8, serverError: 2 });
   const q = client();
   await eventually(async () => (await q.getOrigin({ origin: ORIGIN }).catch(() => undefined))?.origin?.state === OriginState.DEGRADED, 15_000);
-  start("liar", "isp-a", "eu", { ok: 2 ** 40 });
-  await eventually(async () => ((await q.getOrigin({ origin: ORIGIN })).origin!.nodes.find((n) => n.key === "liar")?.requests ?? 0n) >= 2n ** 40n, 10_000);
+  // 2^40 in a 200 ms window is over the plausible maximum (--max-requests-per-sec): refused, never counted.
+  start("absurd", "isp-b", "eu", { ok: 2 ** 40 });
+  await eventually(async () => (central.ingest.sessions.get("absurd")?.node?.rejectedBatches ?? 0) >= 2, 10_000);
+  assert.is((await q.getOrigin({ origin: ORIGIN })).origin!.nodes.find((n) => n.key === "absurd")?.requests ?? 0n, 0n);
+  // A plausible but huge claim is counted, and weighs no more than the median node.
+  start("liar", "isp-a", "eu", { ok: 100_000 });
+  await eventually(async () => ((await q.getOrigin({ origin: ORIGIN })).origin!.nodes.find((n) => n.key === "liar")?.requests ?? 0n) >= 200_000n, 10_000);
   const seen = await statesOver(3000);
   assert.equal([...seen], ["DEGRADED"], "the liar's claim is counted but weighs as one median node");
   const o = (await q.getOrigin({ origin: ORIGIN })).origin!;
