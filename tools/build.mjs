@@ -58,4 +58,5 @@ await mkdir(page, { recursive: true });
 await copyFile(join(ROOT, "central", "dashboard", "page", "index.html"), join(page, "index.html"));
 for (const f of await bundlePage(join(ROOT, "central", "dashboard", "page"))) await writeFile(join(page, f.name), f.contents);
 
-process.stdout.write(`built ${sources.length} modules and the dashboard into ${relative(process.cwd(), OUT) || "."}/ in ${Date.now() - started} ms\n`);
+// stderr: `npm pack --json` prints its JSON on stdout after the prepare script.
+process.stderr.write(`built ${sources.length} modules and the dashboard into ${relative(process.cwd(), OUT) || "."}/ in ${Date.now() - started} ms\n`);
