@@ -8,7 +8,7 @@
 // install it.
 import { existsSync } from "node:fs";
 
-const compiled = new URL("../dist/tools/cli.js", import.meta.url);
+const compiled = new URL("../dist/cli.js", import.meta.url);
 const source = new URL("../tools/cli.ts", import.meta.url);
 
 if (process.env.ORIGINWATCH_FROM_SOURCE === "1") {

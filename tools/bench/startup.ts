@@ -58,7 +58,7 @@ async function measure(argv: string[], variant: Variant): Promise<Sample> {
 }
 
 async function main() {
-  if (!existsSync(join(ROOT, "dist", "tools", "cli.js"))) {
+  if (!existsSync(join(ROOT, "dist", "cli.js"))) {
     process.stderr.write("dist/ is missing: run `npm run build` first\n");
     process.exit(1);
   }
