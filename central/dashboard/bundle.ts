@@ -2,11 +2,11 @@
  * The dashboard's browser code, bundled with esbuild from page/app.ts. From a
  * checkout (sources run by tsx) it is bundled when the page is first asked for
  * (about a second on a small machine, once per process; nothing to commit or
- * to keep in sync). `npm run build` bundles it once into dist/ next to the
- * compiled bundle.js (tools/build.mjs), so the installed package serves the
- * pre-built files and needs neither esbuild nor the browser libraries at run
- * time. The bundle holds only code: the page reads everything it shows from
- * the public API, with no secret.
+ * to keep in sync). `npm run build` bundles it once into dist/page/, the
+ * page/ directory next to this module once compiled (tools/build.mjs), so the
+ * installed package serves the pre-built files and needs neither esbuild nor
+ * the browser libraries at run time. The bundle holds only code: the page
+ * reads everything it shows from the public API, with no secret.
  */
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
