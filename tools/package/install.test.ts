@@ -121,6 +121,11 @@ test("the installed central, sidecar and ctl run against each other on loopback"
   const text = await ctl("status");
   assert.match(text.stdout, /www\.example\.com/);
 
+  // The installed package has no sources: asking for them is a clear refusal, not a tsx stack trace.
+  const fromSource = await run(bin, ["--help"], { cwd, env: { ...env, ORIGINWATCH_FROM_SOURCE: "1" } }).catch((e: { code: number; stderr: string }) => e);
+  assert.is((fromSource as { code: number }).code, 2);
+  assert.match((fromSource as { stderr: string }).stderr, /ORIGINWATCH_FROM_SOURCE=1 needs a checkout/);
+
   // Every line the installed processes printed so far is JSON (no tsx or loader noise, no stack trace).
   for (const p of [central, sidecar]) assert.equal(p.lines.filter((l) => l.trim() && !l.startsWith("{")), [], "only JSON log lines");
 });
