@@ -57,12 +57,15 @@ await build({
 });
 
 // The dashboard page, pre-bundled with the options of central/dashboard/bundle.ts.
-const { bundlePage } = await import(join(OUT, "dashboard-bundle.js"));
+const { bundlePage, PREBUILT_PAGE } = await import(join(OUT, "dashboard-bundle.js"));
 const page = join(OUT, "page");
 await mkdir(page, { recursive: true });
 const source = join(ROOT, "central", "dashboard", "page");
 await copyFile(join(source, "index.html"), join(page, "index.html"));
-for (const f of await bundlePage(source)) await writeFile(join(page, f.name), f.contents);
+const files = await bundlePage(source);
+const names = files.map((f) => f.name).sort();
+if (names.join() !== [...PREBUILT_PAGE].sort().join()) throw new Error(`dashboard bundle gave ${names.join(", ")}; central/dashboard/bundle.ts serves ${PREBUILT_PAGE.join(", ")}`);
+for (const f of files) await writeFile(join(page, f.name), f.contents);
 
 // stderr: `npm pack --json` prints its JSON on stdout after the prepare script.
 process.stderr.write(`built dist/ and the dashboard into ${relative(process.cwd(), OUT) || "."}/ in ${Date.now() - started} ms\n`);

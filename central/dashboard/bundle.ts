@@ -60,6 +60,7 @@ export async function bundlePage(pageDir = PAGE): Promise<Array<{ name: string; 
 /** Names of the pre-built page files that `npm run build` writes next to index.html. */
 export const PREBUILT_PAGE = ["app.js", "app.css"];
 
+/** The page's assets: the pre-built files when `npm run build` wrote them (dist/, the package), else bundled now (sources). */
 export async function buildDashboard(): Promise<DashboardAssets> {
   const prebuilt = existsSync(join(PAGE, PREBUILT_PAGE[0]!));
   const outputs = prebuilt
