@@ -25,15 +25,19 @@
 // (entries and chunks alike) in dist/, so central/dashboard/bundle.ts (which looks for page/ next to its
 // own module) finds the pre-built files there and needs no esbuild at run time.
 import { build } from "esbuild";
-import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const OUT = join(ROOT, "dist");
+const DIST = join(ROOT, "dist");
+// Built beside dist/ and swapped in at the end, so a running `originwatch` (or a failed build) never
+// sees a half-written dist/; `npm pack` in tools/package rebuilds while other processes may use it.
+const OUT = join(ROOT, `.dist-build-${process.pid}`);
 
 const started = Date.now();
-await rm(OUT, { recursive: true, force: true });
+process.on("exit", () => rmSync(OUT, { recursive: true, force: true })); // a failed build leaves nothing behind
 
 await build({
   absWorkingDir: ROOT,
@@ -67,5 +71,8 @@ const names = files.map((f) => f.name).sort();
 if (names.join() !== [...PREBUILT_PAGE].sort().join()) throw new Error(`dashboard bundle gave ${names.join(", ")}; central/dashboard/bundle.ts serves ${PREBUILT_PAGE.join(", ")}`);
 for (const f of files) await writeFile(join(page, f.name), f.contents);
 
+await rm(DIST, { recursive: true, force: true });
+await rename(OUT, DIST);
+
 // stderr: `npm pack --json` prints its JSON on stdout after the prepare script.
-process.stderr.write(`built dist/ and the dashboard into ${relative(process.cwd(), OUT) || "."}/ in ${Date.now() - started} ms\n`);
+process.stderr.write(`built ${relative(process.cwd(), DIST) || "."}/ (the bin's bundle and the dashboard) in ${Date.now() - started} ms\n`);
