@@ -1,6 +1,29 @@
 #!/usr/bin/env node
-// Entry point of `npx originwatch <command>`: loads the TypeScript sources through tsx.
-import { register } from "tsx/esm/api";
+// Entry point of `originwatch <command>`. It runs the compiled JavaScript in
+// dist/ (`npm run build`; `npm ci` builds it through the `prepare` script, and
+// the npm package ships it). With ORIGINWATCH_FROM_SOURCE=1 it runs the
+// TypeScript sources through tsx instead: the test runner (tools/test/run.mjs)
+// sets it, so every test that spawns this bin exercises the current sources,
+// never a stale dist/. tsx is a development dependency: the package does not
+// install it.
+import { existsSync } from "node:fs";
 
-register();
-await import("../tools/cli.ts");
+const compiled = new URL("../dist/cli.js", import.meta.url);
+const source = new URL("../tools/cli.ts", import.meta.url);
+
+if (process.env.ORIGINWATCH_FROM_SOURCE === "1") {
+  if (!existsSync(source)) {
+    process.stderr.write("originwatch: ORIGINWATCH_FROM_SOURCE=1 needs a checkout (tools/cli.ts); this is an installed package\n");
+    process.exit(2);
+  }
+  const { register } = await import("tsx/esm/api");
+  register();
+  await import(source.href);
+} else if (existsSync(compiled)) {
+  // dist/ has source maps with the sources inlined; they are not loaded by default (about 2 MB of idle
+  // RSS, `npm run bench:startup`): NODE_OPTIONS=--enable-source-maps makes stack traces name the .ts lines.
+  await import(compiled.href);
+} else {
+  process.stderr.write("originwatch: dist/ is missing: run `npm run build` (or set ORIGINWATCH_FROM_SOURCE=1 to run the sources through tsx)\n");
+  process.exit(2);
+}

@@ -22,9 +22,13 @@ export interface Proc {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function startOriginwatch(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Proc> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: ROOT,
+/**
+ * `bin` runs another `originwatch` executable directly (an installed package's
+ * bin, tools/package), in `cwd`; the default is this checkout's bin under node.
+ */
+export function startOriginwatch(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; bin?: string; cwd?: string } = {}): Promise<Proc> {
+  const child = spawn(opts.bin ?? process.execPath, opts.bin ? args : [BIN, ...args], {
+    cwd: opts.cwd ?? ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...opts.env },
   });

@@ -2,6 +2,9 @@
 // Runs every *.test.ts with uvu (through tsx) and prints one closing line of
 // its own: "N passed, N failed". uvu's summary has no failed count, and a run
 // that executed no test must fail, so we parse uvu's totals here.
+// ORIGINWATCH_FROM_SOURCE=1 makes every `bin/originwatch.js` a test spawns run
+// the current TypeScript sources through tsx, never a stale dist/ (the
+// packaged-install test, tools/package, builds and runs the compiled code).
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -13,7 +16,7 @@ const pattern = process.argv[2] ?? "^(central|sidecar|proto|tools)/.*\\.test\\.t
 const child = spawn(
   process.execPath,
   ["--import", "tsx", uvuBin, ".", pattern, "-i", "node_modules", "-i", "data"],
-  { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" } },
+  { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1", ORIGINWATCH_FROM_SOURCE: "1" } },
 );
 let out = "";
 let summarised = false;
