@@ -2,6 +2,8 @@
  * Options of the central, resolved by validateCentralConfig(partial): fills
  * defaults and throws a CentralError naming the offending field.
  */
+import { CONFIG_DEFAULTS } from "../proto/config-validate.js";
+import { parseHostPort as parseAddress } from "../proto/host-port.js";
 import { CentralError } from "./errors.js";
 
 export interface CentralConfig {
@@ -107,7 +109,7 @@ export const CENTRAL_DEFAULTS: CentralConfig = {
   data: "./data/central",
   maxMessageBytes: 1 << 20,
   windowRetentionMs: 15_000,
-  lookbackMs: 5_000,
+  lookbackMs: CONFIG_DEFAULTS.lookbackMs,
   exemplarsPerOrigin: 1000,
   evalIntervalMs: 1_000,
   historyRetentionMs: 7 * 24 * 3600_000,
@@ -198,12 +200,11 @@ function validateOperatorStack(c: CentralConfig): void {
   if (c.externalUrl) c.externalUrl = httpUrl("externalUrl", c.externalUrl);
 }
 
+/** A listen address (an empty host listens on every interface); the error names the field. */
 export function parseHostPort(field: string, value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
-  if (!m) throw new CentralError("CENTRAL_BAD_CONFIG", `${field} must be HOST:PORT, got "${value}"`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new CentralError("CENTRAL_BAD_CONFIG", `${field} port must be at most 65535, got ${port}`);
-  return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
+  const r = parseAddress(value, { emptyHost: "any" });
+  if ("error" in r) throw new CentralError("CENTRAL_BAD_CONFIG", `${field} ${r.error}`);
+  return r;
 }
 
 export function validateCentralConfig(partial: Partial<CentralConfig>): CentralConfig {

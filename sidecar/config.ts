@@ -4,14 +4,13 @@
  * bad flag or config file stops the process at start, never on the request path.
  */
 import { isIP } from "node:net";
+import { CONFIG_DEFAULTS } from "../proto/config-validate.js";
+import { type HostPort, parseHostPort as parseAddress } from "../proto/host-port.js";
 import { labelProblem, originProblem } from "../proto/names.js";
 import { SidecarError, configError } from "./errors.js";
 import { DEFAULT_INGEST_LIMITS } from "./stream/limits.js";
 
-export interface HostPort {
-  host: string;
-  port: number;
-}
+export type { HostPort } from "../proto/host-port.js";
 
 export interface OriginConfig {
   /** The Host the cache sends for this origin (lower case, no port). */
@@ -131,8 +130,8 @@ export interface SidecarConfigInput {
 export const DEFAULTS = {
   central: "http://127.0.0.1:7400",
   listen: "127.0.0.1:8081",
-  windowMs: 1000,
-  stallMs: 2000,
+  windowMs: CONFIG_DEFAULTS.windowMs,
+  stallMs: CONFIG_DEFAULTS.stallMs,
   connectTimeoutMs: 3000,
   firstByteTimeoutMs: 30_000,
   bodyIdleTimeoutMs: 30_000,
@@ -148,15 +147,11 @@ export const DEFAULTS = {
 
 const NAME_RE = /^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$/;
 
+/** An address the sidecar listens on or connects to (a host is required); the error names the field. */
 export function parseHostPort(field: string, v: unknown): HostPort {
-  if (typeof v !== "string" || v === "") throw configError(field, "must be HOST:PORT");
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(v.trim());
-  if (!m) throw configError(field, `must be HOST:PORT, got ${JSON.stringify(v)}`);
-  const host = m[1] ?? m[2] ?? "";
-  const port = Number(m[3]);
-  if (port > 65535) throw configError(field, `port must be 0..65535, got ${port}`);
-  if (host === "" ) throw configError(field, "needs a host");
-  return { host, port };
+  const r = parseAddress(v);
+  if ("error" in r) throw configError(field, r.error);
+  return r;
 }
 
 function str(field: string, v: unknown, def?: string): string {

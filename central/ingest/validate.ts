@@ -7,7 +7,8 @@
  *   answers BatchReject{seq, code, reason}, never counts it, and reads on.
  * Every reason names the field.
  */
-import { type NodeIdentity, type OutcomeCounts, OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
+import type { NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { COUNT_FIELDS, completedOf, isKnownOutcome, unpackCounts } from "../../proto/outcomes.js";
 import type { Batch, ConfigAck, Hello } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { CentralError, type CentralErrorCode } from "../errors.js";
 import { DEFAULT_BOUNDS_MS } from "../../proto/histogram.js";
@@ -18,10 +19,6 @@ const LABEL = LABEL_PATTERN;
 const ORIGIN = ORIGIN_PATTERN;
 /** Longest window a sidecar may report (config push allows at most 60 s; replays keep their length). */
 const MAX_WINDOW_LENGTH_MS = 3_600_000;
-/** The count fields of a window, from the contract. */
-const COUNT_FIELDS = OutcomeCountsSchema.fields.map((f) => f.localName as keyof OutcomeCounts);
-/** Largest outcome value the contract defines (OUTCOME_STALL). */
-const MAX_OUTCOME = 12;
 
 /** Why one batch is refused for good (BatchReject.code and .reason). */
 export interface Refusal {
@@ -122,15 +119,20 @@ function checkBatch(batch: Batch, { nowMs, declared, limits }: BatchContext): vo
     const start = Number(w.startUnixMs);
     if (start <= 0) refuse("CENTRAL_BAD_BATCH", `${f}.start_unix_ms must be positive`);
     if (start > latest) refuse("CENTRAL_WINDOW_SKEW", `${f}.start_unix_ms is ${start - nowMs} ms ahead of the central's clock (at most ${limits.maxFutureSkewMs}; correct the clock from server_time_unix_ms)`);
-    const c = w.counts;
-    if (!c) refuse("CENTRAL_BAD_BATCH", `${f}.counts is required`);
-    const cap = maxRequestsIn(w.lengthMs, limits);
-    let completed = 0n;
-    for (const k of COUNT_FIELDS) {
-      const v = c[k] as bigint;
-      if (v > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${f}.counts.${k} is ${v}, more than ${cap} plausible in ${w.lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
-      if (k !== "stall" && k !== "stallRecovered") completed += v;
+    if (!w.counts) {
+      // The compact form (packed_counts) becomes OutcomeCounts here, once, for every reader after.
+      const { counts, extra } = unpackCounts(w.packedCounts);
+      if (extra > 0) refuse("CENTRAL_BAD_BATCH", `${f}.packed_counts has ${w.packedCounts.length} entries, more than the ${COUNT_FIELDS.length} outcome fields this central knows`);
+      w.counts = counts;
+      w.packedCounts = [];
     }
+    const c = w.counts;
+    const cap = maxRequestsIn(w.lengthMs, limits);
+    for (const k of COUNT_FIELDS) {
+      const v = c[k];
+      if (v > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${f}.counts.${k} is ${v}, more than ${cap} plausible in ${w.lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
+    }
+    const completed = completedOf(c);
     if (completed > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${f}.counts add up to ${completed} requests, more than ${cap} plausible in ${w.lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
     const h = w.ttfb;
     if (h) {
@@ -162,7 +164,7 @@ function checkBatch(batch: Batch, { nowMs, declared, limits }: BatchContext): vo
     if (e.upstreamAddr.length > 300) refuse("CENTRAL_BAD_BATCH", `${f}.upstream_addr is longer than 300 characters`);
     if (e.nodeId.length > 128) refuse("CENTRAL_BAD_BATCH", `${f}.node_id is longer than 128 characters`);
     if (e.status > 999) refuse("CENTRAL_BAD_BATCH", `${f}.status must be at most 999, got ${e.status}`);
-    if (e.outcome < 0 || e.outcome > MAX_OUTCOME) refuse("CENTRAL_BAD_BATCH", `${f}.outcome ${e.outcome} is not a known Outcome`);
+    if (!isKnownOutcome(e.outcome)) refuse("CENTRAL_BAD_BATCH", `${f}.outcome ${e.outcome} is not a known Outcome`);
     if (Number(e.timeUnixMs) > latest) refuse("CENTRAL_WINDOW_SKEW", `${f}.time_unix_ms is ${Number(e.timeUnixMs) - nowMs} ms ahead of the central's clock (at most ${limits.maxFutureSkewMs})`);
     if (!Number.isFinite(e.ttfbMs) || !Number.isFinite(e.totalMs) || e.ttfbMs < 0 || e.totalMs < 0) refuse("CENTRAL_BAD_BATCH", `${f} has a negative or non-finite duration`);
   });

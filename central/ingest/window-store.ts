@@ -13,6 +13,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { type Histogram, HistogramSchema, type OutcomeCounts, OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { COUNT_FIELDS } from "../../proto/outcomes.js";
 import { Fifo } from "./fifo.js";
 
 export interface NodeLabels {
@@ -30,8 +31,6 @@ export interface NodeWindow extends NodeLabels {
   receivedMs: number;
 }
 
-/** The count fields, in one order, from the contract. */
-const COUNT_FIELDS = OutcomeCountsSchema.fields.map((f) => f.localName as keyof OutcomeCounts);
 
 interface Entry {
   origin: string;

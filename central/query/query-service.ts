@@ -59,26 +59,6 @@ export interface QueryDeps {
 
 const DEFAULT_PAGE_BYTES = 1 << 20;
 
-/**
- * Placeholder until a verdict engine is wired in: HEALTHY when there is
- * traffic in the lookback, NO_DATA otherwise. It never claims DOWN or
- * DEGRADED, since it weighs no evidence.
- */
-export function placeholderStatus(windows: WindowStore, lookbackMs: () => number): StatusProvider {
-  return {
-    verdictOf(origin, nowMs) {
-      const has = windows.recent(origin, nowMs - lookbackMs()).length > 0;
-      return {
-        state: has ? OriginState.HEALTHY : OriginState.NO_DATA,
-        faults: [],
-        reason: has ? "traffic seen in the lookback" : "no traffic reported in the lookback",
-        stateSinceMs: 0,
-        confirming: false,
-      };
-    },
-  };
-}
-
 export function originStatus(deps: QueryDeps, name: string, nowMs: number, withBreakdown: boolean): OriginStatus {
   const t = deps.totals.get(name);
   const lookback = deps.lookbackMs();

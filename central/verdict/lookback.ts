@@ -10,6 +10,7 @@
 import type { Histogram, OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { BOUNDS_SCHEMA_DEFAULT, DEFAULT_BOUNDS_MS, bucketIndex, denseOf } from "../../proto/histogram.js";
 import { type Counts, addCounts, subCounts, zeroCounts } from "./counts.js";
+import { countsOfWire } from "../../proto/outcomes.js";
 import type { NodeInput } from "./policy.js";
 
 const NB = DEFAULT_BOUNDS_MS.length + 1;
@@ -73,6 +74,8 @@ export interface WindowLike {
   startUnixMs: bigint | number;
   lengthMs: number;
   counts?: OutcomeCounts | Counts;
+  /** The compact wire form of counts, read when counts is absent. */
+  packedCounts?: readonly number[];
   ttfb?: Histogram;
 }
 
@@ -247,7 +250,7 @@ export class LookbackAggregator {
       // Relabelled node: keep the sums, change the labels.
       e.input = { ...e.input, isp: node.isp, region: node.region };
     }
-    const counts = addCounts(zeroCounts(), w.counts ?? zeroCounts());
+    const counts = countsOfWire(w);
     netStalls(e, counts);
     if (endMs > e.lastEndMs) e.lastEndMs = endMs;
     if (endMs <= this.lowMs) return; // older than the lookback

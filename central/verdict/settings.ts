@@ -4,6 +4,7 @@
  * Defaults are DESIGN.md §5.
  */
 import type { Config, ProbeSettings, Thresholds } from "../../proto/gen/originwatch/v1/config_pb.js";
+import { CONFIG_DEFAULTS } from "../../proto/config-validate.js";
 
 export interface VerdictThresholds {
   /** Minimum requests in the lookback before a node (or a pooled scope) counts. */
@@ -42,8 +43,8 @@ export interface VerdictSettings {
 
 export const DEFAULT_THRESHOLDS: Readonly<VerdictThresholds> = Object.freeze({
   minRequests: 5,
-  failRatio: 0.5,
-  degradedFailRatio: 0.1,
+  failRatio: CONFIG_DEFAULTS.failRatio,
+  degradedFailRatio: CONFIG_DEFAULTS.degradedFailRatio,
   degradedP95TtfbMs: 1000,
 });
 
@@ -64,8 +65,8 @@ export const DEFAULT_PROBE: Readonly<ProbeOptions> = Object.freeze({
 });
 
 export const DEFAULT_SETTINGS: Readonly<VerdictSettings> = Object.freeze({
-  windowMs: 1000,
-  lookbackMs: 5000,
+  windowMs: CONFIG_DEFAULTS.windowMs,
+  lookbackMs: CONFIG_DEFAULTS.lookbackMs,
   thresholds: DEFAULT_THRESHOLDS,
   hysteresis: DEFAULT_HYSTERESIS,
   probe: DEFAULT_PROBE,

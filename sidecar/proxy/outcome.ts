@@ -3,58 +3,10 @@
  * Every row of OUTCOME_TABLE has a socket-level test in outcome.test.ts /
  * hop.test.ts; the verdict engine is only as good as this table.
  */
-import { Outcome } from "../../proto/gen/originwatch/v1/common_pb.js";
 
-export type OutcomeClass =
-  | "ok"
-  | "client_error"
-  | "server_error"
-  | "connect_refused"
-  | "connect_timeout"
-  | "dns"
-  | "tls"
-  | "reset"
-  | "first_byte_timeout"
-  | "body_error"
-  | "client_abort"
-  | "body_timeout"
-  | "pool_exhausted"
-  | "upgrade";
-
-export const OUTCOME_CLASSES: readonly OutcomeClass[] = [
-  "ok",
-  "client_error",
-  "server_error",
-  "connect_refused",
-  "connect_timeout",
-  "dns",
-  "tls",
-  "reset",
-  "first_byte_timeout",
-  "body_error",
-  "client_abort",
-  "body_timeout",
-  "pool_exhausted",
-  "upgrade",
-];
-
-/** Contract enum value of each class (exemplars, probe results). */
-export const OUTCOME_ENUM: Readonly<Record<OutcomeClass, Outcome>> = {
-  ok: Outcome.OK,
-  client_error: Outcome.CLIENT_ERROR,
-  server_error: Outcome.SERVER_ERROR,
-  connect_refused: Outcome.CONNECT_REFUSED,
-  connect_timeout: Outcome.CONNECT_TIMEOUT,
-  dns: Outcome.DNS,
-  tls: Outcome.TLS,
-  reset: Outcome.RESET,
-  first_byte_timeout: Outcome.FIRST_BYTE_TIMEOUT,
-  body_error: Outcome.BODY_ERROR,
-  client_abort: Outcome.CLIENT_ABORT,
-  body_timeout: Outcome.BODY_TIMEOUT,
-  pool_exhausted: Outcome.POOL_EXHAUSTED,
-  upgrade: Outcome.UPGRADE,
-};
+/** The vocabulary (classes, their contract enum, what is a failure) is proto/outcomes.ts's. */
+export { OUTCOME_CLASSES, OUTCOME_ENUM, type OutcomeClass, isFailure } from "../../proto/outcomes.js";
+import type { OutcomeClass } from "../../proto/outcomes.js";
 
 /** Response header naming the outcome class of a failure the sidecar answered itself. */
 export const OUTCOME_HEADER = "x-originwatch-outcome";
@@ -138,14 +90,6 @@ export function classifyStatus(status: number): OutcomeClass {
 export function failureStatus(outcome: OutcomeClass): 502 | 503 | 504 {
   if (outcome === "pool_exhausted") return 503;
   return outcome === "connect_timeout" || outcome === "first_byte_timeout" || outcome === "body_timeout" ? 504 : 502;
-}
-
-/** Not the origin's fault: 4xx, the cache went away, the sidecar's own pool was full, an accepted upgrade. */
-const NOT_FAILURES: ReadonlySet<OutcomeClass> = new Set(["ok", "client_error", "client_abort", "pool_exhausted", "upgrade"]);
-
-/** Failures as DESIGN.md §5 counts them (mirrors proto/outcomes.ts completedFailuresOf). */
-export function isFailure(outcome: OutcomeClass): boolean {
-  return !NOT_FAILURES.has(outcome);
 }
 
 function errorCode(err: unknown): string {

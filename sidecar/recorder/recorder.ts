@@ -5,12 +5,10 @@
  * All methods are synchronous and O(1): this sits on the request path.
  */
 import { create } from "@bufbuild/protobuf";
-import { OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { type Counts, FIELD_OF_CLASS, addCounts, toOutcomeCounts, zeroCounts } from "../../proto/outcomes.js";
 import { type WindowSummary, WindowSummarySchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { HistogramAccumulator } from "../../proto/histogram.js";
-import { OUTCOME_CLASSES, type OutcomeClass } from "../proxy/outcome.js";
-
-type Counts = Record<OutcomeClass | "stall" | "stall_recovered", number>;
+import type { OutcomeClass } from "../proxy/outcome.js";
 
 interface WindowAcc {
   start: number;
@@ -25,31 +23,6 @@ export interface RecorderOptions {
   /** Clock, ms since the epoch: the central's clock as far as known (ClockSkew.now), or a test clock. */
   now?: () => number;
 }
-
-function emptyCounts(): Counts {
-  const c = { stall: 0, stall_recovered: 0 } as Counts;
-  for (const k of OUTCOME_CLASSES) c[k] = 0;
-  return c;
-}
-
-const FIELD: Record<keyof Counts, string> = {
-  ok: "ok",
-  client_error: "clientError",
-  server_error: "serverError",
-  connect_refused: "connectRefused",
-  connect_timeout: "connectTimeout",
-  dns: "dns",
-  tls: "tls",
-  reset: "reset",
-  first_byte_timeout: "firstByteTimeout",
-  body_error: "bodyError",
-  client_abort: "clientAbort",
-  body_timeout: "bodyTimeout",
-  pool_exhausted: "poolExhausted",
-  upgrade: "upgrade",
-  stall: "stall",
-  stall_recovered: "stallRecovered",
-};
 
 export class Recorder {
   private _windowMs: number;
@@ -87,7 +60,7 @@ export class Recorder {
     }
     let w = per.get(start);
     if (!w) {
-      w = { start, counts: emptyCounts(), ttfb: new HistogramAccumulator(), bytesIn: 0, bytesOut: 0 };
+      w = { start, counts: zeroCounts(), ttfb: new HistogramAccumulator(), bytesIn: 0, bytesOut: 0 };
       per.set(start, w);
     }
     return w;
@@ -99,7 +72,7 @@ export class Recorder {
    */
   complete(origin: string, outcome: OutcomeClass, ttfbMs: number | undefined, bytesIn = 0, bytesOut = 0): void {
     const w = this.acc(origin);
-    w.counts[outcome]++;
+    w.counts[FIELD_OF_CLASS[outcome]]++;
     if (ttfbMs !== undefined) w.ttfb.record(ttfbMs);
     w.bytesIn += bytesIn;
     w.bytesOut += bytesOut;
@@ -112,7 +85,7 @@ export class Recorder {
 
   /** A stalled request got its first byte. */
   stallRecovered(origin: string): void {
-    this.acc(origin).counts.stall_recovered++;
+    this.acc(origin).counts.stallRecovered++;
   }
 
   /**
@@ -133,7 +106,7 @@ export class Recorder {
           moved.set(start, w);
           continue;
         }
-        for (const k of Object.keys(w.counts) as Array<keyof Counts>) into.counts[k] += w.counts[k];
+        addCounts(into.counts, w.counts);
         into.ttfb.add(w.ttfb.toHistogram());
         into.bytesIn += w.bytesIn;
         into.bytesOut += w.bytesOut;
@@ -163,13 +136,11 @@ export class Recorder {
 }
 
 function toSummary(origin: string, w: WindowAcc, lengthMs: number): WindowSummary {
-  const counts: Record<string, bigint> = {};
-  for (const k of Object.keys(FIELD) as Array<keyof Counts>) counts[FIELD[k]] = BigInt(w.counts[k]);
   return create(WindowSummarySchema, {
     origin,
     startUnixMs: BigInt(w.start),
     lengthMs,
-    counts: create(OutcomeCountsSchema, counts),
+    counts: toOutcomeCounts(w.counts),
     ttfb: w.ttfb.toHistogram(),
     bytesIn: BigInt(w.bytesIn),
     bytesOut: BigInt(w.bytesOut),

@@ -8,6 +8,7 @@
  * and rare.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { wireCounts } from "../../proto/outcomes.js";
 import { type Batch, SidecarMessageSchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 
 export interface BufferedBatch {
@@ -169,8 +170,21 @@ export class ReplayBuffer {
 }
 
 function entryOf(b: Batch, skewMs: number): BufferedBatch {
-  const bytes = toBinary(SidecarMessageSchema, create(SidecarMessageSchema, { kind: { case: "batch", value: b } }));
+  const bytes = toBinary(SidecarMessageSchema, create(SidecarMessageSchema, { kind: { case: "batch", value: compactBatch(b) } }));
   return { seq: b.seq, bytes, windows: b.windows.length, exemplars: b.exemplars.length, skewMs };
+}
+
+/**
+ * The batch as it goes on the wire: window counts in the compact form
+ * (WindowSummary.packed_counts), which the central decodes without a nested
+ * message or 64-bit integers. A window whose counts do not fit a uint32 keeps
+ * the OutcomeCounts form (both are read). The caller's batch is not changed.
+ */
+export function compactBatch(b: Batch): Batch {
+  const windows = b.windows.map((w) => {
+    return w.counts ? { ...w, ...wireCounts(w.counts) } : w;
+  });
+  return { ...b, windows };
 }
 
 /** The same batch under another seq. */

@@ -4,9 +4,10 @@
  * function, and answers to ProbeRequests from a probe function. A fake peer
  * for the central's tests and demos, not a test hack.
  */
+import { wireCounts } from "../../proto/outcomes.js";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { Outcome, OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { Outcome } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { type CentralMessage, IngestService, type ProbeRequest, type SidecarMessage, SidecarMessageSchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { grpcService } from "../../proto/grpc-bridge.js";
 import { HistogramAccumulator } from "../../proto/histogram.js";
@@ -90,7 +91,7 @@ export class FakeSidecar {
         origin,
         startUnixMs: BigInt(end - period),
         lengthMs: period,
-        counts: create(OutcomeCountsSchema, Object.fromEntries(Object.entries(c).map(([k, v]) => [k, BigInt(v ?? 0)]))),
+        ...wireCounts(c),
         ttfb: h.toHistogram(),
       };
     });

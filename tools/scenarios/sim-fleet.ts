@@ -6,9 +6,9 @@
  * stalls that recover. Used by the engine tests (the short form of the
  * scenario suite) and the verdict benchmark.
  */
+import { wireCounts } from "../../proto/outcomes.js";
 import { create } from "@bufbuild/protobuf";
 import { WindowSummarySchema, type WindowSummary } from "../../proto/gen/originwatch/v1/ingest_pb.js";
-import { OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { HistogramAccumulator } from "../../proto/histogram.js";
 import type { Counts } from "../../central/verdict/counts.js";
 import { counts as mkCounts } from "../../central/verdict/counts.js";
@@ -119,7 +119,7 @@ export class SimFleet {
           origin: this.origin,
           startUnixMs: BigInt(sec * 1000),
           lengthMs: 1000,
-          counts: create(OutcomeCountsSchema, Object.fromEntries(Object.entries(c).map(([k, v]) => [k, BigInt(v)]))),
+          ...wireCounts(c),
           ttfb: p.ttfb.toHistogram(),
         }),
       });

@@ -20,7 +20,7 @@ import {
   type SidecarMessage,
 } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { grpcService } from "../../proto/grpc-bridge.js";
-import { completedOf } from "../../proto/outcomes.js";
+import { completedOf, countsOfWindow } from "../../proto/outcomes.js";
 
 export type FakeCall = grpc.ServerDuplexStream<SidecarMessage, CentralMessage>;
 
@@ -118,7 +118,7 @@ export async function startFakeCentral(opts: FakeCentralOptions = {}): Promise<F
           hw.set(node, b.seq);
           const now = clock();
           for (const w of b.windows) {
-            fc.counted.set(w.origin, (fc.counted.get(w.origin) ?? 0) + Number(w.counts ? completedOf(w.counts) : 0n));
+            fc.counted.set(w.origin, (fc.counted.get(w.origin) ?? 0) + Number(completedOf(countsOfWindow(w))));
             fc.maxWindowLeadMs = Math.max(fc.maxWindowLeadMs, Number(w.startUnixMs) - now);
           }
         }

@@ -9,6 +9,7 @@ import { type Sidecar, startSidecar } from "../../sidecar/main.js";
 import type { CompletedRequest } from "../../sidecar/proxy/hop.js";
 import type { WindowSummary } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { eventually } from "./proc.js";
+import { countsOfWindow } from "../../proto/outcomes.js";
 
 export interface Harness {
   sc: Sidecar;
@@ -65,7 +66,7 @@ export async function startHarness(input: SidecarConfigInput): Promise<Harness> 
       let n = 0;
       for (const w of windows()) {
         if (origin && w.origin !== origin) continue;
-        n += Number((w.counts as unknown as Record<string, bigint>)[field] ?? 0n);
+        n += Number((countsOfWindow(w) as unknown as Record<string, bigint>)[field] ?? 0n);
       }
       return n;
     },
