@@ -486,4 +486,75 @@ test("a 1,000-node origin is evaluated in milliseconds, not a tick", () => {
   assert.ok(per < 50, `${per.toFixed(2)} ms per evaluation`);
 });
 
+/** Seeded PRNG (mulberry32): the uniform-failure trials are the same on every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A random fleet under a uniform partial failure: 3-5 ISPs, 1-3 regions, 2-4
+ * nodes per cell (6-60 nodes), each node 4-20 req/s over the 5 s lookback
+ * (20-100 requests), every request failing (5xx) with probability p
+ * independently.
+ */
+function uniformFleet(next: () => number, p: number): NodeInput[] {
+  const pick = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
+  const isps = Array.from({ length: pick(3, 5) }, (_, i) => `isp-${i}`);
+  const regions = Array.from({ length: pick(1, 3) }, (_, i) => `r${i}`);
+  const perCell = pick(2, 4);
+  const nodes: NodeInput[] = [];
+  for (const n of fleet({ isps, regions, perCell, requests: 1 })) {
+    const requests = pick(4, 20) * 5;
+    let failed = 0;
+    for (let i = 0; i < requests; i++) if (next() < p) failed++;
+    nodes.push(...set([n], all, { serverError: failed, ok: requests - failed }));
+  }
+  return nodes;
+}
+
+// Issue 13 item 1: a uniform partial failure blames no node, ISP or region (S1), at any evaluation.
+const UNIFORM_TRIALS = 2000;
+for (const [p, allowed] of [
+  [0.1, [S.HEALTHY, S.DEGRADED]], // exactly on degraded_fail_ratio (> 10 %): either side of the bar, by chance
+  [0.2, [S.DEGRADED]],
+  [0.4, [S.DEGRADED]],
+  [0.6, [S.DEGRADED, S.DOWN]], // DOWN when >= 2 and >= half of the ISPs fail as pools (rule 3), else DEGRADED
+] as const) {
+  test(`uniform ${p * 100}% 5xx on every node: ${allowed.map((s) => OriginState[s]).join(" or ")} with no NODE/ISP/REGION fault in ${UNIFORM_TRIALS} random fleets (S1)`, () => {
+    const next = rng(13_000 + p * 100);
+    const seen = new Map<string, number>();
+    for (let trial = 0; trial < UNIFORM_TRIALS; trial++) {
+      const nodes = uniformFleet(next, p);
+      const v = evaluate({ nodes, thresholds: DEFAULT_THRESHOLDS, breakdown: false });
+      assert.equal(faultsOf(v), [], `trial ${trial}: ${v.reason}`);
+      assert.ok((allowed as readonly OriginState[]).includes(v.state), `trial ${trial}: ${OriginState[v.state]}: ${v.reason}`);
+      seen.set(OriginState[v.state], (seen.get(OriginState[v.state]) ?? 0) + 1);
+    }
+    if (p === 0.6) assert.ok((seen.get("DOWN") ?? 0) > UNIFORM_TRIALS / 2, `mostly DOWN at 60%: ${[...seen]}`);
+  });
+}
+
+test("under the old fixed 0.5 bar alone a uniform 40% failure blamed healthy nodes; S1 keeps a real node fault in the same fleet", () => {
+  const next = rng(4040);
+  let found = 0;
+  for (let trial = 0; trial < 200; trial++) {
+    const nodes = uniformFleet(next, 0.4);
+    // The same fleet with one node broken outright: that node (and only it) is blamed.
+    const broken = nodes[Math.floor(next() * nodes.length)];
+    const withFault = set(nodes, isNode(broken.nodeId), { reset: 40, ok: 0 });
+    const v = evaluate({ nodes: withFault, thresholds: DEFAULT_THRESHOLDS });
+    const f = faultsOf(v);
+    assert.ok(f.length === 0 || (f.length === 1 && f[0] === `NODE:${broken.nodeId}`), `trial ${trial}: ${f}: ${v.reason}`);
+    if (f.length === 1) found++;
+  }
+  assert.ok(found > 150, `a node failing 100% among 40% peers is found in most fleets (${found}/200)`);
+});
+
 test.run();

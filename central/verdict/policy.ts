@@ -13,12 +13,19 @@
  *     healthy, and its low-traffic nodes, pooled, are not healthy with traffic.
  *     (Half of an ISP failing is node faults, not an ISP fault.)
  *  3. DOWN when the failing ISPs are at least two and at least half of the ISPs
- *     with traffic — unless one failing region holds every failing node and
+ *     with traffic, and (D1) those voting ISPs pooled fail at >= fail_ratio — unless one failing region holds every failing node and
  *     traffic outside it is healthy (a region fault seen through ISPs that live
  *     only in that region).
  *  4. Otherwise attribute failures to the smallest scopes that explain them:
  *     failing ISPs and regions not contained in another reported scope (a scope
  *     with one active node is that node), then failing nodes not covered.
+ *     S1. A failing node, ISP or region is blamed only when its (weighted)
+ *     failures are significantly above the pooled ratio of its peers (every
+ *     other evidence node of the fleet): one-sided Fisher exact test at
+ *     ATTRIBUTION_ALPHA (significance.ts). A uniform partial failure then
+ *     blames nothing; it is DEGRADED (or DOWN) on the fleet. When the peers
+ *     have less than min_requests there is nothing to compare with and the
+ *     blame stands (step 5 asks probes).
  *  5. When the only ISP with traffic is failing, nothing in the fleet proves the
  *     origin answers: the verdict is unconfirmed (needsConfirmation) until
  *     probes from other ISPs say "origin up" (ISP fault) or "origin down" (DOWN).
@@ -44,6 +51,7 @@ import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
 import { FaultScope, OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
 import { type Counts, failuresOf, requestsOf } from "./counts.js";
 import type { VerdictThresholds } from "./settings.js";
+import { significantlyAbove } from "./significance.js";
 
 export { FaultScope, OriginState };
 
@@ -206,17 +214,21 @@ function ttfbCount(buckets: readonly number[] | undefined): number {
  */
 function judgePool(p: Pool, t: VerdictThresholds): void {
   p.hasTraffic = p.weight >= t.minRequests;
-  if (!p.hasTraffic || ratio(p.wFailures, p.weight) < t.failRatio) {
-    p.failing = false;
-    return;
-  }
+  p.failing = p.hasTraffic && ratio(p.wFailures, p.weight) >= t.failRatio && votesFailing(p, t, (m) => m.failing, (f, r) => ratio(f, r) >= t.failRatio);
+}
+
+/**
+ * The votes of step 2 (W3 included): `fails` says whether a qualified member
+ * votes failing, `lowFails` whether its low-traffic members pooled do.
+ */
+function votesFailing(p: Pool, t: VerdictThresholds, fails: (m: NodeJudgement) => boolean, lowFails: (f: number, r: number) => boolean): boolean {
   let lowReq = 0;
   let lowFail = 0;
   let healthy = 0;
   let failing = 0;
   for (const m of p.members) {
     if (m.qualified) {
-      if (m.failing) failing++;
+      if (fails(m)) failing++;
       else healthy++;
     } else {
       lowReq += m.weight;
@@ -224,10 +236,10 @@ function judgePool(p: Pool, t: VerdictThresholds): void {
     }
   }
   if (lowReq >= t.minRequests) {
-    if (ratio(lowFail, lowReq) < t.failRatio) healthy++;
-    else failing++;
+    if (lowFails(lowFail, lowReq)) failing++;
+    else healthy++;
   }
-  p.failing = healthy === 0 || (healthy === 1 && failing >= 2);
+  return healthy === 0 || (healthy === 1 && failing >= 2);
 }
 
 function figures(p: Pool, detail: boolean): ScopeFigures {
@@ -395,7 +407,14 @@ export function evaluate(input: PolicyInput): Verdict {
   const votes = (p: Pool) => p.members.length * 2 >= medianSize;
   const votingIsps = withTraffic.filter(votes);
   const votingFailing = failingIsps.filter(votes);
-  if (votingFailing.length >= 2 && votingFailing.length * 2 >= votingIsps.length) {
+  // D1: and the voting ISPs pooled fail at fail_ratio (a uniform 45 % in a small fleet is DEGRADED, not DOWN).
+  let voteW = 0;
+  let voteWF = 0;
+  for (const p of votingIsps) {
+    voteW += p.weight;
+    voteWF += p.wFailures;
+  }
+  if (votingFailing.length >= 2 && votingFailing.length * 2 >= votingIsps.length && ratio(voteWF, voteW) >= t.failRatio) {
     const inFailingIsps = failingIsps.flatMap((p) => p.members);
     const region = failingRegions.find((r) => {
       const set = new Set(r.members);
@@ -419,8 +438,21 @@ export function evaluate(input: PolicyInput): Verdict {
     }
   }
 
-  // Step 4: smallest scopes that explain the failures.
-  const groups = [...failingIsps, ...failingRegions];
+  // Step 4: smallest scopes that explain the failures, among those significantly worse than their peers (S1).
+  // Peers = every evidence node outside the scope (outside `outer` when given).
+  const blamable = (wFailures: number, weight: number, outer?: Pool) => {
+    const peerW = fleetW - (outer ? outer.weight : weight);
+    const peerF = fleetWF - (outer ? outer.wFailures : wFailures);
+    return peerW < t.minRequests || significantlyAbove(wFailures, weight, peerF, peerW);
+  };
+  // A group is blamed when it is worse than its peers AND its votes still fail when a member votes failing
+  // only if it too is worse than the group's peers (one broken node cannot carry its ISP).
+  const suspects = failingIsps.length + failingRegions.length + failingNodes.length > 0;
+  const groups = [...failingIsps, ...failingRegions].filter(
+    (g) =>
+      blamable(g.wFailures, g.weight) &&
+      votesFailing(g, t, (m) => m.failing && blamable(m.wFailures, m.weight, g), (f, r) => ratio(f, r) >= t.failRatio && blamable(f, r, g)),
+  );
   const reported: Pool[] = [];
   for (const g of groups) {
     // Contained in another failing scope: that one explains it. Equal sets: the ISP (listed first) wins.
@@ -442,7 +474,7 @@ export function evaluate(input: PolicyInput): Verdict {
     });
   }
   for (const n of failingNodes) {
-    if (coveredNodes.has(n)) continue;
+    if (coveredNodes.has(n) || !blamable(n.wFailures, n.weight)) continue;
     coveredNodes.add(n);
     verdict.faults.push({
       scope: FaultScope.NODE,
@@ -458,7 +490,8 @@ export function evaluate(input: PolicyInput): Verdict {
 
   // Step 5: faults but no healthy witness (nothing shows the origin answers).
   const witness = resReq >= t.minRequests && resRatio < t.failRatio;
-  if (verdict.faults.length > 0 && !witness) {
+  // (Suspects not blamed by S1 count too: failures everywhere with no healthy witness is still a doubt.)
+  if ((verdict.faults.length > 0 || suspects) && !witness) {
     const single = withTraffic.length === 1 && withTraffic[0].failing ? withTraffic[0] : undefined;
     verdict.doubt = true;
     verdict.suspectIsp = single?.key ?? "";
