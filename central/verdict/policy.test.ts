@@ -401,6 +401,29 @@ cases.push(
   },
 );
 
+cases.push(
+  {
+    name: "S1: one node at 55% among peers at 40% is chance, not a node fault (DEGRADED on the fleet)",
+    nodes: set(set(grid(), all, { serverError: 20, ok: 30 }), isNode("isp-b-us-1"), { serverError: 22, ok: 18 }),
+    state: S.DEGRADED,
+    faults: [],
+  },
+  {
+    name: "S1: one broken node does not carry its ISP when its ISP peer fails at 50% by chance among a 40% fleet",
+    nodes: set(set(set(grid(), all, { serverError: 20, ok: 30 }), isNode("isp-a-eu-1"), refused), (n) => n.isp === "isp-a" && n.nodeId !== "isp-a-eu-1", { serverError: 25, ok: 25 }),
+    state: S.DEGRADED,
+    faults: ["NODE:isp-a-eu-1"],
+  },
+  {
+    name: "D1: two of four ISPs over 0.5 by chance while the voting ISPs pooled are under it is DEGRADED, not DOWN",
+    nodes: set(fleet({ ...GRID, isps: ["a", "b", "c", "d"], perCell: 1, regions: ["eu"], requests: 20 }), all, { serverError: 8, ok: 12 }).map((n) =>
+      n.isp === "a" || n.isp === "b" ? set([n], all, { serverError: 11, ok: 9 })[0] : n,
+    ),
+    state: S.DEGRADED,
+    faults: [],
+  },
+);
+
 for (const c of cases) {
   test(c.name, () => {
     const v = evaluate({ nodes: c.nodes, thresholds: DEFAULT_THRESHOLDS, confirmation: c.confirmation });
