@@ -141,7 +141,6 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
     }
     log.warn({ component: "sidecar", clockSkewMs: skew.estimateMs, correctionMs: appliedMs }, "local clock differs from the central's; window times are corrected");
   });
-  const warned = new Set<string>();
   const hop = createHop({
     config,
     recorder,
@@ -159,11 +158,6 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
         metrics.rejected(s);
         opts.observer?.rejected?.(s, reason);
       },
-    },
-    onWarn: (msg, fields) => {
-      if (warned.has(msg)) return;
-      warned.add(msg);
-      log.warn({ component: "sidecar", ...fields }, msg);
     },
   });
 
