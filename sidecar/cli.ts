@@ -10,34 +10,45 @@ import { type SidecarConfig, type SidecarConfigInput, parseOriginFlag, validateS
 import { SidecarError } from "./errors.js";
 import { type Sidecar, startSidecar } from "./main.js";
 
-interface SidecarFlags {
-  config?: string;
-  central?: string;
-  listen?: string;
-  admin?: string;
-  nodeId?: string;
-  isp?: string;
-  region?: string;
-  origin?: string[];
-  stallMs?: string;
-  connectTimeoutMs?: string;
-  firstByteTimeoutMs?: string;
-  bodyIdleTimeoutMs?: string;
-  upgradeIdleTimeoutMs?: string;
-  maxSockets?: string;
-  windowMs?: string;
-  ca?: string;
-  trustedPeers?: string;
-  upstreamHost?: boolean;
-  maxBufferedBatches?: string;
-  bufferBytes?: string;
-  stateDir?: string;
-  resolver?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  tlsCa?: string;
-  maxOrigins?: string;
-}
+/**
+ * The sidecar's flags, each once: the flag, its help, and the config key it
+ * sets (the same key as in the --config file, SidecarConfigInput). Order is
+ * the order of `--help`. A flag given wins over the file's value; defaults
+ * live in config.ts only. Three flags are not a plain key → value: `--config`
+ * (the file itself), `--origin` (repeatable, added to the file's origins) and
+ * `--upstream-host` (sets preserveHost false).
+ */
+const FLAGS: ReadonlyArray<{ flag: string; help: string; key?: keyof SidecarConfigInput }> = [
+  { flag: "--config <file>", help: "JSON config file (same keys as the flags, in camelCase; may list many origins)" },
+  { flag: "--central <url>", help: "central URL (default http://127.0.0.1:7400)", key: "central" },
+  { flag: "--listen <host:port>", help: "cache-facing listener (default 127.0.0.1:8081)", key: "listen" },
+  { flag: "--admin <host:port>", help: "admin listener: /metrics, /healthz, /readyz", key: "admin" },
+  { flag: "--node-id <id>", help: "this node's unique id", key: "nodeId" },
+  { flag: "--isp <isp>", help: "operator network label", key: "isp" },
+  { flag: "--region <region>", help: "region label", key: "region" },
+  { flag: "--origin <name=url>", help: "an origin: Host name the cache sends = upstream URL (repeatable)" },
+  { flag: "--stall-ms <ms>", help: "a request without first byte after this long counts as a stall (default 2000)", key: "stallMs" },
+  { flag: "--connect-timeout-ms <ms>", help: "connect (and TLS) deadline per origin (default 3000)", key: "connectTimeoutMs" },
+  { flag: "--first-byte-timeout-ms <ms>", help: "response head deadline per origin (default 30000)", key: "firstByteTimeoutMs" },
+  { flag: "--body-idle-timeout-ms <ms>", help: "cut a response body after this long without a byte from the origin (default 30000)", key: "bodyIdleTimeoutMs" },
+  { flag: "--upgrade-idle-timeout-ms <ms>", help: "close an upgraded (WebSocket) tunnel after this long without a byte (default 60000)", key: "upgradeIdleTimeoutMs" },
+  { flag: "--max-sockets <n>", help: "sockets per origin (default 256)", key: "maxSockets" },
+  { flag: "--window-ms <ms>", help: "summary window (default 1000)", key: "windowMs" },
+  { flag: "--ca <file>", help: "extra CA (PEM) trusted for HTTPS origins; verification stays on", key: "caFile" },
+  { flag: "--trusted-peers <list>", help: "peers whose X-Forwarded-For is appended to: loopback, IPs, CIDRs (default loopback)", key: "trustedPeers" },
+  { flag: "--upstream-host", help: "send the upstream URL's host instead of preserving the cache's Host" },
+  { flag: "--buffer-bytes <n>", help: "bytes of unacknowledged batches kept for replay; overflow drops the oldest, counted (default 67108864)", key: "bufferBytes" },
+  { flag: "--max-buffered-batches <n>", help: "optional extra bound on unacknowledged batches kept for replay", key: "maxBufferedBatches" },
+  { flag: "--state-dir <dir>", help: "keeps the last good pushed config here and applies it at boot", key: "stateDir" },
+  { flag: "--resolver <host:port>", help: "DNS server for origin names (default: the system resolver)", key: "resolver" },
+  { flag: "--tls-cert <file>", help: "client certificate (PEM) naming this node_id, for mTLS to an https central", key: "tlsCert" },
+  { flag: "--tls-key <file>", help: "client private key (PEM)", key: "tlsKey" },
+  { flag: "--tls-ca <file>", help: "CA (PEM) that signed the central's certificate", key: "tlsCa" },
+  { flag: "--max-origins <n>", help: "most origins this sidecar may declare: the central's per-node limit (default 1000)", key: "maxOrigins" },
+];
+
+/** Parsed flags, by commander's attribute name (`--node-id` → nodeId). */
+type SidecarFlags = Record<string, unknown> & { config?: string; origin?: string[]; upstreamHost?: boolean; capabilities?: string };
 
 /** Flags over the --config file over defaults; origins from both are combined. */
 export function configFromFlags(flags: SidecarFlags): SidecarConfig {
@@ -52,73 +63,31 @@ export function configFromFlags(flags: SidecarFlags): SidecarConfig {
   }
   const fileOrigins = file.origins === undefined ? [] : Array.isArray(file.origins) ? file.origins : typeof file.origins === "object" && file.origins !== null ? Object.entries(file.origins as Record<string, unknown>).map(([name, v]) => (typeof v === "string" ? { name, url: v } : { ...(v as object), name })) : file.origins;
   const flagOrigins = (flags.origin ?? []).map(parseOriginFlag);
-  return validateSidecarConfig({
+  const merged: SidecarConfigInput = {
     ...file,
-    central: flags.central ?? file.central,
-    listen: flags.listen ?? file.listen,
-    admin: flags.admin ?? file.admin,
-    nodeId: flags.nodeId ?? file.nodeId,
-    isp: flags.isp ?? file.isp,
-    region: flags.region ?? file.region,
     origins: Array.isArray(fileOrigins) ? [...fileOrigins, ...flagOrigins] : fileOrigins,
-    stallMs: flags.stallMs ?? file.stallMs,
-    connectTimeoutMs: flags.connectTimeoutMs ?? file.connectTimeoutMs,
-    firstByteTimeoutMs: flags.firstByteTimeoutMs ?? file.firstByteTimeoutMs,
-    bodyIdleTimeoutMs: flags.bodyIdleTimeoutMs ?? file.bodyIdleTimeoutMs,
-    upgradeIdleTimeoutMs: flags.upgradeIdleTimeoutMs ?? file.upgradeIdleTimeoutMs,
-    maxSockets: flags.maxSockets ?? file.maxSockets,
-    windowMs: flags.windowMs ?? file.windowMs,
-    caFile: flags.ca ?? file.caFile,
-    trustedPeers: flags.trustedPeers ?? file.trustedPeers,
     preserveHost: flags.upstreamHost ? false : file.preserveHost,
-    maxBufferedBatches: flags.maxBufferedBatches ?? file.maxBufferedBatches,
-    bufferBytes: flags.bufferBytes ?? file.bufferBytes,
-    stateDir: flags.stateDir ?? file.stateDir,
-    resolver: flags.resolver ?? file.resolver,
-    tlsCert: flags.tlsCert ?? file.tlsCert,
-    tlsKey: flags.tlsKey ?? file.tlsKey,
-    tlsCa: flags.tlsCa ?? file.tlsCa,
-    maxOrigins: flags.maxOrigins ?? file.maxOrigins,
-  });
+  };
+  for (const f of FLAGS) if (f.key) merged[f.key] = flags[new Option(f.flag).attributeName()] ?? file[f.key];
+  return validateSidecarConfig(merged);
 }
 
 /** Registers `originwatch sidecar`. */
 export function registerSidecar(program: Command): void {
-  program
+  const cmd = program
     .command("sidecar")
-    .description("run a sidecar hop beside a cache: proxies misses to configured origins and streams outcomes to the central")
-    .option("--config <file>", "JSON config file (same keys as the flags, in camelCase; may list many origins)")
-    .option("--central <url>", "central URL (default http://127.0.0.1:7400)")
-    .option("--listen <host:port>", "cache-facing listener (default 127.0.0.1:8081)")
-    .option("--admin <host:port>", "admin listener: /metrics, /healthz, /readyz")
-    .option("--node-id <id>", "this node's unique id")
-    .option("--isp <isp>", "operator network label")
-    .option("--region <region>", "region label")
-    .option("--origin <name=url>", "an origin: Host name the cache sends = upstream URL (repeatable)", (v: string, acc: string[] = []) => [...acc, v])
-    .option("--stall-ms <ms>", "a request without first byte after this long counts as a stall (default 2000)")
-    .option("--connect-timeout-ms <ms>", "connect (and TLS) deadline per origin (default 3000)")
-    .option("--first-byte-timeout-ms <ms>", "response head deadline per origin (default 30000)")
-    .option("--body-idle-timeout-ms <ms>", "cut a response body after this long without a byte from the origin (default 30000)")
-    .option("--upgrade-idle-timeout-ms <ms>", "close an upgraded (WebSocket) tunnel after this long without a byte (default 60000)")
-    .option("--max-sockets <n>", "sockets per origin (default 256)")
-    .option("--window-ms <ms>", "summary window (default 1000)")
-    .option("--ca <file>", "extra CA (PEM) trusted for HTTPS origins; verification stays on")
-    .option("--trusted-peers <list>", "peers whose X-Forwarded-For is appended to: loopback, IPs, CIDRs (default loopback)")
-    .option("--upstream-host", "send the upstream URL's host instead of preserving the cache's Host")
-    .option("--buffer-bytes <n>", "bytes of unacknowledged batches kept for replay; overflow drops the oldest, counted (default 67108864)")
-    .option("--max-buffered-batches <n>", "optional extra bound on unacknowledged batches kept for replay")
-    .option("--state-dir <dir>", "keeps the last good pushed config here and applies it at boot")
+    .description("run a sidecar hop beside a cache: proxies misses to configured origins and streams outcomes to the central");
+  for (const f of FLAGS) {
+    if (f.flag.startsWith("--origin ")) cmd.option(f.flag, f.help, (v: string, acc: string[] = []) => [...acc, v]);
+    else cmd.option(f.flag, f.help);
+  }
+  cmd
     .addOption(new Option("--capabilities <list>", "announce only these features (tests: an older sidecar)").hideHelp())
-    .option("--resolver <host:port>", "DNS server for origin names (default: the system resolver)")
-    .option("--tls-cert <file>", "client certificate (PEM) naming this node_id, for mTLS to an https central")
-    .option("--tls-key <file>", "client private key (PEM)")
-    .option("--tls-ca <file>", "CA (PEM) that signed the central's certificate")
-    .option("--max-origins <n>", "most origins this sidecar may declare: the central's per-node limit (default 1000)")
     .action(async (flags: SidecarFlags) => {
       const log = pino({ base: { component: "sidecar" } });
       let sidecar: Sidecar;
       try {
-        const capabilities = (flags as { capabilities?: string }).capabilities?.split(",").map((c) => c.trim()).filter(Boolean);
+        const capabilities = flags.capabilities?.split(",").map((c) => c.trim()).filter(Boolean);
         sidecar = await startSidecar(configFromFlags(flags), { logger: log, capabilities });
       } catch (err) {
         const e = err as SidecarError;

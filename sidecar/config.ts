@@ -79,53 +79,26 @@ export interface SidecarConfig {
   maxOrigins: number;
 }
 
-/** Origin fields as accepted from flags or the config file (durations in ms). */
-export interface OriginInput {
-  name?: unknown;
-  url?: unknown;
-  preserveHost?: unknown;
-  connectTimeoutMs?: unknown;
-  firstByteTimeoutMs?: unknown;
-  stallMs?: unknown;
-  maxSockets?: unknown;
-  maxFreeSockets?: unknown;
-  caFile?: unknown;
-  servername?: unknown;
-  bodyIdleTimeoutMs?: unknown;
-  upgrade?: unknown;
-  upgradeIdleTimeoutMs?: unknown;
-}
+/**
+ * Origin fields as accepted from flags or the config file (durations in ms):
+ * the OriginConfig keys, each still unchecked. Derived, so a new origin
+ * option is declared once, in OriginConfig.
+ */
+export type OriginInput = { [K in keyof OriginConfig]?: unknown };
 
-export interface SidecarConfigInput {
-  central?: unknown;
-  listen?: unknown;
-  admin?: unknown;
-  nodeId?: unknown;
-  isp?: unknown;
-  region?: unknown;
-  /** An array of OriginInput or "NAME=URL" strings, or an object NAME → URL | OriginInput. */
-  origins?: unknown;
-  windowMs?: unknown;
-  stallMs?: unknown;
-  connectTimeoutMs?: unknown;
-  firstByteTimeoutMs?: unknown;
-  bodyIdleTimeoutMs?: unknown;
-  upgradeIdleTimeoutMs?: unknown;
-  maxSockets?: unknown;
-  maxBufferedBatches?: unknown;
-  bufferBytes?: unknown;
-  stateDir?: unknown;
-  trustedPeers?: unknown;
-  maxHeaderSize?: unknown;
-  caFile?: unknown;
-  preserveHost?: unknown;
-  keepAliveTimeoutMs?: unknown;
-  resolver?: unknown;
-  tlsCert?: unknown;
-  tlsKey?: unknown;
-  tlsCa?: unknown;
-  maxOrigins?: unknown;
-}
+/** The per-origin options that may also be given once for every origin (the origin's own value wins). */
+export type OriginDefaults = Pick<
+  OriginConfig,
+  "preserveHost" | "connectTimeoutMs" | "firstByteTimeoutMs" | "stallMs" | "maxSockets" | "bodyIdleTimeoutMs" | "upgradeIdleTimeoutMs"
+>;
+
+/**
+ * Sidecar options as accepted from flags or the config file: the SidecarConfig
+ * keys plus the per-origin defaults, each still unchecked. `origins` is an
+ * array of OriginInput or "NAME=URL" strings, or an object NAME → URL | OriginInput.
+ * Derived, so a new option is declared once, in SidecarConfig (or OriginConfig).
+ */
+export type SidecarConfigInput = { [K in keyof SidecarConfig | keyof OriginDefaults]?: unknown };
 
 export const DEFAULTS = {
   central: "http://127.0.0.1:7400",
