@@ -20,6 +20,7 @@ import type { Exemplar } from "../proto/gen/originwatch/v1/common_pb.js";
 import { createAdmin, type Admin } from "./admin/admin.js";
 import { Directives, SIDECAR_CAPABILITIES } from "./directives/directives.js";
 import { ExemplarSampler } from "./directives/sampler.js";
+import { applyStallOverride, localStallMs } from "./directives/stall-override.js";
 import type { Config } from "../proto/gen/originwatch/v1/config_pb.js";
 import { createSidecarMetrics } from "./admin/metrics.js";
 import { runProbe } from "./probe/probe.js";
@@ -80,7 +81,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
   const streamLog = (level: StreamLogLevel, msg: string, fields?: Record<string, unknown>) => log[level]({ component: "sidecar", ...fields }, msg);
   const capabilities = opts.capabilities ?? SIDECAR_CAPABILITIES;
   // Pushed config over local flags: a zero in the pushed config leaves the local value in force.
-  const localStall = new Map(config.origins.map((o) => [o.name, o.stallMs]));
+  const localStall = localStallMs(config.origins);
   let directives: Directives | undefined;
   const stream = new StreamClient({
     central: config.central,
@@ -112,7 +113,8 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
     log: streamLog,
   });
   const applyConfig = (c: Config) => {
-    for (const o of config.origins) o.stallMs = c.origins[o.name]?.stallMs || c.stallMs || localStall.get(o.name)!;
+    // The one change to the running config; the hop reads origin.stallMs per request (stall-override.ts).
+    applyStallOverride(config.origins, c, localStall);
     const closedEarly = recorder.setWindowMs(c.windowMs || config.windowMs);
     if (closedEarly.length > 0) stream.send(closedEarly);
   };
