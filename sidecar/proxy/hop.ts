@@ -32,8 +32,6 @@ import { createRouter, duplicateHost, type Router } from "./routes.js";
 import { forwardUpgrade, type UpgradeHandle } from "./upgrade.js";
 import { createUpstreamAgent, expectUpstreamRequest } from "./upstream-agent.js";
 
-export { OUTCOME_HEADER } from "./outcome.js";
-
 export interface CompletedRequest {
   origin: string;
   outcome: OutcomeClass;
