@@ -10,7 +10,7 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
-import httpProxy from "http-proxy";
+import type httpProxy from "http-proxy";
 import type { OriginConfig, SidecarConfig } from "../config.js";
 import type { Recorder } from "../recorder/recorder.js";
 import { createPeerMatcher, downstreamResponseHeaders, peerAddress, upstreamRequestHeaders } from "./headers.js";
@@ -28,6 +28,7 @@ import {
 } from "./outcome.js";
 import { DeadlineList } from "./deadlines.js";
 import { resolverLookup } from "./dns-lookup.js";
+import { createOriginProxy } from "./origin-proxy.js";
 import { createRouter, duplicateHost, type Router } from "./routes.js";
 import { forwardUpgrade, type UpgradeHandle } from "./upgrade.js";
 import { createUpstreamAgent, expectUpstreamRequest } from "./upstream-agent.js";
@@ -192,22 +193,7 @@ export function createHop(opts: HopOptions): Hop {
 
   for (const origin of opts.config.origins) {
     const agent = createUpstreamAgent(origin, opts.config.resolver ? resolverLookup(opts.config.resolver) : undefined);
-    const proxy = httpProxy.createProxyServer({
-      target: origin.url.href,
-      agent,
-      changeOrigin: !origin.preserveHost,
-      selfHandleResponse: true,
-      xfwd: false,
-      secure: true,
-    });
-    // Drop passes we replace: deleteLength would turn a chunked DELETE/OPTIONS into
-    // `content-length: 0` plus a body (a smuggling vector); XHeaders/timeout are ours.
-    const p = proxy as unknown as { webPasses: Array<{ name: string }> };
-    p.webPasses = p.webPasses.filter((f) => f.name === "stream");
-    // http-proxy emits 'error' when no callback is given; never let it throw.
-    proxy.on("error", () => {});
-    // One listener per origin instead of one 'response' listener per request.
-    proxy.on("proxyRes", (proxyRes: IncomingMessage, req: IncomingMessage) => {
+    const proxy = createOriginProxy(origin, agent, (proxyRes, req) => {
       const ctx = (req as WithCtx)[CTX];
       if (ctx) onResponse(ctx, proxyRes);
       else proxyRes.destroy();
