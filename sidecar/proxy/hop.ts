@@ -1,6 +1,9 @@
 /**
- * The back-to-source hop: http-proxy forwarding to configured origins only,
- * with per-request outcome, TTFB, stall and byte accounting into the recorder.
+ * The back-to-source hop, the request lifecycle: http-proxy forwarding to
+ * configured origins only, with per-request outcome, TTFB, stall and byte
+ * accounting into the recorder. Its parts have their own files: the engine per
+ * origin (origin-proxy.ts), its agent (upstream-agent.ts) and DNS lookup
+ * (dns-lookup.ts), the deadline list and sweeper (deadlines.ts).
  *
  * Contract: every routed request is counted exactly once (outcome.ts) in the
  * window where it completes; nothing here awaits the central (fail-open); a
