@@ -14,34 +14,38 @@ export type { HostPort } from "../proto/host-port.js";
 
 export interface OriginConfig {
   /** The Host the cache sends for this origin (lower case, no port). */
-  name: string;
+  readonly name: string;
   /** Where the origin really is: http(s)://host[:port][/base-path]. */
-  url: URL;
+  readonly url: URL;
   /** Send the cache's Host upstream (true) or the upstream URL's host (false). */
-  preserveHost: boolean;
+  readonly preserveHost: boolean;
   /** TCP (and TLS) connect deadline. */
-  connectTimeoutMs: number;
+  readonly connectTimeoutMs: number;
   /** Deadline from request sent to the response head. */
-  firstByteTimeoutMs: number;
-  /** Requests still waiting for a first byte after this long count as a stall. */
+  readonly firstByteTimeoutMs: number;
+  /**
+   * Requests still waiting for a first byte after this long count as a stall.
+   * The one field changed while running: by an accepted push, only through
+   * directives/stall-override.ts.
+   */
   stallMs: number;
   /** Upper bound of sockets to this origin (keep-alive agent). */
-  maxSockets: number;
+  readonly maxSockets: number;
   /** Idle keep-alive sockets kept per origin. */
-  maxFreeSockets: number;
+  readonly maxFreeSockets: number;
   /** Extra CA file (PEM) trusted for this HTTPS origin; verification is never disabled. */
-  caFile?: string;
+  readonly caFile?: string;
   /**
    * TLS name (SNI and certificate check) of an HTTPS origin, the same for the
    * hop and the probe: this, else the origin URL's host; never the cache's Host.
    */
-  servername?: string;
+  readonly servername?: string;
   /** A response body with no byte from the origin for this long is cut (outcome body_timeout). */
-  bodyIdleTimeoutMs: number;
+  readonly bodyIdleTimeoutMs: number;
   /** Forward Upgrade (WebSocket) requests to this origin; refused with 501 otherwise. */
-  upgrade: boolean;
+  readonly upgrade: boolean;
   /** An upgraded tunnel with no byte either way for this long is closed. */
-  upgradeIdleTimeoutMs: number;
+  readonly upgradeIdleTimeoutMs: number;
 }
 
 export interface SidecarConfig {
@@ -79,53 +83,26 @@ export interface SidecarConfig {
   maxOrigins: number;
 }
 
-/** Origin fields as accepted from flags or the config file (durations in ms). */
-export interface OriginInput {
-  name?: unknown;
-  url?: unknown;
-  preserveHost?: unknown;
-  connectTimeoutMs?: unknown;
-  firstByteTimeoutMs?: unknown;
-  stallMs?: unknown;
-  maxSockets?: unknown;
-  maxFreeSockets?: unknown;
-  caFile?: unknown;
-  servername?: unknown;
-  bodyIdleTimeoutMs?: unknown;
-  upgrade?: unknown;
-  upgradeIdleTimeoutMs?: unknown;
-}
+/**
+ * Origin fields as accepted from flags or the config file (durations in ms):
+ * the OriginConfig keys, each still unchecked. Derived, so a new origin
+ * option is declared once, in OriginConfig.
+ */
+export type OriginInput = { -readonly [K in keyof OriginConfig]?: unknown };
 
-export interface SidecarConfigInput {
-  central?: unknown;
-  listen?: unknown;
-  admin?: unknown;
-  nodeId?: unknown;
-  isp?: unknown;
-  region?: unknown;
-  /** An array of OriginInput or "NAME=URL" strings, or an object NAME → URL | OriginInput. */
-  origins?: unknown;
-  windowMs?: unknown;
-  stallMs?: unknown;
-  connectTimeoutMs?: unknown;
-  firstByteTimeoutMs?: unknown;
-  bodyIdleTimeoutMs?: unknown;
-  upgradeIdleTimeoutMs?: unknown;
-  maxSockets?: unknown;
-  maxBufferedBatches?: unknown;
-  bufferBytes?: unknown;
-  stateDir?: unknown;
-  trustedPeers?: unknown;
-  maxHeaderSize?: unknown;
-  caFile?: unknown;
-  preserveHost?: unknown;
-  keepAliveTimeoutMs?: unknown;
-  resolver?: unknown;
-  tlsCert?: unknown;
-  tlsKey?: unknown;
-  tlsCa?: unknown;
-  maxOrigins?: unknown;
-}
+/** The per-origin options that may also be given once for every origin (the origin's own value wins). */
+export type OriginDefaults = Pick<
+  OriginConfig,
+  "preserveHost" | "connectTimeoutMs" | "firstByteTimeoutMs" | "stallMs" | "maxSockets" | "bodyIdleTimeoutMs" | "upgradeIdleTimeoutMs"
+>;
+
+/**
+ * Sidecar options as accepted from flags or the config file: the SidecarConfig
+ * keys plus the per-origin defaults, each still unchecked. `origins` is an
+ * array of OriginInput or "NAME=URL" strings, or an object NAME → URL | OriginInput.
+ * Derived, so a new option is declared once, in SidecarConfig (or OriginConfig).
+ */
+export type SidecarConfigInput = { [K in keyof SidecarConfig | keyof OriginDefaults]?: unknown };
 
 export const DEFAULTS = {
   central: "http://127.0.0.1:7400",

@@ -15,7 +15,7 @@ type Register = (program: Command) => void;
 /** The subcommands, in help order: name → loader of its register function. */
 const SUBCOMMANDS: Record<string, () => Promise<Register>> = {
   central: async () => (await import("../central/main.js")).registerCentral,
-  sidecar: async () => (await import("../sidecar/main.js")).registerSidecar,
+  sidecar: async () => (await import("../sidecar/cli.js")).registerSidecar,
   demo: async () => (await import("./demo/demo.js")).registerDemo,
   certs: async () => (await import("./certs.js")).registerCerts,
   ctl: async () => (await import("./ctl/ctl.js")).registerCtl,

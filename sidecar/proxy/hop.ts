@@ -1,6 +1,9 @@
 /**
- * The back-to-source hop: http-proxy forwarding to configured origins only,
- * with per-request outcome, TTFB, stall and byte accounting into the recorder.
+ * The back-to-source hop, the request lifecycle: http-proxy forwarding to
+ * configured origins only, with per-request outcome, TTFB, stall and byte
+ * accounting into the recorder. Its parts have their own files: the engine per
+ * origin (origin-proxy.ts), its agent (upstream-agent.ts) and DNS lookup
+ * (dns-lookup.ts), the deadline list and sweeper (deadlines.ts).
  *
  * Contract: every routed request is counted exactly once (outcome.ts) in the
  * window where it completes; nothing here awaits the central (fail-open); a
@@ -8,12 +11,9 @@
  * upstream request is destroyed (the http-proxy client-abort leak, Node ≥ 15.5).
  */
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import https from "node:https";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
-import httpProxy from "http-proxy";
-import { Resolver } from "node:dns";
-import type { LookupFunction } from "node:net";
+import type httpProxy from "http-proxy";
 import type { OriginConfig, SidecarConfig } from "../config.js";
 import type { Recorder } from "../recorder/recorder.js";
 import { createPeerMatcher, downstreamResponseHeaders, peerAddress, upstreamRequestHeaders } from "./headers.js";
@@ -29,11 +29,12 @@ import {
   type OutcomeClass,
   type Phase,
 } from "./outcome.js";
-import { originCa, originServername } from "./origin-tls.js";
+import { DeadlineList } from "./deadlines.js";
+import { resolverLookup } from "./dns-lookup.js";
+import { createOriginProxy } from "./origin-proxy.js";
 import { createRouter, duplicateHost, type Router } from "./routes.js";
 import { forwardUpgrade, type UpgradeHandle } from "./upgrade.js";
-
-export { OUTCOME_HEADER } from "./outcome.js";
+import { createUpstreamAgent, expectUpstreamRequest } from "./upstream-agent.js";
 
 export interface CompletedRequest {
   origin: string;
@@ -58,8 +59,6 @@ export interface HopOptions {
   config: Pick<SidecarConfig, "origins" | "trustedPeers" | "resolver">;
   recorder: Recorder;
   observer?: HopObserver;
-  /** Logged once per distinct problem; never on the hot path for normal traffic. */
-  onWarn?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
 export interface Hop {
@@ -109,18 +108,11 @@ interface Ctx {
   bodySeen: number;
   bodyIdleSince: number;
   upstreamAddr: string;
-  /** links in the list of requests in flight (deadlines: connect, first byte, body idle) */
+  /** links in the list of requests in flight (deadlines.ts: connect, first byte, body idle) */
   prev?: Ctx;
   next?: Ctx;
   linked: boolean;
 }
-
-/**
- * Deadline granularity. One coarse interval checks every in-flight request
- * instead of three timers per request (connect, first byte, stall): cheaper on
- * the hot path, and a deadline fires at most this late.
- */
-const SWEEP_MS = 20;
 
 const CTX = Symbol("originwatch.hop");
 const ADDR = Symbol("originwatch.upstreamAddr");
@@ -131,70 +123,6 @@ function addrOf(socket: import("node:net").Socket & { [ADDR]?: string }): string
 }
 type WithCtx = IncomingMessage & { [CTX]?: Ctx };
 
-/**
- * The ClientRequest http-proxy creates is handed to the agent synchronously
- * inside proxy.web(); this slot lets the hop attach its timers to it without
- * relying on http-proxy's `proxyReq` event (skipped for `Expect` requests and
- * emitted only once a socket is assigned).
- */
-let pendingAttach: ((creq: ClientRequest) => void) | undefined;
-
-function hookedAgent(origin: OriginConfig, lookup: LookupFunction | undefined): http.Agent {
-  const opts = {
-    lookup,
-    keepAlive: true,
-    maxSockets: origin.maxSockets,
-    maxFreeSockets: origin.maxFreeSockets,
-    scheduling: "lifo" as const,
-  };
-  let agent: http.Agent;
-  if (origin.url.protocol === "https:") {
-    // Verification stays on: extra CAs are added to Node's default roots, never replace the check.
-    // The agent's servername overrides the one Node would derive from the (cache's) Host header:
-    // the hop, upgrades and probes present one TLS identity per origin (origin-tls.ts).
-    agent = new https.Agent({ ...opts, ca: originCa(origin), servername: originServername(origin), rejectUnauthorized: true });
-  } else {
-    agent = new http.Agent(opts);
-  }
-  const a = agent as http.Agent & { addRequest(req: ClientRequest, o: unknown): void };
-  const addRequest = a.addRequest;
-  a.addRequest = function (this: http.Agent, req: ClientRequest, o: unknown) {
-    const f = pendingAttach;
-    pendingAttach = undefined;
-    if (f) f(req);
-    return addRequest.call(this, req, o);
-  };
-  return agent;
-}
-
-
-/**
- * net `lookup` through a specific DNS server. Errors keep getaddrinfo's
- * vocabulary (ENOTFOUND for "no such name", EAI_AGAIN for the rest) so the
- * outcome table sees a DNS failure, never e.g. the resolver's ECONNREFUSED.
- */
-function resolverLookup(server: { host: string; port: number }): LookupFunction {
-  const resolver = new Resolver({ timeout: 2000, tries: 2 });
-  resolver.setServers([`${server.host.includes(":") ? `[${server.host}]` : server.host}:${server.port}`]);
-  return ((hostname: string, options: { all?: boolean; family?: number }, cb: (...a: unknown[]) => void) => {
-    const fail = (err: NodeJS.ErrnoException) => {
-      const code = err.code === "ENOTFOUND" || err.code === "ENODATA" ? "ENOTFOUND" : "EAI_AGAIN";
-      cb(Object.assign(new Error(`dns ${hostname}: ${err.code ?? err.message}`), { code, hostname, syscall: "getaddrinfo" }));
-    };
-    const done = (addrs: string[], family: 4 | 6) => {
-      if (options?.all) cb(null, addrs.map((address) => ({ address, family })));
-      else cb(null, addrs[0], family);
-    };
-    resolver.resolve4(hostname, (err, a4) => {
-      if (!err && a4.length) return done(a4, 4);
-      resolver.resolve6(hostname, (err6, a6) => {
-        if (!err6 && a6.length) return done(a6, 6);
-        fail((err ?? err6 ?? Object.assign(new Error("no address"), { code: "ENOTFOUND" })) as NodeJS.ErrnoException);
-      });
-    });
-  }) as unknown as LookupFunction;
-}
-
 export function createHop(opts: HopOptions): Hop {
   const { recorder, observer } = opts;
   const router: Router = createRouter(opts.config.origins);
@@ -202,72 +130,43 @@ export function createHop(opts: HopOptions): Hop {
   const states = new Map<string, OriginState>();
   let inFlight = 0;
   let closed = false;
-  /**
-   * Requests waiting for a response head (the only ones with deadlines), as an
-   * intrusive list: unlinking drops every reference at once, so finished
-   * requests die young (a Set here measurably promoted them to the old heap).
-   */
-  let head: Ctx | undefined;
-  let waitingCount = 0;
-  const link = (ctx: Ctx) => {
-    ctx.next = head;
-    if (head) head.prev = ctx;
-    head = ctx;
-    ctx.linked = true;
-    waitingCount++;
-  };
-  const unlink = (ctx: Ctx) => {
-    if (!ctx.linked) return;
-    ctx.linked = false;
-    if (ctx.prev) ctx.prev.next = ctx.next;
-    else head = ctx.next;
-    if (ctx.next) ctx.next.prev = ctx.prev;
-    ctx.prev = ctx.next = undefined;
-    waitingCount--;
-  };
-  let sweeper: NodeJS.Timeout | undefined;
   /** Peer address and trust per cache connection (the peer of a socket never changes). */
   const peerOf = new WeakMap<object, { peer: string; trust: boolean }>();
 
-  function sweep(): void {
-    if (waitingCount === 0) {
-      clearInterval(sweeper);
-      sweeper = undefined;
+  /** Requests in flight with a deadline to watch (connect, first byte, stall, body idle). */
+  const deadlines = new DeadlineList<Ctx>(checkDeadlines);
+  const unlink = (ctx: Ctx) => deadlines.remove(ctx);
+
+  function checkDeadlines(ctx: Ctx, now: number): void {
+    if (ctx.done) {
+      unlink(ctx);
       return;
     }
-    const now = performance.now();
-    for (let ctx = head, next: Ctx | undefined; ctx; ctx = next) {
-      next = ctx.next;
-      if (ctx.done) {
-        unlink(ctx);
-        continue;
-      }
-      if (ctx.phase === "body") {
-        sweepBody(ctx, now);
-        continue;
-      }
-      if (!ctx.stalled && ctx.phase !== "queue" && now >= ctx.stallAt) {
-        // DESIGN §5: counted once, in the window where the request crosses stall_ms
-        ctx.stalled = true;
-        recorder.stall(ctx.st.origin.name);
-        observer?.stalled?.(ctx.st.origin.name);
-      }
-      if (ctx.phase === "queue" && now >= ctx.connectBy) {
-        // No free socket in our own bounded pool: not the origin's fault, nothing was sent.
-        // A queued request has no socket to destroy, so it errors only when one frees up: answer now.
-        const err = Object.assign(new Error("no free upstream socket within connect timeout"), { code: POOL_EXHAUSTED_CODE });
-        unlink(ctx);
-        ctx.upstream?.destroy(err);
-        onError(err, ctx.req);
-      } else if ((ctx.phase === "connect" || ctx.phase === "tls") && now >= ctx.connectBy) {
-        const err = Object.assign(new Error("no connection within connect timeout"), { code: CONNECT_TIMEOUT_CODE });
-        unlink(ctx);
-        if (ctx.upstream) ctx.upstream.destroy(err);
-        else onError(err, ctx.req);
-      } else if (ctx.phase === "wait" && now >= ctx.firstByteBy) {
-        unlink(ctx);
-        ctx.upstream?.destroy(Object.assign(new Error("no response head within first-byte timeout"), { code: FIRST_BYTE_TIMEOUT_CODE }));
-      }
+    if (ctx.phase === "body") {
+      sweepBody(ctx, now);
+      return;
+    }
+    if (!ctx.stalled && ctx.phase !== "queue" && now >= ctx.stallAt) {
+      // DESIGN §5: counted once, in the window where the request crosses stall_ms
+      ctx.stalled = true;
+      recorder.stall(ctx.st.origin.name);
+      observer?.stalled?.(ctx.st.origin.name);
+    }
+    if (ctx.phase === "queue" && now >= ctx.connectBy) {
+      // No free socket in our own bounded pool: not the origin's fault, nothing was sent.
+      // A queued request has no socket to destroy, so it errors only when one frees up: answer now.
+      const err = Object.assign(new Error("no free upstream socket within connect timeout"), { code: POOL_EXHAUSTED_CODE });
+      unlink(ctx);
+      ctx.upstream?.destroy(err);
+      onError(err, ctx.req);
+    } else if ((ctx.phase === "connect" || ctx.phase === "tls") && now >= ctx.connectBy) {
+      const err = Object.assign(new Error("no connection within connect timeout"), { code: CONNECT_TIMEOUT_CODE });
+      unlink(ctx);
+      if (ctx.upstream) ctx.upstream.destroy(err);
+      else onError(err, ctx.req);
+    } else if (ctx.phase === "wait" && now >= ctx.firstByteBy) {
+      unlink(ctx);
+      ctx.upstream?.destroy(Object.assign(new Error("no response head within first-byte timeout"), { code: FIRST_BYTE_TIMEOUT_CODE }));
     }
   }
 
@@ -296,23 +195,8 @@ export function createHop(opts: HopOptions): Hop {
   }
 
   for (const origin of opts.config.origins) {
-    const agent = hookedAgent(origin, opts.config.resolver ? resolverLookup(opts.config.resolver) : undefined);
-    const proxy = httpProxy.createProxyServer({
-      target: origin.url.href,
-      agent,
-      changeOrigin: !origin.preserveHost,
-      selfHandleResponse: true,
-      xfwd: false,
-      secure: true,
-    });
-    // Drop passes we replace: deleteLength would turn a chunked DELETE/OPTIONS into
-    // `content-length: 0` plus a body (a smuggling vector); XHeaders/timeout are ours.
-    const p = proxy as unknown as { webPasses: Array<{ name: string }> };
-    p.webPasses = p.webPasses.filter((f) => f.name === "stream");
-    // http-proxy emits 'error' when no callback is given; never let it throw.
-    proxy.on("error", () => {});
-    // One listener per origin instead of one 'response' listener per request.
-    proxy.on("proxyRes", (proxyRes: IncomingMessage, req: IncomingMessage) => {
+    const agent = createUpstreamAgent(origin, opts.config.resolver ? resolverLookup(opts.config.resolver) : undefined);
+    const proxy = createOriginProxy(origin, agent, (proxyRes, req) => {
       const ctx = (req as WithCtx)[CTX];
       if (ctx) onResponse(ctx, proxyRes);
       else proxyRes.destroy();
@@ -504,11 +388,7 @@ export function createHop(opts: HopOptions): Hop {
     };
     (req as WithCtx)[CTX] = ctx;
     inFlight++;
-    link(ctx);
-    if (!sweeper) {
-      sweeper = setInterval(sweep, SWEEP_MS);
-      sweeper.unref();
-    }
+    deadlines.add(ctx);
     res.on("close", () => {
       if (ctx.done) return;
       if (res.writableFinished && ctx.phase === "body") {
@@ -518,13 +398,13 @@ export function createHop(opts: HopOptions): Hop {
       finish(ctx, "client_abort");
       ctx.upstream?.destroy();
     });
-    pendingAttach = (creq) => attach(ctx, creq);
+    expectUpstreamRequest((creq) => attach(ctx, creq));
     try {
       (st.proxy.web as (req: IncomingMessage, res: ServerResponse, cb: (err: Error, req: IncomingMessage) => void) => void)(req, res, onError);
     } catch (err) {
       onError(err as Error, req);
     } finally {
-      pendingAttach = undefined;
+      expectUpstreamRequest(undefined);
     }
     const reqLength = req.headers["content-length"];
     if (reqLength !== undefined) {

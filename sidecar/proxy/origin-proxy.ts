@@ -1,0 +1,38 @@
+/**
+ * The http-proxy engine for one origin, set up the way the hop needs it.
+ *
+ * Contract: only http-proxy's `stream` pass runs (deleteLength would turn a
+ * chunked DELETE/OPTIONS into `content-length: 0` plus a body, a smuggling
+ * vector; X-Forwarded-* and timeouts are the hop's own); the hop handles the
+ * response itself (`selfHandleResponse`) through `onResponse`, one listener
+ * per origin instead of one per request; TLS verification stays on; the
+ * engine never throws an unhandled 'error'.
+ */
+import type http from "node:http";
+import type { IncomingMessage } from "node:http";
+import httpProxy from "http-proxy";
+import type { OriginConfig } from "../config.js";
+
+export function createOriginProxy(
+  origin: OriginConfig,
+  agent: http.Agent,
+  onResponse: (proxyRes: IncomingMessage, req: IncomingMessage) => void,
+): httpProxy {
+  const proxy = httpProxy.createProxyServer({
+    target: origin.url.href,
+    agent,
+    changeOrigin: !origin.preserveHost,
+    selfHandleResponse: true,
+    xfwd: false,
+    secure: true,
+  });
+  // Drop passes we replace: deleteLength would turn a chunked DELETE/OPTIONS into
+  // `content-length: 0` plus a body (a smuggling vector); XHeaders/timeout are ours.
+  const p = proxy as unknown as { webPasses: Array<{ name: string }> };
+  p.webPasses = p.webPasses.filter((f) => f.name === "stream");
+  // http-proxy emits 'error' when no callback is given; never let it throw.
+  proxy.on("error", () => {});
+  // One listener per origin instead of one 'response' listener per request.
+  proxy.on("proxyRes", onResponse);
+  return proxy;
+}
