@@ -12,11 +12,9 @@ import { COUNT_FIELDS, completedOf, isKnownOutcome, unpackCounts } from "../../p
 import type { Batch, ConfigAck, Hello } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { CentralError, type CentralErrorCode } from "../errors.js";
 import { DEFAULT_BOUNDS_MS } from "../../proto/histogram.js";
-import { LABEL_PATTERN, ORIGIN_PATTERN } from "../../proto/names.js";
+import { labelProblem, originProblem } from "../../proto/names.js";
 import { type IngestLimitOptions, exemplarsPerBatchOf, windowsPerBatchOf } from "./limits.js";
 
-const LABEL = LABEL_PATTERN;
-const ORIGIN = ORIGIN_PATTERN;
 /** Longest window a sidecar may report (config push allows at most 60 s; replays keep their length). */
 const MAX_WINDOW_LENGTH_MS = 3_600_000;
 
@@ -40,16 +38,16 @@ const quote = (s: string) => JSON.stringify(s.slice(0, 64));
 export function validateHello(hello: Hello, limits: Pick<IngestLimitOptions, "maxOriginsPerNode">): NodeIdentity {
   const n = hello.node;
   if (!n) bad("hello.node is required");
-  if (!LABEL.test(n.nodeId)) bad(`hello.node.node_id must match ${LABEL.source}, got ${quote(n.nodeId)}`);
-  if (!LABEL.test(n.isp)) bad(`hello.node.isp must match ${LABEL.source}, got ${quote(n.isp)}`);
-  if (!LABEL.test(n.region)) bad(`hello.node.region must match ${LABEL.source}, got ${quote(n.region)}`);
+  const label = labelProblem("hello.node.node_id", n.nodeId) ?? labelProblem("hello.node.isp", n.isp) ?? labelProblem("hello.node.region", n.region);
+  if (label) bad(label);
   if (n.version.length > 64) bad("hello.node.version must be at most 64 characters");
   if (hello.origins.length === 0) bad("hello.origins must name at least one origin: a sidecar reports only on the origins it declares");
   if (hello.origins.length > limits.maxOriginsPerNode) {
     throw new CentralError("CENTRAL_ORIGIN_LIMIT", `hello.origins has ${hello.origins.length} entries, more than the ${limits.maxOriginsPerNode} one node may declare (--max-origins-per-node)`);
   }
   hello.origins.forEach((o, i) => {
-    if (!ORIGIN.test(o)) bad(`hello.origins[${i}] must be a host name, got ${quote(o)}`);
+    const problem = originProblem(`hello.origins[${i}]`, o);
+    if (problem) bad(problem);
   });
   if (hello.capabilities.length > 64 || hello.capabilities.some((c) => c.length > 64)) bad("hello.capabilities must have at most 64 entries of at most 64 characters");
   return n;
@@ -113,7 +111,8 @@ function checkBatch(batch: Batch, { nowMs, declared, limits }: BatchContext): vo
   const latest = nowMs + limits.maxFutureSkewMs;
   batch.windows.forEach((w, i) => {
     const f = `batch.windows[${i}]`;
-    if (!ORIGIN.test(w.origin)) refuse("CENTRAL_BAD_BATCH", `${f}.origin must be a host name, got ${quote(w.origin)}`);
+    const originBad = originProblem(`${f}.origin`, w.origin);
+    if (originBad) refuse("CENTRAL_BAD_BATCH", originBad);
     if (!declared.has(w.origin)) refuse("CENTRAL_ORIGIN_NOT_DECLARED", `${f}.origin ${quote(w.origin)} was not declared in hello.origins`);
     if (w.lengthMs === 0 || w.lengthMs > MAX_WINDOW_LENGTH_MS) refuse("CENTRAL_BAD_BATCH", `${f}.length_ms must be in 1..${MAX_WINDOW_LENGTH_MS}, got ${w.lengthMs}`);
     const start = Number(w.startUnixMs);
@@ -157,7 +156,8 @@ function checkBatch(batch: Batch, { nowMs, declared, limits }: BatchContext): vo
   });
   batch.exemplars.forEach((e, i) => {
     const f = `batch.exemplars[${i}]`;
-    if (!ORIGIN.test(e.origin)) refuse("CENTRAL_BAD_BATCH", `${f}.origin must be a host name, got ${quote(e.origin)}`);
+    const originBad = originProblem(`${f}.origin`, e.origin);
+    if (originBad) refuse("CENTRAL_BAD_BATCH", originBad);
     if (!declared.has(e.origin)) refuse("CENTRAL_ORIGIN_NOT_DECLARED", `${f}.origin ${quote(e.origin)} was not declared in hello.origins`);
     if (e.path.length > 2048 || e.path.includes("?")) refuse("CENTRAL_BAD_BATCH", `${f}.path must be a path without query string, at most 2048 characters`);
     if (e.method.length > 32) refuse("CENTRAL_BAD_BATCH", `${f}.method is longer than 32 characters`);

@@ -27,22 +27,17 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { CentralConfig } from "../config.js";
 import { CentralError } from "../errors.js";
 
 type AnyRequest = IncomingMessage | http2.Http2ServerRequest;
 type AnyResponse = ServerResponse | http2.Http2ServerResponse;
 
-/** Connection and stream limits (all milliseconds or counts; validated by validateCentralConfig). */
-export interface ServerLimits {
-  sniffTimeoutMs: number;
-  headersTimeoutMs: number;
-  requestTimeoutMs: number;
-  idleTimeoutMs: number;
-  keepaliveMs: number;
-  keepaliveTimeoutMs: number;
-  maxConnections: number;
-  maxConcurrentStreams: number;
-}
+/** Connection and stream limits: the central's options of that name (documented and validated in config.ts). */
+export type ServerLimits = Pick<
+  CentralConfig,
+  "sniffTimeoutMs" | "headersTimeoutMs" | "requestTimeoutMs" | "idleTimeoutMs" | "keepaliveMs" | "keepaliveTimeoutMs" | "maxConnections" | "maxConcurrentStreams"
+>;
 
 /** What the limits closed or refused since start (for logs, tests and operators). */
 export interface ServerCounters {
