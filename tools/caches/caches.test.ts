@@ -87,6 +87,20 @@ function websocketEcho(address: string): Promise<string> {
   });
 }
 
+/** A sidecar process whose origin allows upgrades (`upgrade: true` is a config-file key). */
+async function startUpgradeSidecar(originUrl: string): Promise<{ sc: Proc; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "ow-ws-"));
+  const cfg = join(dir, "sidecar.json");
+  writeFileSync(cfg, JSON.stringify({ origins: [{ name: NAME, url: originUrl, upgrade: true }] }));
+  const sc = await startOriginwatch([
+    "sidecar", "--config", cfg,
+    "--central", `http://127.0.0.1:${await deadPort()}`,
+    "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+    "--node-id", "edge-cache-ws", "--isp", "isp-a", "--region", "eu",
+  ]);
+  return { sc, dir };
+}
+
 const FORGED = { "x-forwarded-for": "6.6.6.6" };
 
 function requireBinary(bin: string, arg: string): boolean {
@@ -164,15 +178,7 @@ if (requireBinary(NGINX_BIN, "-v")) {
 
   test("nginx: a WebSocket upgrade passes through nginx and the sidecar (origin with upgrade: true) and is counted once as upgrade; plain misses still reuse keep-alive", async () => {
     const o = await startOrigin({ upgrade: "echo", mode: { kind: "ok", body: "x\n" } });
-    const dir = mkdtempSync(join(tmpdir(), "ow-ws-"));
-    const cfg = join(dir, "sidecar.json");
-    writeFileSync(cfg, JSON.stringify({ origins: [{ name: NAME, url: o.url, upgrade: true }] }));
-    const sc = await startOriginwatch([
-      "sidecar", "--config", cfg,
-      "--central", `http://127.0.0.1:${await deadPort()}`,
-      "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-      "--node-id", "edge-cache-ws", "--isp", "isp-a", "--region", "eu",
-    ]);
+    const { sc, dir } = await startUpgradeSidecar(o.url);
     const ngx = await startNginx({ sidecar: sc.address, origin: `127.0.0.1:${o.port}`, host: NAME });
     try {
       const text = await websocketEcho(ngx.address);
@@ -228,6 +234,23 @@ if (requireBinary(VARNISHD_BIN, "-V")) {
       await v.stop();
       await sc.stop();
       await o.close();
+    }
+  });
+
+  test("varnish: a WebSocket upgrade is piped through the sidecar to the origin and counted once as upgrade", async () => {
+    const o = await startOrigin({ upgrade: "echo", mode: { kind: "ok", body: "x\n" } });
+    const { sc, dir } = await startUpgradeSidecar(o.url);
+    const v = await startVarnish({ sidecar: sc.address });
+    try {
+      const text = await websocketEcho(v.address);
+      assert.match(text, /^HTTP\/1\.1 101/, v.log());
+      assert.is(o.upgrades.length, 1);
+      assert.is(await eventually(() => sidecarCount(sc, "upgrade").then((n) => (n === 1 ? n : 0))), 1, "counted once as upgrade");
+    } finally {
+      await v.stop();
+      await sc.stop();
+      await o.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
