@@ -85,6 +85,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
   let directives: Directives | undefined;
   const stream = new StreamClient({
     central: config.central,
+    resolver: config.resolver,
     node: { nodeId: config.nodeId, isp: config.isp, region: config.region, version: SIDECAR_VERSION },
     origins: config.origins.map((o) => o.name),
     bufferBytes: config.bufferBytes,

@@ -1,0 +1,96 @@
+/**
+ * Several centrals (issue 16): the stream moves to another replica when its
+ * own fails and replays what was not acknowledged there, each batch under the
+ * (node, seq) and bytes the first replica saw — what the cluster's dedupe
+ * needs to count it once. Real grpc-js servers (tools/test/fake-central.ts).
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BatchSchema, type Batch, WindowSummarySchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { eventually } from "../../tools/test/proc.js";
+import { type FakeCentral, startFakeCentral } from "../../tools/test/fake-central.js";
+import { StreamClient } from "./client.js";
+
+const ORIGIN = "www.example.com";
+let t = 1_700_000_000_000;
+const win = (ok: number) => [create(WindowSummarySchema, { origin: ORIGIN, startUnixMs: BigInt((t += 1000)), lengthMs: 1000, counts: { ok: BigInt(ok) } })];
+const bytes = (b: Batch) => Buffer.from(toBinary(BatchSchema, b)).toString("base64");
+
+function client(centrals: FakeCentral[], nodeId = "edge-1") {
+  return new StreamClient({
+    central: centrals.map((c) => c.url).join(","),
+    node: { nodeId, isp: "isp-a", region: "eu" },
+    origins: [ORIGIN],
+    initialBackoffMs: 50,
+    maxBackoffMs: 200,
+  });
+}
+
+test("when its central dies the stream moves to another at once and replays the unacknowledged batches there with the same seq and bytes", async () => {
+  let acking = false;
+  // The replicas do not acknowledge until the first one is gone: every batch is in flight when it dies.
+  const onBatch = () => (acking ? ("ack" as const) : ("ignore" as const));
+  const a = await startFakeCentral({ onBatch });
+  // The second replica's clock is a minute behind: batches not yet written are re-dated, written ones never.
+  const b = await startFakeCentral({ onBatch, clock: () => Date.now() - 60_000 });
+  const c = client([a, b]);
+  try {
+    c.start();
+    await eventually(() => c.state === "connected");
+    const first = a.calls.length > 0 ? a : b;
+    const other = first === a ? b : a;
+    for (const n of [1, 2, 3]) c.send(win(n));
+    await eventually(() => first.batches.length === 3);
+    acking = true;
+    first.close();
+    c.send(win(4)); // never written to the first: may be re-dated and renumbered
+    await eventually(() => c.state === "connected" && c.central?.startsWith(other.url) && c.bufferedBatches === 0, 5000);
+    assert.is(c.moves, 1);
+    assert.equal(other.batches.slice(0, 3).map((x) => x.seq), [1n, 2n, 3n]);
+    assert.equal(other.batches.slice(0, 3).map(bytes), first.batches.map(bytes), "replayed byte for byte");
+    assert.is(other.counted.get(ORIGIN), 1 + 2 + 3 + 4);
+    assert.equal(other.batches.map((x) => x.seq), [1n, 2n, 3n, 4n]);
+  } finally {
+    await c.shutdown();
+    a.close();
+    b.close();
+  }
+});
+
+test("a fleet spreads over the replicas, and the nodes of a dead one spread over the others", async () => {
+  const fakes = await Promise.all([0, 1, 2].map(() => startFakeCentral()));
+  const clients = Array.from({ length: 12 }, (_, i) => client(fakes, `edge-${i}`));
+  const on = (f: FakeCentral) => clients.filter((c) => c.state === "connected" && c.central?.startsWith(f.url)).length;
+  try {
+    for (const c of clients) c.start();
+    await eventually(() => clients.every((c) => c.state === "connected"));
+    const before = fakes.map(on);
+    assert.ok(before.every((n) => n >= 1), `every replica has sidecars: ${before.join("/")}`);
+    const dead = fakes[before.indexOf(Math.max(...before))];
+    const stayed = clients.filter((c) => !c.central?.startsWith(dead.url)).map((c) => c.central);
+    dead.close();
+    await eventually(() => on(dead) === 0 && clients.every((c) => c.state === "connected"), 5000);
+    assert.equal(clients.filter((c) => c.moves === 0).map((c) => c.central), stayed, "only the dead replica's nodes moved");
+  } finally {
+    await Promise.all(clients.map((c) => c.shutdown()));
+    for (const f of fakes) f.close();
+  }
+});
+
+test("a central that is down at start is skipped: the stream opens on another", async () => {
+  const up = await startFakeCentral();
+  const c = new StreamClient({ central: ["http://127.0.0.1:1", up.url], node: { nodeId: "edge-x", isp: "isp-a", region: "eu" }, origins: [ORIGIN], initialBackoffMs: 50, maxBackoffMs: 200 });
+  try {
+    c.start();
+    await eventually(() => c.state === "connected", 5000);
+    assert.ok(c.central?.startsWith(up.url));
+    c.send(win(5));
+    await eventually(() => up.counted.get(ORIGIN) === 5);
+  } finally {
+    await c.shutdown();
+    up.close();
+  }
+});
+
+test.run();
