@@ -22,6 +22,7 @@ import { type Sidecar, startSidecar } from "./main.js";
 const FLAGS: ReadonlyArray<{ flag: string; help: string; key?: keyof SidecarConfigInput; showDefault?: true }> = [
   { flag: "--config <file>", help: "JSON config file (same keys as the flags, in camelCase; may list many origins)" },
   { flag: "--central <url,...>", help: "central URL, or several (replicas; comma-separated; a name may resolve to several addresses): one stream, moved to another when it fails", key: "central", showDefault: true },
+  { flag: "--central-rebalance-ms <ms>", help: "with several centrals: move a working stream to a preferred central this often when one is (a replica came back); 0 = never", key: "centralRebalanceMs", showDefault: true },
   { flag: "--listen <host:port>", help: "cache-facing listener", key: "listen", showDefault: true },
   { flag: "--admin <host:port>", help: "admin listener: /metrics, /healthz, /readyz", key: "admin" },
   { flag: "--node-id <id>", help: "this node's unique id", key: "nodeId" },

@@ -57,6 +57,11 @@ export interface SidecarConfig {
    * moves to another when it fails (stream/endpoint-picker.ts).
    */
   central: readonly string[];
+  /**
+   * With several centrals: how often a working stream checks whether another
+   * central is now preferred (a replica came back) and moves there; 0 = never.
+   */
+  centralRebalanceMs: number;
   listen: HostPort;
   admin?: HostPort;
   nodeId: string;
@@ -112,6 +117,7 @@ export type SidecarConfigInput = { [K in keyof SidecarConfig | keyof OriginDefau
 
 export const DEFAULTS = {
   central: "http://127.0.0.1:7400",
+  centralRebalanceMs: 0,
   listen: "127.0.0.1:8081",
   windowMs: CONFIG_DEFAULTS.windowMs,
   stallMs: CONFIG_DEFAULTS.stallMs,
@@ -279,6 +285,7 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
 
   return {
     central,
+    centralRebalanceMs: int("centralRebalanceMs", input.centralRebalanceMs, DEFAULTS.centralRebalanceMs, 0, 86_400_000),
     listen,
     admin,
     nodeId,

@@ -86,6 +86,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
   const stream = new StreamClient({
     central: config.central,
     resolver: config.resolver,
+    rebalanceMs: config.centralRebalanceMs,
     node: { nodeId: config.nodeId, isp: config.isp, region: config.region, version: SIDECAR_VERSION },
     origins: config.origins.map((o) => o.name),
     bufferBytes: config.bufferBytes,

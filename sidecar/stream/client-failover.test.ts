@@ -93,4 +93,46 @@ test("a central that is down at start is skipped: the stream opens on another", 
   }
 });
 
+test("with rebalancing on, a stream moves back to its preferred central once it has been back for a while, nothing counted twice", async () => {
+  const a = await startFakeCentral();
+  const b = await startFakeCentral();
+  const c = new StreamClient({ central: [a.url, b.url], node: { nodeId: "edge-r", isp: "isp-a", region: "eu" }, origins: [ORIGIN], initialBackoffMs: 50, maxBackoffMs: 200, rebalanceMs: 100 });
+  const fakes = [a, b];
+  const all = [a, b];
+  let sent = 0;
+  const send = (n: number) => {
+    sent += n;
+    c.send(win(n));
+  };
+  const counted = () => all.reduce((n, f) => n + (f.counted.get(ORIGIN) ?? 0), 0);
+  try {
+    c.start();
+    await eventually(() => c.state === "connected");
+    const preferred = fakes.findIndex((f) => c.central?.startsWith(f.url));
+    const gone = fakes[preferred];
+    send(1);
+    await eventually(() => counted() === 1);
+    gone.close();
+    await eventually(() => c.state === "connected" && !c.central?.startsWith(gone.url), 5000);
+    send(2);
+    // The replica comes back on its address; the stream stays away while it failed recently (maxBackoffMs here), then moves back.
+    fakes[preferred] = await startFakeCentral({ port: gone.port });
+    all.push(fakes[preferred]);
+    for (let i = 0; i < 10; i++) {
+      send(1);
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await eventually(() => c.state === "connected" && c.central?.startsWith(gone.url) && c.bufferedBatches === 0, 5000);
+    assert.is(c.moves, 2);
+    send(3);
+    await eventually(() => counted() === sent).catch(() => assert.is(counted(), sent));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.is(counted(), sent, "each batch counted by one central only: the move waited for the acks");
+    assert.ok((all[2].counted.get(ORIGIN) ?? 0) >= 3, "the replica that came back counts again");
+  } finally {
+    await c.shutdown();
+    for (const f of fakes) f.close();
+  }
+});
+
 test.run();

@@ -84,6 +84,13 @@ export interface StreamClientOptions {
   central: string | readonly string[];
   /** DNS server for central names (default: the system resolver); re-asked before every connect. */
   resolver?: { host: string; port: number };
+  /**
+   * With several centrals: every this long (±20 %) a connected stream checks
+   * whether another central is now preferred (a replica came back, DNS lists
+   * a new one) and moves there after its written batches are acknowledged.
+   * 0 (default): a stream stays while it works.
+   */
+  rebalanceMs?: number;
   node: { nodeId: string; isp: string; region: string; version?: string };
   origins: string[];
   /** Bound of the replay buffer in encoded bytes (default 64 MiB). */
@@ -139,6 +146,9 @@ export class StreamClient {
   private blocked = false;
   private timer?: NodeJS.Timeout;
   private welcomeTimer?: NodeJS.Timeout;
+  private rebalanceTimer?: NodeJS.Timeout;
+  /** Moving to a preferred central: nothing new is written until the written batches are acknowledged. */
+  private draining = false;
   private _state: StreamState = "idle";
   /** When the stream last showed progress (Welcome, an ack or a reject). */
   private progressAt = 0;
@@ -336,6 +346,7 @@ export class StreamClient {
     this.setState("closed");
     if (this.timer) clearTimeout(this.timer);
     if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    if (this.rebalanceTimer) clearTimeout(this.rebalanceTimer);
     const call = this.call;
     this.call = undefined;
     if (call) {
@@ -458,6 +469,7 @@ export class StreamClient {
         if (this.endpoint) this.picker.succeeded(this.endpoint.key);
         this.setState("connected");
         this.opts.log?.("info", "stream connected", { central: this.endpoint?.key, sessionId: m.kind.value.sessionId, highWaterSeq: hw.toString() });
+        this.scheduleRebalance(call);
         this.flush();
         return;
       }
@@ -525,7 +537,7 @@ export class StreamClient {
 
   private flush(): void {
     const call = this.call;
-    if (!call || !this.welcomed || this.blocked) return;
+    if (!call || !this.welcomed || this.blocked || this.draining) return;
     for (const b of this.buffer.after(this.sentThrough)) {
       this.sentThrough = b.seq;
       b.sentAtMs = this.skew.clock();
@@ -549,13 +561,55 @@ export class StreamClient {
     }
   }
 
+  private scheduleRebalance(call: Duplex): void {
+    const every = this.opts.rebalanceMs ?? 0;
+    if (every <= 0 || (this.centrals.length === 1 && !this.named)) return;
+    if (this.rebalanceTimer) clearTimeout(this.rebalanceTimer);
+    this.rebalanceTimer = setTimeout(() => void this.rebalance(call), Math.round(every * (0.8 + 0.4 * Math.random())));
+    this.rebalanceTimer.unref();
+  }
+
+  /**
+   * Move a working stream to the central the picker now prefers, if another:
+   * stop writing, wait (up to the ack timeout) until every written batch is
+   * acknowledged, so nothing is in flight on two centrals, then reopen there.
+   */
+  private async rebalance(call: Duplex): Promise<void> {
+    if (call !== this.call || !this.welcomed) return;
+    if (this.named) {
+      const eps = await resolveCentrals(this.centrals, this.resolveHost, this.endpoints);
+      if (call !== this.call) return;
+      this.endpoints = eps;
+      this.picker.retain(eps.map((e) => e.key));
+    }
+    const best = this.picker.pick(this.endpoints, Date.now());
+    if (!best || best.waitMs > 0 || best.endpoint.key === this.endpoint?.key) return this.scheduleRebalance(call);
+    this.draining = true;
+    const deadline = Date.now() + (this.opts.ackTimeoutMs ?? 30_000);
+    while (call === this.call && (this.buffer.first()?.seq ?? this.sentThrough + 1n) <= this.sentThrough && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.draining = false;
+    if (call !== this.call || this._state === "closed") return;
+    this.opts.log?.("info", "moving the stream to the preferred central", { from: this.endpoint?.key, to: best.endpoint.key });
+    this.call = undefined;
+    this.welcomed = false;
+    try {
+      call.end();
+      call.cancel();
+    } catch {
+      /* gone */
+    }
+    this.connect();
+  }
+
   private lost(call: Duplex | undefined, err: unknown): void {
     if (call && call !== this.call) return;
     if (this._state === "closed") return;
     const wasWelcomed = this.welcomed;
     this.call = undefined;
     this.welcomed = false;
+    this.draining = false;
     if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    if (this.rebalanceTimer) clearTimeout(this.rebalanceTimer);
     if (call) {
       try {
         call.cancel();

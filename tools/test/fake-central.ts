@@ -38,6 +38,8 @@ export interface FakeCentralOptions {
   refuseHello?: { code: grpc.status; details: string };
   /** Per-batch decision (default: ack). Decided before counting. */
   onBatch?: (batch: Batch, seen: number) => BatchVerdict;
+  /** Listen on this port of 127.0.0.1 (default 0: any; a replica that comes back on its old port). */
+  port?: number;
   /** Drive each call by hand (no Welcome, no acks from the fake). */
   script?: (call: FakeCall, received: SidecarMessage[]) => void;
 }
@@ -126,7 +128,7 @@ export async function startFakeCentral(opts: FakeCentralOptions = {}): Promise<F
       });
     },
   });
-  fc.port = await new Promise<number>((res, rej) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  fc.port = await new Promise<number>((res, rej) => server.bindAsync(`127.0.0.1:${opts.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
   fc.url = `http://127.0.0.1:${fc.port}`;
   return fc;
 }
