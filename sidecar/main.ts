@@ -187,6 +187,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
           maxMessageBytes: stream.limits.maxMessageBytes,
           splitBatches: stream.splitBatches,
           configError: stream.configError !== undefined,
+          moves: stream.moves,
         });
         metrics.upstreamSockets(hop.upstreamSockets());
         metrics.inFlight(hop.inFlight());

@@ -52,13 +52,13 @@ function replicaOf(nodeId: string, urls: string[]): number {
   return scores.indexOf(Math.max(...scores));
 }
 
-/** Where one sidecar's stream is: [state, replica index or -1, bufferedBatches]. */
-async function where(s: Sidecar | Proc): Promise<{ state: string; replica: number; buffered: number }> {
+/** Where one sidecar's stream is (its /status): state, replica (index into IPS, or -1), buffered batches, moves. */
+async function where(s: Sidecar | Proc): Promise<{ state: string; replica: number; buffered: number; moves: number }> {
   const st = "stream" in s && typeof s.stream === "object" && "status" in s.stream
     ? (s as Sidecar).stream.status()
     : ((await (await fetch(`http://${(s as Proc).ready.admin}/status`)).json()) as { stream: Record<string, unknown> }).stream;
   const central = String(st.central ?? "");
-  return { state: String(st.state), replica: IPS.findIndex((ip) => central.endsWith(`@${ip}`)), buffered: Number(st.bufferedBatches) };
+  return { state: String(st.state), replica: IPS.findIndex((ip) => central.endsWith(`@${ip}`)), buffered: Number(st.bufferedBatches), moves: Number(st.moves) };
 }
 
 async function totalRequests(address: string): Promise<number> {
@@ -148,7 +148,12 @@ test("six sidecars spread over three centrals; kill -9 of one: its sidecars are 
   console.log(`reconnect after kill -9 (ms): ${reconnectMs.join(", ")}`);
   for (const ms of reconnectMs) assert.ok(ms < 5000, `reconnected after ${ms} ms`);
   const after = await Promise.all(sidecars.map(where));
-  for (const [i, w] of after.entries()) if (!moving.includes(i)) assert.is(w.replica, before[i].replica, "the other replicas' sidecars stay");
+  for (const [i, w] of after.entries()) {
+    if (!moving.includes(i)) assert.is(w.replica, before[i].replica, "the other replicas' sidecars stay");
+    assert.is(w.moves, moving.includes(i) ? 1 : 0);
+  }
+  const metrics = await (await fetch(`http://${processes[0].ready.admin}/metrics`)).text();
+  assert.match(metrics, new RegExp(`^originwatch_sidecar_stream_moves_total ${after[4].moves}$`, "m"));
 
   await sleep(2000);
   const t = traffic;
