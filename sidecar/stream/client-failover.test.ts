@@ -10,6 +10,8 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { BatchSchema, type Batch, WindowSummarySchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { eventually } from "../../tools/test/proc.js";
 import { type FakeCentral, startFakeCentral } from "../../tools/test/fake-central.js";
+import { startFaultRelay } from "../../tools/fault-relay.js";
+import { startDnsStub } from "../../tools/test/dns-stub.js";
 import { StreamClient } from "./client.js";
 
 const ORIGIN = "www.example.com";
@@ -90,6 +92,67 @@ test("a central that is down at start is skipped: the stream opens on another", 
   } finally {
     await c.shutdown();
     up.close();
+  }
+});
+
+test("a central that goes silent (blackholed path) is left when keepalive goes unanswered, and its unacknowledged batches are counted by the next", async () => {
+  const a = await startFakeCentral();
+  const b = await startFakeCentral();
+  const relays = await Promise.all([a, b].map((f) => startFaultRelay({ target: { host: "127.0.0.1", port: f.port } })));
+  // Short keepalive for the test; production uses 30 s + 10 s.
+  const c = new StreamClient({
+    central: relays.map((r) => `http://${r.address}`),
+    node: { nodeId: "edge-bh", isp: "isp-a", region: "eu" },
+    origins: [ORIGIN],
+    initialBackoffMs: 50,
+    maxBackoffMs: 200,
+    keepaliveTimeMs: 500,
+    keepaliveTimeoutMs: 1000,
+  });
+  try {
+    c.start();
+    await eventually(() => c.state === "connected");
+    const i = relays.findIndex((r) => c.central?.startsWith(`http://${r.address}@`));
+    await relays[i].setMode({ kind: "blackhole" });
+    c.send(win(7));
+    await eventually(() => c.state === "connected" && !c.central?.includes(relays[i].address) && c.bufferedBatches === 0, 15_000);
+    assert.is([a, b][1 - i].counted.get(ORIGIN), 7);
+    assert.is(c.moves, 1);
+  } finally {
+    await c.shutdown();
+    for (const r of relays) await r.close();
+    a.close();
+    b.close();
+  }
+});
+
+test("a central name is resolved again before every connect: when its records change, the stream follows them", async () => {
+  const a = await startFakeCentral();
+  const b = await startFakeCentral({ host: "127.0.0.2", port: a.port });
+  const dns = await startDnsStub({ "replicas.test": "127.0.0.1" });
+  const c = new StreamClient({
+    central: `http://replicas.test:${a.port}`,
+    resolver: { host: "127.0.0.1", port: dns.port },
+    node: { nodeId: "edge-dns", isp: "isp-a", region: "eu" },
+    origins: [ORIGIN],
+    initialBackoffMs: 50,
+    maxBackoffMs: 200,
+  });
+  try {
+    c.start();
+    await eventually(() => c.state === "connected");
+    assert.is(c.central, `http://replicas.test:${a.port}@127.0.0.1`);
+    dns.records.set("replicas.test", "127.0.0.2");
+    a.close();
+    await eventually(() => c.state === "connected" && c.central === `http://replicas.test:${a.port}@127.0.0.2`, 5000);
+    c.send(win(4));
+    await eventually(() => b.counted.get(ORIGIN) === 4);
+    assert.ok(dns.queries >= 4, `asked again: ${dns.queries} queries (A and AAAA per connect)`);
+  } finally {
+    await c.shutdown();
+    a.close();
+    b.close();
+    await dns.close();
   }
 });
 
