@@ -6,6 +6,13 @@
  * 1, 2, 3… per node, kept until acknowledged (BatchAck is cumulative; Welcome's
  * high_water_seq acknowledges too) and replayed on every new stream.
  *
+ * Several centrals (central-endpoints.ts, endpoint-picker.ts): one stream at a
+ * time, to the address the node id hashes to among those in good standing;
+ * when it ends for any reason the next one in good standing is opened at once
+ * (a failed address waits its own backoff), and the replay goes there. A
+ * batch once written keeps its seq and bytes on every central (conformBuffer),
+ * so replicas can count it once by (node, seq).
+ *
  * Permanent vs transient (DESIGN.md §6):
  * - no batch is ever over the central's limits (limits.ts; split in
  *   batch-split.ts, each part its own seq);
@@ -24,6 +31,7 @@
  * Clock skew is sampled from Welcome and BatchAck server times (clock-skew.ts)
  * and reported in every batch.
  */
+import { isIP } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
@@ -41,7 +49,6 @@ import {
 } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import type { Exemplar } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { grpcService } from "../../proto/grpc-bridge.js";
-import { isIP } from "node:net";
 import { BACKOFF } from "./backoff.js";
 import { splitBatch } from "./batch-split.js";
 import { type CentralEndpoint, type CentralUrl, type ResolveHost, dnsServerResolve, grpcTarget, literalEndpoints, parseCentrals, resolveCentrals, systemResolve } from "./central-endpoints.js";
