@@ -312,11 +312,7 @@ function centralList(v: unknown): string[] {
   if (typeof v !== "string" && !(Array.isArray(v) && v.every((x) => typeof x === "string"))) {
     throw configError("central (--central)", "must be a URL, a comma-separated list of URLs, or a list of URL strings");
   }
-  try {
-    return parseCentrals(v).map((c) => c.url);
-  } catch (err) {
-    throw configError("central (--central)", (err as Error).message);
-  }
+  return parseCentrals(v).map((c) => c.url);
 }
 
 function tlsOf(input: SidecarConfigInput, https: boolean): Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsCa"> {

@@ -4,13 +4,14 @@
  * record it has (a DNS name for a set of replicas is several centrals).
  *
  * Contract: parseCentrals() checks the list once at start-up (config.ts) and
- * throws a message naming the bad entry; resolveCentrals() never throws — a
+ * throws a SidecarError naming the bad entry; resolveCentrals() never throws — a
  * name that does not resolve now keeps the addresses it resolved to last time
  * (or none), so a DNS hiccup never takes a working central away.
  */
 import { Resolver } from "node:dns";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { configError } from "../errors.js";
 
 /** One configured central URL, checked. */
 export interface CentralUrl {
@@ -34,12 +35,13 @@ export interface CentralEndpoint {
 /**
  * The comma-separated list (flag) or array (config file) of central URLs,
  * checked: http(s) only, no path, query or credentials, no duplicates, and one
- * scheme for all (the TLS files apply to every central). Throws a plain
- * message naming the entry; config.ts wraps it with the field.
+ * scheme for all (the TLS files apply to every central). Throws a
+ * SidecarError (CONFIG_INVALID) naming the field and the entry.
  */
 export function parseCentrals(v: string | readonly string[]): CentralUrl[] {
+  const bad = (problem: string) => configError("central (--central)", problem);
   const items = (typeof v === "string" ? v.split(",") : v).map((s) => s.trim()).filter((s) => s !== "");
-  if (items.length === 0) throw new Error("must name at least one central URL");
+  if (items.length === 0) throw bad("must name at least one central URL");
   const seen = new Set<string>();
   const out = items.map((s, i) => {
     const at = items.length > 1 ? ` (entry ${i + 1})` : "";
@@ -47,20 +49,20 @@ export function parseCentrals(v: string | readonly string[]): CentralUrl[] {
     try {
       u = new URL(s);
     } catch {
-      throw new Error(`must be an http(s) URL, got ${JSON.stringify(s)}${at}`);
+      throw bad(`must be an http(s) URL, got ${JSON.stringify(s)}${at}`);
     }
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error(`must use http or https, got ${JSON.stringify(s)}${at}`);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw bad(`must use http or https, got ${JSON.stringify(s)}${at}`);
     if (u.username || u.password || u.search || u.hash || (u.pathname !== "/" && u.pathname !== "")) {
-      throw new Error(`must be http(s)://host:port only (no path, query or credentials), got ${JSON.stringify(s)}${at}`);
+      throw bad(`must be http(s)://host:port only (no path, query or credentials), got ${JSON.stringify(s)}${at}`);
     }
     const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
     const port = Number(u.port || (u.protocol === "https:" ? 443 : 80));
     const id = `${u.protocol}//${host.toLowerCase()}:${port}`;
-    if (seen.has(id)) throw new Error(`lists ${JSON.stringify(s)} twice`);
+    if (seen.has(id)) throw bad(`lists ${JSON.stringify(s)} twice`);
     seen.add(id);
     return { url: s, tls: u.protocol === "https:", host, port };
   });
-  if (new Set(out.map((c) => c.tls)).size > 1) throw new Error("mixes http:// and https:// centrals; use one scheme for all");
+  if (new Set(out.map((c) => c.tls)).size > 1) throw bad("mixes http:// and https:// centrals; use one scheme for all");
   return out;
 }
 
