@@ -2,7 +2,7 @@
  * Sidecars pointed at several centrals (issue 16), with real processes: three
  * `originwatch central` processes, each with its own data dir, on
  * 127.0.0.1/2/3 at one port, found through a DNS name with three A records
- * (tools/test/dns-stub.ts) or a comma-separated URL list; six sidecars (four
+ * or a comma-separated URL list (tools/test/central-replicas.ts); six sidecars (four
  * in-process, two processes) spread over them by node id. `kill -9` of one
  * central: its sidecars reconnect to the others within 5 s and replay what
  * was not acknowledged; every request the origin served is counted by exactly
@@ -21,33 +21,26 @@ import { join } from "node:path";
 import pino from "pino";
 import { type Origin, startOrigin } from "../origin.js";
 import { type Proc, eventually, startOriginwatch } from "../test/proc.js";
-import { type DnsStub, startDnsStub } from "../test/dns-stub.js";
+import { type CentralReplicas, startCentralReplicas } from "../test/central-replicas.js";
 import { type Traffic, startTraffic } from "../test/traffic.js";
 import { validateSidecarConfig } from "../../sidecar/config.js";
 import { type Sidecar, startSidecar } from "../../sidecar/main.js";
 import { rendezvousScore } from "../../sidecar/stream/endpoint-picker.js";
 
 const HOST = "shop.example";
-const NAME = "centrals.test";
-const IPS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let dir = "";
 let origin: Origin;
-let dns: DnsStub;
-let port = 0;
-const centrals: Proc[] = [];
+let replicas: CentralReplicas;
 const inProcess: Sidecar[] = [];
 const processes: Proc[] = [];
 let traffic: Traffic | undefined;
 
-function startCentral(i: number): Promise<Proc> {
-  return startOriginwatch(["central", "--listen", `${IPS[i]}:${port}`, "--data", join(dir, `central-${i}`), "--allowed-hosts", NAME]);
-}
-
-/** The URLs of one sidecar's --central and the replica (index into IPS) the rendezvous hash gives it. */
+/** The replica (index) the rendezvous hash gives a node with this --central list. */
 function replicaOf(nodeId: string, urls: string[]): number {
-  const keys = urls[0].includes(NAME) ? IPS.map((ip) => `${urls[0]}@${ip}`) : urls.map((u, i) => `${u}@${IPS[i]}`);
+  const ips = replicas.ips;
+  const keys = urls[0] === replicas.nameUrl ? ips.map((ip) => `${urls[0]}@${ip}`) : urls.map((u, i) => `${u}@${ips[i]}`);
   const scores = keys.map((k) => rendezvousScore(nodeId, k));
   return scores.indexOf(Math.max(...scores));
 }
@@ -58,7 +51,7 @@ async function where(s: Sidecar | Proc): Promise<{ state: string; replica: numbe
     ? (s as Sidecar).stream.status()
     : ((await (await fetch(`http://${(s as Proc).ready.admin}/status`)).json()) as { stream: Record<string, unknown> }).stream;
   const central = String(st.central ?? "");
-  return { state: String(st.state), replica: IPS.findIndex((ip) => central.endsWith(`@${ip}`)), buffered: Number(st.bufferedBatches), moves: Number(st.moves) };
+  return { state: String(st.state), replica: replicas.ips.findIndex((ip) => central.endsWith(`@${ip}`)), buffered: Number(st.bufferedBatches), moves: Number(st.moves) };
 }
 
 async function totalRequests(address: string): Promise<number> {
@@ -72,25 +65,22 @@ async function totalRequests(address: string): Promise<number> {
 test.before(async () => {
   dir = await mkdtemp(join(tmpdir(), "ow-multi-"));
   origin = await startOrigin();
-  dns = await startDnsStub({ [NAME]: IPS });
-  const first = await startOriginwatch(["central", "--listen", `${IPS[0]}:0`, "--data", join(dir, "central-0"), "--allowed-hosts", NAME]);
-  port = Number(first.address.slice(first.address.lastIndexOf(":") + 1));
-  centrals.push(first, await startCentral(1), await startCentral(2));
+  replicas = await startCentralReplicas({ dir });
 });
 
 test.after(async () => {
   await traffic?.stop();
   await Promise.all(inProcess.map((s) => s.shutdown()));
   await Promise.all(processes.map((p) => p.stop()));
-  await Promise.all(centrals.map((c) => c.stop("SIGKILL")));
-  await dns?.close();
+  await replicas?.close();
   await origin?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
 test("six sidecars spread over three centrals; kill -9 of one: its sidecars are on the others in < 5 s and every request is counted once", async () => {
-  const byName = [`http://${NAME}:${port}`];
-  const byList = IPS.map((ip) => `http://${ip}:${port}`);
+  const { dns } = replicas;
+  const byName = [replicas.nameUrl];
+  const byList = replicas.urls;
   // Node ids that the rendezvous hash spreads two per replica (the spread over a large fleet is endpoint-picker.test.ts).
   const forms = [byName, byName, byName, byName, byList, byList];
   const perReplica = [0, 0, 0];
@@ -134,7 +124,7 @@ test("six sidecars spread over three centrals; kill -9 of one: its sidecars are 
   const victim = 1;
   const moving = before.map((w, i) => (w.replica === victim ? i : -1)).filter((i) => i >= 0);
   const killedAt = Date.now();
-  centrals[victim].child.kill("SIGKILL");
+  replicas.kill(victim);
   // Each moved sidecar: the time from the kill to a Welcome from another replica.
   const reconnectMs = await Promise.all(
     moving.map(async (i) => {
@@ -165,7 +155,8 @@ test("six sidecars spread over three centrals; kill -9 of one: its sidecars are 
   await sleep(1500);
   await eventually(async () => (await Promise.all(sidecars.map(where))).every((w) => w.buffered === 0), 10_000);
 
-  centrals[victim] = await startCentral(victim);
+  await replicas.restart(victim);
+  const centrals = replicas.procs;
   const served = origin.requests;
   const totals = await eventually(async () => {
     const t = await Promise.all(centrals.map((c) => totalRequests(c.address)));
