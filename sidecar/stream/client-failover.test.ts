@@ -156,6 +156,44 @@ test("a central name is resolved again before every connect: when its records ch
   }
 });
 
+test("a replica whose high-water mark is above anything this sidecar sent is logged (replicas that do not share the node's mark)", async () => {
+  const a = await startFakeCentral();
+  const b = await startFakeCentral();
+  // An earlier life of the same node sent 5 batches to b only.
+  const earlier = new StreamClient({ central: b.url, node: { nodeId: "edge-hw", isp: "isp-a", region: "eu" }, origins: [ORIGIN] });
+  earlier.start();
+  for (let i = 0; i < 5; i++) earlier.send(win(1));
+  await eventually(() => b.highWater("edge-hw") === 5n);
+  await earlier.shutdown();
+  // b refuses connections until the sidecar is on a.
+  const relay = await startFaultRelay({ target: { host: "127.0.0.1", port: b.port } });
+  await relay.setMode({ kind: "refuse" });
+  const logs: string[] = [];
+  const c = new StreamClient({
+    central: [a.url, `http://${relay.address}`],
+    node: { nodeId: "edge-hw", isp: "isp-a", region: "eu" },
+    origins: [ORIGIN],
+    initialBackoffMs: 50,
+    maxBackoffMs: 200,
+    log: (_l, msg) => logs.push(msg),
+  });
+  try {
+    c.start();
+    await eventually(() => c.state === "connected" && c.central?.startsWith(a.url));
+    c.send(win(1));
+    await eventually(() => a.highWater("edge-hw") === 1n);
+    await relay.setMode({ kind: "pass" });
+    a.close();
+    await eventually(() => c.state === "connected" && c.central?.includes(relay.address), 5000);
+    assert.ok(logs.some((m) => m.startsWith("the central's high-water mark is above")), logs.join("\n"));
+  } finally {
+    await c.shutdown();
+    await relay.close();
+    a.close();
+    b.close();
+  }
+});
+
 test("with rebalancing on, a stream moves back to its preferred central once it has been back for a while, nothing counted twice", async () => {
   const a = await startFakeCentral();
   const b = await startFakeCentral();

@@ -77,6 +77,9 @@ function ingestDefinition(): grpc.ServiceDefinition {
 export type StreamState = "idle" | "connecting" | "connected" | "backoff" | "closed";
 export const STREAM_STATES: readonly StreamState[] = ["idle", "connecting", "connected", "backoff", "closed"];
 
+/** How long a rebalancing stream waits for the preferred central's connection before it stays where it is. */
+export const REBALANCE_CONNECT_MS = 2000;
+
 /** INVALID_ARGUMENT endings after Welcome with the same head batch before it is dropped (older centrals). */
 export const HEAD_REFUSALS_BEFORE_DROP = 2;
 
@@ -464,6 +467,14 @@ export class StreamClient {
           this.nextSeq += delta;
           this.opts.log?.("info", "resuming sequence above central high-water mark", { highWaterSeq: hw.toString(), nextSeq: this.nextSeq.toString() });
         } else {
+          if (hw >= this.nextSeq) {
+            // Above anything this sidecar numbered: replicas disagree on the node's mark (ingest.proto, Welcome).
+            this.opts.log?.("warn", "the central's high-water mark is above every seq this sidecar has sent; its replicas may not share the node's mark", {
+              central: this.endpoint?.key,
+              highWaterSeq: hw.toString(),
+              nextSeq: this.nextSeq.toString(),
+            });
+          }
           this.ack(hw);
         }
         // Every held seq is now above the central's high-water mark: none is stored, so they may be rewritten.
@@ -577,9 +588,10 @@ export class StreamClient {
   }
 
   /**
-   * Move a working stream to the central the picker now prefers, if another:
-   * stop writing, wait (up to the ack timeout) until every written batch is
-   * acknowledged, so nothing is in flight on two centrals, then reopen there.
+   * Move a working stream to the central the picker now prefers, if another
+   * and it accepts a connection: stop writing, wait (up to the ack timeout)
+   * until every written batch is acknowledged, so nothing is in flight on two
+   * centrals, then reopen there.
    */
   private async rebalance(call: Duplex): Promise<void> {
     if (call !== this.call || !this.welcomed) return;
@@ -591,12 +603,28 @@ export class StreamClient {
     }
     const best = this.picker.pick(this.endpoints, Date.now());
     if (!best || best.waitMs > 0 || best.endpoint.key === this.endpoint?.key) return this.scheduleRebalance(call);
+    // Only towards a central that answers: one that is still down costs a failed connection, not a move.
+    const next = this.channelTo(best.endpoint);
+    const ready = await new Promise<boolean>((r) => next.waitForReady(Date.now() + REBALANCE_CONNECT_MS, (err) => r(!err)));
+    if (!ready || call !== this.call) {
+      next.close();
+      if (!ready) this.picker.failed(best.endpoint.key, Date.now());
+      if (call === this.call) this.scheduleRebalance(call);
+      return;
+    }
     this.draining = true;
     const deadline = Date.now() + (this.opts.ackTimeoutMs ?? 30_000);
     while (call === this.call && (this.buffer.first()?.seq ?? this.sentThrough + 1n) <= this.sentThrough && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.draining = false;
-    if (call !== this.call || this._state === "closed") return;
+    if (call !== this.call || this._state === "closed") {
+      next.close();
+      return;
+    }
     this.opts.log?.("info", "moving the stream to the preferred central", { from: this.endpoint?.key, to: best.endpoint.key });
+    this.client?.close();
+    this.client = next;
+    this.endpoint = best.endpoint;
+    this.moves++;
     this.call = undefined;
     this.welcomed = false;
     try {
