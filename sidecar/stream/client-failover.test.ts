@@ -194,6 +194,32 @@ test("a replica whose high-water mark is above anything this sidecar sent is log
   }
 });
 
+test("a central name that does not resolve yet is retried with backoff, and used once it does; send() never waits", async () => {
+  const f = await startFakeCentral();
+  const dns = await startDnsStub({});
+  const c = new StreamClient({
+    central: `http://later.test:${f.port}`,
+    resolver: { host: "127.0.0.1", port: dns.port },
+    node: { nodeId: "edge-nx", isp: "isp-a", region: "eu" },
+    origins: [ORIGIN],
+    initialBackoffMs: 50,
+    maxBackoffMs: 200,
+  });
+  try {
+    c.start();
+    await eventually(() => c.connects >= 2);
+    assert.is(c.state === "connected", false);
+    assert.match(String(c.lastEnd?.details), /no address for http:\/\/later\.test/);
+    c.send(win(3));
+    dns.records.set("later.test", "127.0.0.1");
+    await eventually(() => c.state === "connected" && f.counted.get(ORIGIN) === 3, 5000);
+  } finally {
+    await c.shutdown();
+    f.close();
+    await dns.close();
+  }
+});
+
 test("with rebalancing on, a stream moves back to its preferred central once it has been back for a while, nothing counted twice", async () => {
   const a = await startFakeCentral();
   const b = await startFakeCentral();
