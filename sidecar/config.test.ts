@@ -27,6 +27,7 @@ test("several centrals: a comma-separated flag or a list in the config file, eac
     "http://centrals.example:7400",
   ]);
   assert.equal(validateSidecarConfig({ ...base, central: ["https://a.example:7400", "https://b.example:7400"] }).central, ["https://a.example:7400", "https://b.example:7400"]);
+  assert.equal(validateSidecarConfig({ ...base, central: "HTTPS://a.example:7400", tlsCa: "ca.pem" }).central, ["HTTPS://a.example:7400"], "TLS files with an upper-case scheme");
 });
 
 test("per-origin upgrade, idle timeouts and TLS servername", () => {

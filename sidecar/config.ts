@@ -8,7 +8,7 @@ import { CONFIG_DEFAULTS } from "../proto/config-validate.js";
 import { type HostPort, parseHostPort as parseAddress } from "../proto/host-port.js";
 import { labelProblem, originProblem } from "../proto/names.js";
 import { SidecarError, configError } from "./errors.js";
-import { parseCentrals } from "./stream/central-endpoints.js";
+import { type CentralUrl, parseCentrals } from "./stream/central-endpoints.js";
 import { DEFAULT_INGEST_LIMITS } from "./stream/limits.js";
 
 export type { HostPort } from "../proto/host-port.js";
@@ -203,7 +203,7 @@ function originList(v: unknown): OriginInput[] {
 }
 
 export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig {
-  const central = centralList(input.central);
+  const centrals = centralList(input.central);
   const listen = parseHostPort("listen", input.listen ?? DEFAULTS.listen);
   const admin = input.admin === undefined || input.admin === null || input.admin === "" ? undefined : parseHostPort("admin", input.admin);
   const nodeId = label("nodeId", "--node-id", input.nodeId);
@@ -284,7 +284,7 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
   }
 
   return {
-    central,
+    central: centrals.map((c) => c.url),
     centralRebalanceMs: int("centralRebalanceMs", input.centralRebalanceMs, DEFAULTS.centralRebalanceMs, 0, 86_400_000),
     listen,
     admin,
@@ -302,17 +302,17 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
     keepAliveTimeoutMs: int("keepAliveTimeoutMs", input.keepAliveTimeoutMs, DEFAULTS.keepAliveTimeoutMs, 1000, 3_600_000),
     maxOrigins,
     resolver: input.resolver === undefined || input.resolver === null || input.resolver === "" ? undefined : parseHostPort("resolver", input.resolver),
-    ...tlsOf(input, central[0].startsWith("https:")),
+    ...tlsOf(input, centrals[0].tls),
   };
 }
 
 /** `--central URL,URL,...` or a list in the config file; the error names the field and the entry. */
-function centralList(v: unknown): string[] {
-  if (v === undefined || v === null) return [DEFAULTS.central];
+function centralList(v: unknown): CentralUrl[] {
+  if (v === undefined || v === null) return parseCentrals(DEFAULTS.central);
   if (typeof v !== "string" && !(Array.isArray(v) && v.every((x) => typeof x === "string"))) {
     throw configError("central (--central)", "must be a URL, a comma-separated list of URLs, or a list of URL strings");
   }
-  return parseCentrals(v).map((c) => c.url);
+  return parseCentrals(v);
 }
 
 function tlsOf(input: SidecarConfigInput, https: boolean): Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsCa"> {
