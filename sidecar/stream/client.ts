@@ -77,6 +77,9 @@ function ingestDefinition(): grpc.ServiceDefinition {
 export type StreamState = "idle" | "connecting" | "connected" | "backoff" | "closed";
 export const STREAM_STATES: readonly StreamState[] = ["idle", "connecting", "connected", "backoff", "closed"];
 
+/** The picker's key for "no central resolved to any address" (its backoff grows like an address's). */
+const NO_ADDRESS = "";
+
 /** How long a rebalancing stream waits for the preferred central's connection before it stays where it is. */
 export const REBALANCE_CONNECT_MS = 2000;
 
@@ -386,7 +389,7 @@ export class StreamClient {
     void resolveCentrals(this.centrals, this.resolveHost, this.endpoints).then((eps) => {
       if (this._state !== "connecting" || this.call) return;
       this.endpoints = eps;
-      this.picker.retain(eps.map((e) => e.key));
+      this.picker.retain([...eps.map((e) => e.key), NO_ADDRESS]);
       this.open();
     });
   }
@@ -599,7 +602,7 @@ export class StreamClient {
       const eps = await resolveCentrals(this.centrals, this.resolveHost, this.endpoints);
       if (call !== this.call) return;
       this.endpoints = eps;
-      this.picker.retain(eps.map((e) => e.key));
+      this.picker.retain([...eps.map((e) => e.key), NO_ADDRESS]);
     }
     const best = this.picker.pick(this.endpoints, Date.now());
     if (!best || best.waitMs > 0 || best.endpoint.key === this.endpoint?.key) return this.scheduleRebalance(call);
@@ -656,7 +659,7 @@ export class StreamClient {
     // This address waits its own backoff (a refused Hello will be refused again until someone
     // fixes the config: ask rarely); another central that is ready is opened at once.
     const now = Date.now();
-    const failedWait = this.picker.failed(this.endpoint?.key ?? "", now, { refused: kind === "config_error" });
+    const failedWait = this.picker.failed(this.endpoint?.key ?? NO_ADDRESS, now, { refused: kind === "config_error" });
     const wait = this.endpoint ? (this.picker.pick(this.endpoints, now)?.waitMs ?? failedWait) : failedWait;
     this.setState("backoff");
     const e = err as Partial<grpc.ServiceError> | undefined;
