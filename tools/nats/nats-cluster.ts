@@ -68,7 +68,7 @@ export interface NatsCluster {
   streamLeader(name: string): Promise<number>;
   /** `kill -9` server i; resolves when it has exited. */
   kill(i: number): Promise<void>;
-  /** Starts server i again (same ports, config and store dir); resolves when it answers /healthz. */
+  /** Starts server i again (same ports, config and store dir); resolves when its monitoring port answers. */
   restart(i: number): Promise<void>;
   /** Kills every server and removes the temp dir. Idempotent. */
   stop(): Promise<void>;
@@ -126,7 +126,7 @@ authorization {
 ${users}
   ]
 }
-${o.tls ? `tls {\n  cert_file: ${q(o.tls.cert)}\n  key_file: ${q(o.tls.key)}\n  timeout: 2\n}\n` : ""}cluster {
+${o.tls ? `tls {\n  cert_file: ${q(o.tls.cert)}\n  key_file: ${q(o.tls.key)}\n  timeout: 2\n}\n` : ""}${o.routePorts.length < 2 ? "" : `cluster {
   name: ow
   listen: "127.0.0.1:${o.routePort}"
   authorization { user: ${q(o.routeUser.user)}, password: ${q(o.routeUser.password)} }
@@ -134,7 +134,7 @@ ${o.tls ? `tls {\n  cert_file: ${q(o.tls.cert)}\n  key_file: ${q(o.tls.key)}\n  
 ${routes}
   ]
 }
-`;
+`}`;
 }
 
 const randomSecret = () => Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString("base64url");
@@ -210,7 +210,8 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
     for (;;) {
       if (!servers[i].running()) throw new Error(`nats-server ${servers[i].name} exited before ready:\n${logs[i]}`);
       try {
-        if ((await fetch(`http://127.0.0.1:${servers[i].httpPort}/healthz`)).status < 500) return;
+        await fetch(`http://127.0.0.1:${servers[i].httpPort}/varz`);
+        return;
       } catch {
         /* not yet listening */
       }
@@ -257,8 +258,9 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
         const states = await Promise.all(
           running.map(async (s) => {
             try {
-              const jsz = (await (await fetch(`http://127.0.0.1:${s.httpPort}/jsz`)).json()) as { meta_cluster?: { leader?: string } ; disabled?: boolean };
-              return jsz.meta_cluster?.leader ?? "";
+              const jsz = (await (await fetch(`http://127.0.0.1:${s.httpPort}/jsz`)).json()) as { meta_cluster?: { leader?: string }; config?: unknown };
+              // A lone server has no meta cluster: JetStream is ready once it reports its config.
+              return jsz.meta_cluster?.leader || (n === 1 && jsz.config ? s.name : "");
             } catch (err) {
               return `(${(err as Error).message})`;
             }
