@@ -103,5 +103,6 @@ setInterval(() => {}, 1000);`;
     await eventually(() => pids.every((p) => !alive(p)), 10_000);
   });
 
-  test.run();
 }
+
+test.run();
