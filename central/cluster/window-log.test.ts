@@ -136,6 +136,32 @@ if (requireNats("window log")) {
     assert.is(reader.lastSeq(), base + 20);
   });
 
+  test("a node's concurrent batches are stored in call order; after a failure the queued ones fail unpublished", async () => {
+    const node2 = create(NodeIdentitySchema, { nodeId: "edge-2", isp: "isp-b", region: "us" });
+    const pub = createWindowLogPublisher(js, { partitions: P });
+    const o = originIn(0);
+    const base = (await jsm.streams.info(windowStream(0))).state.last_seq;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => pub.publish(node2, batchOf(200 + i, [o]))));
+    const got: number[] = [];
+    const reader = await readPartition(js, 0, { fromSeq: base + 1, handler: (b) => void got.push(Number(b.seq)) });
+    const deadline = Date.now() + 5_000;
+    while (got.length < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await reader.stop();
+    assert.equal(got, Array.from({ length: 20 }, (_, i) => 200 + i));
+
+    // 8 partitions against a log of 4: an origin in partition 4..7 has no stream, its publish fails.
+    const wide = createWindowLogPublisher(js, { partitions: 8, retryForMs: 500, ackTimeoutMs: 200 });
+    const pick = (want: (p: number) => boolean) => Array.from({ length: 500 }, (_, i) => `w${i}.example`).find((x) => want(partitionOf(x, 8)))!;
+    const [lost, fine] = [pick((p) => p >= 4), pick((p) => p < 4)];
+    const before = await count(partitionOf(fine, 8));
+    const r = await Promise.allSettled([wide.publish(node2, batchOf(300, [lost])), wide.publish(node2, batchOf(301, [fine]))]);
+    assert.equal(r.map((x) => x.status), ["rejected", "rejected"]);
+    for (const x of r) assert.is(((x as PromiseRejectedResult).reason as CentralError).code, "CENTRAL_NATS_UNAVAILABLE");
+    assert.is(await count(partitionOf(fine, 8)), before, "the batch queued behind the failed one was not published");
+    await wide.publish(node2, batchOf(300, [fine]));
+    assert.is(await count(partitionOf(fine, 8)), before + 1, "a new call after the queue drained publishes");
+  });
+
   test("publishing survives kill -9 of the stream leader: every batch acknowledged, none lost or doubled", async () => {
     const p = 2;
     const o = originIn(p);

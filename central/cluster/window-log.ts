@@ -112,7 +112,11 @@ export interface WindowLogPublisher {
    * election, no quorum) is retried with the same msgID until `retryForMs`;
    * then it rejects with CENTRAL_NATS_UNAVAILABLE and the caller must not ack
    * the batch (the sidecar replays it; the msgIDs make that safe). Safe to call
-   * concurrently.
+   * concurrently; calls for the same node are published one after the other,
+   * in call order (the partition owner applies a node's seq only above its
+   * high-water mark, so a later seq must never overtake an earlier one). When
+   * one fails, the node's calls queued behind it fail with the same error
+   * without publishing: the caller ends that session and the sidecar replays.
    */
   publish(node: NodeIdentity, batch: Batch, receivedUnixMs?: number): Promise<PublishOutcome>;
 }
@@ -147,16 +151,32 @@ export function createWindowLogPublisher(js: JetStreamClient, opts: PublisherOpt
       }
     }
   };
+  const publishBatch = async (node: NodeIdentity, batch: Batch, receivedUnixMs: number): Promise<PublishOutcome> => {
+    const shares = splitByPartition(batch, opts.partitions);
+    const acks = await Promise.all(
+      [...shares].map(([p, s]) => {
+        const msg = create(PartitionBatchSchema, { node, seq: batch.seq, partition: p, windows: s.windows, exemplars: s.exemplars, receivedUnixMs: BigInt(receivedUnixMs) });
+        return publishOne(p, toBinary(PartitionBatchSchema, msg), windowMsgId(node.nodeId, batch.seq, p));
+      }),
+    );
+    return { messages: acks.length, duplicates: acks.filter(Boolean).length };
+  };
+  // One chain per node: a node's batches reach each partition in the order they were handed in, even when a
+  // retry (leader election) delays one, because the owner drops a seq at or below its high-water mark.
+  // After a failure the node's queued batches fail too (never published): a later seq stored while an earlier
+  // one is missing would make the owner drop the earlier one when the sidecar replays it.
+  const chains = new Map<string, Promise<unknown>>();
   return {
-    async publish(node, batch, receivedUnixMs = Date.now()) {
-      const shares = splitByPartition(batch, opts.partitions);
-      const acks = await Promise.all(
-        [...shares].map(([p, s]) => {
-          const msg = create(PartitionBatchSchema, { node, seq: batch.seq, partition: p, windows: s.windows, exemplars: s.exemplars, receivedUnixMs: BigInt(receivedUnixMs) });
-          return publishOne(p, toBinary(PartitionBatchSchema, msg), windowMsgId(node.nodeId, batch.seq, p));
-        }),
-      );
-      return { messages: acks.length, duplicates: acks.filter(Boolean).length };
+    publish(node, batch, receivedUnixMs = Date.now()) {
+      const prev = chains.get(node.nodeId) ?? Promise.resolve();
+      const mine = prev.then(() => publishBatch(node, batch, receivedUnixMs));
+      chains.set(node.nodeId, mine);
+      void mine
+        .catch(() => undefined)
+        .then(() => {
+          if (chains.get(node.nodeId) === mine) chains.delete(node.nodeId);
+        });
+      return mine;
     },
   };
 }
