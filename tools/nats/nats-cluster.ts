@@ -3,11 +3,13 @@
  * benchmarks (issue 16): N servers with JetStream, each on free ports with its
  * own store directory under one temp dir, routes between all of them, and
  * explicit users (user/password; never `no_auth_user`) on client and route
- * connections. `ready()` waits until JetStream has a meta leader; `kill(i)` is a
- * `kill -9`, `restart(i)` brings the same server back with the same ports and
- * store. `stop()` is idempotent; every server is also killed when this process
- * exits (exit handler, SIGINT/SIGTERM) and, through `setpriv --pdeathsig`, when
- * it dies without running handlers.
+ * connections. Client users live in one account `OW` with JetStream (an
+ * `accounts` block only, never mixed with a top-level `authorization` block:
+ * see central/cluster/README.md, Security). `ready()` waits until JetStream
+ * has a meta leader; `kill(i)` is a `kill -9`, `restart(i)` brings the same
+ * server back with the same ports and store. `stop()` is idempotent; every
+ * server is also killed when this process exits (exit handler, SIGINT/SIGTERM)
+ * and, through `setpriv --pdeathsig`, when it dies without running handlers.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
@@ -111,7 +113,7 @@ function serverConf(o: {
   maxFileStore: string;
 }): string {
   const q = (s: string) => JSON.stringify(s);
-  const users = o.users.map((u) => `    { user: ${q(u.user)}, password: ${q(u.password)} }`).join("\n");
+  const users = o.users.map((u) => `      { user: ${q(u.user)}, password: ${q(u.password)} }`).join("\n");
   const routes = o.routePorts.map((p) => `    ${q(`nats-route://${o.routeUser.user}:${o.routeUser.password}@127.0.0.1:${p}`)}`).join("\n");
   return `server_name: ${q(o.name)}
 listen: "127.0.0.1:${o.clientPort}"
@@ -121,10 +123,13 @@ jetstream {
   max_memory_store: ${o.maxMemoryStore}
   max_file_store: ${o.maxFileStore}
 }
-authorization {
-  users: [
+accounts {
+  OW: {
+    jetstream: enabled
+    users: [
 ${users}
-  ]
+    ]
+  }
 }
 ${o.tls ? `tls {\n  cert_file: ${q(o.tls.cert)}\n  key_file: ${q(o.tls.key)}\n  timeout: 2\n}\n` : ""}${o.routePorts.length < 2 ? "" : `cluster {
   name: ow
