@@ -25,6 +25,8 @@ export const NATS_SERVER_BIN = process.env.NATS_SERVER_BIN ?? "/usr/sbin/nats-se
 export interface NatsUser {
   user: string;
   password: string;
+  /** Subjects the user may publish to and subscribe to (default: everything in its account). */
+  permissions?: { publish: readonly string[]; subscribe: readonly string[] };
 }
 
 export interface NatsClusterOptions {
@@ -113,7 +115,8 @@ function serverConf(o: {
   maxFileStore: string;
 }): string {
   const q = (s: string) => JSON.stringify(s);
-  const users = o.users.map((u) => `      { user: ${q(u.user)}, password: ${q(u.password)} }`).join("\n");
+  const perms = (u: NatsUser) => (u.permissions ? `, permissions: { publish: ${JSON.stringify(u.permissions.publish)}, subscribe: ${JSON.stringify(u.permissions.subscribe)} }` : "");
+  const users = o.users.map((u) => `      { user: ${q(u.user)}, password: ${q(u.password)}${perms(u)} }`).join("\n");
   const routes = o.routePorts.map((p) => `    ${q(`nats-route://${o.routeUser.user}:${o.routeUser.password}@127.0.0.1:${p}`)}`).join("\n");
   return `server_name: ${q(o.name)}
 listen: "127.0.0.1:${o.clientPort}"
