@@ -66,7 +66,7 @@ if (requireNats("partition leases")) {
     const nc = await cluster.connect();
     conns.push(nc);
     const name = `OW_LEASES_T${++bucket}`;
-    return { name, kv: await openLeaseBucket(jetstream(nc), { ttlMs, replicas: 3, bucket: name }) };
+    return { name, kv: (await openLeaseBucket(jetstream(nc), { ttlMs, replicas: 3, bucket: name })).kv };
   }
 
   async function startWorker(id: string, bucketName: string, ttlMs: number, servers?: string[]): Promise<PartitionLeases> {
@@ -110,6 +110,25 @@ if (requireNats("partition leases")) {
       assert.is(e?.revision, workers.find((w) => w.id === id)!.leases.revision(p));
     }
     assertNeverTwoOwners();
+  });
+
+  test("a released lease is taken by exactly one of six concurrent takers (100 rounds, clients on all three servers)", async () => {
+    const name = `OW_LEASES_T${++bucket}`;
+    const buckets = [];
+    for (const i of [0, 1, 2, 0, 1, 2]) {
+      const { connect } = await import("@nats-io/transport-node");
+      const nc = await connect({ servers: cluster.urls[i], user: cluster.user.user, pass: cluster.user.password });
+      conns.push(nc);
+      buckets.push(await openLeaseBucket(jetstream(nc), { ttlMs: 10_000, replicas: 3, bucket: name }));
+    }
+    let rev = await buckets[0].kv.create(leaseKey(0), "first");
+    for (let round = 0; round < 100; round++) {
+      await buckets[round % 6].remove(rev);
+      const r = await Promise.allSettled(buckets.map((b, i) => b.kv.create(leaseKey(0), `taker-${i}`)));
+      const won = r.filter((x): x is PromiseFulfilledResult<number> => x.status === "fulfilled");
+      assert.is(won.length, 1, `round ${round}: ${won.length} winners`);
+      rev = won[0].value;
+    }
   });
 
   test("a worker that dies (stops renewing, releases nothing): its partitions are owned again within 15 s", async () => {

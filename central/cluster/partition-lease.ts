@@ -7,7 +7,7 @@
  *   p.<p>         value = owning worker id; the lease on partition p
  *   w.<workerId>  value = time of the last heartbeat; the worker is live
  *
- * Rules, applied by every worker once per tick (default ttl / 3):
+ * Rules, applied by every worker once per tick (default ttl / 5):
  *  1. Renew every owned lease with a revision-checked `update`. A failed
  *     renewal (someone else's revision, the key gone) stops ownership at once:
  *     onRelease(p, "lost"). A renewal that has not succeeded by
@@ -17,19 +17,31 @@
  *  2. Heartbeat: put w.<id>. Live workers W = the w.* keys present (an expired
  *     heartbeat is a dead worker).
  *  3. Quota = ceil(P / W). Over it (a worker joined): release the extras
- *     (onRelease(p, "rebalance") first, then a revision-checked delete).
+ *     (onRelease(p, "rebalance") first, then remove the lease message).
  *  4. Under it: `create` free partitions (create refuses an existing key, so
  *     two workers cannot both win), starting at an offset derived from the
  *     worker id so workers do not all race for partition 0.
+ *
+ * Why a released lease is removed as a stream message (by its sequence, the
+ * lease revision) and not with KV delete: nats-server before 2.9.21 does not
+ * serialise concurrent writes that expect the same last subject sequence on a
+ * clustered stream (nats-io/nats-server#4320; measured here on 2.9.10 R3:
+ * ~40 % of rounds of 6 concurrent `update`s with one revision had several
+ * winners). KV `create` over a delete marker is such an `update`; `create` of
+ * a subject with no message at all was exact (0 of 600 rounds). So a lease key
+ * only ever leaves by TTL expiry or by removing its message — both leave no
+ * marker — and taking a lease is always a `create` on an empty subject.
+ * Removing by sequence is itself a compare-and-set: it removes our message or
+ * nothing.
  * A worker that dies stops renewing; its keys expire after the TTL and the
- * others take its partitions at their next tick: ≤ ttl + tick (≈ 13.3 s).
+ * others take its partitions at their next tick: ≤ ttl + tick (12 s with the defaults).
  *
  * Caveat (any lease): a process paused longer than the margin (a stop-the-world
  * pause, SIGSTOP) can act after its lease expired. What an owner writes
  * (snapshots) must therefore be fenced by its lease revision, not only by time.
  */
 import { Kvm, type KV } from "@nats-io/kv";
-import type { JetStreamClient } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { fnv1a32 } from "./partition.js";
 
 export const LEASE_BUCKET = "OW_LEASES";
@@ -47,9 +59,29 @@ export interface LeaseBucketOptions {
   bucket?: string;
 }
 
+/** The lease bucket: the KV and the way to remove one lease message without leaving a marker. */
+export interface LeaseBucket {
+  kv: KV;
+  /** Removes the message at `revision` (the key's last one, or nothing if it was replaced); never throws. */
+  remove(revision: number): Promise<void>;
+}
+
 /** Creates (or opens, idempotently) the lease bucket. */
-export function openLeaseBucket(js: JetStreamClient, o: LeaseBucketOptions): Promise<KV> {
-  return new Kvm(js).create(o.bucket ?? LEASE_BUCKET, { ttl: o.ttlMs, replicas: o.replicas, history: 1 });
+export async function openLeaseBucket(js: JetStreamClient, o: LeaseBucketOptions): Promise<LeaseBucket> {
+  const name = o.bucket ?? LEASE_BUCKET;
+  const kv = await new Kvm(js).create(name, { ttl: o.ttlMs, replicas: o.replicas, history: 1 });
+  let jsm: JetStreamManager | undefined;
+  return {
+    kv,
+    async remove(revision) {
+      try {
+        jsm ??= await js.jetstreamManager();
+        await jsm.streams.deleteMessage(`KV_${name}`, revision, false);
+      } catch {
+        /* already gone (expired, replaced) or NATS unreachable: the TTL frees it */
+      }
+    },
+  };
 }
 
 export interface PartitionLeaseOptions {
@@ -58,7 +90,7 @@ export interface PartitionLeaseOptions {
   partitions: number;
   /** The bucket's TTL (the lease length). */
   ttlMs: number;
-  /** Tick interval (default ttl / 3). */
+  /** Tick interval (default ttl / 5: a renewal may fail about three times before the lease is given up). */
   tickMs?: number;
   /** A lease is given up this long before the server could expire it (default min(1 s, ttl / 5)). */
   marginMs?: number;
@@ -90,10 +122,11 @@ interface Lease {
   deadline: NodeJS.Timeout;
 }
 
-/** Starts taking and keeping partition leases in `kv` (from openLeaseBucket); the first tick runs at once. */
-export function startPartitionLeases(kv: KV, o: PartitionLeaseOptions): PartitionLeases {
+/** Starts taking and keeping partition leases in `bucket` (from openLeaseBucket); the first tick runs at once. */
+export function startPartitionLeases(bucket: LeaseBucket, o: PartitionLeaseOptions): PartitionLeases {
+  const { kv } = bucket;
   if (!WORKER_ID.test(o.workerId)) throw new Error(`workerId must be 1-64 letters, digits or -_=, got ${JSON.stringify(o.workerId)}`);
-  const tickMs = o.tickMs ?? Math.floor(o.ttlMs / 3);
+  const tickMs = o.tickMs ?? Math.floor(o.ttlMs / 5);
   const marginMs = o.marginMs ?? Math.min(1_000, Math.floor(o.ttlMs / 5));
   const leases = new Map<number, Lease>();
   let stopped = false;
@@ -136,12 +169,12 @@ export function startPartitionLeases(kv: KV, o: PartitionLeaseOptions): Partitio
     }
     if (leases.get(p) === l && !stopped) hold(p, revision, sentAt);
     // Renewed after we already gave it up (the deadline fired first): free it for the others at once.
-    else await kv.delete(leaseKey(p), { previousSeq: revision }).catch(() => undefined);
+    else await bucket.remove(revision);
   };
 
   const release = async (p: number, why: ReleaseReason) => {
     const l = drop(p, why);
-    if (l) await kv.delete(leaseKey(p), { previousSeq: l.revision }).catch(report);
+    if (l) await bucket.remove(l.revision);
   };
 
   const offset = fnv1a32(o.workerId) % o.partitions;
@@ -170,7 +203,7 @@ export function startPartitionLeases(kv: KV, o: PartitionLeaseOptions): Partitio
         continue; // someone else took it first
       }
       if (stopped) {
-        await kv.delete(leaseKey(p), { previousSeq: revision }).catch(() => undefined);
+        await bucket.remove(revision);
         return;
       }
       hold(p, revision, sentAt);

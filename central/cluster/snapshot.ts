@@ -7,13 +7,20 @@
  *
  * Bucket `OW_SNAPSHOTS` (R3, history 1, no TTL), key `s.<p>`, JSON value.
  *
- * Fencing: every write is revision-checked against the key. A new owner first
- * *claims* the snapshot (rewrites what it loaded with its own name and lease
- * revision); from then on a save by the previous owner, which still holds the
- * old revision, is refused with CENTRAL_PARTITION_FENCED: a stale owner (a
- * paused process that lost its lease without noticing) can never overwrite
- * its successor's state. The owner that gets that error must stop owning the
- * partition at once.
+ * Fencing: every snapshot carries its owner's lease revision (lease revisions
+ * only grow: a later lease on p always has a higher one). A new owner first
+ * *claims* the snapshot (rewrites what it loaded under its own name and lease
+ * revision); every save is revision-checked against the key. When a save
+ * finds the key changed, the lease revisions decide: a snapshot from a newer
+ * lease means this owner is stale (a paused process that lost its lease
+ * without noticing) and gets CENTRAL_PARTITION_FENCED — it must stop owning
+ * the partition at once; a snapshot from an older lease (a stale owner's late
+ * save) is overwritten. The lease revision decides, not the CAS alone, because
+ * nats-server before 2.9.21 can accept two writes expecting the same revision
+ * when they race on a clustered stream (nats-io/nats-server#4320): with it, a
+ * stale save racing a claim can land, but is overwritten by the next save and
+ * never survives, and the new owner's state is still its loaded snapshot plus
+ * replay.
  *
  * Limit: one value must fit the NATS max_payload (1 MB by default); `save`
  * refuses a larger snapshot (bounded state per partition is the engine's job).
@@ -74,6 +81,9 @@ export class SnapshotStore<S> {
     for (let attempt = 0; attempt < 10; attempt++) {
       const e = await this.kv.get(key(p));
       const stored = e && e.operation === "PUT" ? e.json<PartitionSnapshot<S | null>>() : undefined;
+      if (stored && stored.leaseRevision > leaseRevision) {
+        throw new CentralError("CENTRAL_PARTITION_FENCED", `partition ${p}: ${stored.owner} holds a newer lease (${stored.leaseRevision} > ${leaseRevision}); ${owner} must not own it`);
+      }
       const snapshot = stored && stored.state !== null ? (stored as PartitionSnapshot<S>) : undefined;
       const record: PartitionSnapshot<S | null> = {
         ...(stored ?? { partition: p, streamSeq: 0, hwm: {}, state: null }),
@@ -94,17 +104,27 @@ export class SnapshotStore<S> {
 
   /**
    * Saves `snapshot` if partition p's snapshot is still at `expectedRevision`
-   * (from the claim or the previous save); resolves with the new revision.
-   * CENTRAL_PARTITION_FENCED: someone else wrote it since — stop owning p.
+   * (from the claim or the previous save), or was last written under an older
+   * lease; resolves with the new revision (save against it next time).
+   * CENTRAL_PARTITION_FENCED: a newer lease's owner wrote it — stop owning p.
    */
   async save(snapshot: PartitionSnapshot<S>, expectedRevision: number): Promise<number> {
     const bytes = JSON.stringify(snapshot);
     if (bytes.length > this.maxBytes) throw new Error(`snapshot of partition ${snapshot.partition} is ${bytes.length} bytes, over ${this.maxBytes}`);
-    try {
-      return await this.kv.update(key(snapshot.partition), bytes, expectedRevision);
-    } catch (err) {
-      if (fenced(err)) throw new CentralError("CENTRAL_PARTITION_FENCED", `partition ${snapshot.partition}: ${snapshot.owner} is no longer its owner (its snapshot was claimed by another worker)`, { cause: err });
-      throw new CentralError("CENTRAL_NATS_UNAVAILABLE", `cannot save the snapshot of partition ${snapshot.partition}: ${(err as Error).message}`, { cause: err });
+    let expected = expectedRevision;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        return await this.kv.update(key(snapshot.partition), bytes, expected);
+      } catch (err) {
+        if (!fenced(err)) throw new CentralError("CENTRAL_NATS_UNAVAILABLE", `cannot save the snapshot of partition ${snapshot.partition}: ${(err as Error).message}`, { cause: err });
+      }
+      const e = await this.kv.get(key(snapshot.partition));
+      const stored = e && e.operation === "PUT" ? e.json<PartitionSnapshot<unknown>>() : undefined;
+      if (!e || !stored || stored.leaseRevision > snapshot.leaseRevision || (stored.leaseRevision === snapshot.leaseRevision && stored.owner !== snapshot.owner)) {
+        throw new CentralError("CENTRAL_PARTITION_FENCED", `partition ${snapshot.partition}: ${snapshot.owner} is no longer its owner (${stored ? `${stored.owner} wrote it under lease ${stored.leaseRevision}` : "its snapshot is gone"})`);
+      }
+      expected = e.revision; // an older lease's late save: overwrite it
     }
+    throw new CentralError("CENTRAL_PARTITION_FENCED", `partition ${snapshot.partition}: the snapshot kept changing while ${snapshot.owner} saved it`);
   }
 }
