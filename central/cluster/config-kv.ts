@@ -17,7 +17,9 @@
  * racing with the same expected version exactly one wins; a replica whose view
  * lags can only refuse (its expected+1 already exists), never leave a gap.
  * Every refusal is CENTRAL_CONFIG_CONFLICT (FAILED_PRECONDITION), like the
- * embedded store.
+ * embedded store. Version keys are never deleted: `create` of a key that never
+ * had a message is the one compare-and-set that nats-server 2.9 serialises on
+ * a clustered stream (central/cluster/README.md, "Compare-and-set on 2.9.10").
  *
  * Every replica watches v.> and emits "changed" once per new version, in
  * version order, so it can push to its own sidecar sessions.
