@@ -20,16 +20,13 @@ import { PartitionBatchSchema } from "../../proto/gen/originwatch/v1/cluster_pb.
 import { NATS_DEFAULTS } from "../../central/cluster/nats-options.js";
 import { createWindowLogPublisher, ensureWindowStreams, readPartition, splitByPartition } from "../../central/cluster/window-log.js";
 import { startNatsCluster } from "../nats/nats-cluster.js";
+import { numArg } from "./args.js";
 
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const BATCHES = arg("batches", 1000);
-const WINDOWS = arg("windows", 100);
-const NODES = arg("nodes", 20);
-const P = arg("partitions", 16);
-const REPS = arg("reps", 3);
+const BATCHES = numArg("batches", 1000);
+const WINDOWS = numArg("windows", 100);
+const NODES = numArg("nodes", 20);
+const P = numArg("partitions", 16);
+const REPS = numArg("reps", 3);
 const ORIGINS = 2000;
 
 /** Zipf(1) origin picks, seeded: a realistic batch touches popular origins more. */

@@ -15,14 +15,11 @@
  *   npm run bench:shards [-- --nodes 2000 --origins 2000 --rps 200]
  */
 import { partitionOf } from "../../central/cluster/partition.js";
+import { numArg } from "./args.js";
 
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const NODES = arg("nodes", 2000);
-const ORIGINS = arg("origins", 2000);
-const RPS = arg("rps", 200);
+const NODES = numArg("nodes", 2000);
+const ORIGINS = numArg("origins", 2000);
+const RPS = numArg("rps", 200);
 
 /** Seeded PRNG (mulberry32): the same assignments every run. */
 function rng(seed: number) {
