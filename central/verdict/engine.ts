@@ -12,6 +12,7 @@ import { FaultScope, IncidentKind, OriginState } from "../../proto/gen/originwat
 import type { ProbeResult } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { Confirmer } from "./confirmation.js";
 import { type IncidentRecord, type Observation, type Track, isIdle, newTrack, step, subjectOf } from "./hysteresis.js";
+import type { WindowColumns } from "../ingest/window-columns.js";
 import { LookbackAggregator, type NodeLabels, type WindowLike } from "./lookback.js";
 import { type FaultFinding, type NodeInput, type Verdict, evaluate } from "./policy.js";
 import { ProbeBroker, type ProbeTarget } from "./probe-broker.js";
@@ -128,6 +129,12 @@ export class VerdictEngine {
     for (const w of windows) this.lookback.add(node, w);
   }
 
+  /** The windows of one batch of one node as the ingest converted them on arrival (the hot path). */
+  observeColumns(node: NodeLabels, windows: WindowColumns, nowMs = this.now()): void {
+    this.lastSeen.set(node.nodeId, nowMs);
+    this.lookback.addColumns(node, windows);
+  }
+
   /** A node is alive (hello, empty batch): keeps it from going stale. */
   /** The node's session closed: what it reported is left out until it speaks again. */
   disconnected(nodeId: string): void {
@@ -163,7 +170,7 @@ export class VerdictEngine {
 
   /** Origins the engine holds (state, tracks or lookback). */
   knows(origin: string): boolean {
-    return this.origins.has(origin) || this.tracks.has(origin) || this.lookback.nodes(origin).length > 0;
+    return this.origins.has(origin) || this.tracks.has(origin) || this.lookback.has(origin);
   }
 
   onProbeResult(nodeId: string, r: ProbeResult): boolean {

@@ -13,8 +13,9 @@
  */
 import type { Histogram, OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
-import { addCounts, failuresOf, requestsOf, zeroCounts } from "./counts.js";
-import { bucketsOf } from "./lookback.js";
+import { COUNT_FIELDS } from "../../proto/outcomes.js";
+import { F, type WindowColumns, columnsOfBatch } from "../ingest/window-columns.js";
+import { failuresOf, requestsOf } from "./counts.js";
 import type { RollupRecord, VerdictStore } from "./verdict-store.js";
 
 export const MINUTE_MS = 60_000;
@@ -60,8 +61,17 @@ function pointOf(minuteMs: number, r: RollupRecord): HistoryPointData {
   };
 }
 
+const STALL = COUNT_FIELDS.indexOf("stall");
+const STALL_RECOVERED = COUNT_FIELDS.indexOf("stallRecovered");
+/** Per count field: 1 when it is a completed request, and when it is a completed failure (stalls apart). */
+const unit = (k: number) => Object.fromEntries(COUNT_FIELDS.map((f, i) => [f, i === k ? 1 : 0])) as Parameters<typeof requestsOf>[0];
+const COMPLETED = Float64Array.from(COUNT_FIELDS, (f, k) => (k === STALL || k === STALL_RECOVERED ? 0 : requestsOf(unit(k))));
+const FAILED = Float64Array.from(COUNT_FIELDS, (f, k) => (k === STALL || k === STALL_RECOVERED ? 0 : failuresOf(unit(k))));
+
 export class HistoryRollups {
   private open = new Map<string, Open>();
+  /** The minute each origin last wrote to (a batch's windows share it): one lookup per window. */
+  private latest = new Map<string, Open>();
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(private store: VerdictStore, readonly retentionMs: number) {}
@@ -77,16 +87,42 @@ export class HistoryRollups {
     return e;
   }
 
+  /** One window in the contract's shape (tests, tools). */
   addWindow(origin: string, startMs: number, counts: OutcomeCounts | undefined, ttfb: Histogram | undefined, nowMs = Date.now()): void {
-    if (startMs < nowMs - this.retentionMs) return;
-    const e = this.entry(origin, Math.floor(startMs / MINUTE_MS) * MINUTE_MS, nowMs);
-    const c = addCounts(zeroCounts(), counts ?? zeroCounts());
-    e.rec.requests += requestsOf(c);
-    e.rec.failures += failuresOf(c);
-    const b = bucketsOf(ttfb);
-    if (b) for (let i = 0; i < b.length; i++) if (b[i]) e.rec.ttfb[i] = (e.rec.ttfb[i] ?? 0) + b[i];
-    e.dirty = true;
-    e.version++;
+    this.addColumns(columnsOfBatch({ windows: [{ origin, startUnixMs: BigInt(startMs), lengthMs: 1000, counts, ttfb, packedCounts: [] } as never] }), nowMs);
+  }
+
+  /** Every window of a batch, as the ingest converted it on arrival. */
+  addColumns(c: WindowColumns, nowMs = Date.now()): void {
+    const oldest = nowMs - this.retentionMs;
+    for (let i = 0; i < c.length; i++) {
+      const startMs = c.startMs[i];
+      if (startMs < oldest) continue;
+      const origin = c.origin[i];
+      const minuteMs = Math.floor(startMs / MINUTE_MS) * MINUTE_MS;
+      let e = this.latest.get(origin);
+      if (!e || e.minuteMs !== minuteMs) {
+        e = this.entry(origin, minuteMs, nowMs);
+        this.latest.set(origin, e);
+      } else e.touchedMs = nowMs;
+      const o = i * F;
+      let requests = 0;
+      let failures = 0;
+      for (let k = 0; k < F; k++) {
+        const v = c.counts[o + k];
+        if (v === 0) continue;
+        requests += v * COMPLETED[k];
+        failures += v * FAILED[k];
+      }
+      // Stalls not answered in the window count as requests and failures (requestsOf / failuresOf).
+      const stalls = Math.max(0, c.counts[o + STALL] - c.counts[o + STALL_RECOVERED]);
+      e.rec.requests += requests + stalls;
+      e.rec.failures += failures + stalls;
+      const t = e.rec.ttfb;
+      for (let p = c.ttfbStart[i]; p < c.ttfbStart[i + 1]; p++) t[c.ttfbIdx[p]] = (t[c.ttfbIdx[p]] ?? 0) + c.ttfbN[p];
+      e.dirty = true;
+      e.version++;
+    }
   }
 
   noteState(origin: string, nowMs: number, state: number): void {
@@ -125,11 +161,13 @@ export class HistoryRollups {
     await this.store.putRollups(entries);
     for (const { e, version } of written) if (e.version === version) e.dirty = false;
     for (const [k, e] of this.open) if (nowMs - e.touchedMs > 3 * MINUTE_MS && !e.dirty) this.open.delete(k);
+    this.latest.clear();
   }
 
   prune(nowMs = Date.now()): Promise<void> {
     const cutoff = nowMs - this.retentionMs;
     for (const [k, e] of this.open) if (e.minuteMs < cutoff) this.open.delete(k);
+    this.latest.clear();
     return this.store.pruneRollups(cutoff);
   }
 
