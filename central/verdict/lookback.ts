@@ -124,6 +124,10 @@ interface OriginSums {
   nodes: Map<string, number>;
   /** Sum of every node's TTFB buckets in the lookback. */
   ttfb: Float64Array;
+  /** Bumped whenever a sum, a label or the set of nodes changes (the engine re-evaluates only then). */
+  version: number;
+  /** nodes() of the origin, until its set of nodes changes. */
+  list: NodeInput[] | undefined;
 }
 
 /** Windows as columns (the shapes tests and tools hold). */
@@ -140,13 +144,15 @@ function columnsOfWindows(windows: Iterable<WindowLike>): WindowColumns {
 
 export class LookbackAggregator {
   private byOrigin = new Map<string, OriginSums>();
+  /** Source of OriginSums.version: never repeats, even for an origin forgotten and reported again. */
+  private changes = 0;
   /** Per node: its entry in each origin (a batch is one node's: one lookup per window). */
   private byNode = new Map<string, Map<string, number>>();
   // Entries, by id.
   private sums: Sums[] = [];
   private eOrigin: string[] = [];
-  /** The origin's TTFB sum each entry adds to. */
-  private eOriginTtfb: Float64Array[] = [];
+  /** The origin's sums each entry adds to. */
+  private eSums: OriginSums[] = [];
   private live = new Int32Array(1024);
   private lastEndMs = new Float64Array(1024);
   /** Stalls not yet resolved: already counted once, as failures, when they stalled. */
@@ -200,6 +206,7 @@ export class LookbackAggregator {
           // Relabelled node: keep the sums, change the labels.
           s.isp = node.isp;
           s.region = node.region;
+          this.eSums[id].version = ++this.changes;
         }
       }
       this.addWindow(id, c, i);
@@ -208,7 +215,7 @@ export class LookbackAggregator {
 
   private newEntry(origin: string, node: NodeLabels): number {
     let o = this.byOrigin.get(origin);
-    if (!o) this.byOrigin.set(origin, (o = { nodes: new Map(), ttfb: new Float64Array(NB) }));
+    if (!o) this.byOrigin.set(origin, (o = { nodes: new Map(), ttfb: new Float64Array(NB), version: 0, list: undefined }));
     let id = this.free.pop();
     if (id === undefined) {
       id = this.next++;
@@ -230,7 +237,9 @@ export class LookbackAggregator {
       ttfb: new Float64Array(NB) as unknown as readonly number[],
     };
     this.eOrigin[id] = origin;
-    this.eOriginTtfb[id] = o.ttfb;
+    this.eSums[id] = o;
+    o.version = ++this.changes;
+    o.list = undefined;
     this.live[id] = 0;
     this.lastEndMs[id] = 0;
     this.stalls[id] = 0;
@@ -284,7 +293,9 @@ export class LookbackAggregator {
     b.row(id, endMs, recent);
     for (let k = 0; k < F; k++) if (a[o + k] > 0) b.pair(k, a[o + k]);
     const t = s.ttfb as unknown as Float64Array;
-    const ot = this.eOriginTtfb[id];
+    const os = this.eSums[id];
+    os.version = ++this.changes;
+    const ot = os.ttfb;
     for (let p = c.ttfbStart[i]; p < c.ttfbStart[i + 1]; p++) {
       const k = c.ttfbIdx[p];
       const n = c.ttfbN[p];
@@ -360,6 +371,7 @@ export class LookbackAggregator {
       const id = b.entry[r];
       if (this.dead[id]) continue;
       const rc = this.sums[id].recent;
+      this.eSums[id].version = ++this.changes;
       for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < b.pairEnd[r]; p++) {
         const code = b.code[p];
         if (code < F) subCode(rc, code, b.val[p]);
@@ -382,7 +394,9 @@ export class LookbackAggregator {
       const s = this.sums[id];
       const cs = s.counts;
       const t = s.ttfb as unknown as Float64Array;
-      const ot = this.eOriginTtfb[id];
+      const os = this.eSums[id];
+      os.version = ++this.changes;
+      const ot = os.ttfb;
       for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < b.pairEnd[r]; p++) {
         const code = b.code[p];
         const v = b.val[p];
@@ -402,6 +416,8 @@ export class LookbackAggregator {
     const o = this.byOrigin.get(origin);
     if (o && o.nodes.get(nodeId) === id) {
       o.nodes.delete(nodeId);
+      o.version = ++this.changes;
+      o.list = undefined;
       if (o.nodes.size === 0) this.byOrigin.delete(origin);
     }
     const mine = this.byNode.get(nodeId);
@@ -417,7 +433,7 @@ export class LookbackAggregator {
   private release(id: number): void {
     this.dead[id] = 1;
     this.sums[id] = undefined as unknown as Sums;
-    this.eOriginTtfb[id] = undefined as unknown as Float64Array;
+    this.eSums[id] = undefined as unknown as OriginSums;
     this.free.push(id);
   }
 
@@ -456,13 +472,20 @@ export class LookbackAggregator {
     return this.byOrigin.get(origin)?.ttfb as unknown as readonly number[] | undefined;
   }
 
-  /** The nodes of an origin with their lookback sums (live objects: read, do not keep). */
-  nodes(origin: string): NodeInput[] {
+  /** The nodes of an origin with their lookback sums (live objects and a shared array: read, do not keep or modify). */
+  nodes(origin: string): readonly NodeInput[] {
     const o = this.byOrigin.get(origin);
     if (!o) return [];
-    const out: NodeInput[] = [];
-    for (const id of o.nodes.values()) out.push(this.sums[id]);
-    return out;
+    if (!o.list) {
+      o.list = [];
+      for (const id of o.nodes.values()) o.list.push(this.sums[id]);
+    }
+    return o.list;
+  }
+
+  /** Changes whenever anything nodes(origin) shows changes (-1: no sums for the origin). */
+  version(origin: string): number {
+    return this.byOrigin.get(origin)?.version ?? -1;
   }
 }
 
