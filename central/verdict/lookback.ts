@@ -7,7 +7,7 @@
  *
  * Layout (issue 12: 1,000 nodes × 1,000 origins must fit in memory): every
  * (origin, node) is an integer entry; its sums are a NodeInput (the policy's
- * shape, handed out live) whose TTFB buckets are a Float64Array. A window in
+ * shape, handed out live) whose TTFB buckets are a Uint32Array view. A window in
  * the lookback is not an object: it is a row in its expiry bucket (one per
  * BUCKET_MS of end time) — entry, end time, and its non-zero counts and TTFB
  * buckets as (code, value) pairs in typed arrays — read once more when it
@@ -29,8 +29,11 @@ const STALL_MEMORY_MS = 120_000;
 
 /** Pair codes: 0..F-1 a count field, F + b TTFB bucket b. */
 const TTFB_CODE = F;
-/** Largest value one pair holds (bigger values are split over several pairs of the same code). */
-const MAX_PAIR = 0xffffffff;
+/** A pair is one uint32: code in the low 7 bits, value above (bigger values are split over several pairs of the same code). */
+const CODE_BITS = 7;
+const CODE_MASK = (1 << CODE_BITS) - 1;
+const MAX_PAIR = 2 ** (32 - CODE_BITS) - 1;
+if (F + NB > CODE_MASK + 1) throw new Error("lookback: too many count fields and TTFB buckets for the pair code");
 
 const STALL = COUNT_FIELDS.indexOf("stall");
 const STALL_RECOVERED = COUNT_FIELDS.indexOf("stallRecovered");
@@ -39,13 +42,23 @@ const NETTED = (["firstByteTimeout", "connectTimeout", "reset", "clientAbort"] a
 
 // The hot paths are unrolled from the outcome list once (as in proto/outcomes.ts).
 const unrolled = <T>(args: string, body: string): T => new Function(...args.split(","), body) as T;
+// Sums stay small integers (V8 Smis): a float64 stored into a Counts field would turn every Counts
+// object's fields into boxed doubles (~420 instead of ~160 bytes each; a million (origin, node) sums).
+const SMI_MAX = 0x3fffffff;
+const smi = (x: string) => `(${x} <= ${SMI_MAX} ? ${x} | 0 : ${x})`;
 /** into += a[o .. o+F) */
-const addAt = unrolled<(into: Counts, a: Float64Array, o: number) => void>("into,a,o", COUNT_FIELDS.map((k, i) => `into.${k} += a[o + ${i}];`).join(" "));
+const addAt = unrolled<(into: Counts, a: Float64Array, o: number) => void>(
+  "into,a,o",
+  COUNT_FIELDS.map((k, i) => `{ const v = a[o + ${i}]; if (v !== 0) { const x = into.${k} + v; into.${k} = ${smi("x")}; } }`).join(" "),
+);
 /** into[field of code] -= v (a pair of a row leaving). */
 const subCode = unrolled<(into: Counts, code: number, v: number) => void>(
   "into,code,v",
-  `switch (code) { ${COUNT_FIELDS.map((k, i) => `case ${i}: into.${k} -= v; break;`).join(" ")} }`,
+  `let x; switch (code) { ${COUNT_FIELDS.map((k, i) => `case ${i}: x = into.${k} - v; into.${k} = ${smi("x")}; break;`).join(" ")} }`,
 );
+
+/** Per-entry TTFB sums live in shared chunks of this many entries (one ArrayBuffer per chunk, not per entry). */
+const TTFB_CHUNK = 1024;
 
 export interface NodeLabels {
   nodeId: string;
@@ -73,8 +86,8 @@ class Bucket {
   /** 1 while the row is in the recent sums, 2 once it left the lookback. */
   state = new Uint8Array(64);
   pairEnd = new Uint32Array(64);
-  code = new Uint8Array(512);
-  val = new Uint32Array(512);
+  /** Pairs: code | value << CODE_BITS. */
+  pairs = new Uint32Array(512);
   constructor(public key: number) {}
 
   reset(key: number): void {
@@ -99,13 +112,9 @@ class Bucket {
 
   pair(code: number, v: number): void {
     while (v > 0) {
-      if (this.np === this.code.length) {
-        this.code = grow(this.code, new Uint8Array(this.np * 2));
-        this.val = grow(this.val, new Uint32Array(this.np * 2));
-      }
+      if (this.np === this.pairs.length) this.pairs = grow(this.pairs, new Uint32Array(this.np * 2));
       const part = v > MAX_PAIR ? MAX_PAIR : v;
-      this.code[this.np] = code;
-      this.val[this.np++] = part;
+      this.pairs[this.np++] = (code | (part << CODE_BITS)) >>> 0;
       v -= part;
     }
   }
@@ -213,6 +222,23 @@ export class LookbackAggregator {
     }
   }
 
+  private ttfbChunks: Uint32Array[] = [];
+
+  /**
+   * Entry id's TTFB sums, zeroed: a view into a shared chunk. Uint32: additions and
+   * subtractions are exact modulo 2^32, so a sum is exact while one node's samples in
+   * one bucket over the lookback stay below 2^32 (at most maxSlots windows, each within
+   * --max-requests-per-sec × its length: 16 × 6·10^7 for 60 s windows at the default).
+   */
+  private ttfbOf(id: number): Uint32Array {
+    const c = Math.floor(id / TTFB_CHUNK);
+    while (this.ttfbChunks.length <= c) this.ttfbChunks.push(new Uint32Array(TTFB_CHUNK * NB));
+    const at = (id % TTFB_CHUNK) * NB;
+    const view = this.ttfbChunks[c].subarray(at, at + NB);
+    view.fill(0);
+    return view;
+  }
+
   private newEntry(origin: string, node: NodeLabels): number {
     let o = this.byOrigin.get(origin);
     if (!o) this.byOrigin.set(origin, (o = { nodes: new Map(), ttfb: new Float64Array(NB), version: 0, list: undefined }));
@@ -233,8 +259,8 @@ export class LookbackAggregator {
       region: node.region,
       counts: zeroCounts(),
       recent: zeroCounts(),
-      // The policy only indexes and iterates the buckets: a typed array saves a boxed number per bucket.
-      ttfb: new Float64Array(NB) as unknown as readonly number[],
+      // The policy only indexes and iterates the buckets: a typed array view, see ttfbOf().
+      ttfb: this.ttfbOf(id) as unknown as readonly number[],
     };
     this.eOrigin[id] = origin;
     this.eSums[id] = o;
@@ -292,7 +318,7 @@ export class LookbackAggregator {
     const b = this.bucketFor(endMs);
     b.row(id, endMs, recent);
     for (let k = 0; k < F; k++) if (a[o + k] > 0) b.pair(k, a[o + k]);
-    const t = s.ttfb as unknown as Float64Array;
+    const t = s.ttfb as unknown as Uint32Array;
     const os = this.eSums[id];
     os.version = ++this.changes;
     const ot = os.ttfb;
@@ -373,8 +399,8 @@ export class LookbackAggregator {
       const rc = this.sums[id].recent;
       this.eSums[id].version = ++this.changes;
       for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < b.pairEnd[r]; p++) {
-        const code = b.code[p];
-        if (code < F) subCode(rc, code, b.val[p]);
+        const code = b.pairs[p] & CODE_MASK;
+        if (code < F) subCode(rc, code, b.pairs[p] >>> CODE_BITS);
       }
     }
   }
@@ -393,13 +419,13 @@ export class LookbackAggregator {
       }
       const s = this.sums[id];
       const cs = s.counts;
-      const t = s.ttfb as unknown as Float64Array;
+      const t = s.ttfb as unknown as Uint32Array;
       const os = this.eSums[id];
       os.version = ++this.changes;
       const ot = os.ttfb;
       for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < b.pairEnd[r]; p++) {
-        const code = b.code[p];
-        const v = b.val[p];
+        const code = b.pairs[p] & CODE_MASK;
+        const v = b.pairs[p] >>> CODE_BITS;
         if (code < F) subCode(cs, code, v);
         else {
           t[code - TTFB_CODE] -= v;
