@@ -65,23 +65,48 @@ function int64Num(r: BinaryReader, buf: Uint8Array): number {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** A string field: ASCII (every origin name) without TextDecoder, anything else through it. */
+/**
+ * Interned origin names: the same few thousand names arrive in every batch, so
+ * a name is looked up by a hash of its bytes and the string made once (no
+ * string per window; Map lookups by the interned string reuse its hash).
+ */
+const interned = new Map<number, string[]>();
+let internedCount = 0;
+const MAX_INTERNED = 100_000;
+
+/** A string field (origin names): interned when ASCII and short, otherwise decoded. */
 function str(r: BinaryReader, buf: Uint8Array): string {
   const len = r.uint32();
   const start = r.pos;
   const end = start + len;
   if (end > buf.length) throw new Error("parse binary: premature EOF");
   r.pos = end;
-  if (len <= 64) {
-    let s = "";
-    for (let i = start; i < end; i++) {
-      const c = buf[i];
-      if (c >= 0x80) return decodeUtf8(buf, start, end);
-      s += String.fromCharCode(c);
-    }
-    return s;
+  if (len > 253) return decodeUtf8(buf, start, end);
+  let h = 0x811c9dc5 ^ len;
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c >= 0x80) return decodeUtf8(buf, start, end);
+    h = Math.imul(h ^ c, 0x01000193);
   }
-  return decodeUtf8(buf, start, end);
+  const list = interned.get(h);
+  if (list) {
+    for (const s of list) if (sameAscii(s, buf, start, end)) return s;
+  }
+  const s = decodeUtf8(buf, start, end);
+  if (internedCount >= MAX_INTERNED) {
+    interned.clear();
+    internedCount = 0;
+  }
+  if (list) list.push(s);
+  else interned.set(h, [s]);
+  internedCount++;
+  return s;
+}
+
+function sameAscii(s: string, buf: Uint8Array, start: number, end: number): boolean {
+  if (s.length !== end - start) return false;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) !== buf[start + i]) return false;
+  return true;
 }
 
 function decodeUtf8(buf: Uint8Array, start: number, end: number): string {

@@ -115,55 +115,7 @@ function checkBatch(w: WindowColumns, exemplars: Exemplar[], { nowMs, declared, 
     refuse("CENTRAL_BATCH_TOO_LARGE", `batch.exemplars has ${exemplars.length} entries, more than ${maxExemplars} (Welcome.limits.max_exemplars_per_batch)`);
   }
   const latest = nowMs + limits.maxFutureSkewMs;
-  for (let i = 0; i < w.length; i++) {
-    const f = `batch.windows[${i}]`;
-    const origin = w.origin[i];
-    if (!goodOrigins.has(origin)) {
-      const originBad = originProblem(`${f}.origin`, origin);
-      if (originBad) refuse("CENTRAL_BAD_BATCH", originBad);
-      if (goodOrigins.size >= 100_000) goodOrigins.clear();
-      goodOrigins.add(origin);
-    }
-    if (!declared.has(origin)) refuse("CENTRAL_ORIGIN_NOT_DECLARED", `${f}.origin ${quote(origin)} was not declared in hello.origins`);
-    const lengthMs = w.lengthMs[i];
-    if (lengthMs === 0 || lengthMs > MAX_WINDOW_LENGTH_MS) refuse("CENTRAL_BAD_BATCH", `${f}.length_ms must be in 1..${MAX_WINDOW_LENGTH_MS}, got ${lengthMs}`);
-    const start = w.startMs[i];
-    if (start <= 0) refuse("CENTRAL_BAD_BATCH", `${f}.start_unix_ms must be positive`);
-    if (start > latest) refuse("CENTRAL_WINDOW_SKEW", `${f}.start_unix_ms is ${start - nowMs} ms ahead of the central's clock (at most ${limits.maxFutureSkewMs}; correct the clock from server_time_unix_ms)`);
-    if (w.extraCounts[i] > 0) refuse("CENTRAL_BAD_BATCH", `${f}.packed_counts has ${w.packedLength[i]} entries, more than the ${COUNT_FIELDS.length} outcome fields this central knows`);
-    const cap = Math.ceil((limits.maxRequestsPerSec * lengthMs) / 1000);
-    const o = i * F;
-    for (let k = 0; k < F; k++) {
-      const v = w.counts[o + k];
-      if (v > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${f}.counts.${COUNT_FIELDS[k]} is ${v}, more than ${cap} plausible in ${lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
-    }
-    const completed = completedAt(w, i);
-    if (completed > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${f}.counts add up to ${completed} requests, more than ${cap} plausible in ${lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
-    const h = w.histograms.get(i);
-    const hf = `${f}.ttfb`;
-    if (!h) {
-      // The compact form, already checked for shape by the decoder: only its claimed samples remain.
-      if (w.ttfbClaimed[i] > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${hf} counts ${w.ttfbClaimed[i]} requests, more than ${cap} plausible in ${lengthMs} ms`);
-      continue;
-    }
-    if (h.boundsSchema > 1) refuse("CENTRAL_BAD_BATCH", `${hf}.bounds_schema must be 0 or 1, got ${h.boundsSchema}`);
-    if (h.boundsMs.length > 256) refuse("CENTRAL_BAD_BATCH", `${hf}.bounds_ms has more than 256 entries`);
-    const buckets = h.boundsSchema === 1 ? DEFAULT_BOUNDS_MS.length + 1 : h.boundsMs.length + 1;
-    if (h.boundsSchema === 1 && h.boundsMs.length !== 0) refuse("CENTRAL_BAD_BATCH", `${hf}.bounds_ms must be empty with bounds_schema 1`);
-    if (h.counts.length !== 0 && h.counts.length !== buckets) refuse("CENTRAL_BAD_BATCH", `${hf}.counts must have len(bounds_ms)+1 entries`);
-    if (h.sparseIndex.length !== h.sparseCount.length) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index and sparse_count must have the same length`);
-    if (h.sparseIndex.length > 0 && h.boundsSchema !== 1) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index needs bounds_schema 1`);
-    if (!Number.isFinite(h.sumMs) || h.sumMs < 0) refuse("CENTRAL_BAD_BATCH", `${hf}.sum_ms must be a finite non-negative number`);
-    let total = 0n;
-    for (const n of h.counts) total += n;
-    for (let k = 0; k < h.sparseIndex.length; k++) {
-      if (h.sparseIndex[k] >= buckets) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index[${k}] must be below ${buckets}, got ${h.sparseIndex[k]}`);
-      if (k > 0 && h.sparseIndex[k] <= h.sparseIndex[k - 1]) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index must be strictly ascending`);
-      total += BigInt(h.sparseCount[k]);
-    }
-    const capN = BigInt(cap);
-    if (total > capN || h.count > capN) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${hf} counts ${total > h.count ? total : h.count} requests, more than ${cap} plausible in ${lengthMs} ms`);
-  }
+  for (let i = 0; i < w.length; i++) checkWindow(w, i, declared, limits, latest, nowMs);
   exemplars.forEach((e, i) => {
     const f = `batch.exemplars[${i}]`;
     const originBad = originProblem(`${f}.origin`, e.origin);
@@ -178,6 +130,62 @@ function checkBatch(w: WindowColumns, exemplars: Exemplar[], { nowMs, declared, 
     if (Number(e.timeUnixMs) > latest) refuse("CENTRAL_WINDOW_SKEW", `${f}.time_unix_ms is ${Number(e.timeUnixMs) - nowMs} ms ahead of the central's clock (at most ${limits.maxFutureSkewMs})`);
     if (!Number.isFinite(e.ttfbMs) || !Number.isFinite(e.totalMs) || e.ttfbMs < 0 || e.totalMs < 0) refuse("CENTRAL_BAD_BATCH", `${f} has a negative or non-finite duration`);
   });
+}
+
+/** A window's field name, built only for a refusal. */
+function at(i: number): string {
+  return `batch.windows[${i}]`;
+}
+
+/** Window i's checks (this runs for every window: no closure or string unless refused). */
+function checkWindow(w: WindowColumns, i: number, declared: ReadonlySet<string>, limits: IngestLimitOptions, latest: number, nowMs: number): void {
+  {
+    const origin = w.origin[i];
+    if (!goodOrigins.has(origin)) {
+      const originBad = originProblem(`${at(i)}.origin`, origin);
+      if (originBad) refuse("CENTRAL_BAD_BATCH", originBad);
+      if (goodOrigins.size >= 100_000) goodOrigins.clear();
+      goodOrigins.add(origin);
+    }
+    if (!declared.has(origin)) refuse("CENTRAL_ORIGIN_NOT_DECLARED", `${at(i)}.origin ${quote(origin)} was not declared in hello.origins`);
+    const lengthMs = w.lengthMs[i];
+    if (lengthMs === 0 || lengthMs > MAX_WINDOW_LENGTH_MS) refuse("CENTRAL_BAD_BATCH", `${at(i)}.length_ms must be in 1..${MAX_WINDOW_LENGTH_MS}, got ${lengthMs}`);
+    const start = w.startMs[i];
+    if (start <= 0) refuse("CENTRAL_BAD_BATCH", `${at(i)}.start_unix_ms must be positive`);
+    if (start > latest) refuse("CENTRAL_WINDOW_SKEW", `${at(i)}.start_unix_ms is ${start - nowMs} ms ahead of the central's clock (at most ${limits.maxFutureSkewMs}; correct the clock from server_time_unix_ms)`);
+    if (w.extraCounts[i] > 0) refuse("CENTRAL_BAD_BATCH", `${at(i)}.packed_counts has ${w.packedLength[i]} entries, more than the ${COUNT_FIELDS.length} outcome fields this central knows`);
+    const cap = Math.ceil((limits.maxRequestsPerSec * lengthMs) / 1000);
+    const o = i * F;
+    for (let k = 0; k < F; k++) {
+      const v = w.counts[o + k];
+      if (v > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${at(i)}.counts.${COUNT_FIELDS[k]} is ${v}, more than ${cap} plausible in ${lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
+    }
+    const completed = completedAt(w, i);
+    if (completed > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${at(i)}.counts add up to ${completed} requests, more than ${cap} plausible in ${lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
+    const h = w.histograms.get(i);
+    if (!h) {
+      // The compact form, already checked for shape by the decoder: only its claimed samples remain.
+      if (w.ttfbClaimed[i] > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${at(i)}.ttfb counts ${w.ttfbClaimed[i]} requests, more than ${cap} plausible in ${lengthMs} ms`);
+      return;
+    }
+    if (h.boundsSchema > 1) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.bounds_schema must be 0 or 1, got ${h.boundsSchema}`);
+    if (h.boundsMs.length > 256) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.bounds_ms has more than 256 entries`);
+    const buckets = h.boundsSchema === 1 ? DEFAULT_BOUNDS_MS.length + 1 : h.boundsMs.length + 1;
+    if (h.boundsSchema === 1 && h.boundsMs.length !== 0) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.bounds_ms must be empty with bounds_schema 1`);
+    if (h.counts.length !== 0 && h.counts.length !== buckets) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.counts must have len(bounds_ms)+1 entries`);
+    if (h.sparseIndex.length !== h.sparseCount.length) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.sparse_index and sparse_count must have the same length`);
+    if (h.sparseIndex.length > 0 && h.boundsSchema !== 1) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.sparse_index needs bounds_schema 1`);
+    if (!Number.isFinite(h.sumMs) || h.sumMs < 0) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.sum_ms must be a finite non-negative number`);
+    let total = 0n;
+    for (const n of h.counts) total += n;
+    for (let k = 0; k < h.sparseIndex.length; k++) {
+      if (h.sparseIndex[k] >= buckets) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.sparse_index[${k}] must be below ${buckets}, got ${h.sparseIndex[k]}`);
+      if (k > 0 && h.sparseIndex[k] <= h.sparseIndex[k - 1]) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.sparse_index must be strictly ascending`);
+      total += BigInt(h.sparseCount[k]);
+    }
+    const capN = BigInt(cap);
+    if (total > capN || h.count > capN) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${at(i)}.ttfb counts ${total > h.count ? total : h.count} requests, more than ${cap} plausible in ${lengthMs} ms`);
+  }
 }
 
 export function validateConfigAck(ack: ConfigAck): void {

@@ -14,7 +14,7 @@
 import type { Histogram, OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
 import { COUNT_FIELDS } from "../../proto/outcomes.js";
-import { F, type WindowColumns, columnsOfBatch } from "../ingest/window-columns.js";
+import { F, NB, type WindowColumns, columnsOfBatch } from "../ingest/window-columns.js";
 import { failuresOf, requestsOf } from "./counts.js";
 import type { RollupRecord, VerdictStore } from "./verdict-store.js";
 
@@ -23,7 +23,10 @@ export const MINUTE_MS = 60_000;
 interface Open {
   origin: string;
   minuteMs: number;
+  /** Requests, failures, state, and TTFB buckets merged from the store (see copyOf). */
   rec: RollupRecord;
+  /** TTFB buckets added in memory (dense: one add per sample bucket on the ingest path). */
+  ttfb: Float64Array;
   dirty: boolean;
   /** Already merged with the stored record (later flushes overwrite). */
   merged: boolean;
@@ -46,6 +49,13 @@ function mergeInto(a: RollupRecord, b: RollupRecord): void {
   a.failures += b.failures;
   for (const [i, n] of Object.entries(b.ttfb)) a.ttfb[Number(i)] = (a.ttfb[Number(i)] ?? 0) + n;
   a.state = Math.max(a.state, b.state);
+}
+
+/** The minute's record as stored: e.rec with the in-memory TTFB buckets added. */
+function copyOf(e: Open): RollupRecord {
+  const ttfb = { ...e.rec.ttfb };
+  for (let i = 0; i < e.ttfb.length; i++) if (e.ttfb[i]) ttfb[i] = (ttfb[i] ?? 0) + e.ttfb[i];
+  return { ...e.rec, ttfb };
 }
 
 function pointOf(minuteMs: number, r: RollupRecord): HistoryPointData {
@@ -80,7 +90,7 @@ export class HistoryRollups {
     const k = `${origin}\u0000${minuteMs}`;
     let e = this.open.get(k);
     if (!e) {
-      e = { origin, minuteMs, rec: { requests: 0, failures: 0, ttfb: {}, state: 0 }, dirty: false, merged: false, touchedMs: nowMs, version: 0 };
+      e = { origin, minuteMs, rec: { requests: 0, failures: 0, ttfb: {}, state: 0 }, ttfb: new Float64Array(NB), dirty: false, merged: false, touchedMs: nowMs, version: 0 };
       this.open.set(k, e);
     }
     e.touchedMs = nowMs;
@@ -118,8 +128,8 @@ export class HistoryRollups {
       const stalls = Math.max(0, c.counts[o + STALL] - c.counts[o + STALL_RECOVERED]);
       e.rec.requests += requests + stalls;
       e.rec.failures += failures + stalls;
-      const t = e.rec.ttfb;
-      for (let p = c.ttfbStart[i]; p < c.ttfbStart[i + 1]; p++) t[c.ttfbIdx[p]] = (t[c.ttfbIdx[p]] ?? 0) + c.ttfbN[p];
+      const t = e.ttfb;
+      for (let p = c.ttfbStart[i]; p < c.ttfbStart[i + 1]; p++) t[c.ttfbIdx[p]] += c.ttfbN[p];
       e.dirty = true;
       e.version++;
     }
@@ -156,7 +166,7 @@ export class HistoryRollups {
         e.merged = true;
       }
       written.push({ e, version: e.version });
-      entries.push({ origin: e.origin, minuteMs: e.minuteMs, rec: { ...e.rec, ttfb: { ...e.rec.ttfb } } });
+      entries.push({ origin: e.origin, minuteMs: e.minuteMs, rec: copyOf(e) });
     }
     await this.store.putRollups(entries);
     for (const { e, version } of written) if (e.version === version) e.dirty = false;
@@ -180,11 +190,11 @@ export class HistoryRollups {
       if (e.origin !== origin || e.minuteMs < from || e.minuteMs > toMs) continue;
       if (e.merged) {
         // The stored record already includes everything but the unflushed part: take the in-memory one.
-        byMinute.set(e.minuteMs, { ...e.rec, ttfb: { ...e.rec.ttfb } });
+        byMinute.set(e.minuteMs, copyOf(e));
       } else {
         const base = byMinute.get(e.minuteMs);
-        if (base) mergeInto(base, e.rec);
-        else byMinute.set(e.minuteMs, { ...e.rec, ttfb: { ...e.rec.ttfb } });
+        if (base) mergeInto(base, copyOf(e));
+        else byMinute.set(e.minuteMs, copyOf(e));
       }
     }
     return [...byMinute.entries()].sort(([a], [b]) => a - b).map(([m, r]) => pointOf(m, r));
