@@ -398,9 +398,12 @@ export class LookbackAggregator {
       if (this.dead[id]) continue;
       const rc = this.sums[id].recent;
       this.eSums[id].version = ++this.changes;
-      for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < b.pairEnd[r]; p++) {
+      // A row's count pairs come before its TTFB pairs.
+      const end = b.pairEnd[r];
+      for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < end; p++) {
         const code = b.pairs[p] & CODE_MASK;
-        if (code < F) subCode(rc, code, b.pairs[p] >>> CODE_BITS);
+        if (code >= F) break;
+        subCode(rc, code, b.pairs[p] >>> CODE_BITS);
       }
     }
   }
