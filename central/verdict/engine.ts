@@ -303,7 +303,9 @@ export class VerdictEngine {
     const staleKey = this.staleKey(nowMs - staleAfter);
     let e = this.evaluated.get(origin);
     if (!e || e.version !== version || e.staleKey !== staleKey || e.confirmation !== confirmation || !sameThresholds(e.thresholds, s.thresholds)) {
-      const nodes = this.withStale(this.lookback.nodes(origin), nowMs - staleAfter);
+      // No node heard from before the edge: none is stale (every node in the lookback came through observe()).
+      const raw = this.lookback.nodes(origin);
+      const nodes = staleKey === "" ? raw : this.withStale(raw, nowMs - staleAfter);
       const verdict = evaluate({ nodes, thresholds: s.thresholds, confirmation, breakdown: false, totalTtfb: this.lookback.totalTtfb(origin) });
       e = { version, staleKey, thresholds: { ...s.thresholds }, confirmation, verdict, nodes: nodes.length };
       this.evaluated.set(origin, e);

@@ -85,12 +85,14 @@ function encodeBatch(origins: string[], nodeIndex: number, sec: number, compact 
   return toBinary(BatchSchema, create(BatchSchema, { seq: BigInt(sec + 1), windows }));
 }
 
-/** µs per window of one decode function on one batch. */
+/** CPU µs per window of one decode function on one batch. */
 function cost(fn: () => unknown, windows: number): number {
-  for (let i = 0; i < 200; i++) fn();
-  const t0 = performance.now();
-  for (let i = 0; i < 1000; i++) fn();
-  return ((performance.now() - t0) * 1000) / (1000 * windows);
+  const runs = Math.max(20, Math.round(100_000 / windows));
+  for (let i = 0; i < runs / 5; i++) fn();
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < runs; i++) fn();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / (runs * windows);
 }
 
 /** One size, in this process: ingest every node's batch each simulated second, then tick. */
