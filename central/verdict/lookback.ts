@@ -318,14 +318,16 @@ export class LookbackAggregator {
     const b = this.bucketFor(endMs);
     b.row(id, endMs, recent);
     for (let k = 0; k < F; k++) if (a[o + k] > 0) b.pair(k, a[o + k]);
-    const t = s.ttfb as unknown as Uint32Array;
+    // Written through the chunk (the view in s.ttfb is the policy's; same memory).
+    const t = this.ttfbChunks[Math.floor(id / TTFB_CHUNK)];
+    const base = (id % TTFB_CHUNK) * NB;
     const os = this.eSums[id];
     os.version = ++this.changes;
     const ot = os.ttfb;
     for (let p = c.ttfbStart[i]; p < c.ttfbStart[i + 1]; p++) {
       const k = c.ttfbIdx[p];
       const n = c.ttfbN[p];
-      t[k] += n;
+      t[base + k] += n;
       ot[k] += n;
       b.pair(TTFB_CODE + k, n);
     }
@@ -422,18 +424,26 @@ export class LookbackAggregator {
       }
       const s = this.sums[id];
       const cs = s.counts;
-      const t = s.ttfb as unknown as Uint32Array;
+      const t = this.ttfbChunks[Math.floor(id / TTFB_CHUNK)];
+      const base = (id % TTFB_CHUNK) * NB;
       const os = this.eSums[id];
       os.version = ++this.changes;
       const ot = os.ttfb;
-      for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < b.pairEnd[r]; p++) {
-        const code = b.pairs[p] & CODE_MASK;
-        const v = b.pairs[p] >>> CODE_BITS;
-        if (code < F) subCode(cs, code, v);
-        else {
-          t[code - TTFB_CODE] -= v;
-          ot[code - TTFB_CODE] -= v;
-        }
+      // A row's count pairs come first, then its TTFB pairs.
+      const end = b.pairEnd[r];
+      let p = r === 0 ? 0 : b.pairEnd[r - 1];
+      for (; p < end; p++) {
+        const pair = b.pairs[p];
+        const code = pair & CODE_MASK;
+        if (code >= F) break;
+        subCode(cs, code, pair >>> CODE_BITS);
+      }
+      for (; p < end; p++) {
+        const pair = b.pairs[p];
+        const k = (pair & CODE_MASK) - TTFB_CODE;
+        const v = pair >>> CODE_BITS;
+        t[base + k] -= v;
+        ot[k] -= v;
       }
     }
   }
