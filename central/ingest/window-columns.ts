@@ -30,8 +30,11 @@ function unit(i: number): Counts {
   return c;
 }
 
-export interface WindowColumns {
-  readonly length: number;
+/** A batch's windows as columns (read only): the builder's fields. */
+export type WindowColumns = Readonly<Omit<ColumnsBuilder, "pairs" | "reserve" | "pair" | "setCountsMessage" | "setHistogram" | "end" | "done">>;
+
+/** Builds columns window by window (the decoder and columnsOfBatch share it). */
+export class ColumnsBuilder {
   readonly origin: string[];
   readonly startMs: Float64Array;
   readonly lengthMs: Float64Array;
@@ -41,27 +44,13 @@ export interface WindowColumns {
   readonly extraCounts: Uint32Array;
   /** Length of the packed form as sent (for the refusal's message). */
   readonly packedLength: Uint32Array;
-  readonly ttfbStart: Uint32Array;
-  readonly ttfbIdx: Uint8Array;
-  readonly ttfbN: Float64Array;
-  /** Samples a compact histogram claims: max(sum of its buckets, its count field). */
-  readonly ttfbClaimed: Float64Array;
-  /** Histograms not in the compact form (or malformed), by window index, as sent. */
-  readonly histograms: Map<number, Histogram>;
-}
-
-/** Builds columns window by window (the decoder and columnsOfBatch share it). */
-export class ColumnsBuilder {
-  readonly origin: string[];
-  readonly startMs: Float64Array;
-  readonly lengthMs: Float64Array;
-  readonly counts: Float64Array;
-  readonly extraCounts: Uint32Array;
-  readonly packedLength: Uint32Array;
+  /** Window i's TTFB pairs are [ttfbStart[i], ttfbStart[i + 1]) of ttfbIdx / ttfbN. */
   readonly ttfbStart: Uint32Array;
   ttfbIdx: Uint8Array;
   ttfbN: Float64Array;
+  /** Samples a compact histogram claims: max(sum of its buckets, its count field). */
   readonly ttfbClaimed: Float64Array;
+  /** Histograms not in the compact form (or malformed), by window index, as sent. */
   readonly histograms = new Map<number, Histogram>();
   /** Pairs written so far. */
   pairs = 0;
@@ -168,9 +157,11 @@ export function columnsOfBatch(batch: Pick<Batch, "windows">): WindowColumns {
   return b.done();
 }
 
-/** The compact form validation needs no message for: standard bounds, well-formed sparse buckets, a finite sum. */
+/** The compact form validation needs no message for: standard bounds, well-formed sparse buckets, a finite sum (as batch-decoder.ts's fast path). */
 function isFastCompact(h: Histogram): boolean {
-  if (h.boundsSchema !== BOUNDS_SCHEMA_DEFAULT || h.boundsMs.length !== 0 || h.counts.length !== 0) return false;
+  // (An empty histogram of schema 0 is the compact form's "nothing" too.)
+  if (h.boundsMs.length !== 0 || h.counts.length !== 0) return false;
+  if (h.boundsSchema !== BOUNDS_SCHEMA_DEFAULT && !(h.boundsSchema === 0 && h.sparseIndex.length === 0 && h.sparseCount.length === 0)) return false;
   if (h.sparseIndex.length !== h.sparseCount.length || !Number.isFinite(h.sumMs) || h.sumMs < 0) return false;
   for (let k = 0; k < h.sparseIndex.length; k++) {
     if (h.sparseIndex[k] >= NB || (k > 0 && h.sparseIndex[k] <= h.sparseIndex[k - 1])) return false;
