@@ -185,9 +185,15 @@ export function completedFailuresAt(c: WindowColumns, i: number): number {
   return n;
 }
 
-/** Window i's counts as a Counts object (tests, the query's read of one window). */
-export function countsAt(c: WindowColumns, i: number): Counts {
-  const out = {} as Counts;
-  for (let k = 0; k < F; k++) out[COUNT_FIELDS[k]] = c.counts[i * F + k];
-  return out;
+const STALL = COUNT_FIELDS.indexOf("stall");
+const STALL_RECOVERED = COUNT_FIELDS.indexOf("stallRecovered");
+
+/** Requests of window i as requestsOf counts them: completed plus the stalls not answered in it. */
+export function requestsAt(c: WindowColumns, i: number): number {
+  return completedAt(c, i) + Math.max(0, c.counts[i * F + STALL] - c.counts[i * F + STALL_RECOVERED]);
+}
+
+/** Failures of window i as failuresOf counts them: completed failures plus the stalls not answered in it. */
+export function failuresAt(c: WindowColumns, i: number): number {
+  return completedFailuresAt(c, i) + Math.max(0, c.counts[i * F + STALL] - c.counts[i * F + STALL_RECOVERED]);
 }

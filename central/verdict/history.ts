@@ -11,11 +11,8 @@
  * was added to it meanwhile; a failed write leaves the minutes dirty for the
  * next flush (and flush() rejects). Flushes never overlap.
  */
-import type { Histogram, OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
-import { COUNT_FIELDS } from "../../proto/outcomes.js";
-import { F, NB, type WindowColumns, columnsOfBatch } from "../ingest/window-columns.js";
-import { failuresOf, requestsOf } from "./counts.js";
+import { NB, type WindowColumns, failuresAt, requestsAt } from "../ingest/window-columns.js";
 import type { RollupRecord, VerdictStore } from "./verdict-store.js";
 
 export const MINUTE_MS = 60_000;
@@ -71,13 +68,6 @@ function pointOf(minuteMs: number, r: RollupRecord): HistoryPointData {
   };
 }
 
-const STALL = COUNT_FIELDS.indexOf("stall");
-const STALL_RECOVERED = COUNT_FIELDS.indexOf("stallRecovered");
-/** Per count field: 1 when it is a completed request, and when it is a completed failure (stalls apart). */
-const unit = (k: number) => Object.fromEntries(COUNT_FIELDS.map((f, i) => [f, i === k ? 1 : 0])) as Parameters<typeof requestsOf>[0];
-const COMPLETED = Float64Array.from(COUNT_FIELDS, (f, k) => (k === STALL || k === STALL_RECOVERED ? 0 : requestsOf(unit(k))));
-const FAILED = Float64Array.from(COUNT_FIELDS, (f, k) => (k === STALL || k === STALL_RECOVERED ? 0 : failuresOf(unit(k))));
-
 export class HistoryRollups {
   private open = new Map<string, Open>();
   /** The minute each origin last wrote to (a batch's windows share it): one lookup per window. */
@@ -97,11 +87,6 @@ export class HistoryRollups {
     return e;
   }
 
-  /** One window in the contract's shape (tests, tools). */
-  addWindow(origin: string, startMs: number, counts: OutcomeCounts | undefined, ttfb: Histogram | undefined, nowMs = Date.now()): void {
-    this.addColumns(columnsOfBatch({ windows: [{ origin, startUnixMs: BigInt(startMs), lengthMs: 1000, counts, ttfb, packedCounts: [] } as never] }), nowMs);
-  }
-
   /** Every window of a batch, as the ingest converted it on arrival. */
   addColumns(c: WindowColumns, nowMs = Date.now()): void {
     const oldest = nowMs - this.retentionMs;
@@ -115,19 +100,8 @@ export class HistoryRollups {
         e = this.entry(origin, minuteMs, nowMs);
         this.latest.set(origin, e);
       } else e.touchedMs = nowMs;
-      const o = i * F;
-      let requests = 0;
-      let failures = 0;
-      for (let k = 0; k < F; k++) {
-        const v = c.counts[o + k];
-        if (v === 0) continue;
-        requests += v * COMPLETED[k];
-        failures += v * FAILED[k];
-      }
-      // Stalls not answered in the window count as requests and failures (requestsOf / failuresOf).
-      const stalls = Math.max(0, c.counts[o + STALL] - c.counts[o + STALL_RECOVERED]);
-      e.rec.requests += requests + stalls;
-      e.rec.failures += failures + stalls;
+      e.rec.requests += requestsAt(c, i);
+      e.rec.failures += failuresAt(c, i);
       const t = e.ttfb;
       for (let p = c.ttfbStart[i]; p < c.ttfbStart[i + 1]; p++) t[c.ttfbIdx[p]] += c.ttfbN[p];
       e.dirty = true;
