@@ -88,6 +88,18 @@ test("forgetting a node or an origin drops its sums at once; its windows then le
   assert.equal(agg.nodes("o").map((n) => [n.nodeId, n.counts.ok]), [["n1", 6]], "a reused entry starts from zero");
 });
 
+test("large counts go in and out of the sums exactly (escaped and split pairs)", () => {
+  const agg = new LookbackAggregator(5000);
+  agg.add(node, win(0, { ok: 5_000_000_000, serverError: 510, clientError: 511, reset: 70_000 }));
+  agg.add(node, win(1000, { ok: 1 }));
+  agg.advance(2000);
+  const c = agg.nodes("o")[0].counts;
+  assert.equal([c.ok, c.serverError, c.clientError, c.reset], [5_000_000_001, 510, 511, 70_000]);
+  agg.advance(6500);
+  const after = agg.nodes("o")[0].counts;
+  assert.equal([after.ok, after.serverError, after.clientError, after.reset], [1, 0, 0, 0]);
+});
+
 test("a stalled request that later times out is counted once (its timeout is netted against the stall)", () => {
   const agg = new LookbackAggregator(5000);
   agg.add(node, win(0, { stall: 10 }));

@@ -10,7 +10,7 @@
  * shape, handed out live) whose TTFB buckets are a Uint32Array view. A window in
  * the lookback is not an object: it is a row in its expiry bucket (one per
  * BUCKET_MS of end time) — entry, end time, and its non-zero counts and TTFB
- * buckets as (code, value) pairs in typed arrays — read once more when it
+ * buckets as (code, value) pairs (mostly 2 bytes each) in typed arrays — read once more when it
  * leaves the recent sums and once when it leaves the lookback. Buckets are
  * recycled.
  *
@@ -29,10 +29,15 @@ const STALL_MEMORY_MS = 120_000;
 
 /** Pair codes: 0..F-1 a count field, F + b TTFB bucket b. */
 const TTFB_CODE = F;
-/** A pair is one uint32: code in the low 7 bits, value above (bigger values are split over several pairs of the same code). */
+/**
+ * A pair is one uint16: code in the low 7 bits, value (0..510) above; value ESCAPE means the value follows as
+ * two more uint16 (low, high: up to 2^32 - 1; bigger values are split over several pairs of the same code).
+ * Most values in a window are small (a TTFB bucket's count, a few outcome classes): 2 bytes a pair.
+ */
 const CODE_BITS = 7;
 const CODE_MASK = (1 << CODE_BITS) - 1;
-const MAX_PAIR = 2 ** (32 - CODE_BITS) - 1;
+const ESCAPE = (1 << (16 - CODE_BITS)) - 1;
+const MAX_PAIR = 0xffffffff;
 if (F + NB > CODE_MASK + 1) throw new Error("lookback: too many count fields and TTFB buckets for the pair code");
 
 const STALL = COUNT_FIELDS.indexOf("stall");
@@ -86,8 +91,8 @@ class Bucket {
   /** 1 while the row is in the recent sums, 2 once it left the lookback. */
   state = new Uint8Array(64);
   pairEnd = new Uint32Array(64);
-  /** Pairs: code | value << CODE_BITS. */
-  pairs = new Uint32Array(512);
+  /** Pairs: code | value << CODE_BITS, see ESCAPE. */
+  pairs = new Uint16Array(1024);
   constructor(public key: number) {}
 
   reset(key: number): void {
@@ -112,9 +117,15 @@ class Bucket {
 
   pair(code: number, v: number): void {
     while (v > 0) {
-      if (this.np === this.pairs.length) this.pairs = grow(this.pairs, new Uint32Array(this.np * 2));
+      if (this.np + 3 > this.pairs.length) this.pairs = grow(this.pairs, new Uint16Array(this.pairs.length * 2));
+      if (v < ESCAPE) {
+        this.pairs[this.np++] = code | (v << CODE_BITS);
+        return;
+      }
       const part = v > MAX_PAIR ? MAX_PAIR : v;
-      this.pairs[this.np++] = (code | (part << CODE_BITS)) >>> 0;
+      this.pairs[this.np++] = code | (ESCAPE << CODE_BITS);
+      this.pairs[this.np++] = part % 0x10000;
+      this.pairs[this.np++] = Math.floor(part / 0x10000);
       v -= part;
     }
   }
@@ -124,7 +135,7 @@ class Bucket {
   }
 }
 
-function grow<T extends Int32Array | Float64Array | Uint8Array | Uint32Array>(from: T, to: T): T {
+function grow<T extends Int32Array | Float64Array | Uint8Array | Uint16Array | Uint32Array>(from: T, to: T): T {
   to.set(from as never);
   return to;
 }
@@ -402,10 +413,17 @@ export class LookbackAggregator {
       this.eSums[id].version = ++this.changes;
       // A row's count pairs come before its TTFB pairs.
       const end = b.pairEnd[r];
-      for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < end; p++) {
-        const code = b.pairs[p] & CODE_MASK;
+      const pairs = b.pairs;
+      for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < end; ) {
+        const u = pairs[p];
+        const code = u & CODE_MASK;
         if (code >= F) break;
-        subCode(rc, code, b.pairs[p] >>> CODE_BITS);
+        let v = u >>> CODE_BITS;
+        if (v === ESCAPE) {
+          v = pairs[p + 1] + pairs[p + 2] * 0x10000;
+          p += 3;
+        } else p++;
+        subCode(rc, code, v);
       }
     }
   }
@@ -431,19 +449,20 @@ export class LookbackAggregator {
       const ot = os.ttfb;
       // A row's count pairs come first, then its TTFB pairs.
       const end = b.pairEnd[r];
-      let p = r === 0 ? 0 : b.pairEnd[r - 1];
-      for (; p < end; p++) {
-        const pair = b.pairs[p];
-        const code = pair & CODE_MASK;
-        if (code >= F) break;
-        subCode(cs, code, pair >>> CODE_BITS);
-      }
-      for (; p < end; p++) {
-        const pair = b.pairs[p];
-        const k = (pair & CODE_MASK) - TTFB_CODE;
-        const v = pair >>> CODE_BITS;
-        t[base + k] -= v;
-        ot[k] -= v;
+      const pairs = b.pairs;
+      for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < end; ) {
+        const u = pairs[p];
+        const code = u & CODE_MASK;
+        let v = u >>> CODE_BITS;
+        if (v === ESCAPE) {
+          v = pairs[p + 1] + pairs[p + 2] * 0x10000;
+          p += 3;
+        } else p++;
+        if (code < F) subCode(cs, code, v);
+        else {
+          t[base + code - TTFB_CODE] -= v;
+          ot[code - TTFB_CODE] -= v;
+        }
       }
     }
   }
