@@ -12,8 +12,9 @@
 //   own code bundled, deps from node_modules: within noise of the above
 //   own code and deps bundled:
 //                              central ~220 ms, 61 MB; sidecar ~180 ms, 65 MB
-//   the same, minified with names kept (this; V8 keeps every loaded source text):
+//   the same, minified with names kept (V8 keeps every loaded source text):
 //                              central ~190 ms, 60 MB; sidecar ~180 ms, 62 MB
+//   the same, minified without keepNames (this): see `npm run bench:startup` and the README
 // Loading a few large files beats resolving and reading hundreds of small
 // ones. tsc also takes ~15 s here, esbuild under a second.
 //
@@ -54,8 +55,11 @@ await build({
   sourcemap: true,
   sourcesContent: true,
   minify: true,
-  // Function and class names stay in stack traces and in `.name` (error classes, logs).
-  keepNames: true,
+  // No keepNames: it wraps every named function in a `__name()` call that runs each time the function is
+  // created, which in http-proxy's stream pass is twice per proxied request (measurable in `npm run
+  // bench:hop`). Stack traces name the .ts lines with NODE_OPTIONS=--enable-source-maps; our error
+  // classes set `name` themselves; nothing here selects by a function's name.
+  keepNames: false,
   legalComments: "linked",
   logLevel: "warning",
 });

@@ -11,6 +11,7 @@
 import type http from "node:http";
 import type { IncomingMessage } from "node:http";
 import httpProxy from "http-proxy";
+import webIncoming from "http-proxy/lib/http-proxy/passes/web-incoming.js";
 import type { OriginConfig } from "../config.js";
 
 export function createOriginProxy(
@@ -28,8 +29,8 @@ export function createOriginProxy(
   });
   // Drop passes we replace: deleteLength would turn a chunked DELETE/OPTIONS into
   // `content-length: 0` plus a body (a smuggling vector); XHeaders/timeout are ours.
-  const p = proxy as unknown as { webPasses: Array<{ name: string }> };
-  p.webPasses = p.webPasses.filter((f) => f.name === "stream");
+  // By identity: the bundle is minified, so a pass's function name is not kept.
+  (proxy as unknown as { webPasses: unknown[] }).webPasses = [webIncoming.stream];
   // http-proxy emits 'error' when no callback is given; never let it throw.
   proxy.on("error", () => {});
   // One listener per origin instead of one 'response' listener per request.

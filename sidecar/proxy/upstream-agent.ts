@@ -3,8 +3,8 @@
  * identity) and the hook that hands the hop each upstream ClientRequest.
  *
  * Why the hook: the ClientRequest http-proxy creates is handed to the agent
- * synchronously inside proxy.web(); a one-shot slot read by a patched
- * `addRequest` lets the hop attach its deadlines to it without relying on
+ * synchronously inside proxy.web(); a patched `addRequest` that calls the
+ * hop's `onRequest` lets the hop attach its deadlines to it without relying on
  * http-proxy's `proxyReq` event (skipped for `Expect` requests and emitted
  * only once a socket is assigned).
  */
@@ -14,25 +14,16 @@ import type { LookupFunction } from "node:net";
 import type { OriginConfig } from "../config.js";
 import { originCa, originServername } from "./origin-tls.js";
 
-let pendingAttach: ((creq: ClientRequest) => void) | undefined;
-
-/**
- * Set (or clear, with undefined) the callback that receives the next
- * ClientRequest any upstream agent is given. One-shot: the agent clears it
- * before calling it. The caller clears it after proxy.web() returns, so a
- * request that never reached an agent leaves nothing behind.
- */
-export function expectUpstreamRequest(f: ((creq: ClientRequest) => void) | undefined): void {
-  pendingAttach = f;
-}
-
 /**
  * The agent for one origin. Verification stays on for https: extra CAs
  * (`origin.caFile`) are added to Node's default roots, never replace the check,
  * and the servername is the origin's (origin-tls.ts), not one derived from the
  * cache's Host header. `lookup` undefined means the system resolver.
+ * `onRequest` is called synchronously with every ClientRequest the agent is
+ * given (requests and upgrades alike), before it queues or gets a socket; one
+ * function per agent, so nothing is allocated per request.
  */
-export function createUpstreamAgent(origin: OriginConfig, lookup: LookupFunction | undefined): http.Agent {
+export function createUpstreamAgent(origin: OriginConfig, lookup: LookupFunction | undefined, onRequest: (creq: ClientRequest) => void): http.Agent {
   const opts = {
     lookup,
     keepAlive: true,
@@ -52,9 +43,7 @@ export function createUpstreamAgent(origin: OriginConfig, lookup: LookupFunction
   const a = agent as http.Agent & { addRequest(req: ClientRequest, o: unknown): void };
   const addRequest = a.addRequest;
   a.addRequest = function (this: http.Agent, req: ClientRequest, o: unknown) {
-    const f = pendingAttach;
-    pendingAttach = undefined;
-    if (f) f(req);
+    onRequest(req);
     return addRequest.call(this, req, o);
   };
   return agent;
