@@ -80,16 +80,18 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, raw: readon
  * kept. Returns `raw` itself when there is nothing to remove (never mutated).
  */
 export function downstreamResponseHeaders(raw: readonly string[]): string[] {
-  let named: Set<string> | undefined;
+  /** Fields a Connection header names beyond the always-hop-by-hop ones (rare). */
+  let named: string[] | undefined;
   let strip = false;
   for (let i = 0; i < raw.length; i += 2) {
     if (HOP_LENGTH[raw[i].length] !== true) continue;
     const n = raw[i].toLowerCase();
     if (!HOP_BY_HOP.has(n)) continue;
     strip = true;
-    if (n === "connection") {
-      named ??= new Set();
-      for (const t of connectionTokens(raw[i + 1])) named.add(t);
+    // `Connection: keep-alive` (the usual value) names a field that is hop-by-hop anyway.
+    const v = raw[i + 1];
+    if (n === "connection" && !(v.length === 10 && v.toLowerCase() === "keep-alive")) {
+      for (const t of connectionTokens(v)) if (!HOP_BY_HOP.has(t)) (named ??= []).push(t);
     }
   }
   if (!strip) return raw as string[];
@@ -97,7 +99,7 @@ export function downstreamResponseHeaders(raw: readonly string[]): string[] {
   for (let i = 0; i < raw.length; i += 2) {
     if (named !== undefined || HOP_LENGTH[raw[i].length] === true) {
       const k = raw[i].toLowerCase();
-      if (HOP_BY_HOP.has(k) || named?.has(k)) continue;
+      if (HOP_BY_HOP.has(k) || named?.includes(k)) continue;
     }
     out.push(raw[i], raw[i + 1]);
   }
