@@ -134,7 +134,7 @@ export function createHop(opts: HopOptions): Hop {
   const states = new Map<string, OriginState>();
   let inFlight = 0;
   let closed = false;
-  /** The request inside proxy.web(): its agent hands the ClientRequest to onUpstreamRequest. */
+  /** The request inside proxy.web(): http-proxy hands its ClientRequest to pipeRequestBody. */
   let pending: Ctx | undefined;
 
   /** Requests in flight with a deadline to watch (connect, first byte, stall, body idle). */
@@ -199,12 +199,17 @@ export function createHop(opts: HopOptions): Hop {
   }
 
   for (const origin of opts.config.origins) {
-    const agent = createUpstreamAgent(origin, opts.config.resolver ? resolverLookup(opts.config.resolver) : undefined, onUpstreamRequest);
-    const proxy = createOriginProxy(origin, agent, (proxyRes, req) => {
-      const ctx = (req as IncomingMessage & WithCtx)[CTX];
-      if (ctx) onResponse(ctx, proxyRes);
-      else proxyRes.destroy();
-    });
+    const agent = createUpstreamAgent(origin, opts.config.resolver ? resolverLookup(opts.config.resolver) : undefined);
+    const proxy = createOriginProxy(
+      origin,
+      agent,
+      (proxyRes, req) => {
+        const ctx = (req as IncomingMessage & WithCtx)[CTX];
+        if (ctx) onResponse(ctx, proxyRes);
+        else proxyRes.destroy();
+      },
+      { pipe: pipeRequestBody },
+    );
     states.set(origin.name, { origin, agent, proxy });
   }
 
@@ -258,19 +263,27 @@ export function createHop(opts: HopOptions): Hop {
   }
 
   /**
-   * Every ClientRequest an origin's agent is given (upgrades too): the one
-   * proxy.web() is creating belongs to `pending`. The listeners below are
-   * shared functions that find their Ctx on the emitter (the cache's request,
-   * the ClientRequest, the origin's response): nothing is allocated per
-   * request for them.
+   * The body source of every origin's http-proxy (origin-proxy.ts): called in
+   * proxy.web() with the ClientRequest just created for `pending`. The
+   * listeners below are shared functions that find their Ctx on the emitter
+   * (the cache's request, the ClientRequest, the origin's response): nothing
+   * is allocated per request for them. A request without Content-Length or
+   * Transfer-Encoding has no body (RFC 9112 §6.3): the upstream request is
+   * ended at once instead of piping an empty stream into it.
    */
-  function onUpstreamRequest(creq: ClientRequest): void {
+  function pipeRequestBody(creq: ClientRequest): void {
     const ctx = pending;
-    if (ctx === undefined) return;
     pending = undefined;
+    if (ctx === undefined) {
+      creq.destroy(); // not a request of handle(): never sent
+      return;
+    }
     ctx.upstream = creq;
     (creq as ClientRequest & WithCtx)[CTX] = ctx;
     creq.on("socket", onUpstreamSocket);
+    const headers = ctx.req.headers;
+    if (headers["content-length"] !== undefined || headers["transfer-encoding"] !== undefined) ctx.req.pipe(creq);
+    else creq.end();
   }
 
   function onUpstreamSocket(this: ClientRequest & WithCtx, socket: import("node:net").Socket): void {
