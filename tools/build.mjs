@@ -37,6 +37,30 @@ const DIST = join(ROOT, "dist");
 // sees a half-written dist/; `npm pack` in tools/package rebuilds while other processes may use it.
 const OUT = join(ROOT, `.dist-build-${process.pid}`);
 
+/**
+ * Packages the bundled dependencies require but that no code path of ours ever
+ * runs, replaced by a stub that throws a clear error if one ever is: every
+ * module of a bundle is source text the process keeps (idle RSS, `npm run
+ * bench:startup`), and some run code at load.
+ *   - follow-redirects: http-proxy's `followRedirects` option (never set);
+ *   - @grpc/proto-loader (and protobufjs under it): grpc-js's channelz and ORCA
+ *     services (never enabled);
+ *   - @opentelemetry/api: prom-client's exemplars (never enabled);
+ *   - thread-stream: pino's worker-thread transports (never used; we log to stdout).
+ */
+const UNUSED = ["follow-redirects", "@grpc/proto-loader", "@opentelemetry/api", "thread-stream"];
+const unusedStubs = {
+  name: "unused-stubs",
+  setup(b) {
+    const filter = new RegExp(`^(${UNUSED.map((n) => n.replace(/[/.]/g, "\\$&")).join("|")})$`);
+    b.onResolve({ filter }, (args) => ({ path: args.path, namespace: "unused-stub" }));
+    b.onLoad({ filter: /.*/, namespace: "unused-stub" }, (args) => ({
+      loader: "js",
+      contents: `module.exports = new Proxy({}, { get(_, k) { if (typeof k === "symbol" || k === "__esModule" || k === "then") return undefined; throw new Error(${JSON.stringify(`${args.path} is not bundled (tools/build.mjs UNUSED): `)} + String(k)); } });`,
+    }));
+  },
+};
+
 const started = Date.now();
 process.on("exit", () => rmSync(OUT, { recursive: true, force: true })); // a failed build leaves nothing behind
 
@@ -61,6 +85,7 @@ await build({
   // classes set `name` themselves; nothing here selects by a function's name.
   keepNames: false,
   legalComments: "linked",
+  plugins: [unusedStubs],
   logLevel: "warning",
 });
 
