@@ -49,7 +49,7 @@ const FLAGS: ReadonlyArray<{ flag: string; help: string; key?: keyof SidecarConf
 ];
 
 /** Parsed flags, by commander's attribute name (`--node-id` → nodeId). */
-type SidecarFlags = Record<string, unknown> & { config?: string; origin?: string[]; upstreamHost?: boolean; capabilities?: string };
+type SidecarFlags = Record<string, unknown> & { config?: string; origin?: string[]; upstreamHost?: boolean };
 
 /** Flags over the --config file over defaults; origins from both are combined. */
 export function configFromFlags(flags: SidecarFlags): SidecarConfig {
@@ -83,37 +83,34 @@ export function registerSidecar(program: Command): void {
     if (f.flag.startsWith("--origin ")) cmd.option(f.flag, help, (v: string, acc: string[] = []) => [...acc, v]);
     else cmd.option(f.flag, help);
   }
-  cmd
-    .addOption(new Option("--capabilities <list>", "announce only these features (tests: an older sidecar)").hideHelp())
-    .action(async (flags: SidecarFlags) => {
-      const log = pino({ base: { component: "sidecar" } });
-      let sidecar: Sidecar;
-      try {
-        const capabilities = flags.capabilities?.split(",").map((c) => c.trim()).filter(Boolean);
-        sidecar = await startSidecar(configFromFlags(flags), { logger: log, capabilities });
-      } catch (err) {
-        const e = err as SidecarError;
-        log.error({ code: e.code, err: e.message }, "sidecar failed to start");
-        // Also plainly, for the person who typed the flags.
-        process.stderr.write(`originwatch sidecar: ${e.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      log.info(
-        {
-          address: sidecar.address,
-          ...(sidecar.adminAddress ? { admin: sidecar.adminAddress } : {}),
-          nodeId: sidecar.config.nodeId,
-          origins: sidecar.config.origins.map((o) => o.name),
-          central: sidecar.config.central,
-        },
-        "listening",
-      );
-      const stop = (signal: string) => {
-        log.info({ signal }, "shutting down");
-        void sidecar.shutdown().then(() => process.exit(0));
-      };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
-    });
+  cmd.action(async (flags: SidecarFlags) => {
+    const log = pino({ base: { component: "sidecar" } });
+    let sidecar: Sidecar;
+    try {
+      sidecar = await startSidecar(configFromFlags(flags), { logger: log });
+    } catch (err) {
+      const e = err as SidecarError;
+      log.error({ code: e.code, err: e.message }, "sidecar failed to start");
+      // Also plainly, for the person who typed the flags.
+      process.stderr.write(`originwatch sidecar: ${e.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    log.info(
+      {
+        address: sidecar.address,
+        ...(sidecar.adminAddress ? { admin: sidecar.adminAddress } : {}),
+        nodeId: sidecar.config.nodeId,
+        origins: sidecar.config.origins.map((o) => o.name),
+        central: sidecar.config.central,
+      },
+      "listening",
+    );
+    const stop = (signal: string) => {
+      log.info({ signal }, "shutting down");
+      void sidecar.shutdown().then(() => process.exit(0));
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
 }
