@@ -37,9 +37,11 @@ function flag(name: string, def: number): number {
 const has = (name: string) => process.argv.includes(`--${name}`);
 
 /**
- * The deploy guide's NODE_OPTIONS for a sidecar: a young generation capped at
- * 4 MB per semi-space (V8's default lets it grow to 16 MB under load, ~25 MB
- * more RSS at 5k req/s) at no measurable CPU cost per request.
+ * The deploy guide's NODE_OPTIONS for a sidecar (README "A sidecar beside
+ * Nginx"), measured with `--rss`: V8 lets the young generation grow to 16 MB
+ * per semi-space under load, ~25 MB more RSS at 5k req/s (peak 109 MB after
+ * 60 s without it). The flag can only be given at start; the sidecar sets its
+ * other heap flag itself (sidecar/cli.ts SIDECAR_V8_FLAGS).
  */
 export const SIDECAR_NODE_OPTIONS = "--max-semi-space-size=4";
 const nodeOptions = (() => {
@@ -122,7 +124,10 @@ function summarize(rs: LoadResult[]) {
 
 async function main() {
   const origin = await spawnTs("hop-origin.ts", []);
-  const central = await startCentral();
+  const central = await startCentral().catch(async (err) => {
+    await origin.stop();
+    throw err;
+  });
   const sidecar = await startOriginwatch([
     "sidecar",
     "--central", central.url,
@@ -132,7 +137,11 @@ async function main() {
     "--isp", "bench-isp",
     "--region", "bench-region",
     "--origin", `${HOST}=http://${origin.address}`,
-  ], { env: { NODE_OPTIONS: nodeOptions } });
+  ], { env: { NODE_OPTIONS: nodeOptions } }).catch(async (err) => {
+    await central.stop();
+    await origin.stop();
+    throw err;
+  });
   const cleanup = async () => {
     await sidecar.stop();
     await central.stop();
