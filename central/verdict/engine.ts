@@ -10,6 +10,7 @@
  */
 import { FaultScope, IncidentKind, OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
 import type { ProbeResult } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { ArrivalScheduler } from "./arrival.js";
 import { Confirmer } from "./confirmation.js";
 import { type IncidentRecord, type Observation, type Track, isIdle, newTrack, step, subjectOf } from "./hysteresis.js";
 import { LookbackAggregator, type NodeLabels, type WindowLike } from "./lookback.js";
@@ -96,6 +97,8 @@ export class VerdictEngine {
   private tracks = new Map<string, Map<string, Track>>();
   private listeners: Array<(c: EngineChange) => void> = [];
   private timer: NodeJS.Timeout | undefined;
+  /** Evaluation on arrival of failing windows (arrival.ts); set by start(). */
+  private arrivals: ArrivalScheduler | undefined;
   private stopped = false;
   private readonly now: () => number;
   private readonly settingsFor: (origin: string) => VerdictSettings;
@@ -125,7 +128,7 @@ export class VerdictEngine {
   /** Window summaries of one batch from one node (already deduplicated by the ingest). */
   observe(node: NodeLabels, windows: Iterable<WindowLike>, nowMs = this.now()): void {
     this.lastSeen.set(node.nodeId, nowMs);
-    for (const w of windows) this.lookback.add(node, w);
+    for (const w of windows) if (this.lookback.add(node, w)) this.arrivals?.note(w.origin);
   }
 
   /** A node is alive (hello, empty batch): keeps it from going stale. */
@@ -220,9 +223,21 @@ export class VerdictEngine {
     if (this.timer || this.stopped) return;
     this.timer = setInterval(() => this.tick(), intervalMs);
     this.timer.unref();
+    this.arrivals = new ArrivalScheduler((origin) => this.evaluateNow(origin));
+  }
+
+  /**
+   * Evaluate one origin now, between ticks (arrival.ts): its state and faults
+   * change at once; incident tracks and the ramp guard's baseline move only
+   * on the tick.
+   */
+  evaluateNow(origin: string, nowMs = this.now()): void {
+    this.lookback.advance(nowMs);
+    this.evaluateOrigin(origin, nowMs, false);
   }
 
   shutdown(): void {
+    this.arrivals?.shutdown();
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
@@ -253,7 +268,7 @@ export class VerdictEngine {
     return this.opts.staleAfterMs ?? Math.max(s.lookbackMs, 3 * s.windowMs);
   }
 
-  private evaluateOrigin(origin: string, nowMs: number): number {
+  private evaluateOrigin(origin: string, nowMs: number, onTick = true): number {
     const s = this.settingsFor(origin);
     const staleAfter = this.staleAfter(s);
     const nodes = this.withStale(this.lookback.nodes(origin), nowMs - staleAfter);
@@ -294,7 +309,7 @@ export class VerdictEngine {
       v.state === OriginState.DEGRADED &&
       !(v.slow && st.state === OriginState.DOWN) &&
       Math.abs(v.failureRatio - rt.lastRatio) >= RAMP_PER_TICK;
-    rt.lastRatio = v.failureRatio;
+    if (onTick) rt.lastRatio = v.failureRatio;
     if (silentWhileBad) {
       st.reason = `no traffic reported since ${new Date(rt.lastDataMs).toISOString()}; keeping the last verdict until traffic resumes or ${SILENCE_HOLD_MS / 1000} s pass`;
     } else if (!hold && ramping) {
@@ -313,7 +328,7 @@ export class VerdictEngine {
     }
     if (st.state === OriginState.DOWN) rt.lastDownMs = nowMs;
 
-    this.runTracks(origin, v, hold || silentWhileBad, hold || ramping || silentWhileBad, rt, s, nowMs);
+    if (onTick) this.runTracks(origin, v, hold || silentWhileBad, hold || ramping || silentWhileBad, rt, s, nowMs);
     return nodes.length;
   }
 

@@ -10,7 +10,7 @@
 import type { Histogram, OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { BOUNDS_SCHEMA_DEFAULT, DEFAULT_BOUNDS_MS, bucketIndex, denseOf } from "../../proto/histogram.js";
 import { type Counts, addCounts, subCounts, zeroCounts } from "./counts.js";
-import { countsOfWire } from "../../proto/outcomes.js";
+import { countsOfWire, failuresOf, requestsOf } from "../../proto/outcomes.js";
 import type { NodeInput } from "./policy.js";
 
 const NB = DEFAULT_BOUNDS_MS.length + 1;
@@ -18,6 +18,9 @@ const NB = DEFAULT_BOUNDS_MS.length + 1;
 interface Slot {
   endMs: number;
   counts: Counts;
+  /** requestsOf / failuresOf the counts (netted): what the tail reads. */
+  requests: number;
+  failures: number;
   /** Sparse TTFB buckets: indexes and counts of the non-empty ones. */
   ttfbIdx: number[];
   ttfbN: number[];
@@ -26,7 +29,7 @@ interface Slot {
 
 interface Entry {
   origin: string;
-  input: NodeInput & { counts: Counts; ttfb: number[]; recent: Counts };
+  input: NodeInput & { counts: Counts; ttfb: number[]; tail: Slot[] };
   /** Slots still in the sums. */
   live: number;
   /** Latest window end seen (node clock). */
@@ -39,6 +42,21 @@ interface Entry {
 
 /** Expiry buckets are this wide: advance() touches only the slots that leave. */
 const BUCKET_MS = 250;
+
+/**
+ * Newest windows kept per (origin, node) for NodeInput.tail (the policy's fast
+ * path reads the newest ones until they hold min_requests).
+ */
+const TAIL_SLOTS = 8;
+
+/** Insert a slot into a node's tail, newest (latest end) first, keeping TAIL_SLOTS. */
+function addToTail(tail: Slot[], s: Slot): void {
+  let i = 0;
+  while (i < tail.length && tail[i].endMs > s.endMs) i++;
+  if (i >= TAIL_SLOTS) return;
+  tail.splice(i, 0, s);
+  if (tail.length > TAIL_SLOTS) tail.pop();
+}
 
 /** How long a node's outstanding stalls are remembered without any window from it. */
 const STALL_MEMORY_MS = 120_000;
@@ -155,7 +173,6 @@ function sparseBuckets(h: Histogram | undefined, idx: number[], n: number[]): vo
   }
 }
 
-/** Items by expiry bucket, drained in end-time order. */
 /** Insert key into an ascending array (appending is the common case: time moves forward). */
 function insertSorted(k: number[], key: number): void {
   if (k.length === 0 || k[k.length - 1] < key) {
@@ -172,42 +189,6 @@ function insertSorted(k: number[], key: number): void {
   k.splice(lo, 0, key);
 }
 
-class ExpiryQueue<T extends { endMs: number }> {
-  private map = new Map<number, T[]>();
-  private keys: number[] = [];
-
-  add(item: T): void {
-    const key = Math.floor(item.endMs / BUCKET_MS);
-    let bucket = this.map.get(key);
-    if (!bucket) {
-      this.map.set(key, (bucket = []));
-      insertSorted(this.keys, key);
-    }
-    bucket.push(item);
-  }
-
-  /** Remove every item with endMs <= lowMs, calling out(item). */
-  drain(lowMs: number, out: (item: T) => void): void {
-    const limit = Math.floor(lowMs / BUCKET_MS);
-    let n = 0;
-    while (n < this.keys.length && this.keys[n] <= limit) {
-      const key = this.keys[n];
-      const kept: T[] = [];
-      for (const it of this.map.get(key)!) {
-        if (it.endMs <= lowMs) out(it);
-        else kept.push(it);
-      }
-      if (kept.length > 0) {
-        this.map.set(key, kept);
-        break;
-      }
-      this.map.delete(key);
-      n++;
-    }
-    if (n > 0) this.keys.splice(0, n);
-  }
-}
-
 export class LookbackAggregator {
   private byOrigin = new Map<string, Map<string, Entry>>();
   /** Per origin: the sum of every node's ttfb buckets in the lookback. */
@@ -219,19 +200,18 @@ export class LookbackAggregator {
   private lowMs = Number.NEGATIVE_INFINITY;
   /** Windows refused because a node already had maxSlots windows in the lookback. */
   overflow = 0;
-  /** The short "recent" sums (fast detection of hard faults): slots leave them earlier. */
-  private recentQueue = new ExpiryQueue<Slot>();
-  private recentLowMs = Number.NEGATIVE_INFINITY;
-
-  /** recentMs: horizon of NodeInput.recent (default 2 windows of 1 s). */
-  constructor(private lookbackMs: number, private maxSlots = 16, private recentMs = 2000) {}
+  constructor(private lookbackMs: number, private maxSlots = 16) {}
 
   setLookback(ms: number): void {
     this.lookbackMs = ms;
   }
 
-  /** Add one window summary seen by a node. */
-  add(node: NodeLabels, w: WindowLike): void {
+  /**
+   * Add one window summary seen by a node. Returns true when it is a failing
+   * window in the lookback (failures, at least half of its requests): the
+   * engine's cue to evaluate the origin on arrival (arrival.ts).
+   */
+  add(node: NodeLabels, w: WindowLike): boolean {
     const startMs = Number(w.startUnixMs);
     const endMs = startMs + (w.lengthMs || 1000);
     let origin = this.byOrigin.get(w.origin);
@@ -240,7 +220,7 @@ export class LookbackAggregator {
     if (!e) {
       e = {
         origin: w.origin,
-        input: { nodeId: node.nodeId, isp: node.isp, region: node.region, counts: zeroCounts(), ttfb: new Array<number>(NB).fill(0), recent: zeroCounts() },
+        input: { nodeId: node.nodeId, isp: node.isp, region: node.region, counts: zeroCounts(), ttfb: new Array<number>(NB).fill(0), tail: [] },
         live: 0,
         lastEndMs: 0,
         outstandingStalls: 0,
@@ -253,13 +233,13 @@ export class LookbackAggregator {
     const counts = countsOfWire(w);
     netStalls(e, counts);
     if (endMs > e.lastEndMs) e.lastEndMs = endMs;
-    if (endMs <= this.lowMs) return; // older than the lookback
+    if (endMs <= this.lowMs) return false; // older than the lookback
     if (e.live >= this.maxSlots) {
       // A flood of tiny windows cannot grow memory without bound.
       this.overflow++;
-      return;
+      return false;
     }
-    const slot: Slot = { endMs, counts, ttfbIdx: [], ttfbN: [], entry: e };
+    const slot: Slot = { endMs, counts, requests: requestsOf(counts), failures: failuresOf(counts), ttfbIdx: [], ttfbN: [], entry: e };
     sparseBuckets(w.ttfb, slot.ttfbIdx, slot.ttfbN);
     addCounts(e.input.counts, counts);
     const t = e.input.ttfb;
@@ -270,10 +250,7 @@ export class LookbackAggregator {
       ot[slot.ttfbIdx[i]] += slot.ttfbN[i];
     }
     e.live++;
-    if (endMs > this.recentLowMs) {
-      addCounts(e.input.recent, counts);
-      this.recentQueue.add(slot);
-    }
+    addToTail(e.input.tail, slot);
     const key = Math.floor(endMs / BUCKET_MS);
     let bucket = this.expiry.get(key);
     if (!bucket) {
@@ -281,12 +258,14 @@ export class LookbackAggregator {
       insertSorted(this.keys, key);
     }
     bucket.push(slot);
+    return slot.failures > 0 && slot.failures * 2 >= slot.requests;
   }
-
 
   private out(s: Slot): void {
     const e = s.entry;
     subCounts(e.input.counts, s.counts);
+    const at = e.input.tail.indexOf(s);
+    if (at >= 0) e.input.tail.splice(at, 1);
     const t = e.input.ttfb;
     const ot = e.dead ? undefined : this.originTtfb.get(e.origin);
     for (let i = 0; i < s.ttfbIdx.length; i++) {
@@ -298,8 +277,6 @@ export class LookbackAggregator {
 
   /** Slide the lookback to end at nowMs: windows ending at or before nowMs - lookback leave the sums. */
   advance(nowMs: number): void {
-    this.recentLowMs = nowMs - Math.min(this.recentMs, this.lookbackMs);
-    this.recentQueue.drain(this.recentLowMs, (s) => subCounts(s.entry.input.recent, s.counts));
     this.lowMs = nowMs - this.lookbackMs;
     const limit = Math.floor(this.lowMs / BUCKET_MS);
     const emptied = new Set<Entry>();

@@ -5,8 +5,8 @@
  * Rules, in the order they apply:
  *  1. Judge each node: it counts once it has min_requests in the lookback, and
  *     is failing when its failure ratio is >= fail_ratio. Stale nodes (stopped
- *     reporting) are left out entirely. Fast path: a node whose last couple of
- *     windows fail clearly (FAST_FAIL_RATIO) is judged on those alone.
+ *     reporting) are left out entirely. Fast path: a node whose newest
+ *     min_requests requests fail clearly (FAST_FAIL_RATIO) is judged on those alone.
  *  2. Judge each ISP and each region as a pool of its nodes. A pool has traffic
  *     when its requests reach min_requests; it is failing when its pooled ratio
  *     is >= fail_ratio AND nothing inside it is healthy: no node with traffic is
@@ -65,15 +65,20 @@ export interface NodeInput {
   ttfb?: readonly number[];
   /** The node stopped reporting: left out of every figure. */
   stale?: boolean;
-  /** The same counts over the last couple of windows only (fast path of rule 1). */
-  recent?: Counts;
+  /**
+   * The node's newest windows, newest first (fast path of rule 1): requests
+   * and failures of each. A sidecar cuts a window at a fault's onset
+   * (sidecar/recorder/onset.ts), so the newest part holds only the failures.
+   */
+  tail?: readonly { requests: number; failures: number }[];
 }
 
 /**
- * Rule 1, fast path: a node whose last couple of windows are clearly failing
- * (>= this ratio, with min_requests) is judged on those windows alone, so a
+ * Rule 1, fast path: a node whose newest requests — its newest windows, until
+ * they hold min_requests — fail at >= this ratio is judged on them alone, so a
  * hard fault is seen before older healthy windows leave the lookback. Set well
- * above fail_ratio so partial failures (30 % 5xx) never trip it by chance.
+ * above fail_ratio; a partial failure that trips it by chance still has to
+ * pass S1 against the peers before anything is blamed.
  */
 export const FAST_FAIL_RATIO = 0.8;
 
@@ -302,9 +307,14 @@ export function evaluate(input: PolicyInput): Verdict {
     if (input_.stale) continue;
     let r = requestsOf(input_.counts);
     let f = failuresOf(input_.counts);
-    if (input_.recent) {
-      const rr = requestsOf(input_.recent);
-      const rf = failuresOf(input_.recent);
+    if (input_.tail && input_.tail.length > 0) {
+      let rr = 0;
+      let rf = 0;
+      for (const w of input_.tail) {
+        rr += w.requests;
+        rf += w.failures;
+        if (rr >= t.minRequests) break;
+      }
       if (rr >= t.minRequests && rf >= rr * Math.max(t.failRatio, FAST_FAIL_RATIO) && rf / rr > f / Math.max(r, 1)) {
         r = rr;
         f = rf;
