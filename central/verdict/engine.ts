@@ -223,7 +223,17 @@ export class VerdictEngine {
     if (this.timer || this.stopped) return;
     this.timer = setInterval(() => this.tick(), intervalMs);
     this.timer.unref();
-    this.arrivals = new ArrivalScheduler((origin) => this.evaluateNow(origin));
+    this.evaluateOnArrival();
+  }
+
+  /**
+   * Evaluate an origin shortly after a failing window of it arrives, between
+   * ticks (arrival.ts). start() turns it on; a caller that runs its own tick
+   * timer calls this once.
+   */
+  evaluateOnArrival(debounceMs?: number): void {
+    if (this.arrivals || this.stopped) return;
+    this.arrivals = new ArrivalScheduler((origin) => this.evaluateNow(origin), debounceMs);
   }
 
   /**

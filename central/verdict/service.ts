@@ -157,6 +157,7 @@ export class VerdictService {
       this.signals.emit("tick", r);
       if (r.durationMs > 250) this.o.log.warn({ ...r }, "slow verdict tick");
     });
+    this.engine.evaluateOnArrival();
     every(10_000, () => this.history.flush());
     every(3600_000, async () => {
       await this.history.prune();
@@ -169,6 +170,7 @@ export class VerdictService {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
+    this.engine.shutdown();
     await this.webhook?.shutdown();
     await this.alertmanager?.shutdown();
     if (this.started) {
