@@ -16,7 +16,7 @@ import { type Counts, FIELD_OF_CLASS, addCounts, requestsOf, subCounts, toOutcom
 import { type WindowSummary, WindowSummarySchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { HistogramAccumulator } from "../../proto/histogram.js";
 import type { OutcomeClass } from "../proxy/outcome.js";
-import { OnsetWatch } from "./onset.js";
+import { type OnsetCut, OnsetWatch } from "./onset.js";
 
 interface WindowAcc {
   /** Aligned start of the window (the key); */
@@ -140,8 +140,10 @@ export class Recorder {
       for (const [start, w] of per) {
         if (!all && start + this.windowMs > now) continue;
         per.delete(start);
-        this.onset.closed(origin, w.counts);
-        out.push(toSummary(origin, w, this.windowMs));
+        const from = w.from ?? start;
+        const cut = this.onset.closed(origin, w, from, w.counts);
+        if (cut) out.push(...this.split(origin, w, from, cut, start + this.windowMs));
+        else out.push(toSummary(origin, w, this.windowMs));
       }
       if (per.size === 0) this.windows.delete(origin);
     }
@@ -167,17 +169,24 @@ export class Recorder {
       const from = w.from ?? start;
       const cut = this.onset.poll(origin, w, from, w.counts, now, minFailures);
       if (!cut) continue;
-      const split = requestsOf(cut.before) > 0 && cut.atMs > from && cut.atMs < now;
-      let since = w.counts;
-      if (split) {
-        since = subCounts(addCounts(zeroCounts(), w.counts), cut.before);
-        out.push(toSummary(origin, { start, from, counts: cut.before, ttfb: new HistogramAccumulator(), bytesIn: 0, bytesOut: 0 }, this.windowMs, cut.atMs));
-      }
-      // The part since the jump carries the window's TTFB samples and bytes so far (both parts are in the lookback).
-      out.push(toSummary(origin, { ...w, from: split ? cut.atMs : from, counts: since }, this.windowMs, now));
+      out.push(...this.split(origin, w, from, cut, now));
       per.set(start, { start, from: now, counts: zeroCounts(), ttfb: new HistogramAccumulator(), bytesIn: 0, bytesOut: 0 });
     }
     return out;
+  }
+
+  /**
+   * A window part [from, endMs) as its part before cut.atMs (cut.before) and
+   * its part since (the rest of the counts, with the TTFB samples and bytes so
+   * far: both parts are in the lookback), or whole when there is nothing before.
+   */
+  private split(origin: string, w: WindowAcc, from: number, cut: OnsetCut, endMs: number): WindowSummary[] {
+    if (requestsOf(cut.before) === 0 || cut.atMs <= from || cut.atMs >= endMs) return [toSummary(origin, { ...w, from }, this.windowMs, endMs)];
+    const since = subCounts(addCounts(zeroCounts(), w.counts), cut.before);
+    return [
+      toSummary(origin, { start: w.start, from, counts: cut.before, ttfb: new HistogramAccumulator(), bytesIn: 0, bytesOut: 0 }, this.windowMs, cut.atMs),
+      toSummary(origin, { ...w, from: cut.atMs, counts: since }, this.windowMs, endMs),
+    ];
   }
 }
 

@@ -223,11 +223,11 @@ export function standardRealScenarios(): RealScenario[] {
     { name: "one region's nodes failing across ISPs", cls: "region", origin: name(), fault: (f) => f.setRegion("eu", { kind: "refuse" }), expect: { state: S.HEALTHY, faults: ["REGION:eu"], kind: "network" } },
     { name: "one node broken", cls: "node", origin: name(), fault: (f) => f.setNode("isp-c-us-1", { kind: "refuse" }), expect: { state: S.HEALTHY, faults: ["NODE:isp-c-us-1"], kind: "network" } },
     {
-      name: "two independent faults: a node resets, another ISP's path refuses",
+      name: "two independent faults: a node's path and another ISP's path refuse",
       cls: "two faults",
       origin: name(),
       fault: async (f) => {
-        await f.setNode("isp-a-eu-1", { kind: "reset" });
+        await f.setNode("isp-a-eu-1", { kind: "refuse" });
         await f.setIsp("isp-c", { kind: "refuse" });
       },
       expect: { state: S.HEALTHY, faults: ["ISP:isp-c", "NODE:isp-a-eu-1"], kind: "network" },
