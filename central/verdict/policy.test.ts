@@ -401,6 +401,23 @@ cases.push(
   },
 );
 
+// Fast path of rule 1 (issue 13): the newest windows until they hold min_requests.
+const withTail = (nodes: NodeInput[], id: string, tail: NodeInput["tail"]) => nodes.map((n) => (n.nodeId === id ? { ...n, tail } : n));
+cases.push(
+  {
+    name: "fast path: a node whose newest 5 requests all failed is failing while its lookback is still mostly healthy",
+    nodes: withTail(set(grid(), isNode("isp-b-eu-2"), { ok: 40, connectRefused: 5 }), "isp-b-eu-2", [{ requests: 5, failures: 5 }, { requests: 10, failures: 0 }]),
+    state: S.HEALTHY,
+    faults: ["NODE:isp-b-eu-2"],
+  },
+  {
+    name: "fast path: a newest part under min_requests is topped up with older windows (3 failures are not yet a fault)",
+    nodes: withTail(set(grid(), isNode("isp-b-eu-2"), { ok: 40, connectRefused: 3 }), "isp-b-eu-2", [{ requests: 3, failures: 3 }, { requests: 10, failures: 0 }]),
+    state: S.HEALTHY,
+    faults: [],
+  },
+);
+
 cases.push(
   {
     name: "S1: one node at 55% among peers at 40% is chance, not a node fault (DEGRADED on the fleet)",
