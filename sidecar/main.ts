@@ -85,6 +85,8 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
   // Pushed config over local flags: a zero in the pushed config leaves the local value in force.
   const localStall = localStallMs(config.origins);
   let directives: Directives | undefined;
+  /** Last FlushWindows answered per origin (recorder.closeNow ignores origins it has no window of). */
+  const flushedAt = new Map<string, number>();
   const stream = new StreamClient({
     central: config.central,
     node: { nodeId: config.nodeId, isp: config.isp, region: config.region, version: SIDECAR_VERSION },
@@ -111,6 +113,14 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
         (result) => stream.sendMessage(create(SidecarMessageSchema, { kind: { case: "probeResult", value: result } })),
         (err) => log.warn({ component: "sidecar", err }, "probe failed"),
       );
+    },
+    // FlushWindows: the open window of the origin now, at most once a second per origin (recorder.closeNow).
+    onFlushWindows: (origin) => {
+      const now = Date.now();
+      if (now - (flushedAt.get(origin) ?? 0) < 1000) return;
+      flushedAt.set(origin, now);
+      const w = recorder.closeNow(origin);
+      if (w.length > 0) stream.send(w);
     },
     log: streamLog,
   });

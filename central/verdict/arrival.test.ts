@@ -100,7 +100,7 @@ test("recovery is not announced before it is real: evaluations on arrival never 
 
 test("the scheduler evaluates an origin once per debounce however many failing windows arrive, and not after shutdown", async () => {
   const seen: string[] = [];
-  const s = new ArrivalScheduler((o) => seen.push(o), 20);
+  const s = new ArrivalScheduler((o) => seen.push(o), { debounceMs: 20 });
   for (let i = 0; i < 50; i++) s.note("a");
   s.note("b");
   assert.is(s.size, 2);

@@ -49,6 +49,8 @@ export interface EngineOptions {
   staleAfterMs?: number;
   /** After an origin was DOWN, network faults are held this long (default: the lookback). */
   quietAfterDownMs?: number;
+  /** Ask the origin's sidecars to send their open windows now (FlushWindows; arrival.ts). */
+  requestFlush?: (origin: string) => void;
 }
 
 interface OriginRuntime {
@@ -233,7 +235,13 @@ export class VerdictEngine {
    */
   evaluateOnArrival(debounceMs?: number): void {
     if (this.arrivals || this.stopped) return;
-    this.arrivals = new ArrivalScheduler((origin) => this.evaluateNow(origin), debounceMs);
+    this.arrivals = new ArrivalScheduler((origin) => this.evaluateNow(origin), {
+      debounceMs,
+      flush: this.opts.requestFlush,
+      // An origin already DOWN needs no fairer comparison; its sidecars are spared the extra messages.
+      wantFlush: (origin) => this.origins.get(origin)?.status.state !== OriginState.DOWN,
+      now: this.now,
+    });
   }
 
   /**

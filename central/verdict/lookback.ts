@@ -49,13 +49,18 @@ const BUCKET_MS = 250;
  */
 const TAIL_SLOTS = 8;
 
-/** Insert a slot into a node's tail, newest (latest end) first, keeping TAIL_SLOTS. */
+/**
+ * Append a slot to a node's tail (oldest first, newest last), keeping the
+ * newest TAIL_SLOTS. Appending is the common case; a late window is inserted
+ * where its end belongs. Slots that leave the lookback are zeroed in place
+ * (out()), not removed: the tail never needs a search.
+ */
 function addToTail(tail: Slot[], s: Slot): void {
-  let i = 0;
-  while (i < tail.length && tail[i].endMs > s.endMs) i++;
-  if (i >= TAIL_SLOTS) return;
-  tail.splice(i, 0, s);
-  if (tail.length > TAIL_SLOTS) tail.pop();
+  let i = tail.length;
+  while (i > 0 && tail[i - 1].endMs > s.endMs) i--;
+  if (i === tail.length) tail.push(s);
+  else tail.splice(i, 0, s);
+  if (tail.length > TAIL_SLOTS) tail.shift();
 }
 
 /** How long a node's outstanding stalls are remembered without any window from it. */
@@ -264,8 +269,9 @@ export class LookbackAggregator {
   private out(s: Slot): void {
     const e = s.entry;
     subCounts(e.input.counts, s.counts);
-    const at = e.input.tail.indexOf(s);
-    if (at >= 0) e.input.tail.splice(at, 1);
+    // Out of the tail's sums too (it may still hold the slot).
+    s.requests = 0;
+    s.failures = 0;
     const t = e.input.ttfb;
     const ot = e.dead ? undefined : this.originTtfb.get(e.origin);
     for (let i = 0; i < s.ttfbIdx.length; i++) {

@@ -406,13 +406,13 @@ const withTail = (nodes: NodeInput[], id: string, tail: NodeInput["tail"]) => no
 cases.push(
   {
     name: "fast path: a node whose newest 5 requests all failed is failing while its lookback is still mostly healthy",
-    nodes: withTail(set(grid(), isNode("isp-b-eu-2"), { ok: 40, connectRefused: 5 }), "isp-b-eu-2", [{ requests: 5, failures: 5 }, { requests: 10, failures: 0 }]),
+    nodes: withTail(set(grid(), isNode("isp-b-eu-2"), { ok: 40, connectRefused: 5 }), "isp-b-eu-2", [{ requests: 10, failures: 0 }, { requests: 5, failures: 5 }]),
     state: S.HEALTHY,
     faults: ["NODE:isp-b-eu-2"],
   },
   {
     name: "fast path: a newest part under min_requests is topped up with older windows (3 failures are not yet a fault)",
-    nodes: withTail(set(grid(), isNode("isp-b-eu-2"), { ok: 40, connectRefused: 3 }), "isp-b-eu-2", [{ requests: 3, failures: 3 }, { requests: 10, failures: 0 }]),
+    nodes: withTail(set(grid(), isNode("isp-b-eu-2"), { ok: 40, connectRefused: 3 }), "isp-b-eu-2", [{ requests: 10, failures: 0 }, { requests: 3, failures: 3 }]),
     state: S.HEALTHY,
     faults: [],
   },

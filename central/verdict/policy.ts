@@ -66,8 +66,9 @@ export interface NodeInput {
   /** The node stopped reporting: left out of every figure. */
   stale?: boolean;
   /**
-   * The node's newest windows, newest first (fast path of rule 1): requests
-   * and failures of each. A sidecar cuts a window at a fault's onset
+   * The node's newest windows, oldest first and newest last (fast path of
+   * rule 1): requests and failures of each (zero once a window left the
+   * lookback). A sidecar cuts a window at a fault's onset
    * (sidecar/recorder/onset.ts), so the newest part holds only the failures.
    */
   tail?: readonly { requests: number; failures: number }[];
@@ -161,6 +162,15 @@ interface NodeJudgement {
   scale: number;
   /** W2: false for a lone dissenter (left out of pools, residual and witness). */
   evidence: boolean;
+  /**
+   * S1's evidence: the node's whole lookback (not the fast path's newest
+   * windows), W1-capped. Blame compares like with like — the scope's lookback
+   * with its peers' lookback — so a node whose newest windows arrive before
+   * its peers' (an onset cut) is not blamed for a failure its peers have not
+   * reported yet.
+   */
+  sWeight: number;
+  sFailures: number;
 }
 
 interface Pool {
@@ -174,6 +184,9 @@ interface Pool {
   /** Weighted figures of the evidence members (W1): what the decision uses. */
   weight: number;
   wFailures: number;
+  /** S1's evidence of the evidence members (lookback, W1). */
+  sWeight: number;
+  sFailures: number;
   ttfb: number[];
   hasTraffic: boolean;
   failing: boolean;
@@ -226,9 +239,11 @@ function judgePool(p: Pool, t: VerdictThresholds): void {
  * The votes of step 2 (W3 included): `fails` says whether a qualified member
  * votes failing, `lowFails` whether its low-traffic members pooled do.
  */
-function votesFailing(p: Pool, t: VerdictThresholds, fails: (m: NodeJudgement) => boolean, lowFails: (f: number, r: number) => boolean): boolean {
+function votesFailing(p: Pool, t: VerdictThresholds, fails: (m: NodeJudgement) => boolean, lowFails: (f: number, r: number, sf: number, sr: number) => boolean): boolean {
   let lowReq = 0;
   let lowFail = 0;
+  let lowSR = 0;
+  let lowSF = 0;
   let healthy = 0;
   let failing = 0;
   for (const m of p.members) {
@@ -238,10 +253,12 @@ function votesFailing(p: Pool, t: VerdictThresholds, fails: (m: NodeJudgement) =
     } else {
       lowReq += m.weight;
       lowFail += m.wFailures;
+      lowSR += m.sWeight;
+      lowSF += m.sFailures;
     }
   }
   if (lowReq >= t.minRequests) {
-    if (lowFails(lowFail, lowReq)) failing++;
+    if (lowFails(lowFail, lowReq, lowSF, lowSR)) failing++;
     else healthy++;
   }
   return healthy === 0 || (healthy === 1 && failing >= 2);
@@ -265,7 +282,7 @@ const NO_TTFB: number[] = [];
 function pool(map: Map<string, Pool>, key: string, scope: FaultScope, n: NodeJudgement, detail: boolean): void {
   let p = map.get(key);
   if (!p) {
-    p = { key, scope, members: [], requests: 0, failures: 0, weight: 0, wFailures: 0, ttfb: detail ? new Array<number>(NBUCKETS).fill(0) : NO_TTFB, hasTraffic: false, failing: false };
+    p = { key, scope, members: [], requests: 0, failures: 0, weight: 0, wFailures: 0, sWeight: 0, sFailures: 0, ttfb: detail ? new Array<number>(NBUCKETS).fill(0) : NO_TTFB, hasTraffic: false, failing: false };
     map.set(key, p);
   }
   p.requests += n.requests;
@@ -274,6 +291,8 @@ function pool(map: Map<string, Pool>, key: string, scope: FaultScope, n: NodeJud
   if (n.requests > 0) p.members.push(n);
   p.weight += n.weight;
   p.wFailures += n.wFailures;
+  p.sWeight += n.sWeight;
+  p.sFailures += n.sFailures;
   if (detail) addTtfb(p.ttfb, n.input.ttfb, n.scale);
 }
 
@@ -300,20 +319,22 @@ export function evaluate(input: PolicyInput): Verdict {
   let requests = 0;
   let failures = 0;
   const qualifiedRequests: number[] = [];
+  const lookbackRequests: number[] = [];
   let healthyQualified: NodeJudgement | undefined;
   let healthyCount = 0;
   let failingCount = 0;
   for (const input_ of input.nodes) {
     if (input_.stale) continue;
-    let r = requestsOf(input_.counts);
-    let f = failuresOf(input_.counts);
+    const r0 = requestsOf(input_.counts);
+    const f0 = failuresOf(input_.counts);
+    let r = r0;
+    let f = f0;
     if (input_.tail && input_.tail.length > 0) {
       let rr = 0;
       let rf = 0;
-      for (const w of input_.tail) {
-        rr += w.requests;
-        rf += w.failures;
-        if (rr >= t.minRequests) break;
+      for (let i = input_.tail.length - 1; i >= 0 && rr < t.minRequests; i--) {
+        rr += input_.tail[i].requests;
+        rf += input_.tail[i].failures;
       }
       if (rr >= t.minRequests && rf >= rr * Math.max(t.failRatio, FAST_FAIL_RATIO) && rf / rr > f / Math.max(r, 1)) {
         r = rr;
@@ -321,8 +342,9 @@ export function evaluate(input: PolicyInput): Verdict {
       }
     }
     const qualified = r >= t.minRequests;
-    const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false, weight: r, wFailures: f, scale: 1, evidence: true };
+    const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false, weight: r, wFailures: f, scale: 1, evidence: true, sWeight: r0, sFailures: f0 };
     n.failing = qualified && n.ratio >= t.failRatio;
+    if (r0 >= t.minRequests) lookbackRequests.push(r0);
     if (qualified) {
       qualifiedRequests.push(r);
       if (n.failing) failingCount++;
@@ -337,11 +359,18 @@ export function evaluate(input: PolicyInput): Verdict {
   }
   // W1: no node weighs more than the median node. W2: a lone dissenter is not evidence.
   const cap = weightCap(qualifiedRequests);
+  const sCap = weightCap(lookbackRequests);
   if (healthyCount === 1 && failingCount >= 2) healthyQualified!.evidence = false;
   let adjusted = false;
   let fleetW = 0;
   let fleetWF = 0;
+  let fleetSW = 0;
+  let fleetSF = 0;
   for (const n of judged) {
+    if (n.sWeight > sCap) {
+      n.sFailures *= sCap / n.sWeight;
+      n.sWeight = sCap;
+    }
     if (n.requests > cap) {
       n.weight = cap;
       n.scale = cap / n.requests;
@@ -352,6 +381,8 @@ export function evaluate(input: PolicyInput): Verdict {
     else {
       fleetW += n.weight;
       fleetWF += n.wFailures;
+      fleetSW += n.sWeight;
+      fleetSF += n.sFailures;
     }
     pool(isps, n.input.isp, FaultScope.ISP, n, detail);
     pool(regions, n.input.region, FaultScope.REGION, n, detail);
@@ -450,18 +481,19 @@ export function evaluate(input: PolicyInput): Verdict {
 
   // Step 4: smallest scopes that explain the failures, among those significantly worse than their peers (S1).
   // Peers = every evidence node outside the scope (outside `outer` when given).
-  const blamable = (wFailures: number, weight: number, outer?: Pool) => {
-    const peerW = fleetW - (outer ? outer.weight : weight);
-    const peerF = fleetWF - (outer ? outer.wFailures : wFailures);
-    return peerW < t.minRequests || significantlyAbove(wFailures, weight, peerF, peerW);
+  // Evidence is the lookback on both sides (sWeight, sFailures), whatever the fast path judged on.
+  const blamable = (sFailures: number, sWeight: number, outer?: Pool) => {
+    const peerW = fleetSW - (outer ? outer.sWeight : sWeight);
+    const peerF = fleetSF - (outer ? outer.sFailures : sFailures);
+    return peerW < t.minRequests || significantlyAbove(sFailures, sWeight, peerF, peerW);
   };
   // A group is blamed when it is worse than its peers AND its votes still fail when a member votes failing
   // only if it too is worse than the group's peers (one broken node cannot carry its ISP).
   const suspects = failingIsps.length + failingRegions.length + failingNodes.length > 0;
   const groups = [...failingIsps, ...failingRegions].filter(
     (g) =>
-      blamable(g.wFailures, g.weight) &&
-      votesFailing(g, t, (m) => m.failing && blamable(m.wFailures, m.weight, g), (f, r) => ratio(f, r) >= t.failRatio && blamable(f, r, g)),
+      blamable(g.sFailures, g.sWeight) &&
+      votesFailing(g, t, (m) => m.failing && blamable(m.sFailures, m.sWeight, g), (f, r, sf, sr) => ratio(f, r) >= t.failRatio && blamable(sf, sr, g)),
   );
   const reported: Pool[] = [];
   for (const g of groups) {
@@ -484,7 +516,7 @@ export function evaluate(input: PolicyInput): Verdict {
     });
   }
   for (const n of failingNodes) {
-    if (coveredNodes.has(n) || !blamable(n.wFailures, n.weight)) continue;
+    if (coveredNodes.has(n) || !blamable(n.sFailures, n.sWeight)) continue;
     coveredNodes.add(n);
     verdict.faults.push({
       scope: FaultScope.NODE,

@@ -171,6 +171,21 @@ test("onset cut: an onset that straddles a boundary is split there and cut as so
   assert.ok(cut[0].lengthMs <= 300);
 });
 
+test("closeNow (FlushWindows) sends the open window's part so far; the rest follows at the boundary; nothing is lost", () => {
+  const c = clock(500_000);
+  const r = new Recorder({ windowMs: 1000, now: c.now });
+  r.complete("a", "ok", 5);
+  c.t = 500_400;
+  r.complete("a", "ok", 5);
+  const part = r.closeNow("a");
+  assert.equal(part.map((w) => [Number(w.startUnixMs), w.lengthMs, Number(w.counts!.ok)]), [[500_000, 400, 2]]);
+  assert.equal(r.closeNow("b"), [], "an origin without an open window sends nothing");
+  c.t = 500_700;
+  r.complete("a", "ok", 5);
+  c.t = 501_000;
+  assert.equal(r.flush().map((w) => [Number(w.startUnixMs), w.lengthMs, Number(w.counts!.ok)]), [[500_400, 600, 1]]);
+});
+
 test("onset cut: a single failure, or a partial failure under the bar, is never cut", () => {
   const c = clock(300_000);
   const r = new Recorder({ windowMs: 1000, now: c.now });

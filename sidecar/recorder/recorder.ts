@@ -176,6 +176,25 @@ export class Recorder {
   }
 
   /**
+   * Close the origin's open window up to now (the central's FlushWindows): its
+   * part so far is returned for the caller to send — split at an onset under
+   * way, as at a boundary — and later requests fall into the rest of the
+   * window. [] when the origin has no open window with requests.
+   */
+  closeNow(origin: string): WindowSummary[] {
+    const now = this.now();
+    const start = Math.floor(now / this.windowMs) * this.windowMs;
+    const per = this.windows.get(origin);
+    const w = per?.get(start);
+    if (!per || !w || requestsOf(w.counts) === 0) return [];
+    const from = w.from ?? start;
+    if (now <= from) return [];
+    const cut = this.onset.closed(origin, w, from, w.counts);
+    per.set(start, { start, from: now, counts: zeroCounts(), ttfb: new HistogramAccumulator(), bytesIn: 0, bytesOut: 0 });
+    return cut ? this.split(origin, w, from, cut, now) : [toSummary(origin, { ...w, from }, this.windowMs, now)];
+  }
+
+  /**
    * A window part [from, endMs) as its part before cut.atMs (cut.before) and
    * its part since (the rest of the counts, with the TTFB samples and bytes so
    * far: both parts are in the lookback), or whole when there is nothing before.
