@@ -171,6 +171,8 @@ interface NodeJudgement {
    */
   sWeight: number;
   sFailures: number;
+  /** Judged on its newest windows (the fast path): a suspect of its own, no peer in S1. */
+  fast: boolean;
 }
 
 interface Pool {
@@ -184,9 +186,11 @@ interface Pool {
   /** Weighted figures of the evidence members (W1): what the decision uses. */
   weight: number;
   wFailures: number;
-  /** S1's evidence of the evidence members (lookback, W1). */
+  /** S1's evidence of the evidence members (lookback, W1), and of those judged on the fast path. */
   sWeight: number;
   sFailures: number;
+  fastSW: number;
+  fastSF: number;
   ttfb: number[];
   hasTraffic: boolean;
   failing: boolean;
@@ -282,7 +286,7 @@ const NO_TTFB: number[] = [];
 function pool(map: Map<string, Pool>, key: string, scope: FaultScope, n: NodeJudgement, detail: boolean): void {
   let p = map.get(key);
   if (!p) {
-    p = { key, scope, members: [], requests: 0, failures: 0, weight: 0, wFailures: 0, sWeight: 0, sFailures: 0, ttfb: detail ? new Array<number>(NBUCKETS).fill(0) : NO_TTFB, hasTraffic: false, failing: false };
+    p = { key, scope, members: [], requests: 0, failures: 0, weight: 0, wFailures: 0, sWeight: 0, sFailures: 0, fastSW: 0, fastSF: 0, ttfb: detail ? new Array<number>(NBUCKETS).fill(0) : NO_TTFB, hasTraffic: false, failing: false };
     map.set(key, p);
   }
   p.requests += n.requests;
@@ -293,6 +297,10 @@ function pool(map: Map<string, Pool>, key: string, scope: FaultScope, n: NodeJud
   p.wFailures += n.wFailures;
   p.sWeight += n.sWeight;
   p.sFailures += n.sFailures;
+  if (n.fast) {
+    p.fastSW += n.sWeight;
+    p.fastSF += n.sFailures;
+  }
   if (detail) addTtfb(p.ttfb, n.input.ttfb, n.scale);
 }
 
@@ -329,6 +337,7 @@ export function evaluate(input: PolicyInput): Verdict {
     const f0 = failuresOf(input_.counts);
     let r = r0;
     let f = f0;
+    let fast = false;
     if (input_.tail && input_.tail.length > 0) {
       let rr = 0;
       let rf = 0;
@@ -339,10 +348,11 @@ export function evaluate(input: PolicyInput): Verdict {
       if (rr >= t.minRequests && rf >= rr * Math.max(t.failRatio, FAST_FAIL_RATIO) && rf / rr > f / Math.max(r, 1)) {
         r = rr;
         f = rf;
+        fast = true;
       }
     }
     const qualified = r >= t.minRequests;
-    const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false, weight: r, wFailures: f, scale: 1, evidence: true, sWeight: r0, sFailures: f0 };
+    const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false, weight: r, wFailures: f, scale: 1, evidence: true, sWeight: r0, sFailures: f0, fast };
     n.failing = qualified && n.ratio >= t.failRatio;
     if (r0 >= t.minRequests) lookbackRequests.push(r0);
     if (qualified) {
@@ -366,6 +376,8 @@ export function evaluate(input: PolicyInput): Verdict {
   let fleetWF = 0;
   let fleetSW = 0;
   let fleetSF = 0;
+  let fastSW = 0;
+  let fastSF = 0;
   for (const n of judged) {
     if (n.sWeight > sCap) {
       n.sFailures *= sCap / n.sWeight;
@@ -383,6 +395,10 @@ export function evaluate(input: PolicyInput): Verdict {
       fleetWF += n.wFailures;
       fleetSW += n.sWeight;
       fleetSF += n.sFailures;
+      if (n.fast) {
+        fastSW += n.sWeight;
+        fastSF += n.sFailures;
+      }
     }
     pool(isps, n.input.isp, FaultScope.ISP, n, detail);
     pool(regions, n.input.region, FaultScope.REGION, n, detail);
@@ -481,10 +497,14 @@ export function evaluate(input: PolicyInput): Verdict {
 
   // Step 4: smallest scopes that explain the failures, among those significantly worse than their peers (S1).
   // Peers = every evidence node outside the scope (outside `outer` when given).
-  // Evidence is the lookback on both sides (sWeight, sFailures), whatever the fast path judged on.
-  const blamable = (sFailures: number, sWeight: number, outer?: Pool) => {
-    const peerW = fleetSW - (outer ? outer.sWeight : sWeight);
-    const peerF = fleetSF - (outer ? outer.sFailures : sFailures);
+  // Evidence is the lookback on both sides (sWeight, sFailures), whatever the fast path judged on. Peers are
+  // the evidence nodes outside the scope (outside `outer` when given) except those judged on the fast path:
+  // a node whose newest requests fail overwhelmingly is a suspect of its own, not a yardstick (two faults at once).
+  const blamable = (sFailures: number, sWeight: number, fast: boolean, outer?: Pool) => {
+    const outW = outer ? outer.sWeight - outer.fastSW : fast ? 0 : sWeight;
+    const outF = outer ? outer.sFailures - outer.fastSF : fast ? 0 : sFailures;
+    const peerW = fleetSW - fastSW - outW;
+    const peerF = fleetSF - fastSF - outF;
     return peerW < t.minRequests || significantlyAbove(sFailures, sWeight, peerF, peerW);
   };
   // A group is blamed when it is worse than its peers AND its votes still fail when a member votes failing
@@ -492,8 +512,8 @@ export function evaluate(input: PolicyInput): Verdict {
   const suspects = failingIsps.length + failingRegions.length + failingNodes.length > 0;
   const groups = [...failingIsps, ...failingRegions].filter(
     (g) =>
-      blamable(g.sFailures, g.sWeight) &&
-      votesFailing(g, t, (m) => m.failing && blamable(m.sFailures, m.sWeight, g), (f, r, sf, sr) => ratio(f, r) >= t.failRatio && blamable(sf, sr, g)),
+      blamable(g.sFailures, g.sWeight, false, g) &&
+      votesFailing(g, t, (m) => m.failing && blamable(m.sFailures, m.sWeight, m.fast, g), (f, r, sf, sr) => ratio(f, r) >= t.failRatio && blamable(sf, sr, false, g)),
   );
   const reported: Pool[] = [];
   for (const g of groups) {
@@ -516,7 +536,7 @@ export function evaluate(input: PolicyInput): Verdict {
     });
   }
   for (const n of failingNodes) {
-    if (coveredNodes.has(n) || !blamable(n.sFailures, n.sWeight)) continue;
+    if (coveredNodes.has(n) || !blamable(n.sFailures, n.sWeight, n.fast)) continue;
     coveredNodes.add(n);
     verdict.faults.push({
       scope: FaultScope.NODE,
