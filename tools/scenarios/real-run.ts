@@ -148,8 +148,8 @@ export async function runReal(f: RealFleet, sc: RealScenario, log: (s: string) =
     }
     await sleep(200);
   }
-  // Let open incidents close (close_after) before counting them.
-  await sleep(7000);
+  // Let open incidents close (close_after ticks) and their webhooks go out before counting them.
+  await sleep(9000);
   f.traffic(sc.origin, () => 0);
   const incidents = (await f.query.listIncidents({ origin: sc.origin, pageSize: 1000 })).incidents;
   const isOrigin = (k: IncidentKind) => k === IncidentKind.ORIGIN_DOWN || k === IncidentKind.ORIGIN_DEGRADED;
