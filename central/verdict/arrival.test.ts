@@ -113,4 +113,26 @@ test("the scheduler evaluates an origin once per debounce however many failing w
   assert.equal(seen.length, 2);
 });
 
+test("FlushWindows: one round per origin per 5 s when an evaluation is scheduled, none when the origin does not want it", async () => {
+  let now = 1_000_000;
+  const flushed: string[] = [];
+  const evaluated: string[] = [];
+  const s = new ArrivalScheduler((o) => evaluated.push(o), { debounceMs: 5, flush: (o) => flushed.push(o), wantFlush: (o) => o !== "down", now: () => now });
+  s.note("a");
+  s.note("a");
+  s.note("down");
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(flushed, ["a"], "once for a, never for an origin that does not want it");
+  now += 4_000;
+  s.note("a");
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(flushed, ["a"], "not again within 5 s");
+  now += 1_000;
+  s.note("a");
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(flushed, ["a", "a"]);
+  assert.equal(evaluated.sort(), ["a", "a", "a", "down"], "every scheduled evaluation runs");
+  s.shutdown();
+});
+
 test.run();
