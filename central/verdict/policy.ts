@@ -327,7 +327,7 @@ export function evaluate(input: PolicyInput): Verdict {
   let requests = 0;
   let failures = 0;
   const qualifiedRequests: number[] = [];
-  const lookbackRequests: number[] = [];
+  let anyFast = false;
   let healthyQualified: NodeJudgement | undefined;
   let healthyCount = 0;
   let failingCount = 0;
@@ -353,8 +353,8 @@ export function evaluate(input: PolicyInput): Verdict {
     }
     const qualified = r >= t.minRequests;
     const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false, weight: r, wFailures: f, scale: 1, evidence: true, sWeight: r0, sFailures: f0, fast };
+    anyFast ||= fast;
     n.failing = qualified && n.ratio >= t.failRatio;
-    if (r0 >= t.minRequests) lookbackRequests.push(r0);
     if (qualified) {
       qualifiedRequests.push(r);
       if (n.failing) failingCount++;
@@ -369,7 +369,8 @@ export function evaluate(input: PolicyInput): Verdict {
   }
   // W1: no node weighs more than the median node. W2: a lone dissenter is not evidence.
   const cap = weightCap(qualifiedRequests);
-  const sCap = weightCap(lookbackRequests);
+  // S1's W1 cap is on the lookback; it differs from the judged one only when a node is on the fast path.
+  const sCap = anyFast ? weightCap(judged.filter((n) => n.sWeight >= t.minRequests).map((n) => n.sWeight)) : cap;
   if (healthyCount === 1 && failingCount >= 2) healthyQualified!.evidence = false;
   let adjusted = false;
   let fleetW = 0;
