@@ -31,7 +31,12 @@ export type CentralErrorCode =
   | "CENTRAL_WINDOW_SKEW"
   | "CENTRAL_IMPLAUSIBLE_COUNT"
   | "CENTRAL_BAD_BATCH"
-  | "CENTRAL_PROBE_REFUSED";
+  | "CENTRAL_PROBE_REFUSED"
+  // Cluster mode (issue 16, central/cluster/).
+  /** NATS JetStream did not confirm a write (no PubAck, no quorum) in time: transient, the sidecar replays. */
+  | "CENTRAL_NATS_UNAVAILABLE"
+  /** A partition owner's write was refused: another worker has claimed the partition since; stop owning it. */
+  | "CENTRAL_PARTITION_FENCED";
 
 const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_BAD_CONFIG: Code.InvalidArgument,
@@ -56,6 +61,8 @@ const codeToStatus: Record<CentralErrorCode, Code> = {
   CENTRAL_IMPLAUSIBLE_COUNT: Code.InvalidArgument,
   CENTRAL_BAD_BATCH: Code.InvalidArgument,
   CENTRAL_PROBE_REFUSED: Code.InvalidArgument,
+  CENTRAL_NATS_UNAVAILABLE: Code.Unavailable,
+  CENTRAL_PARTITION_FENCED: Code.Aborted,
 };
 
 /**

@@ -21,7 +21,8 @@ import { type Sidecar, startSidecar } from "./main.js";
  */
 const FLAGS: ReadonlyArray<{ flag: string; help: string; key?: keyof SidecarConfigInput; showDefault?: true }> = [
   { flag: "--config <file>", help: "JSON config file (same keys as the flags, in camelCase; may list many origins)" },
-  { flag: "--central <url>", help: "central URL", key: "central", showDefault: true },
+  { flag: "--central <url,...>", help: "central URL, or several (replicas; comma-separated; a name may resolve to several addresses): one stream, moved to another when it fails", key: "central", showDefault: true },
+  { flag: "--central-rebalance-ms <ms>", help: "with several centrals: move a working stream to a preferred central this often when one is (a replica came back); 0 = never", key: "centralRebalanceMs", showDefault: true },
   { flag: "--listen <host:port>", help: "cache-facing listener", key: "listen", showDefault: true },
   { flag: "--admin <host:port>", help: "admin listener: /metrics, /healthz, /readyz", key: "admin" },
   { flag: "--node-id <id>", help: "this node's unique id", key: "nodeId" },
@@ -41,7 +42,7 @@ const FLAGS: ReadonlyArray<{ flag: string; help: string; key?: keyof SidecarConf
   { flag: "--buffer-bytes <n>", help: "bytes of unacknowledged batches kept for replay; overflow drops the oldest, counted", key: "bufferBytes", showDefault: true },
   { flag: "--max-buffered-batches <n>", help: "optional extra bound on unacknowledged batches kept for replay", key: "maxBufferedBatches" },
   { flag: "--state-dir <dir>", help: "keeps the last good pushed config here and applies it at boot", key: "stateDir" },
-  { flag: "--resolver <host:port>", help: "DNS server for origin names (default: the system resolver)", key: "resolver" },
+  { flag: "--resolver <host:port>", help: "DNS server for origin and central names (default: the system resolver)", key: "resolver" },
   { flag: "--tls-cert <file>", help: "client certificate (PEM) naming this node_id, for mTLS to an https central", key: "tlsCert" },
   { flag: "--tls-key <file>", help: "client private key (PEM)", key: "tlsKey" },
   { flag: "--tls-ca <file>", help: "CA (PEM) that signed the central's certificate", key: "tlsCa" },

@@ -7,7 +7,7 @@ const base = { nodeId: "n1", isp: "isp-a", region: "eu", origins: ["www.example.
 
 test("fills defaults", () => {
   const c = validateSidecarConfig(base);
-  assert.is(c.central, "http://127.0.0.1:7400");
+  assert.equal(c.central, ["http://127.0.0.1:7400"]);
   assert.equal(c.listen, { host: "127.0.0.1", port: 8081 });
   assert.is(c.origins[0].connectTimeoutMs, 3000);
   assert.is(c.origins[0].firstByteTimeoutMs, 30_000);
@@ -18,6 +18,16 @@ test("fills defaults", () => {
   assert.is(c.origins[0].upgrade, false, "upgrades are refused unless an origin opts in");
   assert.is(c.origins[0].upgradeIdleTimeoutMs, 60_000);
   assert.is(c.origins[0].servername, undefined);
+});
+
+test("several centrals: a comma-separated flag or a list in the config file, each kept as written", () => {
+  assert.equal(validateSidecarConfig({ ...base, central: "http://10.0.0.1:7400, http://[::1]:7400,http://centrals.example:7400" }).central, [
+    "http://10.0.0.1:7400",
+    "http://[::1]:7400",
+    "http://centrals.example:7400",
+  ]);
+  assert.equal(validateSidecarConfig({ ...base, central: ["https://a.example:7400", "https://b.example:7400"] }).central, ["https://a.example:7400", "https://b.example:7400"]);
+  assert.equal(validateSidecarConfig({ ...base, central: "HTTPS://a.example:7400", tlsCa: "ca.pem" }).central, ["HTTPS://a.example:7400"], "TLS files with an upper-case scheme");
 });
 
 test("per-origin upgrade, idle timeouts and TLS servername", () => {
@@ -58,6 +68,12 @@ const bad: Array<[string, Record<string, unknown>, RegExp]> = [
   ["negative timeout", { ...base, connectTimeoutMs: -1 }, /^connectTimeoutMs /],
   ["bad per-origin timeout", { ...base, origins: [{ name: "a", url: "http://x", firstByteTimeoutMs: "soon" }] }, /^origins\[0\]\.firstByteTimeoutMs /],
   ["bad central", { ...base, central: "grpc://x" }, /^central /],
+  ["a bad entry in a central list", { ...base, central: "http://a:1,ftp://b:2" }, /^central \(--central\) must use http or https, got "ftp:\/\/b:2" \(entry 2\)/],
+  ["a central listed twice", { ...base, central: "http://a:1, http://A:1" }, /^central .*twice/],
+  ["http and https centrals mixed", { ...base, central: ["http://a:1", "https://b:2"] }, /^central .*mixes/],
+  ["a central URL with a path", { ...base, central: "http://a:1/ingest" }, /^central .*no path/],
+  ["an empty central list", { ...base, central: " , " }, /^central .*at least one/],
+  ["a central list that is not strings", { ...base, central: [7] }, /^central /],
   ["bad trusted peer", { ...base, trustedPeers: ["everyone"] }, /^trustedPeers\[0\] /],
   ["servername on an http origin", { ...base, origins: [{ name: "a", url: "http://x", servername: "x.example" }] }, /^origins\[0\]\.servername .*https/],
   ["an IP as servername", { ...base, origins: [{ name: "a", url: "https://x", servername: "10.0.0.1" }] }, /^origins\[0\]\.servername /],

@@ -8,6 +8,7 @@ import { CONFIG_DEFAULTS } from "../proto/config-validate.js";
 import { type HostPort, parseHostPort as parseAddress } from "../proto/host-port.js";
 import { labelProblem, originProblem } from "../proto/names.js";
 import { SidecarError, configError } from "./errors.js";
+import { type CentralUrl, parseCentrals } from "./stream/central-endpoints.js";
 import { DEFAULT_INGEST_LIMITS } from "./stream/limits.js";
 
 export type { HostPort } from "../proto/host-port.js";
@@ -49,8 +50,18 @@ export interface OriginConfig {
 }
 
 export interface SidecarConfig {
-  /** Central URL: http://host:port (plaintext h2c) or https://host:port. */
-  central: string;
+  /**
+   * The centrals, each http://host:port (plaintext h2c) or https://host:port,
+   * one scheme for all: one URL, several (a cluster's replicas), or a name
+   * that resolves to several addresses. The stream uses one at a time and
+   * moves to another when it fails (stream/endpoint-picker.ts).
+   */
+  central: readonly string[];
+  /**
+   * With several centrals: how often a working stream checks whether another
+   * central is now preferred (a replica came back) and moves there; 0 = never.
+   */
+  centralRebalanceMs: number;
   listen: HostPort;
   admin?: HostPort;
   nodeId: string;
@@ -73,7 +84,7 @@ export interface SidecarConfig {
   caFile?: string;
   /** Idle keep-alive timeout for cache connections. */
   keepAliveTimeoutMs: number;
-  /** DNS server (HOST:PORT) for origin names instead of the system resolver. */
+  /** DNS server (HOST:PORT) for origin and central names instead of the system resolver. */
   resolver?: HostPort;
   /** mTLS to an https central (PEM files): this node's certificate (naming its node_id), key, and the CA that signed the central's certificate. */
   tlsCert?: string;
@@ -106,6 +117,7 @@ export type SidecarConfigInput = { [K in keyof SidecarConfig | keyof OriginDefau
 
 export const DEFAULTS = {
   central: "http://127.0.0.1:7400",
+  centralRebalanceMs: 0,
   listen: "127.0.0.1:8081",
   windowMs: CONFIG_DEFAULTS.windowMs,
   stallMs: CONFIG_DEFAULTS.stallMs,
@@ -191,14 +203,7 @@ function originList(v: unknown): OriginInput[] {
 }
 
 export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig {
-  const central = str("central", input.central, DEFAULTS.central);
-  let cu: URL;
-  try {
-    cu = new URL(central);
-  } catch {
-    throw configError("central", `must be an http(s) URL, got ${JSON.stringify(central)}`);
-  }
-  if (cu.protocol !== "http:" && cu.protocol !== "https:") throw configError("central", "must use http or https");
+  const centrals = centralList(input.central);
   const listen = parseHostPort("listen", input.listen ?? DEFAULTS.listen);
   const admin = input.admin === undefined || input.admin === null || input.admin === "" ? undefined : parseHostPort("admin", input.admin);
   const nodeId = label("nodeId", "--node-id", input.nodeId);
@@ -279,7 +284,8 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
   }
 
   return {
-    central,
+    central: centrals.map((c) => c.url),
+    centralRebalanceMs: int("centralRebalanceMs", input.centralRebalanceMs, DEFAULTS.centralRebalanceMs, 0, 86_400_000),
     listen,
     admin,
     nodeId,
@@ -296,16 +302,25 @@ export function validateSidecarConfig(input: SidecarConfigInput): SidecarConfig 
     keepAliveTimeoutMs: int("keepAliveTimeoutMs", input.keepAliveTimeoutMs, DEFAULTS.keepAliveTimeoutMs, 1000, 3_600_000),
     maxOrigins,
     resolver: input.resolver === undefined || input.resolver === null || input.resolver === "" ? undefined : parseHostPort("resolver", input.resolver),
-    ...tlsOf(input, cu),
+    ...tlsOf(input, centrals[0].tls),
   };
 }
 
-function tlsOf(input: SidecarConfigInput, central: URL): Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsCa"> {
+/** `--central URL,URL,...` or a list in the config file; the error names the field and the entry. */
+function centralList(v: unknown): CentralUrl[] {
+  if (v === undefined || v === null) return parseCentrals(DEFAULTS.central);
+  if (typeof v !== "string" && !(Array.isArray(v) && v.every((x) => typeof x === "string"))) {
+    throw configError("central (--central)", "must be a URL, a comma-separated list of URLs, or a list of URL strings");
+  }
+  return parseCentrals(v);
+}
+
+function tlsOf(input: SidecarConfigInput, https: boolean): Pick<SidecarConfig, "tlsCert" | "tlsKey" | "tlsCa"> {
   const opt = (f: "tlsCert" | "tlsKey" | "tlsCa") => (input[f] === undefined || input[f] === null || input[f] === "" ? undefined : str(f, input[f]));
   const tlsCert = opt("tlsCert");
   const tlsKey = opt("tlsKey");
   const tlsCa = opt("tlsCa");
   if (Boolean(tlsCert) !== Boolean(tlsKey)) throw configError(tlsCert ? "tlsKey" : "tlsCert", "must be given with the other (--tls-cert and --tls-key)");
-  if ((tlsCert || tlsCa) && central.protocol !== "https:") throw configError("central", "must be an https:// URL when TLS files are given");
+  if ((tlsCert || tlsCa) && !https) throw configError("central", "must be https:// URLs when TLS files are given");
   return { tlsCert, tlsKey, tlsCa };
 }

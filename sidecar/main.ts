@@ -89,6 +89,8 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
   const flushedAt = new Map<string, number>();
   const stream = new StreamClient({
     central: config.central,
+    resolver: config.resolver,
+    rebalanceMs: config.centralRebalanceMs,
     node: { nodeId: config.nodeId, isp: config.isp, region: config.region, version: SIDECAR_VERSION },
     origins: config.origins.map((o) => o.name),
     bufferBytes: config.bufferBytes,
@@ -200,6 +202,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
           maxMessageBytes: stream.limits.maxMessageBytes,
           splitBatches: stream.splitBatches,
           configError: stream.configError !== undefined,
+          moves: stream.moves,
         });
         metrics.upstreamSockets(hop.upstreamSockets());
         metrics.inFlight(hop.inFlight());

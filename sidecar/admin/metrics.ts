@@ -34,6 +34,8 @@ export interface StreamFigures {
   splitBatches: number;
   /** The central refuses this sidecar's Hello (a configuration error). */
   configError: boolean;
+  /** Streams opened to another central than the one before (cumulative). */
+  moves: number;
 }
 
 /** Upper bounds (seconds) of the hop latency and TTFB histograms. */
@@ -158,6 +160,12 @@ export function createSidecarMetrics(): SidecarMetrics {
     registers: [registry],
   });
   let splitsSeen = 0;
+  const moves = new client.Counter({
+    name: "originwatch_sidecar_stream_moves_total",
+    help: "Streams opened to another central than the one before (failover to another replica, or rebalancing)",
+    registers: [registry],
+  });
+  let movesSeen = 0;
   const configError = new client.Gauge({
     name: "originwatch_sidecar_stream_config_error",
     help: "1 while the central refuses this sidecar's Hello (labels, origins or identity it does not accept)",
@@ -217,6 +225,8 @@ export function createSidecarMetrics(): SidecarMetrics {
       maxMessage.set(f.maxMessageBytes);
       if (f.splitBatches > splitsSeen) splits.inc(f.splitBatches - splitsSeen);
       splitsSeen = f.splitBatches;
+      if (f.moves > movesSeen) moves.inc(f.moves - movesSeen);
+      movesSeen = f.moves;
       configError.set(f.configError ? 1 : 0);
     },
     configVersion: (v) => configVersion.set(v),

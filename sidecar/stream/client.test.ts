@@ -11,7 +11,8 @@ import {
 import { type FakeCall, startFakeCentral } from "../../tools/test/fake-central.js";
 import { eventually } from "../../tools/test/proc.js";
 import { startFaultRelay } from "../../tools/fault-relay.js";
-import { BACKOFF, StreamClient, backoffStep } from "./client.js";
+import { BACKOFF, backoffStep } from "./backoff.js";
+import { StreamClient } from "./client.js";
 
 /** A scripted stand-in for the central's ingest endpoint (the real one lives in central/). */
 const fakeCentral = (script: (call: FakeCall, received: SidecarMessage[]) => void) => startFakeCentral({ script });

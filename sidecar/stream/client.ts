@@ -6,6 +6,13 @@
  * 1, 2, 3… per node, kept until acknowledged (BatchAck is cumulative; Welcome's
  * high_water_seq acknowledges too) and replayed on every new stream.
  *
+ * Several centrals (central-endpoints.ts, endpoint-picker.ts): one stream at a
+ * time, to the address the node id hashes to among those in good standing;
+ * when it ends for any reason the next one in good standing is opened at once
+ * (a failed address waits its own backoff), and the replay goes there. A
+ * batch once written keeps its seq and bytes on every central (conformBuffer),
+ * so replicas can count it once by (node, seq).
+ *
  * Permanent vs transient (DESIGN.md §6):
  * - no batch is ever over the central's limits (limits.ts; split in
  *   batch-split.ts, each part its own seq);
@@ -24,6 +31,7 @@
  * Clock skew is sampled from Welcome and BatchAck server times (clock-skew.ts)
  * and reported in every batch.
  */
+import { isIP } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
@@ -41,21 +49,15 @@ import {
 } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import type { Exemplar } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { grpcService } from "../../proto/grpc-bridge.js";
+import { BACKOFF } from "./backoff.js";
 import { splitBatch } from "./batch-split.js";
+import { type CentralEndpoint, type CentralUrl, type ResolveHost, dnsServerResolve, grpcTarget, literalEndpoints, parseCentrals, resolveCentrals, systemResolve } from "./central-endpoints.js";
+import { EndpointPicker } from "./endpoint-picker.js";
 import { ClockSkew } from "./clock-skew.js";
 import { DEFAULT_INGEST_LIMITS, type StreamLimits, limitsFromWelcome } from "./limits.js";
 import { type StreamEnd, classifyEnd } from "./stream-end.js";
 import { type BufferedBatch, ReplayBuffer } from "./replay-buffer.js";
 import { INVALID_ARGUMENT_CODE, Rejections, TOO_LARGE_CODE } from "./rejections.js";
-
-/** gRPC connection-backoff shape (grpc/doc/connection-backoff.md): 1 s, ×1.6, ±20 % jitter, capped. */
-export const BACKOFF = Object.freeze({ initialMs: 1000, multiplier: 1.6, jitter: 0.2, maxMs: 30_000 });
-
-/** The wait before the next attempt and the base for the one after; random in [0, 1). */
-export function backoffStep(baseMs: number, maxMs: number, random = Math.random()): { waitMs: number; nextBaseMs: number } {
-  const waitMs = Math.round(baseMs * (1 - BACKOFF.jitter + 2 * BACKOFF.jitter * random));
-  return { waitMs, nextBaseMs: Math.min(baseMs * BACKOFF.multiplier, maxMs) };
-}
 
 /**
  * The grpc-js definition of IngestService.Stream whose request serialiser
@@ -75,14 +77,33 @@ function ingestDefinition(): grpc.ServiceDefinition {
 export type StreamState = "idle" | "connecting" | "connected" | "backoff" | "closed";
 export const STREAM_STATES: readonly StreamState[] = ["idle", "connecting", "connected", "backoff", "closed"];
 
+/** The picker's key for "no central resolved to any address" (its backoff grows like an address's). */
+const NO_ADDRESS = "";
+
+/** How long a rebalancing stream waits for the preferred central's connection before it stays where it is. */
+export const REBALANCE_CONNECT_MS = 2000;
+
 /** INVALID_ARGUMENT endings after Welcome with the same head batch before it is dropped (older centrals). */
 export const HEAD_REFUSALS_BEFORE_DROP = 2;
 
 export type StreamLogLevel = "info" | "warn" | "error";
 
 export interface StreamClientOptions {
-  /** http://host:port (plaintext h2c) or https://host:port */
-  central: string;
+  /**
+   * The centrals: http://host:port (plaintext h2c) or https://host:port, one
+   * or several (a comma-separated string or a list); a name stands for every
+   * address it resolves to (central-endpoints.ts). One stream at a time.
+   */
+  central: string | readonly string[];
+  /** DNS server for central names (default: the system resolver); re-asked before every connect. */
+  resolver?: { host: string; port: number };
+  /**
+   * With several centrals: every this long (±20 %) a connected stream checks
+   * whether another central is now preferred (a replica came back, DNS lists
+   * a new one) and moves there after its written batches are acknowledged.
+   * 0 (default): a stream stays while it works.
+   */
+  rebalanceMs?: number;
   node: { nodeId: string; isp: string; region: string; version?: string };
   origins: string[];
   /** Bound of the replay buffer in encoded bytes (default 64 MiB). */
@@ -123,15 +144,26 @@ export class StreamClient {
   private readonly opts: StreamClientOptions;
   private readonly buffer: ReplayBuffer;
   private client?: grpc.Client & { stream(): Duplex };
+  private readonly centrals: readonly CentralUrl[];
+  /** Every address of every central, as last resolved. */
+  private endpoints: CentralEndpoint[] = [];
+  /** The endpoint `client` talks to. */
+  private endpoint?: CentralEndpoint;
+  private readonly picker: EndpointPicker<CentralEndpoint>;
+  private readonly resolveHost: ResolveHost;
+  /** Some central is a name: resolve before every connect. */
+  private readonly named: boolean;
   private call?: Duplex;
   private nextSeq = 1n;
   private sentThrough = 0n;
   private welcomed = false;
   private everWelcomed = false;
   private blocked = false;
-  private backoffMs: number;
   private timer?: NodeJS.Timeout;
   private welcomeTimer?: NodeJS.Timeout;
+  private rebalanceTimer?: NodeJS.Timeout;
+  /** Moving to a preferred central: nothing new is written until the written batches are acknowledged. */
+  private draining = false;
   private _state: StreamState = "idle";
   /** When the stream last showed progress (Welcome, an ack or a reject). */
   private progressAt = 0;
@@ -149,6 +181,8 @@ export class StreamClient {
   ackedSeq = 0n;
   /** Streams opened (for metrics and tests). */
   connects = 0;
+  /** Streams opened to another central than the one before (failovers and rebalancing). */
+  moves = 0;
   /** Extra batches made by splitting (a tick's output, or a held batch after a smaller limit). */
   splitBatches = 0;
   /** Largest encoded batch written to a stream (compare with limits.maxMessageBytes). */
@@ -161,7 +195,10 @@ export class StreamClient {
   constructor(opts: StreamClientOptions) {
     this.opts = opts;
     this.buffer = new ReplayBuffer(opts.bufferBytes ?? 64 * 1024 * 1024, opts.maxBufferedBatches);
-    this.backoffMs = opts.initialBackoffMs ?? BACKOFF.initialMs;
+    this.centrals = parseCentrals(opts.central);
+    this.named = this.centrals.some((c) => isIP(c.host) === 0);
+    this.resolveHost = opts.resolver ? dnsServerResolve(opts.resolver) : systemResolve;
+    this.picker = new EndpointPicker({ nodeId: opts.node.nodeId, initialBackoffMs: opts.initialBackoffMs, maxBackoffMs: opts.maxBackoffMs });
     this.skew = opts.skew ?? new ClockSkew();
   }
 
@@ -189,7 +226,9 @@ export class StreamClient {
   status(): Record<string, unknown> {
     return {
       state: this._state,
+      central: this.central,
       connects: this.connects,
+      moves: this.moves,
       ackedSeq: this.ackedSeq.toString(),
       nextSeq: this.nextSeq.toString(),
       bufferedBatches: this.buffer.size,
@@ -205,6 +244,10 @@ export class StreamClient {
       ...(this.lastEnd ? { lastEnd: this.lastEnd } : {}),
     };
   }
+  /** The central endpoint ("url@address") of the current or last stream. */
+  get central(): string | undefined {
+    return this.endpoint?.key;
+  }
   /** seq the next batch will get. */
   get seq(): bigint {
     return this.nextSeq;
@@ -218,19 +261,25 @@ export class StreamClient {
 
   start(): void {
     if (this._state !== "idle") return;
-    const u = new URL(this.opts.central);
-    const target = `${u.hostname.includes(":") ? `[${u.hostname}]` : u.hostname}:${u.port || (u.protocol === "https:" ? 443 : 80)}`;
-    const creds = u.protocol === "https:" ? grpc.credentials.createSsl(this.opts.ca ?? null, this.opts.key ?? null, this.opts.cert ?? null) : grpc.credentials.createInsecure();
+    this.connect();
+  }
+
+  /** A channel to one endpoint; a name keeps its own authority and TLS name when connected by address. */
+  private channelTo(ep: CentralEndpoint): grpc.Client & { stream(): Duplex } {
+    const c = ep.central;
+    const creds = c.tls ? grpc.credentials.createSsl(this.opts.ca ?? null, this.opts.key ?? null, this.opts.cert ?? null) : grpc.credentials.createInsecure();
+    const byName = isIP(c.host) === 0;
     const Ctor = grpc.makeGenericClientConstructor(ingestDefinition(), "IngestService");
-    this.client = new Ctor(target, creds, {
+    return new Ctor(grpcTarget(ep), creds, {
       "grpc.keepalive_time_ms": this.opts.keepaliveTimeMs ?? 30_000,
       "grpc.keepalive_timeout_ms": this.opts.keepaliveTimeoutMs ?? 10_000,
       "grpc.keepalive_permit_without_calls": 1,
       "grpc.initial_reconnect_backoff_ms": this.opts.initialBackoffMs ?? BACKOFF.initialMs,
       "grpc.max_reconnect_backoff_ms": this.opts.maxBackoffMs ?? BACKOFF.maxMs,
       "grpc.max_receive_message_length": 4 * 1024 * 1024,
+      ...(byName ? { "grpc.default_authority": `${c.host}:${c.port}` } : {}),
+      ...(byName && c.tls ? { "grpc.ssl_target_name_override": c.host } : {}),
     }) as unknown as grpc.Client & { stream(): Duplex };
-    this.connect();
   }
 
   /**
@@ -312,6 +361,7 @@ export class StreamClient {
     this.setState("closed");
     if (this.timer) clearTimeout(this.timer);
     if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    if (this.rebalanceTimer) clearTimeout(this.rebalanceTimer);
     const call = this.call;
     this.call = undefined;
     if (call) {
@@ -325,13 +375,40 @@ export class StreamClient {
     this.client?.close();
   }
 
+  /** Resolve the centrals' names again (when there are any), then open a stream to the picked endpoint. */
   private connect(): void {
-    if (this._state === "closed" || !this.client) return;
+    if (this._state === "closed") return;
     this.setState("connecting");
     this.connects++;
     this.welcomed = false;
     this.blocked = false;
     this.sentThrough = 0n;
+    if (!this.named) {
+      if (this.endpoints.length === 0) this.endpoints = literalEndpoints(this.centrals);
+      this.open();
+      return;
+    }
+    void resolveCentrals(this.centrals, this.resolveHost, this.endpoints).then((eps) => {
+      if (this._state !== "connecting" || this.call) return;
+      this.endpoints = eps;
+      this.picker.retain([...eps.map((e) => e.key), NO_ADDRESS]);
+      this.open();
+    });
+  }
+
+  private open(): void {
+    const ep = this.picker.pick(this.endpoints, Date.now())?.endpoint;
+    if (!ep) {
+      this.endpoint = undefined;
+      this.lost(undefined, new Error(`no address for ${this.centrals.map((c) => c.url).join(", ")}`));
+      return;
+    }
+    if (!this.client || this.endpoint?.key !== ep.key) {
+      if (this.client && this.endpoint) this.moves++;
+      this.client?.close();
+      this.client = this.channelTo(ep);
+      this.endpoint = ep;
+    }
     let call: Duplex;
     try {
       call = this.client.stream();
@@ -395,6 +472,14 @@ export class StreamClient {
           this.nextSeq += delta;
           this.opts.log?.("info", "resuming sequence above central high-water mark", { highWaterSeq: hw.toString(), nextSeq: this.nextSeq.toString() });
         } else {
+          if (hw >= this.nextSeq) {
+            // Above anything this sidecar numbered: replicas disagree on the node's mark (ingest.proto, Welcome).
+            this.opts.log?.("warn", "the central's high-water mark is above every seq this sidecar has sent; its replicas may not share the node's mark", {
+              central: this.endpoint?.key,
+              highWaterSeq: hw.toString(),
+              nextSeq: this.nextSeq.toString(),
+            });
+          }
           this.ack(hw);
         }
         // Every held seq is now above the central's high-water mark: none is stored, so they may be rewritten.
@@ -404,9 +489,10 @@ export class StreamClient {
         this.welcomed = true;
         this.progressAt = Date.now();
         if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
-        this.backoffMs = this.opts.initialBackoffMs ?? BACKOFF.initialMs;
+        if (this.endpoint) this.picker.succeeded(this.endpoint.key);
         this.setState("connected");
-        this.opts.log?.("info", "stream connected", { sessionId: m.kind.value.sessionId, highWaterSeq: hw.toString() });
+        this.opts.log?.("info", "stream connected", { central: this.endpoint?.key, sessionId: m.kind.value.sessionId, highWaterSeq: hw.toString() });
+        this.scheduleRebalance(call);
         this.flush();
         return;
       }
@@ -445,28 +531,31 @@ export class StreamClient {
   }
 
   /**
-   * Bring every held batch within the limits in force and the clock-skew
+   * Bring the held batches within the limits in force and the clock-skew
    * correction in force: split what is over a limit (dropping, counted, an
    * item that cannot fit), shift times taken under another correction, and
-   * number everything again from the first held seq. Only right after a
-   * Welcome (nothing held is stored by the central yet).
+   * number them again. A batch already written to a stream keeps its seq and
+   * bytes (its identity on any central, replay-buffer.ts) unless it is over
+   * a limit — then no central with these limits can have stored it. Only
+   * right after a Welcome.
    */
   private conformBuffer(): void {
     const limits = this._limits;
     const applied = this.skew.appliedMs;
     let tooLarge = 0;
-    const needs = (e: BufferedBatch) =>
-      e.bytes.length > limits.maxMessageBytes || e.windows > limits.maxWindowsPerBatch || e.exemplars > limits.maxExemplarsPerBatch || e.skewMs !== applied;
+    const fits = (e: BufferedBatch) => e.bytes.length <= limits.maxMessageBytes && e.windows <= limits.maxWindowsPerBatch && e.exemplars <= limits.maxExemplarsPerBatch;
+    const needs = (e: BufferedBatch) => !fits(e) || e.skewMs !== applied;
+    const written = (e: BufferedBatch) => e.sentAtMs !== undefined && fits(e);
     const transform = (b: Batch, e: BufferedBatch): Batch[] => {
       const delta = applied - e.skewMs;
       if (delta !== 0) retime(b, delta);
-      if (e.bytes.length <= limits.maxMessageBytes && e.windows <= limits.maxWindowsPerBatch && e.exemplars <= limits.maxExemplarsPerBatch) return [b];
+      if (fits(e)) return [b];
       const { parts, tooLarge: n } = splitBatch(b.windows, b.exemplars, limits);
       tooLarge += n;
       this.splitBatches += Math.max(0, parts.length - 1);
       return parts.map((p) => create(BatchSchema, { ...b, windows: p.windows, exemplars: p.exemplars }));
     };
-    const next = this.buffer.rebuild(needs, transform, applied);
+    const next = this.buffer.rebuild(needs, transform, applied, written);
     if (next === undefined) return;
     this.nextSeq = next;
     if (tooLarge > 0) this.dropForGood(TOO_LARGE_CODE, tooLarge, `a window or exemplar alone is over the central's message limit of ${limits.maxMessageBytes} bytes`);
@@ -474,7 +563,7 @@ export class StreamClient {
 
   private flush(): void {
     const call = this.call;
-    if (!call || !this.welcomed || this.blocked) return;
+    if (!call || !this.welcomed || this.blocked || this.draining) return;
     for (const b of this.buffer.after(this.sentThrough)) {
       this.sentThrough = b.seq;
       b.sentAtMs = this.skew.clock();
@@ -498,13 +587,72 @@ export class StreamClient {
     }
   }
 
+  private scheduleRebalance(call: Duplex): void {
+    const every = this.opts.rebalanceMs ?? 0;
+    if (every <= 0 || (this.centrals.length === 1 && !this.named)) return;
+    if (this.rebalanceTimer) clearTimeout(this.rebalanceTimer);
+    this.rebalanceTimer = setTimeout(() => void this.rebalance(call), Math.round(every * (0.8 + 0.4 * Math.random())));
+    this.rebalanceTimer.unref();
+  }
+
+  /**
+   * Move a working stream to the central the picker now prefers, if another
+   * and it accepts a connection: stop writing, wait (up to the ack timeout)
+   * until every written batch is acknowledged, so nothing is in flight on two
+   * centrals, then reopen there.
+   */
+  private async rebalance(call: Duplex): Promise<void> {
+    if (call !== this.call || !this.welcomed) return;
+    if (this.named) {
+      const eps = await resolveCentrals(this.centrals, this.resolveHost, this.endpoints);
+      if (call !== this.call) return;
+      this.endpoints = eps;
+      this.picker.retain([...eps.map((e) => e.key), NO_ADDRESS]);
+    }
+    const best = this.picker.pick(this.endpoints, Date.now());
+    if (!best || best.waitMs > 0 || best.endpoint.key === this.endpoint?.key) return this.scheduleRebalance(call);
+    // Only towards a central that answers: one that is still down costs a failed connection, not a move.
+    const next = this.channelTo(best.endpoint);
+    const ready = await new Promise<boolean>((r) => next.waitForReady(Date.now() + REBALANCE_CONNECT_MS, (err) => r(!err)));
+    if (!ready || call !== this.call) {
+      next.close();
+      if (!ready) this.picker.failed(best.endpoint.key, Date.now());
+      if (call === this.call) this.scheduleRebalance(call);
+      return;
+    }
+    this.draining = true;
+    const deadline = Date.now() + (this.opts.ackTimeoutMs ?? 30_000);
+    while (call === this.call && (this.buffer.first()?.seq ?? this.sentThrough + 1n) <= this.sentThrough && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.draining = false;
+    if (call !== this.call || this._state === "closed") {
+      next.close();
+      return;
+    }
+    this.opts.log?.("info", "moving the stream to the preferred central", { from: this.endpoint?.key, to: best.endpoint.key });
+    this.client?.close();
+    this.client = next;
+    this.endpoint = best.endpoint;
+    this.moves++;
+    this.call = undefined;
+    this.welcomed = false;
+    try {
+      call.end();
+      call.cancel();
+    } catch {
+      /* gone */
+    }
+    this.connect();
+  }
+
   private lost(call: Duplex | undefined, err: unknown): void {
     if (call && call !== this.call) return;
     if (this._state === "closed") return;
     const wasWelcomed = this.welcomed;
     this.call = undefined;
     this.welcomed = false;
+    this.draining = false;
     if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    if (this.rebalanceTimer) clearTimeout(this.rebalanceTimer);
     if (call) {
       try {
         call.cancel();
@@ -513,11 +661,11 @@ export class StreamClient {
       }
     }
     const kind = this.classify(err, wasWelcomed);
-    const maxMs = this.opts.maxBackoffMs ?? BACKOFF.maxMs;
-    // A refused Hello will be refused again until someone fixes the config: ask rarely.
-    if (kind === "config_error") this.backoffMs = maxMs;
-    const { waitMs: wait, nextBaseMs } = backoffStep(this.backoffMs, maxMs);
-    this.backoffMs = nextBaseMs;
+    // This address waits its own backoff (a refused Hello will be refused again until someone
+    // fixes the config: ask rarely); another central that is ready is opened at once.
+    const now = Date.now();
+    const failedWait = this.picker.failed(this.endpoint?.key ?? NO_ADDRESS, now, { refused: kind === "config_error" });
+    const wait = this.endpoint ? (this.picker.pick(this.endpoints, now)?.waitMs ?? failedWait) : failedWait;
     this.setState("backoff");
     const e = err as Partial<grpc.ServiceError> | undefined;
     this.lastEnd = { kind, code: e?.code, details: e?.details ?? (err instanceof Error ? err.message : undefined) };
@@ -528,7 +676,7 @@ export class StreamClient {
         retryInMs: wait,
       });
     } else {
-      this.opts.log?.("warn", "stream lost; reconnecting", { error: err instanceof Error ? err.message : undefined, end: kind, retryInMs: wait });
+      this.opts.log?.("warn", "stream lost; reconnecting", { central: this.endpoint?.key, error: err instanceof Error ? err.message : undefined, end: kind, retryInMs: wait });
     }
     this.timer = setTimeout(() => this.connect(), wait);
     this.timer.unref();

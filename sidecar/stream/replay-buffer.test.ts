@@ -92,4 +92,22 @@ test("rebuild rewrites what needs it and numbers everything again from the first
   }
   assert.is(b.rebuild(() => false, (x) => [x], 0), undefined, "nothing to do");
 });
+
+test("rebuild keeps the kept batches (written to a stream) as they are and numbers the rest after them", () => {
+  const b = new ReplayBuffer(1 << 20);
+  for (let i = 1; i <= 5; i++) b.push(batch(i, 10));
+  const before = [...b.after(0n)].map((e) => e.bytes);
+  // 1, 3 and 4 were written; 3 is over a limit and must be split; 2 and 5 were never written.
+  const next = b.rebuild(
+    (e) => e.seq === 3n || e.seq === 5n,
+    (x) => (x.seq === 3n ? [x, create(BatchSchema, { ...x })] : [x]),
+    0,
+    (e) => e.seq === 1n || e.seq === 4n,
+  );
+  const held = [...b.after(0n)];
+  assert.equal(held.map((e) => e.seq), [1n, 4n, 5n, 6n, 7n, 8n]);
+  assert.is(held[0].bytes, before[0], "a kept batch is the same bytes");
+  assert.is(held[1].bytes, before[3]);
+  assert.is(next, 9n);
+});
 test.run();

@@ -20,7 +20,12 @@ export interface BufferedBatch {
   exemplars: number;
   /** The clock-skew correction its times were taken with (clock-skew.ts). */
   skewMs: number;
-  /** When it was last written to a stream (local clock; for the RTT of its ack). */
+  /**
+   * When it was last written to a stream (local clock; for the RTT of its
+   * ack). Undefined while never written. Once written, seq and bytes are the
+   * batch's identity on every central it is replayed to (a central that
+   * stored it may not have acknowledged it): rebuild() keeps them.
+   */
   sentAtMs?: number;
 }
 
@@ -122,19 +127,30 @@ export class ReplayBuffer {
   }
 
   /**
-   * Rewrite the held batches and number them again contiguously from the
-   * first held seq: each batch for which `needs(entry)` is true is decoded and
-   * replaced by `transform(batch)` (zero, one or several batches, seqs
-   * ignored); the others are kept (re-encoded only when their seq moves).
-   * Only safe while none of them can have been stored by the central — right
-   * after a Welcome, when every held seq is above its high-water mark.
-   * Returns the seq after the last held batch (undefined when empty).
+   * Rewrite the held batches that may change and number them again
+   * contiguously: each batch for which `keep(entry)` is true stays as it is,
+   * under its seq (a batch once written to a stream: a central may have
+   * stored it without acknowledging, and a replay to another central must
+   * carry the same (node, seq) and content for it to be counted once); of the
+   * others, each for which `needs(entry)` is true is decoded and replaced by
+   * `transform(batch)` (zero, one or several batches, seqs ignored), the rest
+   * are kept (re-encoded only when their seq moves). They are numbered from
+   * the first of them, or after the last kept batch when that is higher.
+   * Returns the seq after the last held batch (undefined when nothing changed).
    */
-  rebuild(needs: (e: BufferedBatch) => boolean, transform: (b: Batch, e: BufferedBatch) => Batch[], skewMs: number): bigint | undefined {
-    const old = this.items.slice(this.head);
+  rebuild(
+    needs: (e: BufferedBatch) => boolean,
+    transform: (b: Batch, e: BufferedBatch) => Batch[],
+    skewMs: number,
+    keep: (e: BufferedBatch) => boolean = () => false,
+  ): bigint | undefined {
+    const held = this.items.slice(this.head);
+    const kept = held.filter(keep);
+    const old = held.filter((e) => !keep(e));
     if (old.length === 0 || !old.some(needs)) return undefined;
-    let seq = old[0].seq;
-    const out: BufferedBatch[] = [];
+    const afterKept = kept.length > 0 ? kept[kept.length - 1].seq + 1n : 0n;
+    let seq = old[0].seq > afterKept ? old[0].seq : afterKept;
+    const out: BufferedBatch[] = [...kept];
     for (const e of old) {
       if (!needs(e)) {
         out.push(e.seq === seq ? e : renumbered(e, seq));

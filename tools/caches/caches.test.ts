@@ -4,7 +4,10 @@
  * Runs whenever the binaries exist; with ORIGINWATCH_REQUIRE_CACHES=1 (CI) a
  * missing binary is a failure, not a skip.
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { startOrigin } from "../origin.js";
@@ -16,9 +19,10 @@ import { NGINX_BIN, VARNISHD_BIN, binaryWorks, startNginx, startVarnish } from "
 const NAME = "www.example.com";
 const REQUIRE = process.env.ORIGINWATCH_REQUIRE_CACHES === "1";
 
-async function startSidecarProc(originUrl: string): Promise<Proc> {
+async function startSidecarProc(originUrl: string, extra: string[] = []): Promise<Proc> {
   return startOriginwatch([
     "sidecar",
+    ...extra,
     "--central", `http://127.0.0.1:${await deadPort()}`,
     "--listen", "127.0.0.1:0",
     "--admin", "127.0.0.1:0",
@@ -55,6 +59,46 @@ function childUids(pid: number): number[] {
     }
   }
   return out;
+}
+
+/**
+ * A WebSocket handshake through `address`; resolves with everything read once
+ * the origin's echo of "ping" arrives (tools/origin.ts `upgrade: "echo"`).
+ */
+function websocketEcho(address: string): Promise<string> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  return new Promise((resolve, reject) => {
+    const c = net.connect(port, host, () =>
+      c.write(`GET /ws HTTP/1.1\r\nHost: ${NAME}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`),
+    );
+    let buf = "";
+    let pinged = false;
+    const timer = setTimeout(() => (c.destroy(), reject(new Error(`no echo: ${JSON.stringify(buf)}`))), 5000);
+    c.on("data", (d: Buffer) => {
+      buf += d.toString("latin1");
+      if (!pinged && buf.includes("\r\n\r\n")) {
+        if (!buf.startsWith("HTTP/1.1 101")) return (clearTimeout(timer), c.destroy(), reject(new Error(`not upgraded: ${JSON.stringify(buf)}`)));
+        pinged = true;
+        c.write("ping");
+      }
+      if (buf.includes("echo:ping")) (clearTimeout(timer), c.destroy(), resolve(buf));
+    });
+    c.on("error", (e) => (clearTimeout(timer), reject(e)));
+  });
+}
+
+/** A sidecar process whose origin allows upgrades (`upgrade: true` is a config-file key). */
+async function startUpgradeSidecar(originUrl: string): Promise<{ sc: Proc; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "ow-ws-"));
+  const cfg = join(dir, "sidecar.json");
+  writeFileSync(cfg, JSON.stringify({ origins: [{ name: NAME, url: originUrl, upgrade: true }] }));
+  const sc = await startOriginwatch([
+    "sidecar", "--config", cfg,
+    "--central", `http://127.0.0.1:${await deadPort()}`,
+    "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+    "--node-id", "edge-cache-ws", "--isp", "isp-a", "--region", "eu",
+  ]);
+  return { sc, dir };
 }
 
 const FORGED = { "x-forwarded-for": "6.6.6.6" };
@@ -132,6 +176,27 @@ if (requireBinary(NGINX_BIN, "-v")) {
     }
   });
 
+  test("nginx: a WebSocket upgrade passes through nginx and the sidecar (origin with upgrade: true) and is counted once as upgrade; plain misses still reuse keep-alive", async () => {
+    const o = await startOrigin({ upgrade: "echo", mode: { kind: "ok", body: "x\n" } });
+    const { sc, dir } = await startUpgradeSidecar(o.url);
+    const ngx = await startNginx({ sidecar: sc.address, origin: `127.0.0.1:${o.port}`, host: NAME });
+    try {
+      const text = await websocketEcho(ngx.address);
+      assert.match(text, /^HTTP\/1\.1 101/, ngx.log());
+      assert.is(o.upgrades.length, 1, "the upgrade reached the origin once");
+      assert.is(String(o.upgrades[0].headers.upgrade).toLowerCase(), "websocket");
+      assert.is(await eventually(() => sidecarCount(sc, "upgrade").then((n) => (n === 1 ? n : 0))), 1, "counted once as upgrade");
+      const r = await request(ngx.address, { path: "/plain", headers: { host: NAME } });
+      assert.is(r.status, 200);
+      assert.not.ok(/upgrade/i.test(String(o.log.at(-1)?.headers.connection ?? "")), "a plain request does not ask for an upgrade");
+    } finally {
+      await ngx.stop();
+      await sc.stop();
+      await o.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("nginx: a 5xx from the origin (through the sidecar) is not retried on the backup", async () => {
     const o = await startOrigin({ mode: { kind: "status", status: 503 } });
     const sc = await startSidecarProc(o.url);
@@ -169,6 +234,23 @@ if (requireBinary(VARNISHD_BIN, "-V")) {
       await v.stop();
       await sc.stop();
       await o.close();
+    }
+  });
+
+  test("varnish: a WebSocket upgrade is piped through the sidecar to the origin and counted once as upgrade", async () => {
+    const o = await startOrigin({ upgrade: "echo", mode: { kind: "ok", body: "x\n" } });
+    const { sc, dir } = await startUpgradeSidecar(o.url);
+    const v = await startVarnish({ sidecar: sc.address });
+    try {
+      const text = await websocketEcho(v.address);
+      assert.match(text, /^HTTP\/1\.1 101/, v.log());
+      assert.is(o.upgrades.length, 1);
+      assert.is(await eventually(() => sidecarCount(sc, "upgrade").then((n) => (n === 1 ? n : 0))), 1, "counted once as upgrade");
+    } finally {
+      await v.stop();
+      await sc.stop();
+      await o.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

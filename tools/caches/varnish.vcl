@@ -6,6 +6,9 @@
 # X-Forwarded-For the client sent ("6.6.6.6, <client>"), and the sidecar
 # trusts this cache (loopback) and appends again — a forged first hop would
 # reach the origin. vcl_recv below replaces it with the client address alone.
+#
+# WebSocket upgrades are piped (Varnish cannot cache a tunnel); the sidecar
+# records them as `upgrade` when the origin has `upgrade: true`, else refuses.
 vcl 4.1;
 
 backend sidecar {
@@ -20,6 +23,16 @@ sub vcl_recv {
   if (req.restarts == 0) {
     unset req.http.X-Forwarded-For;
     set req.http.X-Forwarded-For = client.ip;
+  }
+  if (req.http.Upgrade ~ "(?i)websocket") {
+    return (pipe);
+  }
+}
+
+sub vcl_pipe {
+  if (req.http.Upgrade) {
+    set bereq.http.Upgrade = req.http.Upgrade;
+    set bereq.http.Connection = req.http.Connection;
   }
 }
 

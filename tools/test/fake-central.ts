@@ -38,13 +38,17 @@ export interface FakeCentralOptions {
   refuseHello?: { code: grpc.status; details: string };
   /** Per-batch decision (default: ack). Decided before counting. */
   onBatch?: (batch: Batch, seen: number) => BatchVerdict;
+  /** Listen on this port (default 0: any; a replica that comes back on its old port). */
+  port?: number;
+  /** Listen on this loopback address (default 127.0.0.1; 127.0.0.2 etc. stand for other hosts). */
+  host?: string;
   /** Drive each call by hand (no Welcome, no acks from the fake). */
   script?: (call: FakeCall, received: SidecarMessage[]) => void;
 }
 
 export interface FakeCentral {
   port: number;
-  /** http://127.0.0.1:PORT */
+  /** http://HOST:PORT */
   url: string;
   calls: Array<{ call: FakeCall; received: SidecarMessage[] }>;
   hellos: Hello[];
@@ -126,7 +130,7 @@ export async function startFakeCentral(opts: FakeCentralOptions = {}): Promise<F
       });
     },
   });
-  fc.port = await new Promise<number>((res, rej) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  fc.url = `http://127.0.0.1:${fc.port}`;
+  fc.port = await new Promise<number>((res, rej) => server.bindAsync(`${opts.host ?? "127.0.0.1"}:${opts.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  fc.url = `http://${opts.host ?? "127.0.0.1"}:${fc.port}`;
   return fc;
 }

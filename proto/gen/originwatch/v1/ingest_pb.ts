@@ -153,6 +153,16 @@ export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
 /**
  * A group of window summaries, delivered at least once: (node_id, seq)
  * identifies it, seq increases by one per batch per node.
+ * A sidecar may be given several centrals (the replicas of a cluster) and
+ * moves its one stream to another when its own fails; it then replays every
+ * unacknowledged batch there. Once a batch has been written to any stream,
+ * its seq and its bytes never change (a central may have stored it without
+ * acknowledging it), so every replica sees the same (node_id, seq) with the
+ * same content and the cluster counts it once by that identity. The one
+ * exception is a batch over the limits of the central it is replayed to:
+ * split under them into new seqs, so replicas must run the same IngestLimits.
+ * Batches never written may be renumbered (above a Welcome's high-water mark)
+ * and re-split or re-dated.
  *
  * @generated from message originwatch.v1.Batch
  */
@@ -285,7 +295,9 @@ export type Welcome = Message<"originwatch.v1.Welcome"> & {
 
   /**
    * Highest seq the central has stored for this node: the sidecar may drop
-   * buffered batches up to it.
+   * buffered batches up to it. A restarted sidecar numbers its batches from
+   * above it, so a central that is one replica of several must answer the
+   * node's highest seq stored by any replica, not only by itself.
    *
    * @generated from field: uint64 high_water_seq = 2;
    */

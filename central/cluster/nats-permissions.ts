@@ -1,0 +1,23 @@
+/**
+ * The least NATS permissions a central replica needs in cluster mode (issue
+ * 16), in one place: the README's server config example and the tests that
+ * prove them (nats-permissions.test.ts) both read this list. Put the central's
+ * user in an account of its own with JetStream enabled: `$JS.API.>` then
+ * reaches only that account's streams.
+ */
+export const CENTRAL_NATS_PERMISSIONS = {
+  publish: [
+    // the window log (window-log.ts)
+    "ow.win.>",
+    // JetStream API: stream, consumer and KV management, pull requests, direct gets
+    "$JS.API.>",
+    // KV writes: leases, config, snapshots (partition-lease.ts, config-kv.ts, snapshot.ts)
+    "$KV.OW_LEASES.>",
+    "$KV.OW_CONFIG.>",
+    "$KV.OW_SNAPSHOTS.>",
+    // flow-control replies of KV watches and ordered consumers (sent only under load)
+    "$JS.FC.>",
+  ],
+  // replies to requests and consumer deliveries all come to the connection's inbox
+  subscribe: ["_INBOX.>"],
+} as const;
