@@ -11,8 +11,8 @@
  * the lookback is not an object: it is a row in its expiry bucket (one per
  * BUCKET_MS of end time) — entry, end time, and its non-zero counts and TTFB
  * buckets as (code, value) pairs (mostly 2 bytes each) in typed arrays — read once more when it
- * leaves the recent sums and once when it leaves the lookback. Buckets are
- * recycled.
+ * leaves the lookback. Buckets are recycled. The fast path's newest windows
+ * (NodeInput.tail) are a short list per entry, zeroed as their rows leave.
  *
  * Not thread-safe in any interesting sense: single event loop, no awaits.
  */
@@ -98,19 +98,17 @@ function addToTail(tail: TailWindow[], w: TailWindow): void {
 }
 
 /** The sums of one (origin, node): what the policy reads. */
-type Sums = NodeInput & { counts: Counts; recent: Counts; ttfb: readonly number[]; tail: TailWindow[] };
+type Sums = NodeInput & { counts: Counts; ttfb: readonly number[]; tail: TailWindow[] };
 
 /** Windows whose end falls in one BUCKET_MS, as rows. */
 class Bucket {
   n = 0;
   np = 0;
-  /** Rows still in the recent sums. */
-  inRecent = 0;
   /** Rows still in the lookback sums. */
   live = 0;
   entry = new Int32Array(64);
   endMs = new Float64Array(64);
-  /** 1 while the row is in the recent sums, 2 once it left the lookback. */
+  /** 2 once the row left the lookback. */
   state = new Uint8Array(64);
   pairEnd = new Uint32Array(64);
   /** Pairs: code | value << CODE_BITS, see ESCAPE. */
@@ -119,10 +117,10 @@ class Bucket {
 
   reset(key: number): void {
     this.key = key;
-    this.n = this.np = this.inRecent = this.live = 0;
+    this.n = this.np = this.live = 0;
   }
 
-  row(entry: number, endMs: number, recent: boolean): void {
+  row(entry: number, endMs: number): void {
     if (this.n === this.entry.length) {
       const size = this.n * 2;
       this.entry = grow(this.entry, new Int32Array(size));
@@ -132,8 +130,7 @@ class Bucket {
     }
     this.entry[this.n] = entry;
     this.endMs[this.n] = endMs;
-    this.state[this.n] = recent ? 1 : 0;
-    if (recent) this.inRecent++;
+    this.state[this.n] = 0;
     this.live++;
   }
 
@@ -213,16 +210,13 @@ export class LookbackAggregator {
   private lastBucket: Bucket | undefined;
   /** Lower edge of the lookback at the last advance(): windows ending at or before it are out. */
   private lowMs = Number.NEGATIVE_INFINITY;
-  private recentLowMs = Number.NEGATIVE_INFINITY;
   /** Windows refused because a node already had maxSlots windows in the lookback. */
   overflow = 0;
   private readonly scratch = new Float64Array(F);
 
-  /** recentMs: horizon of NodeInput.recent (default 2 windows of 1 s). */
   constructor(
     private lookbackMs: number,
     private maxSlots = 16,
-    private recentMs = 2000,
   ) {}
 
   setLookback(ms: number): void {
@@ -300,7 +294,6 @@ export class LookbackAggregator {
       isp: node.isp,
       region: node.region,
       counts: zeroCounts(),
-      recent: zeroCounts(),
       tail: [],
       // The policy only indexes and iterates the buckets: a typed array view, see ttfbOf().
       ttfb: this.ttfbOf(id) as unknown as readonly number[],
@@ -360,11 +353,9 @@ export class LookbackAggregator {
     const requests = requestsAt(src, netted ? 0 : i);
     const failures = failuresAt(src, netted ? 0 : i);
     addToTail(s.tail, { endMs, requests, failures });
-    const recent = endMs > this.recentLowMs;
     addAt(s.counts, a, o);
-    if (recent) addAt(s.recent, a, o);
     const b = this.bucketFor(endMs);
-    b.row(id, endMs, recent);
+    b.row(id, endMs);
     for (let k = 0; k < F; k++) if (a[o + k] > 0) b.pair(k, a[o + k]);
     // Written through the chunk (the view in s.ttfb is the policy's; same memory).
     const t = this.ttfbChunks[Math.floor(id / TTFB_CHUNK)];
@@ -401,13 +392,7 @@ export class LookbackAggregator {
 
   /** Slide the lookback to end at nowMs: windows ending at or before nowMs - lookback leave the sums. */
   advance(nowMs: number): void {
-    this.recentLowMs = nowMs - Math.min(this.recentMs, this.lookbackMs);
     this.lowMs = nowMs - this.lookbackMs;
-    const recentLimit = Math.floor(this.recentLowMs / BUCKET_MS);
-    for (let k = 0; k < this.keys.length && this.keys[k] <= recentLimit; k++) {
-      const b = this.buckets.get(this.keys[k])!;
-      if (b.inRecent > 0) this.leaveRecent(b);
-    }
     const limit = Math.floor(this.lowMs / BUCKET_MS);
     const emptied: number[] = [];
     let n = 0;
@@ -436,33 +421,6 @@ export class LookbackAggregator {
       // Keep a node with outstanding stalls a while: its later timeouts are netted against them.
       if (this.stalls[id] > 0 && this.lastEndMs[id] >= keepStalls) this.stallOnly.add(id);
       else this.forget(id);
-    }
-  }
-
-  private leaveRecent(b: Bucket): void {
-    const low = this.recentLowMs;
-    for (let r = 0; r < b.n; r++) {
-      if (b.state[r] !== 1 || b.endMs[r] > low) continue;
-      b.state[r] = 0;
-      b.inRecent--;
-      const id = b.entry[r];
-      if (this.dead[id]) continue;
-      const rc = this.sums[id].recent;
-      this.eSums[id].version = ++this.changes;
-      // A row's count pairs come before its TTFB pairs.
-      const end = b.pairEnd[r];
-      const pairs = b.pairs;
-      for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < end; ) {
-        const u = pairs[p];
-        const code = u & CODE_MASK;
-        if (code >= F) break;
-        let v = u >>> CODE_BITS;
-        if (v === ESCAPE) {
-          v = pairs[p + 1] + pairs[p + 2] * 0x10000;
-          p += 3;
-        } else p++;
-        subCode(rc, code, v);
-      }
     }
   }
 
