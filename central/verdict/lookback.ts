@@ -16,8 +16,8 @@
  *
  * Not thread-safe in any interesting sense: single event loop, no awaits.
  */
-import { COUNT_FIELDS, type Counts, zeroCounts } from "../../proto/outcomes.js";
-import { F, NB, type WindowColumns, columnsOfBatch, failuresAt, requestsAt } from "../ingest/window-columns.js";
+import { COUNT_FIELDS, type Counts, counts as countsOf, failuresOf, requestsOf, zeroCounts } from "../../proto/outcomes.js";
+import { F, NB, type WindowColumns, columnsOfBatch } from "../ingest/window-columns.js";
 import type { WindowSummary } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import type { NodeInput } from "./policy.js";
 
@@ -41,6 +41,9 @@ const MAX_PAIR = 0xffffffff;
 if (F + NB > CODE_MASK + 1) throw new Error("lookback: too many count fields and TTFB buckets for the pair code");
 
 const STALL = COUNT_FIELDS.indexOf("stall");
+/** Per count code: 1 when a completed request (resp. failure) of that class counts in requestsOf (failuresOf); stalls apart. */
+const REQ_OF = Uint8Array.from(COUNT_FIELDS, (k) => (k !== "stall" && requestsOf(countsOf({ [k]: 1 })) === 1 ? 1 : 0));
+const FAIL_OF = Uint8Array.from(COUNT_FIELDS, (k) => (k !== "stall" && failuresOf(countsOf({ [k]: 1 })) === 1 ? 1 : 0));
 const STALL_RECOVERED = COUNT_FIELDS.indexOf("stallRecovered");
 /** Completions netted against outstanding stalls, in this order. */
 const NETTED = (["firstByteTimeout", "connectTimeout", "reset", "clientAbort"] as const).map((k) => COUNT_FIELDS.indexOf(k));
@@ -88,13 +91,20 @@ interface TailWindow {
  */
 const TAIL_SLOTS = 8;
 
-/** Append a window to a node's tail (oldest first, newest last), keeping the newest TAIL_SLOTS; a late one goes where its end belongs. */
-function addToTail(tail: TailWindow[], w: TailWindow): void {
+/**
+ * Append a window to a node's tail (oldest first, newest last), keeping the
+ * newest TAIL_SLOTS; a late one goes where its end belongs. A full tail reuses
+ * its oldest object: no allocation per window in steady state.
+ */
+function addToTail(tail: TailWindow[], endMs: number, requests: number, failures: number): void {
+  const w = tail.length >= TAIL_SLOTS ? tail.shift()! : { endMs: 0, requests: 0, failures: 0 };
+  w.endMs = endMs;
+  w.requests = requests;
+  w.failures = failures;
   let i = tail.length;
-  while (i > 0 && tail[i - 1].endMs > w.endMs) i--;
+  while (i > 0 && tail[i - 1].endMs > endMs) i--;
   if (i === tail.length) tail.push(w);
   else tail.splice(i, 0, w);
-  if (tail.length > TAIL_SLOTS) tail.shift();
 }
 
 /** The sums of one (origin, node): what the policy reads. */
@@ -348,15 +358,22 @@ export class LookbackAggregator {
       return false;
     }
     const s = this.sums[id];
-    // The tail reads the netted counts (requestsAt / failuresAt only read `counts`).
-    const src = netted ? ({ counts: this.scratch } as unknown as WindowColumns) : c;
-    const requests = requestsAt(src, netted ? 0 : i);
-    const failures = failuresAt(src, netted ? 0 : i);
-    addToTail(s.tail, { endMs, requests, failures });
     addAt(s.counts, a, o);
     const b = this.bucketFor(endMs);
     b.row(id, endMs);
-    for (let k = 0; k < F; k++) if (a[o + k] > 0) b.pair(k, a[o + k]);
+    // The tail's requests and failures (as requestsOf / failuresOf count them) in the same pass.
+    const unresolved = Math.max(0, a[o + STALL] - a[o + STALL_RECOVERED]);
+    let requests = unresolved;
+    let failures = unresolved;
+    for (let k = 0; k < F; k++) {
+      const v = a[o + k];
+      if (v > 0) {
+        b.pair(k, v);
+        requests += REQ_OF[k] * v;
+        failures += FAIL_OF[k] * v;
+      }
+    }
+    addToTail(s.tail, endMs, requests, failures);
     // Written through the chunk (the view in s.ttfb is the policy's; same memory).
     const t = this.ttfbChunks[Math.floor(id / TTFB_CHUNK)];
     const base = (id % TTFB_CHUNK) * NB;
