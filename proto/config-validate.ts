@@ -18,6 +18,8 @@ export const CONFIG_DEFAULTS = Object.freeze({
   stallMs: 2000,
   failRatio: 0.5,
   degradedFailRatio: 0.1,
+  /** Requests a node (or pooled scope) needs in the lookback before it counts; also the sidecar's onset cut. */
+  minRequests: 5,
 });
 
 export const CONFIG_LIMITS = Object.freeze({

@@ -14,6 +14,7 @@ import type { SidecarConfig } from "./config.js";
 import { SidecarError } from "./errors.js";
 import { createHop, type Hop, type HopObserver } from "./proxy/hop.js";
 import { Recorder } from "./recorder/recorder.js";
+import { ONSET_POLL_MS } from "./recorder/onset.js";
 import { type StreamLogLevel, StreamClient } from "./stream/client.js";
 import { ClockSkew } from "./stream/clock-skew.js";
 import type { Exemplar } from "../proto/gen/originwatch/v1/common_pb.js";
@@ -22,6 +23,7 @@ import { Directives, SIDECAR_CAPABILITIES } from "./directives/directives.js";
 import { ExemplarSampler } from "./directives/sampler.js";
 import { applyStallOverride, localStallMs } from "./directives/stall-override.js";
 import type { Config } from "../proto/gen/originwatch/v1/config_pb.js";
+import { CONFIG_DEFAULTS } from "../proto/config-validate.js";
 import { createSidecarMetrics } from "./admin/metrics.js";
 import { runProbe } from "./probe/probe.js";
 
@@ -83,6 +85,8 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
   // Pushed config over local flags: a zero in the pushed config leaves the local value in force.
   const localStall = localStallMs(config.origins);
   let directives: Directives | undefined;
+  /** Last FlushWindows answered per origin (recorder.closeNow ignores origins it has no window of). */
+  const flushedAt = new Map<string, number>();
   const stream = new StreamClient({
     central: config.central,
     resolver: config.resolver,
@@ -112,9 +116,20 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
         (err) => log.warn({ component: "sidecar", err }, "probe failed"),
       );
     },
+    // FlushWindows: the open window of the origin now, at most once a second per origin (recorder.closeNow).
+    onFlushWindows: (origin) => {
+      const now = Date.now();
+      if (now - (flushedAt.get(origin) ?? 0) < 1000) return;
+      flushedAt.set(origin, now);
+      const w = recorder.closeNow(origin);
+      if (w.length > 0) stream.send(w);
+    },
     log: streamLog,
   });
+  // The onset cut waits for as many failures as the central needs from a node (pushed min_requests).
+  let onsetFailures: number = CONFIG_DEFAULTS.minRequests;
   const applyConfig = (c: Config) => {
+    onsetFailures = c.thresholds?.minRequests || CONFIG_DEFAULTS.minRequests;
     // The one change to the running config; the hop reads origin.stallMs per request (stall-override.ts).
     applyStallOverride(config.origins, c, localStall);
     const closedEarly = recorder.setWindowMs(c.windowMs || config.windowMs);
@@ -220,6 +235,16 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
     tick.unref();
   };
   schedule();
+  // Onset poll: a window whose failures jumped is sent now, not at its boundary (recorder.ts, onset.ts).
+  const onsetPoll = setInterval(() => {
+    try {
+      const cut = recorder.cutOnsets(onsetFailures);
+      if (cut.length > 0) stream.send(cut);
+    } catch (err) {
+      log.warn({ component: "sidecar", err }, "onset cut failed");
+    }
+  }, ONSET_POLL_MS);
+  onsetPoll.unref();
   if (!opts.noStream) stream.start();
 
   let closing: Promise<void> | undefined;
@@ -236,6 +261,7 @@ export async function startSidecar(config: SidecarConfig, opts: StartSidecarOpti
       closing ??= (async () => {
         ready = false;
         if (tick) clearTimeout(tick);
+        clearInterval(onsetPoll);
         await new Promise<void>((r) => {
           server.close(() => r());
           server.closeIdleConnections();

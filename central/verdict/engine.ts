@@ -10,6 +10,7 @@
  */
 import { FaultScope, IncidentKind, OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
 import type { ProbeResult } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { ArrivalScheduler } from "./arrival.js";
 import { Confirmer } from "./confirmation.js";
 import { type IncidentRecord, type Observation, type Track, isIdle, newTrack, step, subjectOf } from "./hysteresis.js";
 import type { WindowColumns } from "../ingest/window-columns.js";
@@ -49,6 +50,8 @@ export interface EngineOptions {
   staleAfterMs?: number;
   /** After an origin was DOWN, network faults are held this long (default: the lookback). */
   quietAfterDownMs?: number;
+  /** Ask the origin's sidecars to send their open windows now (FlushWindows; arrival.ts). */
+  requestFlush?: (origin: string) => void;
 }
 
 /** The last evaluation of an origin and what it was computed from: reused while none of it changed. */
@@ -111,6 +114,8 @@ export class VerdictEngine {
   /** Per tick: the stale nodes for each staleness edge, as a key (see staleKey). */
   private staleKeys = new Map<number, string>();
   private timer: NodeJS.Timeout | undefined;
+  /** Evaluation on arrival of failing windows (arrival.ts); set by start(). */
+  private arrivals: ArrivalScheduler | undefined;
   private stopped = false;
   private readonly now: () => number;
   private readonly settingsFor: (origin: string) => VerdictSettings;
@@ -137,16 +142,18 @@ export class VerdictEngine {
     }
   }
 
+  private readonly noteArrival = (origin: string): void => this.arrivals?.note(origin);
+
   /** Window summaries of one batch from one node (already deduplicated by the ingest). */
   observe(node: NodeLabels, windows: Iterable<WindowLike>, nowMs = this.now()): void {
     this.lastSeen.set(node.nodeId, nowMs);
-    for (const w of windows) this.lookback.add(node, w);
+    for (const w of windows) if (this.lookback.add(node, w)) this.arrivals?.note(w.origin);
   }
 
   /** The windows of one batch of one node as the ingest converted them on arrival (the hot path). */
   observeColumns(node: NodeLabels, windows: WindowColumns, nowMs = this.now()): void {
     this.lastSeen.set(node.nodeId, nowMs);
-    this.lookback.addColumns(node, windows);
+    this.lookback.addColumns(node, windows, this.arrivals ? this.noteArrival : undefined);
   }
 
   /** A node is alive (hello, empty batch): keeps it from going stale. */
@@ -242,9 +249,37 @@ export class VerdictEngine {
     if (this.timer || this.stopped) return;
     this.timer = setInterval(() => this.tick(), intervalMs);
     this.timer.unref();
+    this.evaluateOnArrival();
+  }
+
+  /**
+   * Evaluate an origin shortly after a failing window of it arrives, between
+   * ticks (arrival.ts). start() turns it on; a caller that runs its own tick
+   * timer calls this once.
+   */
+  evaluateOnArrival(debounceMs?: number): void {
+    if (this.arrivals || this.stopped) return;
+    this.arrivals = new ArrivalScheduler((origin) => this.evaluateNow(origin), {
+      debounceMs,
+      flush: this.opts.requestFlush,
+      // An origin already DOWN needs no fairer comparison; its sidecars are spared the extra messages.
+      wantFlush: (origin) => this.origins.get(origin)?.status.state !== OriginState.DOWN,
+      now: this.now,
+    });
+  }
+
+  /**
+   * Evaluate one origin now, between ticks (arrival.ts): its state and faults
+   * change at once; incident tracks and the ramp guard's baseline move only
+   * on the tick.
+   */
+  evaluateNow(origin: string, nowMs = this.now()): void {
+    this.lookback.advance(nowMs);
+    this.evaluateOrigin(origin, nowMs, false);
   }
 
   shutdown(): void {
+    this.arrivals?.shutdown();
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
@@ -294,7 +329,7 @@ export class VerdictEngine {
     return this.opts.staleAfterMs ?? Math.max(s.lookbackMs, 3 * s.windowMs);
   }
 
-  private evaluateOrigin(origin: string, nowMs: number): number {
+  private evaluateOrigin(origin: string, nowMs: number, onTick = true): number {
     const s = this.settingsFor(origin);
     const staleAfter = this.staleAfter(s);
     let confirmation = this.confirmer.confirmation(origin);
@@ -346,7 +381,7 @@ export class VerdictEngine {
       v.state === OriginState.DEGRADED &&
       !(v.slow && st.state === OriginState.DOWN) &&
       Math.abs(v.failureRatio - rt.lastRatio) >= RAMP_PER_TICK;
-    rt.lastRatio = v.failureRatio;
+    if (onTick) rt.lastRatio = v.failureRatio;
     if (silentWhileBad) {
       st.reason = `no traffic reported since ${new Date(rt.lastDataMs).toISOString()}; keeping the last verdict until traffic resumes or ${SILENCE_HOLD_MS / 1000} s pass`;
     } else if (!hold && ramping) {
@@ -365,7 +400,7 @@ export class VerdictEngine {
     }
     if (st.state === OriginState.DOWN) rt.lastDownMs = nowMs;
 
-    this.runTracks(origin, v, hold || silentWhileBad, hold || ramping || silentWhileBad, rt, s, nowMs);
+    if (onTick) this.runTracks(origin, v, hold || silentWhileBad, hold || ramping || silentWhileBad, rt, s, nowMs);
     return e.nodes;
   }
 

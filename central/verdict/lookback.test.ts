@@ -21,6 +21,22 @@ test("sums the windows that overlap the lookback and drops them as it slides", (
   assert.equal(agg.origins(), []);
 });
 
+test("the tail holds a node's newest windows, newest last (onset parts included), and they leave with the lookback", () => {
+  const agg = new LookbackAggregator(5000);
+  for (let s = 0; s < 5000; s += 1000) assert.is(agg.add(node, win(s, { ok: 10 })), false, "healthy windows are no arrival cue");
+  // An onset cut: [5000, 5300) before the jump, [5300, 5700) since.
+  agg.add(node, { origin: "o", startUnixMs: 5000n, lengthMs: 300, counts: counts({ ok: 3 }) });
+  assert.is(agg.add(node, { origin: "o", startUnixMs: 5300n, lengthMs: 400, counts: counts({ connectRefused: 4, ok: 1 }) }), true, "a failing window is a cue");
+  const tail = () => agg.nodes("o")[0].tail!.map((t) => `${t.failures}/${t.requests}`).reverse().filter((x) => x !== "0/0");
+  assert.equal(tail().slice(0, 3), ["4/5", "0/3", "0/10"]);
+  // A late, older window goes where it belongs.
+  agg.add(node, win(-1000, { ok: 7 }));
+  assert.equal(tail().length, 8);
+  assert.equal(tail()[0], "4/5");
+  agg.advance(9500);
+  assert.equal(tail(), ["4/5", "0/3", "0/10"], "windows ending at or before 4,500 left");
+});
+
 test("ignores windows that arrive after they left the lookback (late replays)", () => {
   const agg = new LookbackAggregator(5000);
   agg.advance(60_000);

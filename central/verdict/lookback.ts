@@ -11,12 +11,12 @@
  * the lookback is not an object: it is a row in its expiry bucket (one per
  * BUCKET_MS of end time) — entry, end time, and its non-zero counts and TTFB
  * buckets as (code, value) pairs (mostly 2 bytes each) in typed arrays — read once more when it
- * leaves the recent sums and once when it leaves the lookback. Buckets are
- * recycled.
+ * leaves the lookback. Buckets are recycled. The fast path's newest windows
+ * (NodeInput.tail) are a short list per entry, zeroed as their rows leave.
  *
  * Not thread-safe in any interesting sense: single event loop, no awaits.
  */
-import { COUNT_FIELDS, type Counts, zeroCounts } from "../../proto/outcomes.js";
+import { COUNT_FIELDS, type Counts, counts as countsOf, failuresOf, requestsOf, zeroCounts } from "../../proto/outcomes.js";
 import { F, NB, type WindowColumns, columnsOfBatch } from "../ingest/window-columns.js";
 import type { WindowSummary } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import type { NodeInput } from "./policy.js";
@@ -41,6 +41,9 @@ const MAX_PAIR = 0xffffffff;
 if (F + NB > CODE_MASK + 1) throw new Error("lookback: too many count fields and TTFB buckets for the pair code");
 
 const STALL = COUNT_FIELDS.indexOf("stall");
+/** Per count code: 1 when a completed request (resp. failure) of that class counts in requestsOf (failuresOf); stalls apart. */
+const REQ_OF = Uint8Array.from(COUNT_FIELDS, (k) => (k !== "stall" && requestsOf(countsOf({ [k]: 1 })) === 1 ? 1 : 0));
+const FAIL_OF = Uint8Array.from(COUNT_FIELDS, (k) => (k !== "stall" && failuresOf(countsOf({ [k]: 1 })) === 1 ? 1 : 0));
 const STALL_RECOVERED = COUNT_FIELDS.indexOf("stallRecovered");
 /** Completions netted against outstanding stalls, in this order. */
 const NETTED = (["firstByteTimeout", "connectTimeout", "reset", "clientAbort"] as const).map((k) => COUNT_FIELDS.indexOf(k));
@@ -75,20 +78,47 @@ export interface NodeLabels {
 export type WindowLike = Pick<WindowSummary, "origin" | "lengthMs"> &
   Partial<Pick<WindowSummary, "ttfb" | "packedCounts">> & { startUnixMs: bigint | number; counts?: WindowSummary["counts"] | Counts };
 
+/** One of a node's newest windows (NodeInput.tail): zeroed in place when it leaves the lookback. */
+interface TailWindow {
+  endMs: number;
+  requests: number;
+  failures: number;
+}
+
+/**
+ * Newest windows kept per (origin, node) for NodeInput.tail (the policy's fast
+ * path reads the newest ones until they hold min_requests; issue 13).
+ */
+const TAIL_SLOTS = 8;
+
+/**
+ * Append a window to a node's tail (oldest first, newest last), keeping the
+ * newest TAIL_SLOTS; a late one goes where its end belongs. A full tail reuses
+ * its oldest object: no allocation per window in steady state.
+ */
+function addToTail(tail: TailWindow[], endMs: number, requests: number, failures: number): void {
+  const w = tail.length >= TAIL_SLOTS ? tail.shift()! : { endMs: 0, requests: 0, failures: 0 };
+  w.endMs = endMs;
+  w.requests = requests;
+  w.failures = failures;
+  let i = tail.length;
+  while (i > 0 && tail[i - 1].endMs > endMs) i--;
+  if (i === tail.length) tail.push(w);
+  else tail.splice(i, 0, w);
+}
+
 /** The sums of one (origin, node): what the policy reads. */
-type Sums = NodeInput & { counts: Counts; recent: Counts; ttfb: readonly number[] };
+type Sums = NodeInput & { counts: Counts; ttfb: readonly number[]; tail: TailWindow[] };
 
 /** Windows whose end falls in one BUCKET_MS, as rows. */
 class Bucket {
   n = 0;
   np = 0;
-  /** Rows still in the recent sums. */
-  inRecent = 0;
   /** Rows still in the lookback sums. */
   live = 0;
   entry = new Int32Array(64);
   endMs = new Float64Array(64);
-  /** 1 while the row is in the recent sums, 2 once it left the lookback. */
+  /** 2 once the row left the lookback. */
   state = new Uint8Array(64);
   pairEnd = new Uint32Array(64);
   /** Pairs: code | value << CODE_BITS, see ESCAPE. */
@@ -97,10 +127,10 @@ class Bucket {
 
   reset(key: number): void {
     this.key = key;
-    this.n = this.np = this.inRecent = this.live = 0;
+    this.n = this.np = this.live = 0;
   }
 
-  row(entry: number, endMs: number, recent: boolean): void {
+  row(entry: number, endMs: number): void {
     if (this.n === this.entry.length) {
       const size = this.n * 2;
       this.entry = grow(this.entry, new Int32Array(size));
@@ -110,8 +140,7 @@ class Bucket {
     }
     this.entry[this.n] = entry;
     this.endMs[this.n] = endMs;
-    this.state[this.n] = recent ? 1 : 0;
-    if (recent) this.inRecent++;
+    this.state[this.n] = 0;
     this.live++;
   }
 
@@ -191,29 +220,35 @@ export class LookbackAggregator {
   private lastBucket: Bucket | undefined;
   /** Lower edge of the lookback at the last advance(): windows ending at or before it are out. */
   private lowMs = Number.NEGATIVE_INFINITY;
-  private recentLowMs = Number.NEGATIVE_INFINITY;
   /** Windows refused because a node already had maxSlots windows in the lookback. */
   overflow = 0;
   private readonly scratch = new Float64Array(F);
 
-  /** recentMs: horizon of NodeInput.recent (default 2 windows of 1 s). */
   constructor(
     private lookbackMs: number,
     private maxSlots = 16,
-    private recentMs = 2000,
   ) {}
 
   setLookback(ms: number): void {
     this.lookbackMs = ms;
   }
 
-  /** Add one window summary seen by a node (tests, tools). */
-  add(node: NodeLabels, w: WindowLike): void {
-    this.addColumns(node, columnsOfWindows([w]));
+  /**
+   * Add one window summary seen by a node (tests, tools). True when it is a
+   * failing window in the lookback (the cue for evaluation on arrival).
+   */
+  add(node: NodeLabels, w: WindowLike): boolean {
+    let failing = false;
+    this.addColumns(node, columnsOfWindows([w]), () => (failing = true));
+    return failing;
   }
 
-  /** Add every window of one batch of one node. */
-  addColumns(node: NodeLabels, c: WindowColumns): void {
+  /**
+   * Add every window of one batch of one node. onFailing(origin) hears every
+   * failing window in the lookback (failures, at least half of its requests):
+   * the engine's cue to evaluate the origin on arrival (arrival.ts).
+   */
+  addColumns(node: NodeLabels, c: WindowColumns, onFailing?: (origin: string) => void): void {
     let mine = this.byNode.get(node.nodeId);
     if (!mine) this.byNode.set(node.nodeId, (mine = new Map()));
     for (let i = 0; i < c.length; i++) {
@@ -229,7 +264,7 @@ export class LookbackAggregator {
           this.eSums[id].version = ++this.changes;
         }
       }
-      this.addWindow(id, c, i);
+      if (this.addWindow(id, c, i) && onFailing) onFailing(origin);
     }
   }
 
@@ -269,7 +304,7 @@ export class LookbackAggregator {
       isp: node.isp,
       region: node.region,
       counts: zeroCounts(),
-      recent: zeroCounts(),
+      tail: [],
       // The policy only indexes and iterates the buckets: a typed array view, see ttfbOf().
       ttfb: this.ttfbOf(id) as unknown as readonly number[],
     };
@@ -310,25 +345,35 @@ export class LookbackAggregator {
     return true;
   }
 
-  private addWindow(id: number, c: WindowColumns, i: number): void {
+  private addWindow(id: number, c: WindowColumns, i: number): boolean {
     const endMs = c.startMs[i] + (c.lengthMs[i] || 1000);
     const netted = this.netStalls(id, c.counts, i * F);
     const a = netted ? this.scratch : c.counts;
     const o = netted ? 0 : i * F;
     if (endMs > this.lastEndMs[id]) this.lastEndMs[id] = endMs;
-    if (endMs <= this.lowMs) return; // older than the lookback
+    if (endMs <= this.lowMs) return false; // older than the lookback
     if (this.live[id] >= this.maxSlots) {
       // A flood of tiny windows cannot grow memory without bound.
       this.overflow++;
-      return;
+      return false;
     }
     const s = this.sums[id];
-    const recent = endMs > this.recentLowMs;
     addAt(s.counts, a, o);
-    if (recent) addAt(s.recent, a, o);
     const b = this.bucketFor(endMs);
-    b.row(id, endMs, recent);
-    for (let k = 0; k < F; k++) if (a[o + k] > 0) b.pair(k, a[o + k]);
+    b.row(id, endMs);
+    // The tail's requests and failures (as requestsOf / failuresOf count them) in the same pass.
+    const unresolved = Math.max(0, a[o + STALL] - a[o + STALL_RECOVERED]);
+    let requests = unresolved;
+    let failures = unresolved;
+    for (let k = 0; k < F; k++) {
+      const v = a[o + k];
+      if (v > 0) {
+        b.pair(k, v);
+        requests += REQ_OF[k] * v;
+        failures += FAIL_OF[k] * v;
+      }
+    }
+    addToTail(s.tail, endMs, requests, failures);
     // Written through the chunk (the view in s.ttfb is the policy's; same memory).
     const t = this.ttfbChunks[Math.floor(id / TTFB_CHUNK)];
     const base = (id % TTFB_CHUNK) * NB;
@@ -344,6 +389,7 @@ export class LookbackAggregator {
     }
     b.endRow();
     this.live[id]++;
+    return failures > 0 && failures * 2 >= requests;
   }
 
   private bucketFor(endMs: number): Bucket {
@@ -363,13 +409,7 @@ export class LookbackAggregator {
 
   /** Slide the lookback to end at nowMs: windows ending at or before nowMs - lookback leave the sums. */
   advance(nowMs: number): void {
-    this.recentLowMs = nowMs - Math.min(this.recentMs, this.lookbackMs);
     this.lowMs = nowMs - this.lookbackMs;
-    const recentLimit = Math.floor(this.recentLowMs / BUCKET_MS);
-    for (let k = 0; k < this.keys.length && this.keys[k] <= recentLimit; k++) {
-      const b = this.buckets.get(this.keys[k])!;
-      if (b.inRecent > 0) this.leaveRecent(b);
-    }
     const limit = Math.floor(this.lowMs / BUCKET_MS);
     const emptied: number[] = [];
     let n = 0;
@@ -401,33 +441,6 @@ export class LookbackAggregator {
     }
   }
 
-  private leaveRecent(b: Bucket): void {
-    const low = this.recentLowMs;
-    for (let r = 0; r < b.n; r++) {
-      if (b.state[r] !== 1 || b.endMs[r] > low) continue;
-      b.state[r] = 0;
-      b.inRecent--;
-      const id = b.entry[r];
-      if (this.dead[id]) continue;
-      const rc = this.sums[id].recent;
-      this.eSums[id].version = ++this.changes;
-      // A row's count pairs come before its TTFB pairs.
-      const end = b.pairEnd[r];
-      const pairs = b.pairs;
-      for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < end; ) {
-        const u = pairs[p];
-        const code = u & CODE_MASK;
-        if (code >= F) break;
-        let v = u >>> CODE_BITS;
-        if (v === ESCAPE) {
-          v = pairs[p + 1] + pairs[p + 2] * 0x10000;
-          p += 3;
-        } else p++;
-        subCode(rc, code, v);
-      }
-    }
-  }
-
   private leaveLookback(b: Bucket, emptied: number[]): void {
     const low = this.lowMs;
     for (let r = 0; r < b.n; r++) {
@@ -442,6 +455,13 @@ export class LookbackAggregator {
       }
       const s = this.sums[id];
       const cs = s.counts;
+      // Out of the tail's sums too (it may still hold the window).
+      for (const w of s.tail) {
+        if (w.endMs === b.endMs[r] && (w.requests > 0 || w.failures > 0)) {
+          w.requests = w.failures = 0;
+          break;
+        }
+      }
       const t = this.ttfbChunks[Math.floor(id / TTFB_CHUNK)];
       const base = (id % TTFB_CHUNK) * NB;
       const os = this.eSums[id];

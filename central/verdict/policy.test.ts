@@ -401,6 +401,37 @@ cases.push(
   },
 );
 
+// Fast path of rule 1 (issue 13): the newest windows until they hold min_requests.
+const withTail = (nodes: NodeInput[], id: string, tail: NodeInput["tail"]) => nodes.map((n) => (n.nodeId === id ? { ...n, tail } : n));
+cases.push(
+  {
+    name: "fast path: a node whose newest 5 requests all failed is failing while its lookback is still mostly healthy",
+    nodes: withTail(set(grid(), isNode("isp-b-eu-2"), { ok: 40, connectRefused: 5 }), "isp-b-eu-2", [{ requests: 10, failures: 0 }, { requests: 5, failures: 5 }]),
+    state: S.HEALTHY,
+    faults: ["NODE:isp-b-eu-2"],
+  },
+  {
+    name: "fast path at an onset: two faults at once are both blamed while their lookbacks are still mostly healthy (fast-path nodes are no one's peers)",
+    nodes: set(fleet({ ...GRID, perCell: 3 }), (n) => n.nodeId === "isp-a-eu-1" || n.isp === "isp-c", { ok: 45, connectRefused: 5 }).map((n) =>
+      n.nodeId === "isp-a-eu-1" || n.isp === "isp-c" ? { ...n, tail: [{ requests: 10, failures: 0 }, { requests: 5, failures: 5 }] } : n,
+    ),
+    state: S.HEALTHY,
+    faults: ["ISP:isp-c", "NODE:isp-a-eu-1"],
+  },
+  {
+    name: "fast path under a uniform 40% failure: a node whose newest 5 requests failed by chance is not blamed (S1 compares lookbacks)",
+    nodes: withTail(set(grid(), all, { serverError: 20, ok: 30 }), "isp-b-us-1", [{ requests: 10, failures: 4 }, { requests: 5, failures: 5 }]),
+    state: S.DEGRADED,
+    faults: [],
+  },
+  {
+    name: "fast path: a newest part under min_requests is topped up with older windows (3 failures are not yet a fault)",
+    nodes: withTail(set(grid(), isNode("isp-b-eu-2"), { ok: 40, connectRefused: 3 }), "isp-b-eu-2", [{ requests: 10, failures: 0 }, { requests: 3, failures: 3 }]),
+    state: S.HEALTHY,
+    faults: [],
+  },
+);
+
 cases.push(
   {
     name: "S1: one node at 55% among peers at 40% is chance, not a node fault (DEGRADED on the fleet)",

@@ -5,8 +5,8 @@
  * Rules, in the order they apply:
  *  1. Judge each node: it counts once it has min_requests in the lookback, and
  *     is failing when its failure ratio is >= fail_ratio. Stale nodes (stopped
- *     reporting) are left out entirely. Fast path: a node whose last couple of
- *     windows fail clearly (FAST_FAIL_RATIO) is judged on those alone.
+ *     reporting) are left out entirely. Fast path: a node whose newest
+ *     min_requests requests fail clearly (FAST_FAIL_RATIO) is judged on those alone.
  *  2. Judge each ISP and each region as a pool of its nodes. A pool has traffic
  *     when its requests reach min_requests; it is failing when its pooled ratio
  *     is >= fail_ratio AND nothing inside it is healthy: no node with traffic is
@@ -65,15 +65,21 @@ export interface NodeInput {
   ttfb?: readonly number[];
   /** The node stopped reporting: left out of every figure. */
   stale?: boolean;
-  /** The same counts over the last couple of windows only (fast path of rule 1). */
-  recent?: Counts;
+  /**
+   * The node's newest windows, oldest first and newest last (fast path of
+   * rule 1): requests and failures of each (zero once a window left the
+   * lookback). A sidecar cuts a window at a fault's onset
+   * (sidecar/recorder/onset.ts), so the newest part holds only the failures.
+   */
+  tail?: readonly { requests: number; failures: number }[];
 }
 
 /**
- * Rule 1, fast path: a node whose last couple of windows are clearly failing
- * (>= this ratio, with min_requests) is judged on those windows alone, so a
+ * Rule 1, fast path: a node whose newest requests — its newest windows, until
+ * they hold min_requests — fail at >= this ratio is judged on them alone, so a
  * hard fault is seen before older healthy windows leave the lookback. Set well
- * above fail_ratio so partial failures (30 % 5xx) never trip it by chance.
+ * above fail_ratio; a partial failure that trips it by chance still has to
+ * pass S1 against the peers before anything is blamed.
  */
 export const FAST_FAIL_RATIO = 0.8;
 
@@ -156,6 +162,17 @@ interface NodeJudgement {
   scale: number;
   /** W2: false for a lone dissenter (left out of pools, residual and witness). */
   evidence: boolean;
+  /**
+   * S1's evidence: the node's whole lookback (not the fast path's newest
+   * windows), W1-capped. Blame compares like with like — the scope's lookback
+   * with its peers' lookback — so a node whose newest windows arrive before
+   * its peers' (an onset cut) is not blamed for a failure its peers have not
+   * reported yet.
+   */
+  sWeight: number;
+  sFailures: number;
+  /** Judged on its newest windows (the fast path): a suspect of its own, no peer in S1. */
+  fast: boolean;
 }
 
 interface Pool {
@@ -169,6 +186,11 @@ interface Pool {
   /** Weighted figures of the evidence members (W1): what the decision uses. */
   weight: number;
   wFailures: number;
+  /** S1's evidence of the evidence members (lookback, W1), and of those judged on the fast path. */
+  sWeight: number;
+  sFailures: number;
+  fastSW: number;
+  fastSF: number;
   ttfb: number[];
   hasTraffic: boolean;
   failing: boolean;
@@ -221,9 +243,11 @@ function judgePool(p: Pool, t: VerdictThresholds): void {
  * The votes of step 2 (W3 included): `fails` says whether a qualified member
  * votes failing, `lowFails` whether its low-traffic members pooled do.
  */
-function votesFailing(p: Pool, t: VerdictThresholds, fails: (m: NodeJudgement) => boolean, lowFails: (f: number, r: number) => boolean): boolean {
+function votesFailing(p: Pool, t: VerdictThresholds, fails: (m: NodeJudgement) => boolean, lowFails: (f: number, r: number, sf: number, sr: number) => boolean): boolean {
   let lowReq = 0;
   let lowFail = 0;
+  let lowSR = 0;
+  let lowSF = 0;
   let healthy = 0;
   let failing = 0;
   for (const m of p.members) {
@@ -233,10 +257,12 @@ function votesFailing(p: Pool, t: VerdictThresholds, fails: (m: NodeJudgement) =
     } else {
       lowReq += m.weight;
       lowFail += m.wFailures;
+      lowSR += m.sWeight;
+      lowSF += m.sFailures;
     }
   }
   if (lowReq >= t.minRequests) {
-    if (lowFails(lowFail, lowReq)) failing++;
+    if (lowFails(lowFail, lowReq, lowSF, lowSR)) failing++;
     else healthy++;
   }
   return healthy === 0 || (healthy === 1 && failing >= 2);
@@ -260,7 +286,7 @@ const NO_TTFB: number[] = [];
 function pool(map: Map<string, Pool>, key: string, scope: FaultScope, n: NodeJudgement, detail: boolean): void {
   let p = map.get(key);
   if (!p) {
-    p = { key, scope, members: [], requests: 0, failures: 0, weight: 0, wFailures: 0, ttfb: detail ? new Array<number>(NBUCKETS).fill(0) : NO_TTFB, hasTraffic: false, failing: false };
+    p = { key, scope, members: [], requests: 0, failures: 0, weight: 0, wFailures: 0, sWeight: 0, sFailures: 0, fastSW: 0, fastSF: 0, ttfb: detail ? new Array<number>(NBUCKETS).fill(0) : NO_TTFB, hasTraffic: false, failing: false };
     map.set(key, p);
   }
   p.requests += n.requests;
@@ -269,6 +295,12 @@ function pool(map: Map<string, Pool>, key: string, scope: FaultScope, n: NodeJud
   if (n.requests > 0) p.members.push(n);
   p.weight += n.weight;
   p.wFailures += n.wFailures;
+  p.sWeight += n.sWeight;
+  p.sFailures += n.sFailures;
+  if (n.fast) {
+    p.fastSW += n.sWeight;
+    p.fastSF += n.sFailures;
+  }
   if (detail) addTtfb(p.ttfb, n.input.ttfb, n.scale);
 }
 
@@ -295,23 +327,33 @@ export function evaluate(input: PolicyInput): Verdict {
   let requests = 0;
   let failures = 0;
   const qualifiedRequests: number[] = [];
+  let anyFast = false;
   let healthyQualified: NodeJudgement | undefined;
   let healthyCount = 0;
   let failingCount = 0;
   for (const input_ of input.nodes) {
     if (input_.stale) continue;
-    let r = requestsOf(input_.counts);
-    let f = failuresOf(input_.counts);
-    if (input_.recent) {
-      const rr = requestsOf(input_.recent);
-      const rf = failuresOf(input_.recent);
+    const r0 = requestsOf(input_.counts);
+    const f0 = failuresOf(input_.counts);
+    let r = r0;
+    let f = f0;
+    let fast = false;
+    if (input_.tail && input_.tail.length > 0) {
+      let rr = 0;
+      let rf = 0;
+      for (let i = input_.tail.length - 1; i >= 0 && rr < t.minRequests; i--) {
+        rr += input_.tail[i].requests;
+        rf += input_.tail[i].failures;
+      }
       if (rr >= t.minRequests && rf >= rr * Math.max(t.failRatio, FAST_FAIL_RATIO) && rf / rr > f / Math.max(r, 1)) {
         r = rr;
         f = rf;
+        fast = true;
       }
     }
     const qualified = r >= t.minRequests;
-    const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false, weight: r, wFailures: f, scale: 1, evidence: true };
+    const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false, weight: r, wFailures: f, scale: 1, evidence: true, sWeight: r0, sFailures: f0, fast };
+    anyFast ||= fast;
     n.failing = qualified && n.ratio >= t.failRatio;
     if (qualified) {
       qualifiedRequests.push(r);
@@ -327,11 +369,21 @@ export function evaluate(input: PolicyInput): Verdict {
   }
   // W1: no node weighs more than the median node. W2: a lone dissenter is not evidence.
   const cap = weightCap(qualifiedRequests);
+  // S1's W1 cap is on the lookback; it differs from the judged one only when a node is on the fast path.
+  const sCap = anyFast ? weightCap(judged.filter((n) => n.sWeight >= t.minRequests).map((n) => n.sWeight)) : cap;
   if (healthyCount === 1 && failingCount >= 2) healthyQualified!.evidence = false;
   let adjusted = false;
   let fleetW = 0;
   let fleetWF = 0;
+  let fleetSW = 0;
+  let fleetSF = 0;
+  let fastSW = 0;
+  let fastSF = 0;
   for (const n of judged) {
+    if (n.sWeight > sCap) {
+      n.sFailures *= sCap / n.sWeight;
+      n.sWeight = sCap;
+    }
     if (n.requests > cap) {
       n.weight = cap;
       n.scale = cap / n.requests;
@@ -342,6 +394,12 @@ export function evaluate(input: PolicyInput): Verdict {
     else {
       fleetW += n.weight;
       fleetWF += n.wFailures;
+      fleetSW += n.sWeight;
+      fleetSF += n.sFailures;
+      if (n.fast) {
+        fastSW += n.sWeight;
+        fastSF += n.sFailures;
+      }
     }
     pool(isps, n.input.isp, FaultScope.ISP, n, detail);
     pool(regions, n.input.region, FaultScope.REGION, n, detail);
@@ -440,18 +498,23 @@ export function evaluate(input: PolicyInput): Verdict {
 
   // Step 4: smallest scopes that explain the failures, among those significantly worse than their peers (S1).
   // Peers = every evidence node outside the scope (outside `outer` when given).
-  const blamable = (wFailures: number, weight: number, outer?: Pool) => {
-    const peerW = fleetW - (outer ? outer.weight : weight);
-    const peerF = fleetWF - (outer ? outer.wFailures : wFailures);
-    return peerW < t.minRequests || significantlyAbove(wFailures, weight, peerF, peerW);
+  // Evidence is the lookback on both sides (sWeight, sFailures), whatever the fast path judged on. Peers are
+  // the evidence nodes outside the scope (outside `outer` when given) except those judged on the fast path:
+  // a node whose newest requests fail overwhelmingly is a suspect of its own, not a yardstick (two faults at once).
+  const blamable = (sFailures: number, sWeight: number, fast: boolean, outer?: Pool) => {
+    const outW = outer ? outer.sWeight - outer.fastSW : fast ? 0 : sWeight;
+    const outF = outer ? outer.sFailures - outer.fastSF : fast ? 0 : sFailures;
+    const peerW = fleetSW - fastSW - outW;
+    const peerF = fleetSF - fastSF - outF;
+    return peerW < t.minRequests || significantlyAbove(sFailures, sWeight, peerF, peerW);
   };
   // A group is blamed when it is worse than its peers AND its votes still fail when a member votes failing
   // only if it too is worse than the group's peers (one broken node cannot carry its ISP).
   const suspects = failingIsps.length + failingRegions.length + failingNodes.length > 0;
   const groups = [...failingIsps, ...failingRegions].filter(
     (g) =>
-      blamable(g.wFailures, g.weight) &&
-      votesFailing(g, t, (m) => m.failing && blamable(m.wFailures, m.weight, g), (f, r) => ratio(f, r) >= t.failRatio && blamable(f, r, g)),
+      blamable(g.sFailures, g.sWeight, false, g) &&
+      votesFailing(g, t, (m) => m.failing && blamable(m.sFailures, m.sWeight, m.fast, g), (f, r, sf, sr) => ratio(f, r) >= t.failRatio && blamable(sf, sr, false, g)),
   );
   const reported: Pool[] = [];
   for (const g of groups) {
@@ -474,7 +537,7 @@ export function evaluate(input: PolicyInput): Verdict {
     });
   }
   for (const n of failingNodes) {
-    if (coveredNodes.has(n) || !blamable(n.wFailures, n.weight)) continue;
+    if (coveredNodes.has(n) || !blamable(n.sFailures, n.sWeight, n.fast)) continue;
     coveredNodes.add(n);
     verdict.faults.push({
       scope: FaultScope.NODE,

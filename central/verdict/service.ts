@@ -12,6 +12,8 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
+import { FlushWindowsSchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { Config } from "../../proto/gen/originwatch/v1/config_pb.js";
@@ -71,6 +73,9 @@ export class VerdictService implements VerdictView {
     this.engine = new VerdictEngine({
       settingsFor: (origin) => this.settingsFor(origin),
       probeTargets: (origin) => this.probeTargets(origin),
+      requestFlush: (origin) => {
+        for (const t of this.sessionsOf(origin)) t.send({ case: "flushWindows", value: create(FlushWindowsSchema, { origin }) });
+      },
     });
     this.engine.confirmer.onRound = (origin, answers, result) =>
       o.log.info({ origin, result: result ?? "no answer", answers: answers.map((a) => ({ node: a.nodeId, isp: a.isp, attempts: a.attempts.length, error: a.error })) }, "confirmation probes");
@@ -148,6 +153,7 @@ export class VerdictService implements VerdictView {
       this.signals.emit("tick", r);
       if (r.durationMs > 250) this.o.log.warn({ ...r }, "slow verdict tick");
     });
+    this.engine.evaluateOnArrival();
     every(10_000, () => this.history.flush());
     every(3600_000, async () => {
       await this.history.prune();
@@ -160,6 +166,7 @@ export class VerdictService implements VerdictView {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
+    this.engine.shutdown();
     await this.webhook?.shutdown();
     await this.alertmanager?.shutdown();
     if (this.started) {
@@ -261,12 +268,20 @@ export class VerdictService implements VerdictView {
     this.engine.forgetNode(nodeId);
   }
 
-  /** Sessions of sidecars that route to the origin. */
-  private probeTargets(origin: string): ProbeTarget[] {
-    const out: ProbeTarget[] = [];
+  /** Open sessions of sidecars that route to the origin. */
+  private *sessionsOf(origin: string) {
     for (const s of this.o.ingest.sessions.values()) {
       const node = s.node;
       if (!node || s.closed || !(s.hello?.origins ?? node.origins).includes(origin)) continue;
+      yield s;
+    }
+  }
+
+  /** Sessions of sidecars that route to the origin. */
+  private probeTargets(origin: string): ProbeTarget[] {
+    const out: ProbeTarget[] = [];
+    for (const s of this.sessionsOf(origin)) {
+      const node = s.node!;
       out.push({
         nodeId: node.nodeId,
         isp: node.isp,

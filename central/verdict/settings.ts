@@ -42,7 +42,7 @@ export interface VerdictSettings {
 }
 
 export const DEFAULT_THRESHOLDS: Readonly<VerdictThresholds> = Object.freeze({
-  minRequests: 5,
+  minRequests: CONFIG_DEFAULTS.minRequests,
   failRatio: CONFIG_DEFAULTS.failRatio,
   degradedFailRatio: CONFIG_DEFAULTS.degradedFailRatio,
   degradedP95TtfbMs: 1000,

@@ -3,15 +3,26 @@
  * in the window where they complete; stalls in the window where they cross
  * stall_ms; stall recoveries where the late first byte arrives (common.proto).
  * All methods are synchronous and O(1): this sits on the request path.
+ *
+ * Onset cut (issue 13): a healthy origin's window is sent once, when it
+ * closes. When failures jump inside the open window (onset.ts), cutOnsets()
+ * closes it early as two shorter windows — before the jump and since it — so
+ * the central sees the failing part at once instead of at the boundary, and
+ * undiluted by the requests before it. The rest of the window follows at the
+ * boundary as a third, shorter window. At most one cut per fault onset.
  */
 import { create } from "@bufbuild/protobuf";
-import { type Counts, FIELD_OF_CLASS, addCounts, toOutcomeCounts, zeroCounts } from "../../proto/outcomes.js";
+import { type Counts, FIELD_OF_CLASS, addCounts, requestsOf, subCounts, toOutcomeCounts, zeroCounts } from "../../proto/outcomes.js";
 import { type WindowSummary, WindowSummarySchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { HistogramAccumulator } from "../../proto/histogram.js";
 import type { OutcomeClass } from "../proxy/outcome.js";
+import { type OnsetCut, OnsetWatch } from "./onset.js";
 
 interface WindowAcc {
+  /** Aligned start of the window (the key); */
   start: number;
+  /** ...and where this part of it begins, after an onset cut (absent: at start). */
+  from?: number;
   counts: Counts;
   ttfb: HistogramAccumulator;
   bytesIn: number;
@@ -29,6 +40,7 @@ export class Recorder {
   private readonly now: () => number;
   /** origin → window start → accumulator */
   private readonly windows = new Map<string, Map<number, WindowAcc>>();
+  private readonly onset = new OnsetWatch();
 
   constructor(opts: RecorderOptions) {
     this._windowMs = opts.windowMs;
@@ -96,10 +108,12 @@ export class Recorder {
    */
   rebase(deltaMs: number): void {
     if (deltaMs === 0) return;
+    this.onset.clear();
     for (const [origin, per] of this.windows) {
       const moved = new Map<number, WindowAcc>();
       for (const w of per.values()) {
         const start = Math.floor((w.start - deltaMs) / this.windowMs) * this.windowMs;
+        w.from = undefined;
         const into = moved.get(start);
         if (!into) {
           w.start = start;
@@ -126,20 +140,82 @@ export class Recorder {
       for (const [start, w] of per) {
         if (!all && start + this.windowMs > now) continue;
         per.delete(start);
-        out.push(toSummary(origin, w, this.windowMs));
+        const from = w.from ?? start;
+        const cut = this.onset.closed(origin, w, from, w.counts);
+        if (cut) out.push(...this.split(origin, w, from, cut, start + this.windowMs));
+        else out.push(toSummary(origin, w, this.windowMs));
       }
       if (per.size === 0) this.windows.delete(origin);
     }
     out.sort((a, b) => Number(a.startUnixMs - b.startUnixMs) || a.origin.localeCompare(b.origin));
     return out;
   }
+
+  /**
+   * The onset cut: every open window whose failures jumped (onset.ts) is
+   * closed now as its part before the jump and its part since, both returned
+   * for the caller to send; later requests fall into the rest of the window.
+   * Called by the sidecar's window ticker every ONSET_POLL_MS, never on the
+   * request path. minFailures: failures since the jump before it is sent (the
+   * central's min_requests). Returns [] in steady state.
+   */
+  cutOnsets(minFailures: number): WindowSummary[] {
+    const now = this.now();
+    const start = Math.floor(now / this.windowMs) * this.windowMs;
+    const out: WindowSummary[] = [];
+    for (const [origin, per] of this.windows) {
+      const w = per.get(start);
+      if (!w) continue;
+      const from = w.from ?? start;
+      const cut = this.onset.poll(origin, w, from, w.counts, now, minFailures);
+      if (!cut) continue;
+      out.push(...this.split(origin, w, from, cut, now));
+      per.set(start, { start, from: now, counts: zeroCounts(), ttfb: new HistogramAccumulator(), bytesIn: 0, bytesOut: 0 });
+    }
+    return out;
+  }
+
+  /**
+   * Close the origin's open window up to now (the central's FlushWindows): its
+   * part so far is returned for the caller to send — split at an onset under
+   * way, as at a boundary — and later requests fall into the rest of the
+   * window. [] when the origin has no open window with requests.
+   */
+  closeNow(origin: string): WindowSummary[] {
+    const now = this.now();
+    const start = Math.floor(now / this.windowMs) * this.windowMs;
+    const per = this.windows.get(origin);
+    const w = per?.get(start);
+    if (!per || !w || requestsOf(w.counts) === 0) return [];
+    const from = w.from ?? start;
+    if (now <= from) return [];
+    const cut = this.onset.closed(origin, w, from, w.counts);
+    per.set(start, { start, from: now, counts: zeroCounts(), ttfb: new HistogramAccumulator(), bytesIn: 0, bytesOut: 0 });
+    return cut ? this.split(origin, w, from, cut, now) : [toSummary(origin, { ...w, from }, this.windowMs, now)];
+  }
+
+  /**
+   * A window part [from, endMs) as its part before cut.atMs (cut.before) and
+   * its part since (the rest of the counts, with the TTFB samples and bytes so
+   * far: both parts are in the lookback), or whole when there is nothing before.
+   */
+  private split(origin: string, w: WindowAcc, from: number, cut: OnsetCut, endMs: number): WindowSummary[] {
+    if (requestsOf(cut.before) === 0 || cut.atMs <= from || cut.atMs >= endMs) return [toSummary(origin, { ...w, from }, this.windowMs, endMs)];
+    const since = subCounts(addCounts(zeroCounts(), w.counts), cut.before);
+    return [
+      toSummary(origin, { start: w.start, from, counts: cut.before, ttfb: new HistogramAccumulator(), bytesIn: 0, bytesOut: 0 }, this.windowMs, cut.atMs),
+      toSummary(origin, { ...w, from: cut.atMs, counts: since }, this.windowMs, endMs),
+    ];
+  }
 }
 
-function toSummary(origin: string, w: WindowAcc, lengthMs: number): WindowSummary {
+/** One window (or the part of it from w.from to endMs, default the window's end) as a summary. */
+function toSummary(origin: string, w: WindowAcc, windowMs: number, endMs = w.start + windowMs): WindowSummary {
+  const from = w.from ?? w.start;
   return create(WindowSummarySchema, {
     origin,
-    startUnixMs: BigInt(w.start),
-    lengthMs,
+    startUnixMs: BigInt(from),
+    lengthMs: Math.max(1, endMs - from),
     counts: toOutcomeCounts(w.counts),
     ttfb: w.ttfb.toHistogram(),
     bytesIn: BigInt(w.bytesIn),

@@ -129,6 +129,8 @@ export interface StreamClientOptions {
   onState?: (state: StreamState) => void;
   onConfigPush?: (push: ConfigPush) => void;
   onProbeRequest?: (req: ProbeRequest) => void;
+  /** The central asks for the origin's open window now (FlushWindows, issue 13). */
+  onFlushWindows?: (origin: string) => void;
   /** n batches dropped for good under `code` (a bounded label: rejections.ts). */
   onRejected?: (code: string, n: number) => void;
   /** Clock-skew measurement and correction shared with the recorder (default: its own, on Date.now). */
@@ -512,6 +514,9 @@ export class StreamClient {
         return;
       case "probeRequest":
         this.opts.onProbeRequest?.(m.kind.value);
+        return;
+      case "flushWindows":
+        this.opts.onFlushWindows?.(m.kind.value.origin);
         return;
       default:
         return;

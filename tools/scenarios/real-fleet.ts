@@ -85,7 +85,8 @@ export async function startRealFleet(opts: { isps: string[]; regions: string[]; 
     }),
   );
 
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  // Enough sockets that requests stuck in a blackhole never queue other nodes' traffic in this client.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4096 });
   const fire = (n: RealNode, host: string) => {
     n.sent++;
     const req = http.request({ host: "127.0.0.1", port: n.port, path: `/asset/${n.sent % 1000}`, headers: { host }, agent, timeout: 40_000 }, (res) => {

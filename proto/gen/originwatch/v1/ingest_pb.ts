@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file originwatch/v1/ingest.proto.
  */
 export const file_originwatch_v1_ingest: GenFile = /*@__PURE__*/
-  fileDesc("ChtvcmlnaW53YXRjaC92MS9pbmdlc3QucHJvdG8SDm9yaWdpbndhdGNoLnYxIs4BCg5TaWRlY2FyTWVzc2FnZRImCgVoZWxsbxgBIAEoCzIVLm9yaWdpbndhdGNoLnYxLkhlbGxvSAASJgoFYmF0Y2gYAiABKAsyFS5vcmlnaW53YXRjaC52MS5CYXRjaEgAEi8KCmNvbmZpZ19hY2sYAyABKAsyGS5vcmlnaW53YXRjaC52MS5Db25maWdBY2tIABIzCgxwcm9iZV9yZXN1bHQYBCABKAsyGy5vcmlnaW53YXRjaC52MS5Qcm9iZVJlc3VsdEgAQgYKBGtpbmQikgIKDkNlbnRyYWxNZXNzYWdlEioKB3dlbGNvbWUYASABKAsyFy5vcmlnaW53YXRjaC52MS5XZWxjb21lSAASLQoJYmF0Y2hfYWNrGAIgASgLMhgub3JpZ2lud2F0Y2gudjEuQmF0Y2hBY2tIABIxCgtjb25maWdfcHVzaBgDIAEoCzIaLm9yaWdpbndhdGNoLnYxLkNvbmZpZ1B1c2hIABI1Cg1wcm9iZV9yZXF1ZXN0GAQgASgLMhwub3JpZ2lud2F0Y2gudjEuUHJvYmVSZXF1ZXN0SAASMwoMYmF0Y2hfcmVqZWN0GAUgASgLMhsub3JpZ2lud2F0Y2gudjEuQmF0Y2hSZWplY3RIAEIGCgRraW5kInoKBUhlbGxvEioKBG5vZGUYASABKAsyHC5vcmlnaW53YXRjaC52MS5Ob2RlSWRlbnRpdHkSDwoHb3JpZ2lucxgCIAMoCRIeChZhcHBsaWVkX2NvbmZpZ192ZXJzaW9uGAMgASgEEhQKDGNhcGFiaWxpdGllcxgEIAMoCSLVAQoFQmF0Y2gSCwoDc2VxGAEgASgEEi4KB3dpbmRvd3MYAiADKAsyHS5vcmlnaW53YXRjaC52MS5XaW5kb3dTdW1tYXJ5EisKCWV4ZW1wbGFycxgDIAMoCzIYLm9yaWdpbndhdGNoLnYxLkV4ZW1wbGFyEhcKD2Ryb3BwZWRfYmF0Y2hlcxgEIAEoBBIYChBidWZmZXJlZF9iYXRjaGVzGAUgASgEEhUKDWNsb2NrX3NrZXdfbXMYBiABKAMSGAoQcmVqZWN0ZWRfYmF0Y2hlcxgHIAEoBCLdAQoNV2luZG93U3VtbWFyeRIOCgZvcmlnaW4YASABKAkSFQoNc3RhcnRfdW5peF9tcxgCIAEoAxIRCglsZW5ndGhfbXMYAyABKA0SLQoGY291bnRzGAQgASgLMh0ub3JpZ2lud2F0Y2gudjEuT3V0Y29tZUNvdW50cxInCgR0dGZiGAUgASgLMhkub3JpZ2lud2F0Y2gudjEuSGlzdG9ncmFtEhAKCGJ5dGVzX2luGAYgASgEEhEKCWJ5dGVzX291dBgHIAEoBBIVCg1wYWNrZWRfY291bnRzGAggAygNIoABCgdXZWxjb21lEhIKCnNlc3Npb25faWQYASABKAkSFgoOaGlnaF93YXRlcl9zZXEYAiABKAQSGwoTc2VydmVyX3RpbWVfdW5peF9tcxgDIAEoAxIsCgZsaW1pdHMYBCABKAsyHC5vcmlnaW53YXRjaC52MS5Jbmdlc3RMaW1pdHMiwAEKDEluZ2VzdExpbWl0cxIZChFtYXhfbWVzc2FnZV9ieXRlcxgBIAEoDRIdChVtYXhfd2luZG93c19wZXJfYmF0Y2gYAiABKA0SHwoXbWF4X2V4ZW1wbGFyc19wZXJfYmF0Y2gYAyABKA0SHAoUbWF4X29yaWdpbnNfcGVyX25vZGUYBCABKA0SGgoSbWF4X2Z1dHVyZV9za2V3X21zGAUgASgNEhsKE21heF93aW5kb3dzX3Blcl9zZWMYBiABKA0iNAoIQmF0Y2hBY2sSCwoDc2VxGAEgASgEEhsKE3NlcnZlcl90aW1lX3VuaXhfbXMYAiABKAMiOAoLQmF0Y2hSZWplY3QSCwoDc2VxGAEgASgEEgwKBGNvZGUYAiABKAkSDgoGcmVhc29uGAMgASgJIjQKCkNvbmZpZ1B1c2gSJgoGY29uZmlnGAEgASgLMhYub3JpZ2lud2F0Y2gudjEuQ29uZmlnIj4KCUNvbmZpZ0FjaxIPCgd2ZXJzaW9uGAEgASgEEhAKCGFjY2VwdGVkGAIgASgIEg4KBnJlYXNvbhgDIAEoCSJxCgxQcm9iZVJlcXVlc3QSEAoIcHJvYmVfaWQYASABKAkSDgoGb3JpZ2luGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIMCgRwYXRoGAQgASgJEg0KBWNvdW50GAUgASgNEhIKCnRpbWVvdXRfbXMYBiABKA0iXwoLUHJvYmVSZXN1bHQSEAoIcHJvYmVfaWQYASABKAkSDgoGb3JpZ2luGAIgASgJEi4KCGF0dGVtcHRzGAMgAygLMhwub3JpZ2lud2F0Y2gudjEuUHJvYmVBdHRlbXB0IlkKDFByb2JlQXR0ZW1wdBIoCgdvdXRjb21lGAEgASgOMhcub3JpZ2lud2F0Y2gudjEuT3V0Y29tZRIOCgZzdGF0dXMYAiABKA0SDwoHdHRmYl9tcxgDIAEoATJdCg1Jbmdlc3RTZXJ2aWNlEkwKBlN0cmVhbRIeLm9yaWdpbndhdGNoLnYxLlNpZGVjYXJNZXNzYWdlGh4ub3JpZ2lud2F0Y2gudjEuQ2VudHJhbE1lc3NhZ2UoATABYgZwcm90bzM", [file_originwatch_v1_common, file_originwatch_v1_config]);
+  fileDesc("ChtvcmlnaW53YXRjaC92MS9pbmdlc3QucHJvdG8SDm9yaWdpbndhdGNoLnYxIs4BCg5TaWRlY2FyTWVzc2FnZRImCgVoZWxsbxgBIAEoCzIVLm9yaWdpbndhdGNoLnYxLkhlbGxvSAASJgoFYmF0Y2gYAiABKAsyFS5vcmlnaW53YXRjaC52MS5CYXRjaEgAEi8KCmNvbmZpZ19hY2sYAyABKAsyGS5vcmlnaW53YXRjaC52MS5Db25maWdBY2tIABIzCgxwcm9iZV9yZXN1bHQYBCABKAsyGy5vcmlnaW53YXRjaC52MS5Qcm9iZVJlc3VsdEgAQgYKBGtpbmQiyQIKDkNlbnRyYWxNZXNzYWdlEioKB3dlbGNvbWUYASABKAsyFy5vcmlnaW53YXRjaC52MS5XZWxjb21lSAASLQoJYmF0Y2hfYWNrGAIgASgLMhgub3JpZ2lud2F0Y2gudjEuQmF0Y2hBY2tIABIxCgtjb25maWdfcHVzaBgDIAEoCzIaLm9yaWdpbndhdGNoLnYxLkNvbmZpZ1B1c2hIABI1Cg1wcm9iZV9yZXF1ZXN0GAQgASgLMhwub3JpZ2lud2F0Y2gudjEuUHJvYmVSZXF1ZXN0SAASMwoMYmF0Y2hfcmVqZWN0GAUgASgLMhsub3JpZ2lud2F0Y2gudjEuQmF0Y2hSZWplY3RIABI1Cg1mbHVzaF93aW5kb3dzGAYgASgLMhwub3JpZ2lud2F0Y2gudjEuRmx1c2hXaW5kb3dzSABCBgoEa2luZCJ6CgVIZWxsbxIqCgRub2RlGAEgASgLMhwub3JpZ2lud2F0Y2gudjEuTm9kZUlkZW50aXR5Eg8KB29yaWdpbnMYAiADKAkSHgoWYXBwbGllZF9jb25maWdfdmVyc2lvbhgDIAEoBBIUCgxjYXBhYmlsaXRpZXMYBCADKAki1QEKBUJhdGNoEgsKA3NlcRgBIAEoBBIuCgd3aW5kb3dzGAIgAygLMh0ub3JpZ2lud2F0Y2gudjEuV2luZG93U3VtbWFyeRIrCglleGVtcGxhcnMYAyADKAsyGC5vcmlnaW53YXRjaC52MS5FeGVtcGxhchIXCg9kcm9wcGVkX2JhdGNoZXMYBCABKAQSGAoQYnVmZmVyZWRfYmF0Y2hlcxgFIAEoBBIVCg1jbG9ja19za2V3X21zGAYgASgDEhgKEHJlamVjdGVkX2JhdGNoZXMYByABKAQi3QEKDVdpbmRvd1N1bW1hcnkSDgoGb3JpZ2luGAEgASgJEhUKDXN0YXJ0X3VuaXhfbXMYAiABKAMSEQoJbGVuZ3RoX21zGAMgASgNEi0KBmNvdW50cxgEIAEoCzIdLm9yaWdpbndhdGNoLnYxLk91dGNvbWVDb3VudHMSJwoEdHRmYhgFIAEoCzIZLm9yaWdpbndhdGNoLnYxLkhpc3RvZ3JhbRIQCghieXRlc19pbhgGIAEoBBIRCglieXRlc19vdXQYByABKAQSFQoNcGFja2VkX2NvdW50cxgIIAMoDSKAAQoHV2VsY29tZRISCgpzZXNzaW9uX2lkGAEgASgJEhYKDmhpZ2hfd2F0ZXJfc2VxGAIgASgEEhsKE3NlcnZlcl90aW1lX3VuaXhfbXMYAyABKAMSLAoGbGltaXRzGAQgASgLMhwub3JpZ2lud2F0Y2gudjEuSW5nZXN0TGltaXRzIsABCgxJbmdlc3RMaW1pdHMSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYASABKA0SHQoVbWF4X3dpbmRvd3NfcGVyX2JhdGNoGAIgASgNEh8KF21heF9leGVtcGxhcnNfcGVyX2JhdGNoGAMgASgNEhwKFG1heF9vcmlnaW5zX3Blcl9ub2RlGAQgASgNEhoKEm1heF9mdXR1cmVfc2tld19tcxgFIAEoDRIbChNtYXhfd2luZG93c19wZXJfc2VjGAYgASgNIjQKCEJhdGNoQWNrEgsKA3NlcRgBIAEoBBIbChNzZXJ2ZXJfdGltZV91bml4X21zGAIgASgDIjgKC0JhdGNoUmVqZWN0EgsKA3NlcRgBIAEoBBIMCgRjb2RlGAIgASgJEg4KBnJlYXNvbhgDIAEoCSI0CgpDb25maWdQdXNoEiYKBmNvbmZpZxgBIAEoCzIWLm9yaWdpbndhdGNoLnYxLkNvbmZpZyI+CglDb25maWdBY2sSDwoHdmVyc2lvbhgBIAEoBBIQCghhY2NlcHRlZBgCIAEoCBIOCgZyZWFzb24YAyABKAkiHgoMRmx1c2hXaW5kb3dzEg4KBm9yaWdpbhgBIAEoCSJxCgxQcm9iZVJlcXVlc3QSEAoIcHJvYmVfaWQYASABKAkSDgoGb3JpZ2luGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIMCgRwYXRoGAQgASgJEg0KBWNvdW50GAUgASgNEhIKCnRpbWVvdXRfbXMYBiABKA0iXwoLUHJvYmVSZXN1bHQSEAoIcHJvYmVfaWQYASABKAkSDgoGb3JpZ2luGAIgASgJEi4KCGF0dGVtcHRzGAMgAygLMhwub3JpZ2lud2F0Y2gudjEuUHJvYmVBdHRlbXB0IlkKDFByb2JlQXR0ZW1wdBIoCgdvdXRjb21lGAEgASgOMhcub3JpZ2lud2F0Y2gudjEuT3V0Y29tZRIOCgZzdGF0dXMYAiABKA0SDwoHdHRmYl9tcxgDIAEoATJdCg1Jbmdlc3RTZXJ2aWNlEkwKBlN0cmVhbRIeLm9yaWdpbndhdGNoLnYxLlNpZGVjYXJNZXNzYWdlGh4ub3JpZ2lud2F0Y2gudjEuQ2VudHJhbE1lc3NhZ2UoATABYgZwcm90bzM", [file_originwatch_v1_common, file_originwatch_v1_config]);
 
 /**
  * @generated from message originwatch.v1.SidecarMessage
@@ -94,6 +94,12 @@ export type CentralMessage = Message<"originwatch.v1.CentralMessage"> & {
      */
     value: BatchReject;
     case: "batchReject";
+  } | {
+    /**
+     * @generated from field: originwatch.v1.FlushWindows flush_windows = 6;
+     */
+    value: FlushWindows;
+    case: "flushWindows";
   } | { case: undefined; value?: undefined };
 };
 
@@ -490,6 +496,30 @@ export const ConfigAckSchema: GenMessage<ConfigAck> = /*@__PURE__*/
   messageDesc(file_originwatch_v1_ingest, 10);
 
 /**
+ * Ask a sidecar to send what it has counted of an origin so far, now, as a
+ * shorter window (the open window's part up to now), instead of at the window's
+ * end. The central asks every sidecar of an origin when one of them reports a
+ * fault's onset early, so the verdict compares the nodes over the same span of
+ * time (issue 13). Sent rarely (only at onsets, rate-limited per origin); a
+ * sidecar that does not know it ignores it, and one that does may rate-limit it.
+ *
+ * @generated from message originwatch.v1.FlushWindows
+ */
+export type FlushWindows = Message<"originwatch.v1.FlushWindows"> & {
+  /**
+   * @generated from field: string origin = 1;
+   */
+  origin: string;
+};
+
+/**
+ * Describes the message originwatch.v1.FlushWindows.
+ * Use `create(FlushWindowsSchema)` to create a new message.
+ */
+export const FlushWindowsSchema: GenMessage<FlushWindows> = /*@__PURE__*/
+  messageDesc(file_originwatch_v1_ingest, 11);
+
+/**
  * Ask a sidecar to send a few requests to an origin through its normal route.
  *
  * @generated from message originwatch.v1.ProbeRequest
@@ -531,7 +561,7 @@ export type ProbeRequest = Message<"originwatch.v1.ProbeRequest"> & {
  * Use `create(ProbeRequestSchema)` to create a new message.
  */
 export const ProbeRequestSchema: GenMessage<ProbeRequest> = /*@__PURE__*/
-  messageDesc(file_originwatch_v1_ingest, 11);
+  messageDesc(file_originwatch_v1_ingest, 12);
 
 /**
  * @generated from message originwatch.v1.ProbeResult
@@ -558,7 +588,7 @@ export type ProbeResult = Message<"originwatch.v1.ProbeResult"> & {
  * Use `create(ProbeResultSchema)` to create a new message.
  */
 export const ProbeResultSchema: GenMessage<ProbeResult> = /*@__PURE__*/
-  messageDesc(file_originwatch_v1_ingest, 12);
+  messageDesc(file_originwatch_v1_ingest, 13);
 
 /**
  * @generated from message originwatch.v1.ProbeAttempt
@@ -585,7 +615,7 @@ export type ProbeAttempt = Message<"originwatch.v1.ProbeAttempt"> & {
  * Use `create(ProbeAttemptSchema)` to create a new message.
  */
 export const ProbeAttemptSchema: GenMessage<ProbeAttempt> = /*@__PURE__*/
-  messageDesc(file_originwatch_v1_ingest, 13);
+  messageDesc(file_originwatch_v1_ingest, 14);
 
 /**
  * The one bidirectional stream between a sidecar and the central.
