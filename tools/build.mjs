@@ -61,19 +61,16 @@ const unusedStubs = {
   },
 };
 
-const started = Date.now();
-process.on("exit", () => rmSync(OUT, { recursive: true, force: true })); // a failed build leaves nothing behind
-
-await build({
+/**
+ * How every bundle is compiled: the bin's (below) and the bench baseline's
+ * (`--hop-baseline`), so `npm run bench:hop` compares like with like.
+ */
+const COMPILE = {
   absWorkingDir: ROOT,
-  entryPoints: { cli: "tools/cli.ts", "dashboard-bundle": "central/dashboard/bundle.ts" },
-  outdir: OUT,
   bundle: true,
-  splitting: true,
   format: "esm",
   platform: "node",
   target: "node20",
-  external: ["level", "esbuild"],
   // CommonJS dependencies call require() for Node built-ins; an ES module has none.
   banner: { js: 'import { createRequire as __owCreateRequire } from "node:module"; const require = __owCreateRequire(import.meta.url);' },
   sourcemap: true,
@@ -87,6 +84,27 @@ await build({
   legalComments: "linked",
   plugins: [unusedStubs],
   logLevel: "warning",
+};
+
+// `node tools/build.mjs --hop-baseline <dir>`: only the bare http-proxy hop of `npm run bench:hop`
+// (tools/bench/hop-bare.ts), compiled as the sidecar is, into <dir>/hop-bare.js.
+const baselineAt = process.argv.indexOf("--hop-baseline");
+if (baselineAt > 0) {
+  const dir = process.argv[baselineAt + 1];
+  if (!dir) throw new Error("--hop-baseline needs an output directory");
+  await build({ ...COMPILE, entryPoints: { "hop-bare": "tools/bench/hop-bare.ts" }, outdir: dir });
+  process.exit(0);
+}
+
+const started = Date.now();
+process.on("exit", () => rmSync(OUT, { recursive: true, force: true })); // a failed build leaves nothing behind
+
+await build({
+  ...COMPILE,
+  entryPoints: { cli: "tools/cli.ts", "dashboard-bundle": "central/dashboard/bundle.ts" },
+  outdir: OUT,
+  splitting: true,
+  external: ["level", "esbuild"],
 });
 
 // The dashboard page, pre-bundled with the options of central/dashboard/bundle.ts.
