@@ -9,6 +9,15 @@
 import { existsSync } from "node:fs";
 import v8 from "node:v8";
 
+/** V8 flags while the sidecar starts, and the value (V8's default) once it listens: see below. */
+const LEAN_START = [
+  ["--no-turbofan", "--turbofan"],
+  ["--semi-space-growth-factor=1", "--semi-space-growth-factor=2"],
+];
+
+/** `--no-turbofan`, `--turbofan=…` → `turbofan` (V8 also accepts `_` for `-`). */
+const flagName = (arg) => arg.replace(/^--(no-)?/, "").replace(/=.*$/, "").replaceAll("_", "-");
+
 const compiled = new URL("../dist/cli.js", import.meta.url);
 const source = new URL("../tools/cli.ts", import.meta.url);
 
@@ -24,15 +33,18 @@ if (process.env.ORIGINWATCH_FROM_SOURCE === "1") {
   // dist/ has source maps with the sources inlined; they are not loaded by default (about 2 MB of idle
   // RSS, `npm run bench:startup`): NODE_OPTIONS=--enable-source-maps makes stack traces name the .ts lines.
   //
-  // The sidecar starts without V8's optimizing compiler and turns it on once it listens (the import
-  // below settles when the subcommand's start-up has finished): a few start-up loops (protobuf
-  // descriptor decoding) are hot enough to be optimized, which alone maps ~4 MB more of the node
-  // binary and compiler memory into an idle sidecar (`npm run bench:startup`). Requests are
-  // optimized as before: the flag is read again when a function turns hot.
-  const leanStart = process.argv[2] === "sidecar";
-  if (leanStart) v8.setFlagsFromString("--no-turbofan");
+  // The sidecar starts lean and sizes itself for load once it listens (the import below settles when
+  // the subcommand's start-up has finished), `npm run bench:startup`:
+  //   - without V8's optimizing compiler: a few start-up loops (protobuf descriptor decoding) are hot
+  //     enough to be optimized, which alone maps ~4 MB of compiler into an idle sidecar;
+  //   - with a young generation that does not grow: start-up allocations would double it (~2 MB).
+  // Afterwards both are V8's defaults again, so requests are optimized and the young generation grows
+  // under load as before (`npm run bench:hop`, `bench:hop:rss`). A flag given on node's command line wins.
+  const given = new Set(process.execArgv.map(flagName));
+  const lean = process.argv[2] === "sidecar" ? LEAN_START.filter(([during]) => !given.has(flagName(during))) : [];
+  for (const [during] of lean) v8.setFlagsFromString(during);
   await import(compiled.href);
-  if (leanStart) v8.setFlagsFromString("--turbofan");
+  for (const [, after] of lean) v8.setFlagsFromString(after);
 } else {
   process.stderr.write("originwatch: dist/ is missing: run `npm run build` (or set ORIGINWATCH_FROM_SOURCE=1 to run the sources through tsx)\n");
   process.exit(2);
