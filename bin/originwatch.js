@@ -30,8 +30,11 @@ if (process.env.ORIGINWATCH_FROM_SOURCE === "1") {
   register();
   await import(source.href);
 } else if (existsSync(compiled)) {
-  // dist/ has source maps with the sources inlined; they are not loaded by default (about 2 MB of idle
-  // RSS, `npm run bench:startup`): NODE_OPTIONS=--enable-source-maps makes stack traces name the .ts lines.
+  // Stack traces name the .ts file and line through dist/'s source maps, loaded as each module is (they
+  // cannot be turned on later for modules already loaded). Every command loads them but the sidecar:
+  // ~2.3 MB of its idle RSS, ~4% of it (`npm run bench:startup`); NODE_OPTIONS=--enable-source-maps turns
+  // them on for a sidecar too (no cost per request: they are read only when a stack is formatted).
+  if (process.argv[2] !== "sidecar") process.setSourceMapsEnabled(true);
   //
   // The sidecar starts lean and sizes itself for load once it listens (the import below settles when
   // the subcommand's start-up has finished), `npm run bench:startup`:
