@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm run build`: compiles what the `originwatch` bin runs into dist/ with
 // esbuild, one ESM bundle split per subcommand (tools/cli.ts loads only the
-// subcommand it runs), npm dependencies included, source maps on (with the
-// sources inlined; off at run time unless NODE_OPTIONS=--enable-source-maps).
+// subcommand it runs), npm dependencies included, source maps on (mappings
+// only; bin/originwatch.js says which commands load them).
 // Types are checked by `npm run lint` (tsc --noEmit), not here.
 //
 // Why a bundle with the dependencies in it, measured with `npm run
@@ -61,23 +61,22 @@ const unusedStubs = {
   },
 };
 
-const started = Date.now();
-process.on("exit", () => rmSync(OUT, { recursive: true, force: true })); // a failed build leaves nothing behind
-
-await build({
+/**
+ * How every bundle is compiled: the bin's (below) and the bench baseline's
+ * (`--hop-baseline`), so `npm run bench:hop` compares like with like.
+ */
+const COMPILE = {
   absWorkingDir: ROOT,
-  entryPoints: { cli: "tools/cli.ts", "dashboard-bundle": "central/dashboard/bundle.ts" },
-  outdir: OUT,
   bundle: true,
-  splitting: true,
   format: "esm",
   platform: "node",
   target: "node20",
-  external: ["level", "esbuild"],
   // CommonJS dependencies call require() for Node built-ins; an ES module has none.
   banner: { js: 'import { createRequire as __owCreateRequire } from "node:module"; const require = __owCreateRequire(import.meta.url);' },
+  // Maps name the .ts file and line of every frame; without the sources in them (the checkout has those),
+  // which makes loading them cost ~2.3 MB of RSS instead of ~6.8 MB (sidecar idle, `npm run bench:startup`).
   sourcemap: true,
-  sourcesContent: true,
+  sourcesContent: false,
   minify: true,
   // No keepNames: it wraps every named function in a `__name()` call that runs each time the function is
   // created, which in http-proxy's stream pass is twice per proxied request (measurable in `npm run
@@ -87,6 +86,27 @@ await build({
   legalComments: "linked",
   plugins: [unusedStubs],
   logLevel: "warning",
+};
+
+// `node tools/build.mjs --hop-baseline <dir>`: only the bare http-proxy hop of `npm run bench:hop`
+// (tools/bench/hop-bare.ts), compiled as the sidecar is, into <dir>/hop-bare.js.
+const baselineAt = process.argv.indexOf("--hop-baseline");
+if (baselineAt > 0) {
+  const dir = process.argv[baselineAt + 1];
+  if (!dir) throw new Error("--hop-baseline needs an output directory");
+  await build({ ...COMPILE, entryPoints: { "hop-bare": "tools/bench/hop-bare.ts" }, outdir: dir });
+  process.exit(0);
+}
+
+const started = Date.now();
+process.on("exit", () => rmSync(OUT, { recursive: true, force: true })); // a failed build leaves nothing behind
+
+await build({
+  ...COMPILE,
+  entryPoints: { cli: "tools/cli.ts", "dashboard-bundle": "central/dashboard/bundle.ts" },
+  outdir: OUT,
+  splitting: true,
+  external: ["level", "esbuild"],
 });
 
 // The dashboard page, pre-bundled with the options of central/dashboard/bundle.ts.

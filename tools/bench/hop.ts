@@ -3,7 +3,8 @@
  * machine against a baseline measured in the same run.
  *
  *   (a) origin direct
- *   (b) bare http-proxy hop, same agent settings (the baseline)
+ *   (b) bare http-proxy hop, same agent settings (the baseline), compiled
+ *       as the sidecar is (esbuild bundle, same flags: tools/build.mjs)
  *   (c) `originwatch sidecar`, monitoring on, streaming to a live central
  *       (`originwatch central` when it runs; otherwise an ingest stand-in, noted)
  *
@@ -19,7 +20,7 @@
  *        --connections N (default 16) --rss [--rate N (5000)] [--rss-seconds N (60)]
  *        --node-options "…" (instead of SIDECAR_NODE_OPTIONS; "" for none)
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -56,7 +57,29 @@ interface Child {
 }
 
 function spawnTs(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Child> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(HERE, file), ...args], { stdio: ["ignore", "pipe", "inherit"], env });
+  return spawnChild(file, ["--import", "tsx", join(HERE, file), ...args], env);
+}
+
+/**
+ * The bare http-proxy hop (b), compiled exactly as the sidecar's bundle is
+ * (tools/build.mjs `--hop-baseline`: esbuild, bundled, minified, no
+ * keepNames), so (c)/(b) compares the hop's work, not tsx against a bundle.
+ */
+function spawnCompiledBaseline(args: string[], env: NodeJS.ProcessEnv): Promise<Child> {
+  const dir = mkdtempSync(join(tmpdir(), "ow-bench-baseline-"));
+  execFileSync(process.execPath, [join(HERE, "..", "build.mjs"), "--hop-baseline", dir], { stdio: "inherit" });
+  const started = spawnChild("hop-bare.js (compiled)", [join(dir, "hop-bare.js"), ...args], env);
+  return started.then(
+    (c) => ({ ...c, stop: () => c.stop().finally(() => rmSync(dir, { recursive: true, force: true })) }),
+    (err: unknown) => {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    },
+  );
+}
+
+function spawnChild(file: string, argv: string[], env: NodeJS.ProcessEnv): Promise<Child> {
+  const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "inherit"], env });
   return new Promise((resolve, reject) => {
     let buf = "";
     const t = setTimeout(() => reject(new Error(`${file} did not start`)), 20_000);
@@ -173,7 +196,7 @@ async function throughputMode(origin: Child, sidecar: Proc, centralLabel: string
   const durationMs = flag("duration-ms", 2000);
   const rounds = flag("rounds", 5);
   const connections = flag("connections", 16);
-  const bare = await spawnTs("hop-bare.ts", [`http://${origin.address}`], { ...process.env, NODE_OPTIONS: nodeOptions });
+  const bare = await spawnCompiledBaseline([`http://${origin.address}`], { ...process.env, NODE_OPTIONS: nodeOptions });
   const A = "(a) origin direct";
   const B = "(b) bare http-proxy";
   const C = "(c) originwatch sidecar";
