@@ -294,7 +294,8 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
       const deadline = Date.now() + timeoutMs;
       let last = "";
       try {
-        const jsm = await jetstreamManager(nc);
+        // no account-info check: right after a kill -9 the meta leader may be gone and it would time out
+        const jsm = await jetstreamManager(nc, { checkAPI: false });
         for (;;) {
           try {
             const info = await jsm.streams.info(name);
