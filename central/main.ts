@@ -14,7 +14,11 @@ import { IngestService } from "../proto/gen/originwatch/v1/ingest_pb.js";
 import { QueryService } from "../proto/gen/originwatch/v1/query_pb.js";
 import { type CentralConfig, parseHostPort, validateCentralConfig } from "./config.js";
 import { CentralError, START_EXIT_CODES } from "./errors.js";
-import { ConfigStore } from "./config-push/config-store.js";
+import { ConfigStore, type FleetConfigSource } from "./config-push/config-store.js";
+import { openConfigReplica } from "./cluster/config-replica.js";
+import { startProbeRelay } from "./cluster/probe-relay.js";
+import type { ReplicaLink } from "./cluster/replica-link.js";
+import { feedSessionDirectory, openSessionDirectory } from "./cluster/session-directory.js";
 import { configService } from "./config-push/config-service.js";
 import { createConfigPush } from "./config-push/config-push.js";
 import { Committer } from "./ingest/committer.js";
@@ -50,7 +54,7 @@ export interface Central {
   ingest: Ingest;
   query: QueryDeps;
   /** The fleet config in force: fleetConfig.current() (the verdict engine's settingsFor reads it). */
-  fleetConfig: ConfigStore;
+  fleetConfig: FleetConfigSource;
   verdict: VerdictService;
   log: Logger;
   /** The one-port server: its limit counters and open connections. */
@@ -75,7 +79,11 @@ export const LONG_LIVED_PATHS = [
 /** Services announced by reflection and health. */
 export const SERVED_SERVICES = [IngestService, QueryService, ConfigService, Health, reflV1.ServerReflection, reflV1alpha.ServerReflection];
 
-export async function startCentral(partial: Partial<CentralConfig>, log: Logger = pino({ base: { component: "central" } })): Promise<Central> {
+/**
+ * `cluster`: the replica's NATS handle in cluster mode (config in KV, probes
+ * relayed to other replicas); absent, the embedded central.
+ */
+export async function startCentral(partial: Partial<CentralConfig>, log: Logger = pino({ base: { component: "central" } }), cluster?: ReplicaLink): Promise<Central> {
   const config = validateCentralConfig(partial);
   const { host, port } = parseHostPort("listen", config.listen);
   const readPem = (field: string, file: string) => {
@@ -100,6 +108,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   const store = await LevelStore.open(config.data);
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   let verdict: VerdictService | undefined;
+  const closeCluster: Array<() => unknown> = [];
   try {
     const [totals, highWater, nodeList] = await Promise.all([store.loadTotals(), store.loadHighWater(), store.loadNodes()]);
     const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
@@ -107,8 +116,15 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const exemplars = new ExemplarStore(config.exemplarsPerOrigin, config.maxExemplars);
     const committer = new Committer(store, totals, highWater);
     const ingest = new Ingest({ totals, highWater, nodes, windows, exemplars, committer, log, requireNodeCert: Boolean(tls), limits: config, nodeLabels });
-    const fleetConfig = await ConfigStore.open(store);
-    const push = createConfigPush({ ingest, configs: fleetConfig, store, log });
+    // Cluster mode: config in KV (config-replica.ts), probes to sessions on other replicas (probe-relay.ts).
+    const directory = cluster ? await openSessionDirectory(cluster) : undefined;
+    if (directory) closeCluster.push(() => directory.close(), feedSessionDirectory(directory, ingest, log));
+    const replica = cluster ? await openConfigReplica({ link: cluster, nodes, labelsOf: (id) => directory?.get(id), log }) : undefined;
+    if (replica) closeCluster.push(() => replica.close());
+    const relay = cluster && directory ? startProbeRelay({ link: cluster, ingest, directory, log }) : undefined;
+    if (relay) closeCluster.push(() => relay.close());
+    const fleetConfig: FleetConfigSource = replica?.configs ?? (await ConfigStore.open(store));
+    const push = createConfigPush({ ingest, configs: fleetConfig, store, log, records: replica?.configs });
     const lookbackMs = () => config.lookbackMs;
     verdict = new VerdictService({
       ingest,
@@ -118,6 +134,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       lookbackMs: config.lookbackMs,
       historyRetentionMs: config.historyRetentionMs,
       webhook: config.webhook ? { url: config.webhook, includeNetwork: config.webhookNetwork } : undefined,
+      remoteProbeTargets: relay?.remoteTargets,
       alertmanager: config.alertmanagers.length
         ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}` }
         : undefined,
@@ -202,6 +219,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
           clearInterval(pruner);
           clearInterval(ager);
           push.close();
+          for (const c of closeCluster.reverse()) await c();
           health.setServing(false);
           ingest.closeAll();
           await srv.close();
@@ -215,6 +233,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   } catch (err) {
     await server?.close();
     await verdict?.close();
+    for (const c of closeCluster.reverse()) await c();
     await store.close();
     throw store.storeError(err);
   }
