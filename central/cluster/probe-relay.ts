@@ -121,14 +121,14 @@ export function startProbeRelay(o: ProbeRelayOptions): ProbeRelay {
                 if ("error" in r) broker.fail(rec.nodeId, req.probeId, r.error);
                 else broker.onResult(rec.nodeId, { ...fromJson(ProbeResultSchema, r.result), probeId: req.probeId });
               },
-              (err: Error & { code?: string }) => {
-                const noResponders = /no responders/i.test(err.message) || err.code === "503";
+              (err: Error & { isNoResponders?: () => boolean }) => {
+                const noResponders = err.isNoResponders?.() === true || /no responders/i.test(err.message);
                 broker.fail(
                   rec.nodeId,
                   req.probeId,
                   noResponders
                     ? `replica ${rec.replica} did not answer: nothing listens on ${probeSubject(rec.replica)} (stopped or cut off from NATS)`
-                    : /timeout/i.test(err.message)
+                    : err.name === "TimeoutError" || /timeout/i.test(err.message)
                       ? `replica ${rec.replica} did not answer within ${waitMs} ms`
                       : `replica ${rec.replica} did not answer: ${err.message}`,
                 );
