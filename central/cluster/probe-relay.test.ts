@@ -19,6 +19,7 @@ import { type InProcessReplicas, startInProcessReplicas } from "../../tools/nats
 import { type Origin, startOrigin } from "../../tools/origin.js";
 import { type Harness, startHarness } from "../../tools/test/sidecar-harness.js";
 import { eventually } from "../../tools/test/proc.js";
+import { IngestStream, hello } from "../../tools/test/ingest-client.js";
 
 if (requireNats("probes across replicas")) {
   let cluster: NatsCluster;
@@ -68,6 +69,23 @@ if (requireNats("probes across replicas")) {
     // An ISP filter applies to remote sidecars too.
     const onlyC = await reps.api(0).query.probeOrigin({ origin: "www.example", isp: "isp-c", count: 1 });
     assert.equal(onlyC.results.map((x) => x.nodeId), ["edge-c"]);
+  });
+
+  test("a sidecar on B that never answers its probe is named with its replica; the others' answers come back in the same round", async () => {
+    const mute = new IngestStream(reps.centrals[1].address);
+    try {
+      await mute.send(hello("edge-mute", ["www.example"], "isp-m"));
+      await mute.until((got) => got.some((m) => m.kind.case === "welcome"));
+      await eventually(() => reps.centrals[0].ingest.sessions.size === 0 && reps.api(0).query.probeOrigin({ origin: "www.example", isp: "isp-m", count: 1 }).then((r) => r.results.length === 1), 10_000);
+      const r = await reps.api(0).query.probeOrigin({ origin: "www.example", count: 1 });
+      const byNode = new Map(r.results.map((x) => [x.nodeId, x]));
+      assert.equal([...byNode.keys()].sort(), ["edge-b", "edge-c", "edge-mute"]);
+      assert.match(byNode.get("edge-mute")!.error, /^the sidecar on replica r1 did not answer within 2000 ms$/);
+      assert.ok(mute.received.some((m) => m.kind.case === "probeRequest" && m.kind.value.probeId.startsWith("r0/")), "the relayed probe id names the asking replica");
+      for (const n of ["edge-b", "edge-c"]) assert.is(byNode.get(n)!.attempts.length, 1, n);
+    } finally {
+      mute.close();
+    }
   });
 
   test("a replica cut off from NATS gives a partial answer that names it; the other replica's sidecar still answers", async () => {
