@@ -58,8 +58,9 @@ export async function openSessionDirectory(link: ReplicaLink, o: SessionDirector
   const ttlMs = o.ttlMs ?? DEFAULT_SESSION_TTL_MS;
   const kv: KV = await new Kvm(link.js).create(o.bucket ?? SESSIONS_BUCKET, { replicas: link.options.replicas, history: 1, ttl: ttlMs });
   const seen = new Map<string, { rec: SessionRecord; atMs: number }>();
-  /** Our own records: node id → (record, revision we wrote). */
-  const mine = new Map<string, { rec: SessionRecord; revision: number }>();
+  /** Our own records: node id → (record, revision we wrote, the first put while in flight). */
+  type Mine = { rec: SessionRecord; revision: number; first?: Promise<void> };
+  const mine = new Map<string, Mine>();
   const watch = await kv.watch({ key: "n.>" });
   let closed = false;
   void (async () => {
@@ -69,26 +70,30 @@ export async function openSessionDirectory(link: ReplicaLink, o: SessionDirector
       else seen.set(id, { rec: e.json<SessionRecord>(), atMs: Date.now() });
     }
   })().catch(() => {});
-  const put = async (rec: SessionRecord) => {
-    const revision = await kv.put(keyOf(rec.nodeId), JSON.stringify(rec));
-    if (mine.get(rec.nodeId)?.rec === rec) mine.get(rec.nodeId)!.revision = revision;
-    seen.set(rec.nodeId, { rec, atMs: Date.now() });
+  const put = async (m: Mine) => {
+    m.revision = await kv.put(keyOf(m.rec.nodeId), JSON.stringify(m.rec));
+    seen.set(m.rec.nodeId, { rec: m.rec, atMs: Date.now() });
   };
   const refresher = setInterval(() => {
-    for (const { rec } of mine.values()) put(rec).catch(() => {});
+    for (const m of mine.values()) put(m).catch(() => {});
   }, Math.max(50, Math.floor(ttlMs / 3)));
   refresher.unref();
   const live = (s: { rec: SessionRecord; atMs: number } | undefined, now: number) => (s && now - s.atMs <= ttlMs ? s.rec : undefined);
   return {
     async add(r) {
       const rec: SessionRecord = { nodeId: r.nodeId, replica: link.replicaId, isp: r.isp, region: r.region, origins: [...r.origins] };
-      mine.set(rec.nodeId, { rec, revision: 0 });
-      await put(rec);
+      const m: Mine = { rec, revision: 0 };
+      mine.set(rec.nodeId, m);
+      m.first = put(m);
+      await m.first;
     },
     async remove(nodeId) {
       const m = mine.get(nodeId);
       mine.delete(nodeId);
-      if (!m || m.revision === 0) return;
+      if (!m) return;
+      // A disconnect right after the connect: let the first put land, then delete it.
+      await m.first?.catch(() => {});
+      if (m.revision === 0) return;
       // Only our own record: a delete expecting our revision is refused once another replica wrote it.
       await kv.delete(keyOf(nodeId), { previousSeq: m.revision }).catch(() => {});
     },
