@@ -16,7 +16,8 @@
  * --nodes N (default 6), --partitions P (default 8), --view-ms (default 2000),
  * --no-view (no live view).
  */
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,9 +38,9 @@ const ORIGINS = ["shop.example", "img.example"];
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
 /** True when `originwatch central` has cluster mode (the --nats flag) on this build. */
-function centralHasNats(): boolean {
-  const r = spawnSync(process.execPath, [BIN, "central", "--help"], { encoding: "utf8", env: process.env });
-  return /--nats\b/.test(r.stdout ?? "");
+async function centralHasNats(): Promise<boolean> {
+  const r = await promisify(execFile)(process.execPath, [BIN, "central", "--help"], { encoding: "utf8", env: process.env }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? "" }));
+  return /--nats\b/.test(r.stdout);
 }
 
 async function main(): Promise<number> {
@@ -59,6 +60,12 @@ async function main(): Promise<number> {
       out("cluster stopped");
     })());
   let stopRequested = false;
+  /** A Ctrl-C during start-up stops at the next step instead of starting the rest first. */
+  class Interrupted extends Error {}
+  const checkStop = async () => {
+    await new Promise((r) => setImmediate(r));
+    if (stopRequested) throw new Interrupted();
+  };
   let wake: () => void = () => {};
   const onSignal = () => {
     stopRequested = true;
@@ -81,7 +88,9 @@ async function main(): Promise<number> {
     out(`nats: ${nats.urls.join(" ")} (user ${nats.user.user})`);
     out(`nats pids: ${nats.servers.map((s) => s.pid()).join(" ")}`);
     out(`nats ports: ${nats.servers.flatMap((s) => [s.clientPort, s.routePort, s.httpPort]).join(" ")}`);
-    if (!centralHasNats()) {
+    const hasNats = await centralHasNats();
+    await checkStop();
+    if (!hasNats) {
       out("cluster: `originwatch central` has no --nats flag on this build (cluster-mode wiring not merged yet); stopping");
       await stopAll();
       return 2;
@@ -98,6 +107,7 @@ async function main(): Promise<number> {
       centrals.push(p);
       stops.push(() => stopProc(p));
       out(`central-${i}: http://${p.address}`);
+      await checkStop();
     }
     const origin = await startOrigin();
     stops.push(() => origin.close());
@@ -117,6 +127,7 @@ async function main(): Promise<number> {
       procs.push(p);
       sidecars.push(p);
       stops.push(() => stopProc(p));
+      await checkStop();
     }
     const traffic = startTraffic(sidecars.flatMap((s) => ORIGINS.map((host) => ({ address: s.address, host }))), 100);
     stops.push(() => traffic.stop());
@@ -136,9 +147,11 @@ async function main(): Promise<number> {
       });
     }
   } catch (err) {
-    out(`cluster: ${(err as Error).message}`);
-    await stopAll();
-    return 1;
+    if (!(err instanceof Interrupted)) {
+      out(`cluster: ${(err as Error).message}`);
+      await stopAll();
+      return 1;
+    }
   }
   await stopAll();
   return 0;
