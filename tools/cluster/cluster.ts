@@ -14,9 +14,11 @@
  * Without cluster mode in `originwatch central` (no --nats flag) it stops
  * NATS again and exits 2.
  * --nodes N (default 6), --partitions P (default 8), --view-ms (default 2000),
- * --no-view (no live view).
+ * --no-view (no live view). On a terminal, `down` / `up` + Enter make the
+ * origin answer 503 / 200, to watch every replica report it.
  */
 import { execFile } from "node:child_process";
+import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -134,6 +136,17 @@ async function main(): Promise<number> {
     out(`cluster pids: ${procs.map((p) => p.child.pid).join(" ")}`);
     out(`cluster ports: ${procs.map((p) => Number(p.address.split(":").pop())).join(" ")} ${origin.port}`);
     out("cluster ready (Ctrl-C stops everything)");
+    if (process.stdin.isTTY) {
+      // Type `down` or `up` + Enter: the origin answers 503 or 200, and every replica should report it.
+      const rl = createInterface({ input: process.stdin });
+      rl.on("line", (line) => {
+        const cmd = line.trim();
+        if (cmd === "down" || cmd === "up") void origin.setMode(cmd === "down" ? { kind: "status", status: 503 } : { kind: "ok" }).then(() => out(`origin ${cmd}`));
+        else if (cmd) out(`${JSON.stringify(cmd.slice(0, 20))}: type \`down\` or \`up\` (the origin answers 503 or 200), Ctrl-C to stop`);
+      });
+      stops.push(async () => rl.close());
+      out("type `down` or `up` + Enter to fail or heal the origin");
+    }
 
     const nc = await nats.connect();
     stops.push(() => nc.close());
