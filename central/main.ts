@@ -15,10 +15,8 @@ import { QueryService } from "../proto/gen/originwatch/v1/query_pb.js";
 import { type CentralConfig, parseHostPort, validateCentralConfig } from "./config.js";
 import { CentralError, START_EXIT_CODES } from "./errors.js";
 import { ConfigStore, type FleetConfigSource } from "./config-push/config-store.js";
-import { openConfigReplica } from "./cluster/config-replica.js";
-import { startProbeRelay } from "./cluster/probe-relay.js";
+import { startControlPlane } from "./cluster/control-plane.js";
 import type { ReplicaLink } from "./cluster/replica-link.js";
-import { feedSessionDirectory, openSessionDirectory } from "./cluster/session-directory.js";
 import { configService } from "./config-push/config-service.js";
 import { createConfigPush } from "./config-push/config-push.js";
 import { Committer } from "./ingest/committer.js";
@@ -80,10 +78,10 @@ export const LONG_LIVED_PATHS = [
 export const SERVED_SERVICES = [IngestService, QueryService, ConfigService, Health, reflV1.ServerReflection, reflV1alpha.ServerReflection];
 
 /**
- * `cluster`: the replica's NATS handle in cluster mode (config in KV, probes
+ * `link`: the replica's NATS handle in cluster mode (config in KV, probes
  * relayed to other replicas); absent, the embedded central.
  */
-export async function startCentral(partial: Partial<CentralConfig>, log: Logger = pino({ base: { component: "central" } }), cluster?: ReplicaLink): Promise<Central> {
+export async function startCentral(partial: Partial<CentralConfig>, log: Logger = pino({ base: { component: "central" } }), link?: ReplicaLink): Promise<Central> {
   const config = validateCentralConfig(partial);
   const { host, port } = parseHostPort("listen", config.listen);
   const readPem = (field: string, file: string) => {
@@ -108,7 +106,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   const store = await LevelStore.open(config.data);
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   let verdict: VerdictService | undefined;
-  const closeCluster: Array<() => unknown> = [];
+  let control: Awaited<ReturnType<typeof startControlPlane>> | undefined;
   try {
     const [totals, highWater, nodeList] = await Promise.all([store.loadTotals(), store.loadHighWater(), store.loadNodes()]);
     const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
@@ -116,15 +114,10 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const exemplars = new ExemplarStore(config.exemplarsPerOrigin, config.maxExemplars);
     const committer = new Committer(store, totals, highWater);
     const ingest = new Ingest({ totals, highWater, nodes, windows, exemplars, committer, log, requireNodeCert: Boolean(tls), limits: config, nodeLabels });
-    // Cluster mode: config in KV (config-replica.ts), probes to sessions on other replicas (probe-relay.ts).
-    const directory = cluster ? await openSessionDirectory(cluster) : undefined;
-    if (directory) closeCluster.push(() => directory.close(), feedSessionDirectory(directory, ingest, log));
-    const replica = cluster ? await openConfigReplica({ link: cluster, nodes, labelsOf: (id) => directory?.get(id), log }) : undefined;
-    if (replica) closeCluster.push(() => replica.close());
-    const relay = cluster && directory ? startProbeRelay({ link: cluster, ingest, directory, log }) : undefined;
-    if (relay) closeCluster.push(() => relay.close());
-    const fleetConfig: FleetConfigSource = replica?.configs ?? (await ConfigStore.open(store));
-    const push = createConfigPush({ ingest, configs: fleetConfig, store, log, records: replica?.configs });
+    // Cluster mode: config in KV and probes to sidecars on any replica (cluster/control-plane.ts).
+    if (link) control = await startControlPlane({ link, ingest, nodes, log });
+    const fleetConfig: FleetConfigSource = control?.configs ?? (await ConfigStore.open(store));
+    const push = createConfigPush({ ingest, configs: fleetConfig, store, log, records: control?.configs });
     const lookbackMs = () => config.lookbackMs;
     verdict = new VerdictService({
       ingest,
@@ -134,7 +127,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       lookbackMs: config.lookbackMs,
       historyRetentionMs: config.historyRetentionMs,
       webhook: config.webhook ? { url: config.webhook, includeNetwork: config.webhookNetwork } : undefined,
-      remoteProbeTargets: relay?.remoteTargets,
+      remoteProbeTargets: control?.remoteProbeTargets,
       alertmanager: config.alertmanagers.length
         ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}` }
         : undefined,
@@ -219,7 +212,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
           clearInterval(pruner);
           clearInterval(ager);
           push.close();
-          for (const c of closeCluster.reverse()) await c();
+          await control?.close();
           health.setServing(false);
           ingest.closeAll();
           await srv.close();
@@ -233,7 +226,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   } catch (err) {
     await server?.close();
     await verdict?.close();
-    for (const c of closeCluster.reverse()) await c();
+    await control?.close();
     await store.close();
     throw store.storeError(err);
   }
