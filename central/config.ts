@@ -13,7 +13,7 @@ export interface CentralConfig {
   data: string;
   /** Largest inbound message in bytes (RESOURCE_EXHAUSTED above). */
   maxMessageBytes: number;
-  /** How long recent windows are kept in memory for evaluation. */
+  /** No effect since issue 12 besides its check against lookbackMs (the recent-window store is gone); accepted so existing configs start. */
   windowRetentionMs: number;
   /** Lookback used for the live figures in OriginStatus. */
   lookbackMs: number;
@@ -86,7 +86,7 @@ export interface CentralConfig {
   maxFutureSkewMs: number;
   /** Plausible maximum requests per second of window length from one node; a window claiming more is refused. */
   maxRequestsPerSec: number;
-  /** Recent windows kept in memory in total (the oldest leave first; totals are not affected). */
+  /** No effect since issue 12 (the verdict's lookback is the one in-memory copy of recent windows); accepted so existing configs start. */
   maxRecentWindows: number;
   /** Exemplars kept in memory in total, across origins (the oldest leave first). */
   maxExemplars: number;

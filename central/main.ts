@@ -22,7 +22,7 @@ import { createConfigPush } from "./config-push/config-push.js";
 import { Committer } from "./ingest/committer.js";
 import { ExemplarStore } from "./ingest/exemplar-store.js";
 import { Ingest } from "./ingest/ingest-service.js";
-import { WindowStore } from "./ingest/window-store.js";
+import { ingestStreamMethod } from "./ingest/sidecar-message-view.js";
 import { addIngestLimitFlags, ingestLimitsFromFlags } from "./ingest/limits.js";
 import { type QueryDeps, queryService } from "./query/query-service.js";
 import { AGE_OUT_SWEEP_MS, type AgedOut, ageOut } from "./query/age-out.js";
@@ -110,15 +110,13 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   try {
     const [totals, highWater, nodeList] = await Promise.all([store.loadTotals(), store.loadHighWater(), store.loadNodes()]);
     const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
-    const windows = new WindowStore(config.windowRetentionMs, config.maxRecentWindows);
     const exemplars = new ExemplarStore(config.exemplarsPerOrigin, config.maxExemplars);
     const committer = new Committer(store, totals, highWater);
-    const ingest = new Ingest({ totals, highWater, nodes, windows, exemplars, committer, log, requireNodeCert: Boolean(tls), limits: config, nodeLabels });
+    const ingest = new Ingest({ totals, highWater, nodes, exemplars, committer, log, requireNodeCert: Boolean(tls), limits: config, nodeLabels });
     // Cluster mode: config in KV and probes to sidecars on any replica (cluster/control-plane.ts).
     if (link) control = await startControlPlane({ link, ingest, nodes, log });
     const fleetConfig: FleetConfigSource = control?.configs ?? (await ConfigStore.open(store));
     const push = createConfigPush({ ingest, configs: fleetConfig, store, log, records: control?.configs });
-    const lookbackMs = () => config.lookbackMs;
     verdict = new VerdictService({
       ingest,
       store,
@@ -140,16 +138,14 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const query: QueryDeps = {
       totals,
       nodes,
-      windows,
       ingest,
-      lookbackMs,
-      status: { verdictOf: (o, now) => ({ ...v.verdictOf(o, now), figures: v.figuresOf(o) }) },
+      verdict: v,
       exemplars,
       forget,
       maxPageBytes: config.maxMessageBytes,
     };
     const sweep = async (nowMs = Date.now()) => {
-      const r = await ageOut({ totals, nodes, windows, ingest, forget }, config, nowMs);
+      const r = await ageOut({ totals, nodes, verdict: v, ingest, forget }, config, nowMs);
       if (r.origins.length || r.nodes.length) log.info({ origins: r.origins.length, nodes: r.nodes.length, sample: [...r.origins.slice(0, 5), ...r.nodes.slice(0, 5)] }, "aged out idle origins and nodes");
       return r;
     };
@@ -158,7 +154,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const healthWatches = new StreamLimit("Health.Watch", config.maxHealthWatches, "--max-health-watches");
     const reflectionStreams = new StreamLimit("reflection", config.maxReflectionStreams, "--max-reflection-streams");
     const routes = (router: ConnectRouter) => {
-      router.service(IngestService, ingest.impl());
+      router.rpc(ingestStreamMethod, ingest.impl().stream as never);
       router.service(QueryService, { ...queryService(query), ...v.queryHandlers() });
       router.service(ConfigService, configService(fleetConfig));
       router.service(Health, healthService(health, healthWatches));
@@ -184,8 +180,6 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       httpFallback,
       onLimit: (kind, counters) => log.warn({ kind, counters }, "connection limit enforced"),
     });
-    const pruner = setInterval(() => windows.prune(Date.now()), 5_000);
-    pruner.unref();
     const ageOutErr = (err: unknown) => log.error({ err }, "age-out sweep failed");
     const ager = setInterval(() => void sweep().catch(ageOutErr), AGE_OUT_SWEEP_MS);
     ager.unref();
@@ -209,7 +203,6 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       ageOut: sweep,
       close() {
         closing ??= (async () => {
-          clearInterval(pruner);
           clearInterval(ager);
           push.close();
           await control?.close();

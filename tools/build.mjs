@@ -12,8 +12,9 @@
 //   own code bundled, deps from node_modules: within noise of the above
 //   own code and deps bundled:
 //                              central ~220 ms, 61 MB; sidecar ~180 ms, 65 MB
-//   the same, minified with names kept (this; V8 keeps every loaded source text):
+//   the same, minified with names kept (V8 keeps every loaded source text):
 //                              central ~190 ms, 60 MB; sidecar ~180 ms, 62 MB
+//   the same, minified without keepNames (this): see `npm run bench:startup` and the README
 // Loading a few large files beats resolving and reading hundreds of small
 // ones. tsc also takes ~15 s here, esbuild under a second.
 //
@@ -36,6 +37,30 @@ const DIST = join(ROOT, "dist");
 // sees a half-written dist/; `npm pack` in tools/package rebuilds while other processes may use it.
 const OUT = join(ROOT, `.dist-build-${process.pid}`);
 
+/**
+ * Packages the bundled dependencies require but that no code path of ours ever
+ * runs, replaced by a stub that throws a clear error if one ever is: every
+ * module of a bundle is source text the process keeps (idle RSS, `npm run
+ * bench:startup`), and some run code at load.
+ *   - follow-redirects: http-proxy's `followRedirects` option (never set);
+ *   - @grpc/proto-loader (and protobufjs under it): grpc-js's channelz and ORCA
+ *     services (never enabled);
+ *   - @opentelemetry/api: prom-client's exemplars (never enabled);
+ *   - thread-stream: pino's worker-thread transports (never used; we log to stdout).
+ */
+const UNUSED = ["follow-redirects", "@grpc/proto-loader", "@opentelemetry/api", "thread-stream"];
+const unusedStubs = {
+  name: "unused-stubs",
+  setup(b) {
+    const filter = new RegExp(`^(${UNUSED.map((n) => n.replace(/[/.]/g, "\\$&")).join("|")})$`);
+    b.onResolve({ filter }, (args) => ({ path: args.path, namespace: "unused-stub" }));
+    b.onLoad({ filter: /.*/, namespace: "unused-stub" }, (args) => ({
+      loader: "js",
+      contents: `module.exports = new Proxy({}, { get(_, k) { if (typeof k === "symbol" || k === "__esModule" || k === "then") return undefined; throw new Error(${JSON.stringify(`${args.path} is not bundled (tools/build.mjs UNUSED): `)} + String(k)); } });`,
+    }));
+  },
+};
+
 const started = Date.now();
 process.on("exit", () => rmSync(OUT, { recursive: true, force: true })); // a failed build leaves nothing behind
 
@@ -54,9 +79,13 @@ await build({
   sourcemap: true,
   sourcesContent: true,
   minify: true,
-  // Function and class names stay in stack traces and in `.name` (error classes, logs).
-  keepNames: true,
+  // No keepNames: it wraps every named function in a `__name()` call that runs each time the function is
+  // created, which in http-proxy's stream pass is twice per proxied request (measurable in `npm run
+  // bench:hop`). Stack traces name the .ts lines with NODE_OPTIONS=--enable-source-maps; our error
+  // classes set `name` themselves; nothing here selects by a function's name.
+  keepNames: false,
   legalComments: "linked",
+  plugins: [unusedStubs],
   logLevel: "warning",
 });
 

@@ -177,6 +177,11 @@ if (requireNats("window log")) {
       slowest = Math.max(slowest, Date.now() - t0);
     }
     process.stderr.write(`window log: longest publish across the leader kill ${slowest} ms\n`);
+    assert.is.not(await cluster.streamLeader(windowStream(p)), leader);
+    // Read back with the killed server restarted: on 2.9.10, creating a consumer right after the meta leader
+    // died failed for up to ~30 s here (README, failures), which is not what this test is about.
+    await cluster.restart(leader);
+    await cluster.ready();
     const got: number[] = [];
     const reader = await readPartition(js, p, { fromSeq: base + 1, handler: (b) => void got.push(Number(b.seq)) });
     const deadline = Date.now() + 15_000;
@@ -184,9 +189,6 @@ if (requireNats("window log")) {
     await new Promise((r) => setTimeout(r, 300));
     await reader.stop();
     assert.equal(got, Array.from({ length: N }, (_, i) => 1000 + i), "every batch once, in order");
-    assert.is.not(await cluster.streamLeader(windowStream(p)), leader);
-    await cluster.restart(leader);
-    await cluster.ready();
   });
 }
 

@@ -26,7 +26,7 @@ import type { Batch, WindowSummary } from "../../proto/gen/originwatch/v1/ingest
 import { type PartitionBatch, PartitionBatchSchema } from "../../proto/gen/originwatch/v1/cluster_pb.js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { nanos } from "@nats-io/transport-node";
-import { type JetStreamClient, type JetStreamManager, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream";
+import { type Consumer, type JetStreamClient, type JetStreamManager, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream";
 import { CentralError } from "../errors.js";
 import type { NatsOptions } from "./nats-options.js";
 import { partitionOf } from "./partition.js";
@@ -195,6 +195,12 @@ export interface PartitionReaderOptions {
   onUndecodable?: (streamSeq: number, err: Error) => void;
   /** Messages the client pulls ahead of the handler (default 256). */
   maxBuffered?: number;
+  /**
+   * Keep trying to create the consumer this long (default 30 s): right after a
+   * server dies (when a new owner starts reading) JetStream may need a meta or
+   * stream leader election first. Then CENTRAL_NATS_UNAVAILABLE.
+   */
+  startTimeoutMs?: number;
 }
 
 export interface PartitionReader {
@@ -221,8 +227,18 @@ export interface PartitionReader {
  */
 export async function readPartition(js: JetStreamClient, p: number, opts: PartitionReaderOptions): Promise<PartitionReader> {
   const start = opts.fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.fromSeq } : { deliver_policy: DeliverPolicy.All };
-  const consumer = await js.consumers.get(windowStream(p), start);
-  const messages = await consumer.consume({ max_messages: opts.maxBuffered ?? 256 });
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
+  let messages: Awaited<ReturnType<Consumer["consume"]>>;
+  for (let wait = 100; ; wait = Math.min(wait * 2, 1_000)) {
+    try {
+      const consumer = await js.consumers.get(windowStream(p), start);
+      messages = await consumer.consume({ max_messages: opts.maxBuffered ?? 256 });
+      break;
+    } catch (err) {
+      if (Date.now() + wait > deadline) throw new CentralError("CENTRAL_NATS_UNAVAILABLE", `cannot read ${windowStream(p)}: ${(err as Error).message}`, { cause: err });
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
   let last = Math.max(0, opts.fromSeq - 1);
   let stopped = false;
   const done = (async () => {

@@ -20,22 +20,11 @@
  * any time with Session.send().
  */
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { EventEmitter } from "node:events";
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import {
-  type Batch,
-  type CentralMessage,
-  CentralMessageSchema,
-  type ConfigAck,
-  type Hello,
-  IngestService,
-  type ProbeResult,
-  type SidecarMessage,
-} from "../../proto/gen/originwatch/v1/ingest_pb.js";
-import { completedFailuresOf, completedOf } from "../../proto/outcomes.js";
+import { type CentralMessage, CentralMessageSchema, type ConfigAck, type Hello, type ProbeResult } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { CentralError, toConnectError } from "../errors.js";
 import type { NodeRecord, OriginTotals } from "../store/level-store.js";
 import { type PeerIdentity, checkNodeBinding, peerKey } from "../server/auth.js";
@@ -47,7 +36,9 @@ import type { ExemplarStore } from "./exemplar-store.js";
 import { IssuedProbes, type ProbeRequestFields } from "./issued-probes.js";
 import { type IngestLimitOptions, advertisedLimits, exemplarsPerBatchOf, windowsPerBatchOf } from "./limits.js";
 import { type Refusal, batchProblem, checkSeq, validateConfigAck, validateHello } from "./validate.js";
-import type { WindowStore } from "./window-store.js";
+import { type DecodedBatch, decodeBatch } from "./batch-decoder.js";
+import type { SidecarMessageView } from "./sidecar-message-view.js";
+import { completedAt, completedFailuresAt } from "./window-columns.js";
 import type { NodeLabelAllowlist } from "../verdict/node-labels.js";
 
 export interface IngestState {
@@ -56,7 +47,6 @@ export interface IngestState {
   /** Highest seq durably counted per node (moved only by the committer, after the write). */
   highWater: Map<string, bigint>;
   nodes: Map<string, NodeRecord>;
-  windows: WindowStore;
   /** Latest exemplars per origin (fed after the durable write). */
   exemplars?: ExemplarStore;
   committer: Committer;
@@ -73,10 +63,10 @@ export interface IngestEvents {
   "node-disconnected": [session: Session];
   "config-ack": [session: Session, ack: ConfigAck];
   "probe-result": [session: Session, result: ProbeResult];
-  /** A batch counted for the first time, after its durable write. */
-  batch: [session: Session, batch: Batch];
+  /** A batch counted for the first time, after its durable write (windows as converted on arrival). */
+  batch: [session: Session, batch: DecodedBatch];
   /** A replayed batch, acknowledged and not counted again (metrics). */
-  duplicate: [session: Session, batch: Batch];
+  duplicate: [session: Session, batch: DecodedBatch];
 }
 
 /** What the ingest refused, in total (per node: the node record). */
@@ -152,6 +142,18 @@ function inboundError(err: unknown): ConnectError {
 
 const storageUnavailable = () => new ConnectError("central storage unavailable, retry later [CENTRAL_DATA_UNAVAILABLE]", Code.Unavailable);
 
+/** The message with its batch decoded (batch-decoder.ts); a batch that does not decode ends the stream. */
+type InboundMessage = Exclude<SidecarMessageView["kind"], { case: "batch" }> | { case: "batch"; value: DecodedBatch };
+
+function decodeInbound(msg: SidecarMessageView): InboundMessage {
+  if (msg.kind.case !== "batch") return msg.kind;
+  try {
+    return { case: "batch", value: decodeBatch(msg.kind.value) };
+  } catch (err) {
+    throw new CentralError("CENTRAL_BAD_MESSAGE", `cannot decode SidecarMessage.batch (${(err as Error).message})`);
+  }
+}
+
 /** A skew beyond a year is reported as a year (the record keeps a plain number). */
 const MAX_SKEW_MS = 365 * 24 * 3600_000;
 
@@ -172,15 +174,20 @@ export class Ingest extends EventEmitter<IngestEvents> {
     state.committer.onFailure = (nodes, err) => this.onWriteFailed(nodes, err);
   }
 
-  impl(): Partial<ServiceImpl<typeof IngestService>> {
+  /**
+   * The handler of IngestService.Stream, served with sidecar-message-view.ts's
+   * ingestStreamMethod (the batch arrives as bytes and is decoded here).
+   */
+  impl(): { stream(requests: AsyncIterable<SidecarMessageView>, ctx: HandlerContext): AsyncIterable<CentralMessage> } {
     const self = this;
     return {
-      async *stream(requests: AsyncIterable<SidecarMessage>, ctx) {
+      async *stream(requests: AsyncIterable<SidecarMessageView>, ctx: HandlerContext) {
         const session = new Session();
         session.peer = ctx.values.get(peerKey);
         const reader = (async () => {
-          for await (const msg of requests) {
+          for await (const raw of requests) {
             if (session.closed) break;
+            const msg = decodeInbound(raw);
             if (session.node) {
               // Charged by what costs, per node across its streams: a reconnect does not refill it.
               const wait = self.buckets.of(session.node.nodeId).take(self.costOf(msg));
@@ -213,29 +220,29 @@ export class Ingest extends EventEmitter<IngestEvents> {
    * A batch over the per-batch caps (so over what the bucket may ever hold)
    * costs 1: it is refused at once, before any per-window work.
    */
-  private costOf(msg: SidecarMessage): number {
-    if (msg.kind.case !== "batch") return 1;
-    const b = msg.kind.value;
+  private costOf(msg: InboundMessage): number {
+    if (msg.case !== "batch") return 1;
+    const b = msg.value;
     const l = this.state.limits;
     if (b.windows.length > windowsPerBatchOf(l) || b.exemplars.length > exemplarsPerBatchOf(l)) return 1;
     return Math.max(1, b.windows.length + b.exemplars.length);
   }
 
-  private async handle(session: Session, msg: SidecarMessage): Promise<void> {
-    switch (msg.kind.case) {
+  private async handle(session: Session, msg: InboundMessage): Promise<void> {
+    switch (msg.case) {
       case "hello":
-        return this.onHello(session, msg.kind.value);
+        return this.onHello(session, msg.value);
       case "batch":
         if (!session.node) throw new CentralError("CENTRAL_HELLO_REQUIRED", "the first message on a stream must be hello");
-        return this.onBatch(session, msg.kind.value);
+        return this.onBatch(session, msg.value);
       case "configAck":
         if (!session.node) throw new CentralError("CENTRAL_HELLO_REQUIRED", "the first message on a stream must be hello");
-        validateConfigAck(msg.kind.value);
-        this.emit("config-ack", session, msg.kind.value);
+        validateConfigAck(msg.value);
+        this.emit("config-ack", session, msg.value);
         return;
       case "probeResult":
         if (!session.node) throw new CentralError("CENTRAL_HELLO_REQUIRED", "the first message on a stream must be hello");
-        return this.onProbeResult(session, msg.kind.value);
+        return this.onProbeResult(session, msg.value);
       default:
         throw new CentralError("CENTRAL_BAD_MESSAGE", "message has no known kind (empty oneof or a newer sidecar)");
     }
@@ -309,7 +316,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.emit("node-connected", session);
   }
 
-  private onBatch(session: Session, batch: Batch): void {
+  private onBatch(session: Session, batch: DecodedBatch): void {
     if (session.closed) return;
     const node = session.node!;
     const now = Date.now();
@@ -336,13 +343,17 @@ export class Ingest extends EventEmitter<IngestEvents> {
     const problem = batchProblem(batch, { nowMs: now, declared: session.declaredOrigins!, limits: this.state.limits }) ?? this.originCapProblem(batch);
     if (problem) return this.refuse(session, seq, problem);
     this.accepted.set(node.nodeId, seq);
-    const deltas = new Map<string, TotalsDelta>();
-    for (const w of batch.windows) {
-      let d = deltas.get(w.origin);
-      if (!d) deltas.set(w.origin, (d = { requests: 0n, failures: 0n, atMs: now }));
-      d.requests += completedOf(w.counts!);
-      d.failures += completedFailuresOf(w.counts!);
+    // Summed as numbers (exact: a batch is at most a few thousand capped windows), BigInt once per origin.
+    const sums = new Map<string, { requests: number; failures: number }>();
+    const w = batch.windows;
+    for (let i = 0; i < w.length; i++) {
+      let d = sums.get(w.origin[i]);
+      if (!d) sums.set(w.origin[i], (d = { requests: 0, failures: 0 }));
+      d.requests += completedAt(w, i);
+      d.failures += completedFailuresAt(w, i);
     }
+    const deltas = new Map<string, TotalsDelta>();
+    for (const [origin, d] of sums) deltas.set(origin, { requests: BigInt(d.requests), failures: BigInt(d.failures), atMs: now });
     // Not awaited: the next message is read while this one is written; acks
     // still go out in order because the committer completes writes in order.
     session.track(
@@ -356,21 +367,18 @@ export class Ingest extends EventEmitter<IngestEvents> {
     );
   }
 
-  /** A durable batch reaches memory: recent windows, exemplars, listeners (verdict, history). */
-  private apply(session: Session, node: NodeRecord, batch: Batch): void {
-    const now = Date.now();
-    for (const w of batch.windows) {
-      this.state.windows.add(w.origin, node, { startMs: Number(w.startUnixMs), lengthMs: w.lengthMs, counts: w.counts!, ttfb: w.ttfb }, now);
-    }
+  /** A durable batch reaches memory: exemplars, listeners (the verdict's lookback and history). */
+  private apply(session: Session, node: NodeRecord, batch: DecodedBatch): void {
     if (batch.exemplars.length > 0) this.state.exemplars?.add(node.nodeId, batch.exemplars);
     this.emit("batch", session, batch);
   }
 
   /** A batch that would make the central know more origins than --max-origins. */
-  private originCapProblem(batch: Batch): Refusal | undefined {
+  private originCapProblem(batch: DecodedBatch): Refusal | undefined {
     let fresh: Set<string> | undefined;
-    for (const w of batch.windows) {
-      if (!this.knownOrigins.has(w.origin)) (fresh ??= new Set()).add(w.origin);
+    const origins = batch.windows.origin;
+    for (let i = 0; i < origins.length; i++) {
+      if (!this.knownOrigins.has(origins[i])) (fresh ??= new Set()).add(origins[i]);
     }
     if (!fresh) return undefined;
     const max = this.state.limits.maxOrigins;
@@ -447,22 +455,21 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   /**
-   * Forget an origin in memory (operator forget, ageing out): its totals,
-   * recent windows and exemplars, and its place under --max-origins. Deleting
+   * Forget an origin in memory (operator forget, ageing out): its totals
+   * and exemplars, and its place under --max-origins. Deleting
    * it from the store is the caller's part. A sidecar reporting it again
    * starts it afresh.
    */
   forgetOrigin(origin: string): boolean {
     const known = this.knownOrigins.delete(origin);
     const had = this.state.totals.delete(origin);
-    const windows = this.state.windows.forgetOrigin(origin);
     this.state.exemplars?.forget(origin);
-    return known || had || windows;
+    return known || had;
   }
 
   /**
    * Forget a node in memory (operator forget, ageing out): its record, its
-   * throttle bucket, its recent windows and its high-water mark, and its
+   * throttle bucket and its high-water mark, and its
    * place under --max-nodes. A node with a live session is refused
    * (CENTRAL_NODE_CONNECTED). Deleting it from the store is the caller's part.
    * A node that comes back starts from seq 0 again. False when unknown.
@@ -475,7 +482,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.state.highWater.delete(nodeId);
     this.accepted.delete(nodeId);
     this.buckets.forget(nodeId);
-    this.state.windows.forgetNode(nodeId);
     return known;
   }
 
@@ -487,7 +493,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
       origins: this.knownOrigins.size,
       nodes: this.state.nodes.size,
       sessions: this.sessions.size,
-      windows: this.state.windows.stats(),
       exemplars: this.state.exemplars?.size ?? 0,
       pendingWrites: this.state.committer.waiting,
     };

@@ -61,7 +61,7 @@ const FLAGS: Array<[string, keyof IngestLimitOptions | "maxRecentWindows" | "max
   ["--max-nodes <n>", "maxNodes", "distinct node ids in total (a new node's hello is refused RESOURCE_EXHAUSTED)"],
   ["--max-future-skew <ms>", "maxFutureSkewMs", "how far ahead of the central's clock a window may start (BatchReject above)"],
   ["--max-requests-per-sec <n>", "maxRequestsPerSec", "plausible maximum requests per second of window length per node (BatchReject above)"],
-  ["--max-recent-windows <n>", "maxRecentWindows", "recent windows kept in memory in total (oldest leave first)"],
+  ["--max-recent-windows <n>", "maxRecentWindows", "no effect (accepted so existing command lines start): the verdict's lookback is the one in-memory copy of recent windows"],
   ["--max-exemplars <n>", "maxExemplars", "exemplars kept in memory in total (oldest leave first)"],
 ];
 

@@ -7,9 +7,10 @@
  *   answers BatchReject{seq, code, reason}, never counts it, and reads on.
  * Every reason names the field.
  */
-import type { NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
-import { COUNT_FIELDS, completedOf, isKnownOutcome, unpackCounts } from "../../proto/outcomes.js";
-import type { Batch, ConfigAck, Hello } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import type { Exemplar, NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { COUNT_FIELDS, isKnownOutcome } from "../../proto/outcomes.js";
+import type { ConfigAck, Hello, WindowSummary } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { F, type WindowColumns, columnsOfBatch, completedAt } from "./window-columns.js";
 import { CentralError, type CentralErrorCode } from "../errors.js";
 import { DEFAULT_BOUNDS_MS } from "../../proto/histogram.js";
 import { labelProblem, originProblem } from "../../proto/names.js";
@@ -83,15 +84,20 @@ function refuse(code: CentralErrorCode, reason: string): never {
   throw new Refused({ code, reason });
 }
 
-/** Most requests one node can plausibly report in a window of lengthMs. */
-export function maxRequestsIn(lengthMs: number, limits: Pick<IngestLimitOptions, "maxRequestsPerSec">): bigint {
-  return BigInt(Math.ceil((limits.maxRequestsPerSec * lengthMs) / 1000));
+
+/** What validation reads of a batch: its windows (as columns, or as the contract's messages) and exemplars. */
+export interface BatchContent {
+  windows: WindowColumns | WindowSummary[];
+  exemplars: Exemplar[];
 }
 
+/** Origin names already found valid (checked once, not per window); cleared when it grows large. */
+const goodOrigins = new Set<string>();
+
 /** Why the batch must be refused for good, or undefined when it may be counted. */
-export function batchProblem(batch: Batch, ctx: BatchContext): Refusal | undefined {
+export function batchProblem(batch: BatchContent, ctx: BatchContext): Refusal | undefined {
   try {
-    checkBatch(batch, ctx);
+    checkBatch(Array.isArray(batch.windows) ? columnsOfBatch({ windows: batch.windows }) : (batch.windows as WindowColumns), batch.exemplars, ctx);
     return undefined;
   } catch (err) {
     if (err instanceof Refused) return err.refusal;
@@ -99,62 +105,18 @@ export function batchProblem(batch: Batch, ctx: BatchContext): Refusal | undefin
   }
 }
 
-function checkBatch(batch: Batch, { nowMs, declared, limits }: BatchContext): void {
+function checkBatch(w: WindowColumns, exemplars: Exemplar[], { nowMs, declared, limits }: BatchContext): void {
   const maxWindows = windowsPerBatchOf(limits);
-  if (batch.windows.length > maxWindows) {
-    refuse("CENTRAL_BATCH_TOO_LARGE", `batch.windows has ${batch.windows.length} entries, more than ${maxWindows} (Welcome.limits.max_windows_per_batch)`);
+  if (w.length > maxWindows) {
+    refuse("CENTRAL_BATCH_TOO_LARGE", `batch.windows has ${w.length} entries, more than ${maxWindows} (Welcome.limits.max_windows_per_batch)`);
   }
   const maxExemplars = exemplarsPerBatchOf(limits);
-  if (batch.exemplars.length > maxExemplars) {
-    refuse("CENTRAL_BATCH_TOO_LARGE", `batch.exemplars has ${batch.exemplars.length} entries, more than ${maxExemplars} (Welcome.limits.max_exemplars_per_batch)`);
+  if (exemplars.length > maxExemplars) {
+    refuse("CENTRAL_BATCH_TOO_LARGE", `batch.exemplars has ${exemplars.length} entries, more than ${maxExemplars} (Welcome.limits.max_exemplars_per_batch)`);
   }
   const latest = nowMs + limits.maxFutureSkewMs;
-  batch.windows.forEach((w, i) => {
-    const f = `batch.windows[${i}]`;
-    const originBad = originProblem(`${f}.origin`, w.origin);
-    if (originBad) refuse("CENTRAL_BAD_BATCH", originBad);
-    if (!declared.has(w.origin)) refuse("CENTRAL_ORIGIN_NOT_DECLARED", `${f}.origin ${quote(w.origin)} was not declared in hello.origins`);
-    if (w.lengthMs === 0 || w.lengthMs > MAX_WINDOW_LENGTH_MS) refuse("CENTRAL_BAD_BATCH", `${f}.length_ms must be in 1..${MAX_WINDOW_LENGTH_MS}, got ${w.lengthMs}`);
-    const start = Number(w.startUnixMs);
-    if (start <= 0) refuse("CENTRAL_BAD_BATCH", `${f}.start_unix_ms must be positive`);
-    if (start > latest) refuse("CENTRAL_WINDOW_SKEW", `${f}.start_unix_ms is ${start - nowMs} ms ahead of the central's clock (at most ${limits.maxFutureSkewMs}; correct the clock from server_time_unix_ms)`);
-    if (!w.counts) {
-      // The compact form (packed_counts) becomes OutcomeCounts here, once, for every reader after.
-      const { counts, extra } = unpackCounts(w.packedCounts);
-      if (extra > 0) refuse("CENTRAL_BAD_BATCH", `${f}.packed_counts has ${w.packedCounts.length} entries, more than the ${COUNT_FIELDS.length} outcome fields this central knows`);
-      w.counts = counts;
-      w.packedCounts = [];
-    }
-    const c = w.counts;
-    const cap = maxRequestsIn(w.lengthMs, limits);
-    for (const k of COUNT_FIELDS) {
-      const v = c[k];
-      if (v > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${f}.counts.${k} is ${v}, more than ${cap} plausible in ${w.lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
-    }
-    const completed = completedOf(c);
-    if (completed > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${f}.counts add up to ${completed} requests, more than ${cap} plausible in ${w.lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
-    const h = w.ttfb;
-    if (h) {
-      const hf = `${f}.ttfb`;
-      if (h.boundsSchema > 1) refuse("CENTRAL_BAD_BATCH", `${hf}.bounds_schema must be 0 or 1, got ${h.boundsSchema}`);
-      if (h.boundsMs.length > 256) refuse("CENTRAL_BAD_BATCH", `${hf}.bounds_ms has more than 256 entries`);
-      const buckets = h.boundsSchema === 1 ? DEFAULT_BOUNDS_MS.length + 1 : h.boundsMs.length + 1;
-      if (h.boundsSchema === 1 && h.boundsMs.length !== 0) refuse("CENTRAL_BAD_BATCH", `${hf}.bounds_ms must be empty with bounds_schema 1`);
-      if (h.counts.length !== 0 && h.counts.length !== buckets) refuse("CENTRAL_BAD_BATCH", `${hf}.counts must have len(bounds_ms)+1 entries`);
-      if (h.sparseIndex.length !== h.sparseCount.length) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index and sparse_count must have the same length`);
-      if (h.sparseIndex.length > 0 && h.boundsSchema !== 1) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index needs bounds_schema 1`);
-      if (!Number.isFinite(h.sumMs) || h.sumMs < 0) refuse("CENTRAL_BAD_BATCH", `${hf}.sum_ms must be a finite non-negative number`);
-      let total = 0n;
-      for (const n of h.counts) total += n;
-      for (let k = 0; k < h.sparseIndex.length; k++) {
-        if (h.sparseIndex[k] >= buckets) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index[${k}] must be below ${buckets}, got ${h.sparseIndex[k]}`);
-        if (k > 0 && h.sparseIndex[k] <= h.sparseIndex[k - 1]) refuse("CENTRAL_BAD_BATCH", `${hf}.sparse_index must be strictly ascending`);
-        total += BigInt(h.sparseCount[k]);
-      }
-      if (total > cap || h.count > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${hf} counts ${total > h.count ? total : h.count} requests, more than ${cap} plausible in ${w.lengthMs} ms`);
-    }
-  });
-  batch.exemplars.forEach((e, i) => {
+  for (let i = 0; i < w.length; i++) checkWindow(w, i, declared, limits, latest, nowMs);
+  exemplars.forEach((e, i) => {
     const f = `batch.exemplars[${i}]`;
     const originBad = originProblem(`${f}.origin`, e.origin);
     if (originBad) refuse("CENTRAL_BAD_BATCH", originBad);
@@ -168,6 +130,62 @@ function checkBatch(batch: Batch, { nowMs, declared, limits }: BatchContext): vo
     if (Number(e.timeUnixMs) > latest) refuse("CENTRAL_WINDOW_SKEW", `${f}.time_unix_ms is ${Number(e.timeUnixMs) - nowMs} ms ahead of the central's clock (at most ${limits.maxFutureSkewMs})`);
     if (!Number.isFinite(e.ttfbMs) || !Number.isFinite(e.totalMs) || e.ttfbMs < 0 || e.totalMs < 0) refuse("CENTRAL_BAD_BATCH", `${f} has a negative or non-finite duration`);
   });
+}
+
+/** A window's field name, built only for a refusal. */
+function at(i: number): string {
+  return `batch.windows[${i}]`;
+}
+
+/** Window i's checks (this runs for every window: no closure or string unless refused). */
+function checkWindow(w: WindowColumns, i: number, declared: ReadonlySet<string>, limits: IngestLimitOptions, latest: number, nowMs: number): void {
+  {
+    const origin = w.origin[i];
+    if (!goodOrigins.has(origin)) {
+      const originBad = originProblem(`${at(i)}.origin`, origin);
+      if (originBad) refuse("CENTRAL_BAD_BATCH", originBad);
+      if (goodOrigins.size >= 100_000) goodOrigins.clear();
+      goodOrigins.add(origin);
+    }
+    if (!declared.has(origin)) refuse("CENTRAL_ORIGIN_NOT_DECLARED", `${at(i)}.origin ${quote(origin)} was not declared in hello.origins`);
+    const lengthMs = w.lengthMs[i];
+    if (lengthMs === 0 || lengthMs > MAX_WINDOW_LENGTH_MS) refuse("CENTRAL_BAD_BATCH", `${at(i)}.length_ms must be in 1..${MAX_WINDOW_LENGTH_MS}, got ${lengthMs}`);
+    const start = w.startMs[i];
+    if (start <= 0) refuse("CENTRAL_BAD_BATCH", `${at(i)}.start_unix_ms must be positive`);
+    if (start > latest) refuse("CENTRAL_WINDOW_SKEW", `${at(i)}.start_unix_ms is ${start - nowMs} ms ahead of the central's clock (at most ${limits.maxFutureSkewMs}; correct the clock from server_time_unix_ms)`);
+    if (w.extraCounts[i] > 0) refuse("CENTRAL_BAD_BATCH", `${at(i)}.packed_counts has ${w.packedLength[i]} entries, more than the ${COUNT_FIELDS.length} outcome fields this central knows`);
+    const cap = Math.ceil((limits.maxRequestsPerSec * lengthMs) / 1000);
+    const o = i * F;
+    for (let k = 0; k < F; k++) {
+      const v = w.counts[o + k];
+      if (v > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${at(i)}.counts.${COUNT_FIELDS[k]} is ${v}, more than ${cap} plausible in ${lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
+    }
+    const completed = completedAt(w, i);
+    if (completed > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${at(i)}.counts add up to ${completed} requests, more than ${cap} plausible in ${lengthMs} ms (--max-requests-per-sec ${limits.maxRequestsPerSec})`);
+    const h = w.histograms.get(i);
+    if (!h) {
+      // The compact form, already checked for shape by the decoder: only its claimed samples remain.
+      if (w.ttfbClaimed[i] > cap) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${at(i)}.ttfb counts ${w.ttfbClaimed[i]} requests, more than ${cap} plausible in ${lengthMs} ms`);
+      return;
+    }
+    if (h.boundsSchema > 1) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.bounds_schema must be 0 or 1, got ${h.boundsSchema}`);
+    if (h.boundsMs.length > 256) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.bounds_ms has more than 256 entries`);
+    const buckets = h.boundsSchema === 1 ? DEFAULT_BOUNDS_MS.length + 1 : h.boundsMs.length + 1;
+    if (h.boundsSchema === 1 && h.boundsMs.length !== 0) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.bounds_ms must be empty with bounds_schema 1`);
+    if (h.counts.length !== 0 && h.counts.length !== buckets) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.counts must have len(bounds_ms)+1 entries`);
+    if (h.sparseIndex.length !== h.sparseCount.length) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.sparse_index and sparse_count must have the same length`);
+    if (h.sparseIndex.length > 0 && h.boundsSchema !== 1) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.sparse_index needs bounds_schema 1`);
+    if (!Number.isFinite(h.sumMs) || h.sumMs < 0) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.sum_ms must be a finite non-negative number`);
+    let total = 0n;
+    for (const n of h.counts) total += n;
+    for (let k = 0; k < h.sparseIndex.length; k++) {
+      if (h.sparseIndex[k] >= buckets) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.sparse_index[${k}] must be below ${buckets}, got ${h.sparseIndex[k]}`);
+      if (k > 0 && h.sparseIndex[k] <= h.sparseIndex[k - 1]) refuse("CENTRAL_BAD_BATCH", `${at(i)}.ttfb.sparse_index must be strictly ascending`);
+      total += BigInt(h.sparseCount[k]);
+    }
+    const capN = BigInt(cap);
+    if (total > capN || h.count > capN) refuse("CENTRAL_IMPLAUSIBLE_COUNT", `${at(i)}.ttfb counts ${total > h.count ? total : h.count} requests, more than ${cap} plausible in ${lengthMs} ms`);
+  }
 }
 
 export function validateConfigAck(ack: ConfigAck): void {

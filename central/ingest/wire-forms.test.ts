@@ -1,8 +1,7 @@
 /**
  * Both wire forms of window counts on a real central (issue 12): a sidecar of
  * the previous release sends OutcomeCounts, a current one packed_counts. Both
- * are counted exactly, into the same totals, recent windows and verdict
- * lookback; a packed form with more entries than this central knows is refused
+ * are counted exactly, into the same totals and verdict lookback; a packed form with more entries than this central knows is refused
  * with a reason naming the field, and the plausibility cap applies to it too.
  */
 import { test } from "uvu";
@@ -43,13 +42,13 @@ test("an old-form batch (OutcomeCounts) and a compact one (packed_counts) are co
   // completed: old 7+2+1+3 = 13, compact 5+1+2 = 8; failures: old 2+1, compact 1 (stalls are not completions).
   assert.is(t.requests, 21n);
   assert.is(t.failures, 4n);
-  const recent = central.query.windows.recent("w.example", Number.NEGATIVE_INFINITY);
-  const byNode = Object.fromEntries(recent.map((w) => [w.nodeId, w.counts]));
-  assert.is(byNode["wire-old"].upgrade, 3n);
-  assert.is(byNode["wire-old"].stallRecovered, 1n);
-  assert.is(byNode["wire-new"].poolExhausted, 2n);
-  assert.is(byNode["wire-new"].stall, 1n);
-  assert.is(byNode["wire-new"].ok, 5n);
+  const recent = central.verdict.engine.lookback.nodes("w.example");
+  const byNode = Object.fromEntries(recent.map((n) => [n.nodeId, n.counts]));
+  assert.is(byNode["wire-old"].upgrade, 3);
+  assert.is(byNode["wire-old"].stallRecovered, 1);
+  assert.is(byNode["wire-new"].poolExhausted, 2);
+  assert.is(byNode["wire-new"].stall, 1);
+  assert.is(byNode["wire-new"].ok, 5);
   s.close();
   s2.close();
 });

@@ -57,7 +57,7 @@ export function registerIngestMetrics(registry: client.Registry, ingest: Ingest)
       },
     });
   }
-  const onBatch = (_s: unknown, b: { windows: unknown[] }) => {
+  const onBatch = (_s: unknown, b: { windows: { length: number } }) => {
     batches.inc();
     summaries.inc(b.windows.length);
   };

@@ -28,7 +28,7 @@ export interface OriginSource {
   /** The verdict's current state per origin, with the last tick's fleet figures when there was one. */
   statuses(): Iterable<{ origin: string; state: OriginState; verdict?: { requests: number; failureRatio: number } }>;
   /** Per-node counts over the lookback (labels included). */
-  lookbackNodes(origin: string): NodeInput[];
+  lookbackNodes(origin: string): readonly NodeInput[];
   lookbackSeconds(origin: string): number;
 }
 

@@ -1,13 +1,13 @@
 /**
  * Idle origins and nodes age out (issue 10 item 3): an origin with no batch
- * for `originIdleMs` and no window in memory, and a node with no session and
+ * for `originIdleMs` and no window in the verdict's lookback, and a node with no session and
  * no batch for `nodeIdleMs`, are forgotten the way ForgetOrigin / ForgetNode
  * forget them (forget.ts). 0 turns either off. The central sweeps every few
  * minutes (AGE_OUT_SWEEP_MS) and once at start, so records left by a crowd of
  * junk origins do not outlive their idle time across restarts.
  */
 import type { Ingest } from "../ingest/ingest-service.js";
-import type { WindowStore } from "../ingest/window-store.js";
+import type { VerdictView } from "./verdict-view.js";
 import type { NodeRecord, OriginTotals } from "../store/level-store.js";
 import type { Forgetter } from "./forget.js";
 
@@ -23,7 +23,7 @@ export interface AgeOutOptions {
 export interface AgeOutDeps {
   totals: Map<string, OriginTotals>;
   nodes: Map<string, NodeRecord>;
-  windows: WindowStore;
+  verdict: Pick<VerdictView, "isLive">;
   ingest: Ingest;
   forget: Forgetter;
 }
@@ -39,7 +39,7 @@ export async function ageOut(deps: AgeOutDeps, o: AgeOutOptions, nowMs = Date.no
   if (o.originIdleMs > 0) {
     const cutoff = nowMs - o.originIdleMs;
     for (const [name, t] of deps.totals) {
-      if (t.lastSeenMs < cutoff && deps.windows.recent(name, Number.NEGATIVE_INFINITY).length === 0) out.origins.push(name);
+      if (t.lastSeenMs < cutoff && !deps.verdict.isLive(name)) out.origins.push(name);
     }
     for (const name of out.origins) await deps.forget.origin(name, `idle since ${new Date(deps.totals.get(name)?.lastSeenMs ?? 0).toISOString()} (age-out)`);
   }

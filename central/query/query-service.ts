@@ -1,7 +1,8 @@
 /**
  * QueryService: what operators ask the central. Reads, plus forgetting an
- * origin or a node (forget.ts, admin): the ingest owns the totals and
- * windows, the verdict (through StatusProvider) owns states. Every list pages
+ * origin or a node (forget.ts, admin): the ingest owns the totals and node
+ * records, the verdict (through VerdictView) owns states, figures and the
+ * recent windows. Every list pages
  * (paging.ts): no answer can exceed the message limit.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -9,46 +10,20 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ExemplarSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
-import {
-  type Fault,
-  type Node,
-  NodeSchema,
-  OriginState,
-  type OriginStatus,
-  OriginStatusSchema,
-  QueryService,
-} from "../../proto/gen/originwatch/v1/query_pb.js";
+import { type Node, NodeSchema, type OriginStatus, OriginStatusSchema, QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
 import { toConnectError } from "../errors.js";
 import type { ExemplarStore } from "../ingest/exemplar-store.js";
 import type { Ingest } from "../ingest/ingest-service.js";
-import type { WindowStore } from "../ingest/window-store.js";
 import type { NodeRecord, OriginTotals } from "../store/level-store.js";
 import type { Forgetter } from "./forget.js";
-import { type LiveFigures, liveFigures } from "./origin-view.js";
+import type { VerdictView } from "./verdict-view.js";
 import { byCodeUnit, decodePageToken, encodePageToken, pageOf, pageSizeOf } from "./paging.js";
-
-/** The verdict of one origin as the query API shows it. */
-export interface OriginVerdict {
-  state: OriginState;
-  faults: Fault[];
-  reason: string;
-  stateSinceMs: number;
-  confirming: boolean;
-  /** The verdict's own figures and breakdown over the lookback; the live window figures are used when absent. */
-  figures?: Omit<LiveFigures, "requests" | "failures">;
-}
-
-export interface StatusProvider {
-  verdictOf(origin: string, nowMs: number): OriginVerdict;
-}
 
 export interface QueryDeps {
   totals: Map<string, OriginTotals>;
   nodes: Map<string, NodeRecord>;
-  windows: WindowStore;
   ingest: Ingest;
-  lookbackMs: () => number;
-  status: StatusProvider;
+  verdict: VerdictView;
   /** Latest exemplars per origin (ListExemplars); absent: UNIMPLEMENTED. */
   exemplars?: ExemplarStore;
   /** ForgetOrigin / ForgetNode; absent: UNIMPLEMENTED. */
@@ -59,11 +34,10 @@ export interface QueryDeps {
 
 const DEFAULT_PAGE_BYTES = 1 << 20;
 
-export function originStatus(deps: QueryDeps, name: string, nowMs: number, withBreakdown: boolean): OriginStatus {
+function originStatus(deps: QueryDeps, name: string, withBreakdown: boolean): OriginStatus {
   const t = deps.totals.get(name);
-  const lookback = deps.lookbackMs();
-  const v = deps.status.verdictOf(name, nowMs);
-  const fig = v.figures ?? liveFigures(deps.windows.recent(name, nowMs - lookback), lookback);
+  const v = deps.verdict.originVerdict(name);
+  const fig = v.figures;
   return create(OriginStatusSchema, {
     name,
     state: v.state,
@@ -73,17 +47,17 @@ export function originStatus(deps: QueryDeps, name: string, nowMs: number, withB
     lastSeen: t ? timestampFromMs(t.lastSeenMs) : undefined,
     stateSince: v.stateSinceMs ? timestampFromMs(v.stateSinceMs) : undefined,
     reason: v.reason,
-    requestRate: fig.requestRate,
-    failureRatio: fig.failureRatio,
-    p95TtfbMs: fig.p95TtfbMs,
-    isps: withBreakdown ? fig.isps : [],
-    regions: withBreakdown ? fig.regions : [],
-    nodes: withBreakdown ? fig.nodes : [],
+    requestRate: fig?.requestRate ?? 0,
+    failureRatio: fig?.failureRatio ?? 0,
+    p95TtfbMs: fig?.p95TtfbMs ?? 0,
+    isps: withBreakdown && fig ? fig.isps : [],
+    regions: withBreakdown && fig ? fig.regions : [],
+    nodes: withBreakdown && fig ? fig.nodes : [],
     confirming: v.confirming,
   });
 }
 
-export function nodeOf(rec: NodeRecord, connected: boolean): Node {
+function nodeOf(rec: NodeRecord, connected: boolean): Node {
   return create(NodeSchema, {
     nodeId: rec.nodeId,
     isp: rec.isp,
@@ -105,9 +79,9 @@ export function nodeOf(rec: NodeRecord, connected: boolean): Node {
   });
 }
 
-export function originNames(deps: QueryDeps): string[] {
+function originNames(deps: QueryDeps): string[] {
   const names = new Set<string>(deps.totals.keys());
-  for (const o of deps.windows.origins()) names.add(o);
+  for (const o of deps.verdict.liveOrigins()) names.add(o);
   return [...names].sort(byCodeUnit);
 }
 
@@ -115,21 +89,20 @@ export function queryService(deps: QueryDeps): Partial<ServiceImpl<typeof QueryS
   const maxBytes = deps.maxPageBytes ?? DEFAULT_PAGE_BYTES;
   return {
     listOrigins(req) {
-      const now = Date.now();
       const page = pageOf(
         originNames(deps),
         { list: "ListOrigins", pageSize: req.pageSize, pageToken: req.pageToken, maxBytes },
-        (n) => originStatus(deps, n, now, false),
+        (n) => originStatus(deps, n, false),
         (o) => toBinary(OriginStatusSchema, o).length,
       );
       return { origins: page.items, nextPageToken: page.nextPageToken };
     },
     getOrigin(req) {
       if (!req.origin) throw new ConnectError("origin is required", Code.InvalidArgument);
-      if (!deps.totals.has(req.origin) && deps.windows.recent(req.origin, 0).length === 0) {
+      if (!deps.totals.has(req.origin) && !deps.verdict.isLive(req.origin)) {
         throw new ConnectError(`origin ${JSON.stringify(req.origin)} has never been reported by any sidecar`, Code.NotFound);
       }
-      return { origin: originStatus(deps, req.origin, Date.now(), true) };
+      return { origin: originStatus(deps, req.origin, true) };
     },
     listNodes(req) {
       const ids = [...deps.nodes.keys()].sort(byCodeUnit);

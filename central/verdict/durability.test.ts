@@ -8,12 +8,13 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Level } from "level";
 import { create } from "@bufbuild/protobuf";
-import { OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { type Histogram, type OutcomeCounts, OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { IncidentKind, type IncidentRecord, newTrack } from "./hysteresis.js";
 import { HistoryRollups, MINUTE_MS } from "./history.js";
+import { columnsOfBatch } from "../ingest/window-columns.js";
 import { type KV, type SublevelOpener, VerdictStore, type WriteOptions } from "./verdict-store.js";
 
 /** A real sublevel whose writes can be made to fail or wait, and which records the options of each write. */
@@ -67,19 +68,23 @@ async function openDb() {
 
 const counts = (ok: number, e5: number) => create(OutcomeCountsSchema, { ok: BigInt(ok), serverError: BigInt(e5) });
 
+/** One window of 1 s as the ingest's columns (what history adds). */
+const win = (origin: string, startMs: number, counts?: OutcomeCounts, ttfb?: Histogram) =>
+  columnsOfBatch({ windows: [{ origin, startUnixMs: BigInt(startMs), lengthMs: 1000, counts, ttfb, packedCounts: [] } as never] });
+
 test("a failed rollup write leaves the minute dirty: the next flush writes the exact totals", async () => {
   const d = await openDb();
   try {
     const now = Date.now();
     const minute = Math.floor(now / MINUTE_MS) * MINUTE_MS;
     const h = new HistoryRollups(new VerdictStore(d.open), 3600_000);
-    h.addWindow("img.example", minute + 1000, counts(90, 10), undefined, now);
+    h.addColumns(win("img.example", minute + 1000, counts(90, 10), undefined), now);
     d.faults.failWrites = true;
     let failed = false;
     await h.flush(now).catch(() => (failed = true));
     assert.ok(failed, "flush must reject when the write failed");
     d.faults.failWrites = false;
-    h.addWindow("img.example", minute + 2000, counts(5, 0), undefined, now);
+    h.addColumns(win("img.example", minute + 2000, counts(5, 0), undefined), now);
     await h.flush(now);
     const fresh = new HistoryRollups(new VerdictStore(await d.reopen()), 3600_000);
     const [p] = await fresh.query("img.example", minute, minute);
@@ -96,12 +101,12 @@ test("a window added while a rollup write is in flight is written by the next fl
     const now = Date.now();
     const minute = Math.floor(now / MINUTE_MS) * MINUTE_MS;
     const h = new HistoryRollups(new VerdictStore(d.open), 3600_000);
-    h.addWindow("img.example", minute, counts(10, 0), undefined, now);
+    h.addColumns(win("img.example", minute, counts(10, 0), undefined), now);
     let release!: () => void;
     d.faults.gate = new Promise<void>((r) => (release = r));
     const first = h.flush(now);
     await new Promise((r) => setTimeout(r, 20));
-    h.addWindow("img.example", minute, counts(7, 3), undefined, now); // during the write
+    h.addColumns(win("img.example", minute, counts(7, 3), undefined), now); // during the write
     d.faults.gate = undefined;
     release();
     await first;

@@ -12,10 +12,11 @@ import { FaultScope, IncidentKind, OriginState } from "../../proto/gen/originwat
 import type { ProbeResult } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { Confirmer } from "./confirmation.js";
 import { type IncidentRecord, type Observation, type Track, isIdle, newTrack, step, subjectOf } from "./hysteresis.js";
+import type { WindowColumns } from "../ingest/window-columns.js";
 import { LookbackAggregator, type NodeLabels, type WindowLike } from "./lookback.js";
-import { type FaultFinding, type NodeInput, type Verdict, evaluate } from "./policy.js";
+import { type Confirmation, type FaultFinding, type NodeInput, type Verdict, evaluate } from "./policy.js";
 import { ProbeBroker, type ProbeTarget } from "./probe-broker.js";
-import { DEFAULT_SETTINGS, type VerdictSettings } from "./settings.js";
+import { DEFAULT_SETTINGS, type VerdictSettings, type VerdictThresholds } from "./settings.js";
 
 export interface OriginVerdictState {
   origin: string;
@@ -48,6 +49,16 @@ export interface EngineOptions {
   staleAfterMs?: number;
   /** After an origin was DOWN, network faults are held this long (default: the lookback). */
   quietAfterDownMs?: number;
+}
+
+/** The last evaluation of an origin and what it was computed from: reused while none of it changed. */
+interface Evaluated {
+  version: number;
+  staleKey: string;
+  thresholds: VerdictThresholds;
+  confirmation: Confirmation | undefined;
+  verdict: Verdict;
+  nodes: number;
 }
 
 interface OriginRuntime {
@@ -95,6 +106,10 @@ export class VerdictEngine {
   /** Tracks by origin, then subject ("" = the origin track). */
   private tracks = new Map<string, Map<string, Track>>();
   private listeners: Array<(c: EngineChange) => void> = [];
+  /** Per origin: its last evaluation and inputs (the policy is pure: same inputs, same verdict). */
+  private evaluated = new Map<string, Evaluated>();
+  /** Per tick: the stale nodes for each staleness edge, as a key (see staleKey). */
+  private staleKeys = new Map<number, string>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly now: () => number;
@@ -128,6 +143,12 @@ export class VerdictEngine {
     for (const w of windows) this.lookback.add(node, w);
   }
 
+  /** The windows of one batch of one node as the ingest converted them on arrival (the hot path). */
+  observeColumns(node: NodeLabels, windows: WindowColumns, nowMs = this.now()): void {
+    this.lastSeen.set(node.nodeId, nowMs);
+    this.lookback.addColumns(node, windows);
+  }
+
   /** A node is alive (hello, empty batch): keeps it from going stale. */
   /** The node's session closed: what it reported is left out until it speaks again. */
   disconnected(nodeId: string): void {
@@ -146,6 +167,7 @@ export class VerdictEngine {
   forgetOrigin(origin: string, nowMs = this.now()): IncidentRecord[] {
     this.lookback.forgetOrigin(origin);
     this.origins.delete(origin);
+    this.evaluated.delete(origin);
     this.confirmer.clear(origin);
     const closed: IncidentRecord[] = [];
     for (const t of this.tracks.get(origin)?.values() ?? []) {
@@ -163,7 +185,7 @@ export class VerdictEngine {
 
   /** Origins the engine holds (state, tracks or lookback). */
   knows(origin: string): boolean {
-    return this.origins.has(origin) || this.tracks.has(origin) || this.lookback.nodes(origin).length > 0;
+    return this.origins.has(origin) || this.tracks.has(origin) || this.lookback.has(origin);
   }
 
   onProbeResult(nodeId: string, r: ProbeResult): boolean {
@@ -232,6 +254,7 @@ export class VerdictEngine {
     const t0 = performance.now();
     this.lookback.setLookback(this.settingsFor("").lookbackMs);
     this.lookback.advance(nowMs);
+    this.staleKeys.clear();
     const names = new Set<string>(this.lookback.origins());
     for (const o of this.origins.keys()) names.add(o);
     for (const o of this.tracks.keys()) names.add(o);
@@ -241,12 +264,30 @@ export class VerdictEngine {
     return this.lastTick;
   }
 
-  /** Marks nodes not heard from since `since` as stale (copies only those). */
-  private withStale(raw: NodeInput[], since: number): NodeInput[] {
+  /** Marks nodes not heard from since `since` as stale (copies the list and those nodes only when one is). */
+  private withStale(raw: readonly NodeInput[], since: number): readonly NodeInput[] {
+    let out: NodeInput[] | undefined;
     for (let i = 0; i < raw.length; i++) {
-      if ((this.lastSeen.get(raw[i].nodeId) ?? 0) < since) raw[i] = { ...raw[i], stale: true };
+      if ((this.lastSeen.get(raw[i].nodeId) ?? 0) < since) (out ??= raw.slice())[i] = { ...raw[i], stale: true };
     }
-    return raw;
+    return out ?? raw;
+  }
+
+  /**
+   * The nodes heard from before `since`, as one string (usually ""), computed
+   * once per tick per staleness edge: when it is unchanged, no node of any
+   * origin became stale or fresh. (A node the engine never heard from is stale
+   * and stays so until a batch of it, which changes the sums.)
+   */
+  private staleKey(since: number): string {
+    let key = this.staleKeys.get(since);
+    if (key === undefined) {
+      const ids: string[] = [];
+      for (const [id, t] of this.lastSeen) if (t < since) ids.push(id);
+      key = ids.sort().join("\n");
+      this.staleKeys.set(since, key);
+    }
+    return key;
   }
 
   private staleAfter(s: VerdictSettings): number {
@@ -256,9 +297,20 @@ export class VerdictEngine {
   private evaluateOrigin(origin: string, nowMs: number): number {
     const s = this.settingsFor(origin);
     const staleAfter = this.staleAfter(s);
-    const nodes = this.withStale(this.lookback.nodes(origin), nowMs - staleAfter);
     let confirmation = this.confirmer.confirmation(origin);
-    let v = evaluate({ nodes, thresholds: s.thresholds, confirmation, breakdown: false, totalTtfb: this.lookback.totalTtfb(origin) });
+    // Only origins whose sums, stale nodes, thresholds or confirmation changed are evaluated again.
+    const version = this.lookback.version(origin);
+    const staleKey = this.staleKey(nowMs - staleAfter);
+    let e = this.evaluated.get(origin);
+    if (!e || e.version !== version || e.staleKey !== staleKey || e.confirmation !== confirmation || !sameThresholds(e.thresholds, s.thresholds)) {
+      // No node heard from before the edge: none is stale (every node in the lookback came through observe()).
+      const raw = this.lookback.nodes(origin);
+      const nodes = staleKey === "" ? raw : this.withStale(raw, nowMs - staleAfter);
+      const verdict = evaluate({ nodes, thresholds: s.thresholds, confirmation, breakdown: false, totalTtfb: this.lookback.totalTtfb(origin) });
+      e = { version, staleKey, thresholds: { ...s.thresholds }, confirmation, verdict, nodes: nodes.length };
+      this.evaluated.set(origin, e);
+    }
+    let v = e.verdict;
     let hold = false;
     if (v.doubt) {
       const targets = () => (this.opts.probeTargets ? this.opts.probeTargets(origin) : []);
@@ -314,7 +366,7 @@ export class VerdictEngine {
     if (st.state === OriginState.DOWN) rt.lastDownMs = nowMs;
 
     this.runTracks(origin, v, hold || silentWhileBad, hold || ramping || silentWhileBad, rt, s, nowMs);
-    return nodes.length;
+    return e.nodes;
   }
 
   private runTracks(origin: string, v: Verdict, hold: boolean, holdOrigin: boolean, rt: OriginRuntime, s: VerdictSettings, nowMs: number): void {
@@ -358,6 +410,7 @@ export class VerdictEngine {
     // An origin with no traffic, no incident and no state worth keeping is forgotten.
     if (!tracks.size && v.state === OriginState.NO_DATA && rt.status.state === OriginState.NO_DATA && nowMs - rt.status.stateSinceMs > 10 * 60_000) {
       this.origins.delete(origin);
+      this.evaluated.delete(origin);
     }
   }
 
@@ -367,4 +420,10 @@ export class VerdictEngine {
     tracks.set(subject, r.track);
     if (r.transition) this.emit({ type: "incident", timeMs: nowMs, transition: r.transition, incident: { ...r.track.incident! } });
   }
+}
+
+function sameThresholds(a: VerdictThresholds, b: VerdictThresholds): boolean {
+  for (const k in b) if (a[k as keyof VerdictThresholds] !== b[k as keyof VerdictThresholds]) return false;
+  for (const k in a) if (!(k in b)) return false;
+  return true;
 }

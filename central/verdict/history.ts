@@ -11,10 +11,8 @@
  * was added to it meanwhile; a failed write leaves the minutes dirty for the
  * next flush (and flush() rejects). Flushes never overlap.
  */
-import type { Histogram, OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
-import { addCounts, failuresOf, requestsOf, zeroCounts } from "./counts.js";
-import { bucketsOf } from "./lookback.js";
+import { NB, type WindowColumns, failuresAt, requestsAt } from "../ingest/window-columns.js";
 import type { RollupRecord, VerdictStore } from "./verdict-store.js";
 
 export const MINUTE_MS = 60_000;
@@ -22,7 +20,10 @@ export const MINUTE_MS = 60_000;
 interface Open {
   origin: string;
   minuteMs: number;
+  /** Requests, failures, state, and TTFB buckets merged from the store (see copyOf). */
   rec: RollupRecord;
+  /** TTFB buckets added in memory (dense: one add per sample bucket on the ingest path). */
+  ttfb: Float64Array;
   dirty: boolean;
   /** Already merged with the stored record (later flushes overwrite). */
   merged: boolean;
@@ -47,6 +48,13 @@ function mergeInto(a: RollupRecord, b: RollupRecord): void {
   a.state = Math.max(a.state, b.state);
 }
 
+/** The minute's record as stored: e.rec with the in-memory TTFB buckets added. */
+function copyOf(e: Open): RollupRecord {
+  const ttfb = { ...e.rec.ttfb };
+  for (let i = 0; i < e.ttfb.length; i++) if (e.ttfb[i]) ttfb[i] = (ttfb[i] ?? 0) + e.ttfb[i];
+  return { ...e.rec, ttfb };
+}
+
 function pointOf(minuteMs: number, r: RollupRecord): HistoryPointData {
   const buckets = new Array<number>(DEFAULT_BOUNDS_MS.length + 1).fill(0);
   for (const [i, n] of Object.entries(r.ttfb)) buckets[Number(i)] = n;
@@ -62,6 +70,8 @@ function pointOf(minuteMs: number, r: RollupRecord): HistoryPointData {
 
 export class HistoryRollups {
   private open = new Map<string, Open>();
+  /** The minute each origin last wrote to (a batch's windows share it): one lookup per window. */
+  private latest = new Map<string, Open>();
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(private store: VerdictStore, readonly retentionMs: number) {}
@@ -70,23 +80,33 @@ export class HistoryRollups {
     const k = `${origin}\u0000${minuteMs}`;
     let e = this.open.get(k);
     if (!e) {
-      e = { origin, minuteMs, rec: { requests: 0, failures: 0, ttfb: {}, state: 0 }, dirty: false, merged: false, touchedMs: nowMs, version: 0 };
+      e = { origin, minuteMs, rec: { requests: 0, failures: 0, ttfb: {}, state: 0 }, ttfb: new Float64Array(NB), dirty: false, merged: false, touchedMs: nowMs, version: 0 };
       this.open.set(k, e);
     }
     e.touchedMs = nowMs;
     return e;
   }
 
-  addWindow(origin: string, startMs: number, counts: OutcomeCounts | undefined, ttfb: Histogram | undefined, nowMs = Date.now()): void {
-    if (startMs < nowMs - this.retentionMs) return;
-    const e = this.entry(origin, Math.floor(startMs / MINUTE_MS) * MINUTE_MS, nowMs);
-    const c = addCounts(zeroCounts(), counts ?? zeroCounts());
-    e.rec.requests += requestsOf(c);
-    e.rec.failures += failuresOf(c);
-    const b = bucketsOf(ttfb);
-    if (b) for (let i = 0; i < b.length; i++) if (b[i]) e.rec.ttfb[i] = (e.rec.ttfb[i] ?? 0) + b[i];
-    e.dirty = true;
-    e.version++;
+  /** Every window of a batch, as the ingest converted it on arrival. */
+  addColumns(c: WindowColumns, nowMs = Date.now()): void {
+    const oldest = nowMs - this.retentionMs;
+    for (let i = 0; i < c.length; i++) {
+      const startMs = c.startMs[i];
+      if (startMs < oldest) continue;
+      const origin = c.origin[i];
+      const minuteMs = Math.floor(startMs / MINUTE_MS) * MINUTE_MS;
+      let e = this.latest.get(origin);
+      if (!e || e.minuteMs !== minuteMs) {
+        e = this.entry(origin, minuteMs, nowMs);
+        this.latest.set(origin, e);
+      } else e.touchedMs = nowMs;
+      e.rec.requests += requestsAt(c, i);
+      e.rec.failures += failuresAt(c, i);
+      const t = e.ttfb;
+      for (let p = c.ttfbStart[i]; p < c.ttfbStart[i + 1]; p++) t[c.ttfbIdx[p]] += c.ttfbN[p];
+      e.dirty = true;
+      e.version++;
+    }
   }
 
   noteState(origin: string, nowMs: number, state: number): void {
@@ -120,16 +140,18 @@ export class HistoryRollups {
         e.merged = true;
       }
       written.push({ e, version: e.version });
-      entries.push({ origin: e.origin, minuteMs: e.minuteMs, rec: { ...e.rec, ttfb: { ...e.rec.ttfb } } });
+      entries.push({ origin: e.origin, minuteMs: e.minuteMs, rec: copyOf(e) });
     }
     await this.store.putRollups(entries);
     for (const { e, version } of written) if (e.version === version) e.dirty = false;
     for (const [k, e] of this.open) if (nowMs - e.touchedMs > 3 * MINUTE_MS && !e.dirty) this.open.delete(k);
+    this.latest.clear();
   }
 
   prune(nowMs = Date.now()): Promise<void> {
     const cutoff = nowMs - this.retentionMs;
     for (const [k, e] of this.open) if (e.minuteMs < cutoff) this.open.delete(k);
+    this.latest.clear();
     return this.store.pruneRollups(cutoff);
   }
 
@@ -142,11 +164,11 @@ export class HistoryRollups {
       if (e.origin !== origin || e.minuteMs < from || e.minuteMs > toMs) continue;
       if (e.merged) {
         // The stored record already includes everything but the unflushed part: take the in-memory one.
-        byMinute.set(e.minuteMs, { ...e.rec, ttfb: { ...e.rec.ttfb } });
+        byMinute.set(e.minuteMs, copyOf(e));
       } else {
         const base = byMinute.get(e.minuteMs);
-        if (base) mergeInto(base, e.rec);
-        else byMinute.set(e.minuteMs, { ...e.rec, ttfb: { ...e.rec.ttfb } });
+        if (base) mergeInto(base, copyOf(e));
+        else byMinute.set(e.minuteMs, copyOf(e));
       }
     }
     return [...byMinute.entries()].sort(([a], [b]) => a - b).map(([m, r]) => pointOf(m, r));

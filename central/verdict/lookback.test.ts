@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { LookbackAggregator, bucketsOf } from "./lookback.js";
+import { LookbackAggregator } from "./lookback.js";
 import { counts } from "./counts.js";
 import { HistogramAccumulator } from "../../proto/histogram.js";
 
@@ -50,18 +50,55 @@ test("bounds the slots per node (a flood of windows cannot grow memory)", () => 
 });
 
 test("histograms with other bounds are re-bucketed onto the default bounds", () => {
+  const agg = new LookbackAggregator(5000);
   const acc = new HistogramAccumulator([10, 100, 1000]);
   acc.record(50);
   acc.record(5000);
-  const b = bucketsOf(acc.toHistogram())!;
-  assert.is(b.reduce((x, y) => x + y, 0), 2);
-  assert.is(b[b.length - 1], 1);
+  agg.add(node, { ...win(0, { ok: 2 }), ttfb: acc.toHistogram() });
   const same = new HistogramAccumulator();
   same.record(40);
-  assert.is(bucketsOf(same.toHistogram())!.reduce((x, y) => x + y, 0), 1);
+  agg.add(node, { ...win(0, { ok: 1 }, "p"), ttfb: same.toHistogram() });
+  agg.advance(1000);
+  const b = [...agg.nodes("o")[0].ttfb!];
+  assert.is(b.reduce((x, y) => x + y, 0), 2);
+  assert.is(b[b.length - 1], 1);
+  assert.is([...agg.nodes("p")[0].ttfb!].reduce((x, y) => x + y, 0), 1);
+  assert.equal([...agg.totalTtfb("o")!], b, "the origin's sum follows its nodes");
 });
 
+test("forgetting a node or an origin drops its sums at once; its windows then leave without touching anyone's", () => {
+  const agg = new LookbackAggregator(5000);
+  const h = new HistogramAccumulator();
+  h.record(40);
+  agg.add(node, { ...win(0, { ok: 1 }), ttfb: h.toHistogram() });
+  agg.add({ ...node, nodeId: "n2" }, { ...win(0, { ok: 2 }), ttfb: h.toHistogram() });
+  agg.add(node, win(0, { ok: 3 }, "q"));
+  agg.forgetNode("n1");
+  assert.equal(agg.nodes("o").map((n) => n.nodeId), ["n2"]);
+  assert.is([...agg.totalTtfb("o")!].reduce((x, y) => x + y, 0), 1);
+  assert.equal(agg.origins(), ["o"]);
+  agg.add(node, win(1000, { ok: 4 }));
+  agg.forgetOrigin("o");
+  assert.equal(agg.nodes("o"), []);
+  agg.add(node, win(2000, { ok: 5 }));
+  agg.advance(9000);
+  assert.equal(agg.origins(), []);
+  agg.add(node, win(8000, { ok: 6 }));
+  agg.advance(9000);
+  assert.equal(agg.nodes("o").map((n) => [n.nodeId, n.counts.ok]), [["n1", 6]], "a reused entry starts from zero");
+});
 
+test("large counts go in and out of the sums exactly (escaped and split pairs)", () => {
+  const agg = new LookbackAggregator(5000);
+  agg.add(node, win(0, { ok: 5_000_000_000, serverError: 510, clientError: 511, reset: 70_000 }));
+  agg.add(node, win(1000, { ok: 1 }));
+  agg.advance(2000);
+  const c = agg.nodes("o")[0].counts;
+  assert.equal([c.ok, c.serverError, c.clientError, c.reset], [5_000_000_001, 510, 511, 70_000]);
+  agg.advance(6500);
+  const after = agg.nodes("o")[0].counts;
+  assert.equal([after.ok, after.serverError, after.clientError, after.reset], [1, 0, 0, 0]);
+});
 
 test("a stalled request that later times out is counted once (its timeout is netted against the stall)", () => {
   const agg = new LookbackAggregator(5000);

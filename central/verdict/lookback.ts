@@ -1,67 +1,69 @@
 /**
  * Per (origin, node) running sums of the window summaries inside the lookback,
- * kept incrementally so an evaluation tick costs O(nodes), not O(windows):
- * a window is added to the sum when it arrives (if it overlaps the lookback)
- * and subtracted once when it slides out. Replayed or late windows older than
- * the lookback are ignored here (history rollups are the store's concern).
+ * kept incrementally so an evaluation tick reads sums, not windows: a window
+ * is added to its sums when it arrives (if it overlaps the lookback) and
+ * subtracted once when it slides out. Replayed or late windows older than the
+ * lookback are ignored here (history rollups are the store's concern).
+ *
+ * Layout (issue 12: 1,000 nodes × 1,000 origins must fit in memory): every
+ * (origin, node) is an integer entry; its sums are a NodeInput (the policy's
+ * shape, handed out live) whose TTFB buckets are a Uint32Array view. A window in
+ * the lookback is not an object: it is a row in its expiry bucket (one per
+ * BUCKET_MS of end time) — entry, end time, and its non-zero counts and TTFB
+ * buckets as (code, value) pairs (mostly 2 bytes each) in typed arrays — read once more when it
+ * leaves the recent sums and once when it leaves the lookback. Buckets are
+ * recycled.
  *
  * Not thread-safe in any interesting sense: single event loop, no awaits.
  */
-import type { Histogram, OutcomeCounts } from "../../proto/gen/originwatch/v1/common_pb.js";
-import { BOUNDS_SCHEMA_DEFAULT, DEFAULT_BOUNDS_MS, bucketIndex, denseOf } from "../../proto/histogram.js";
-import { type Counts, addCounts, subCounts, zeroCounts } from "./counts.js";
-import { countsOfWire } from "../../proto/outcomes.js";
+import { COUNT_FIELDS, type Counts, zeroCounts } from "../../proto/outcomes.js";
+import { F, NB, type WindowColumns, columnsOfBatch } from "../ingest/window-columns.js";
+import type { WindowSummary } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import type { NodeInput } from "./policy.js";
 
-const NB = DEFAULT_BOUNDS_MS.length + 1;
-
-interface Slot {
-  endMs: number;
-  counts: Counts;
-  /** Sparse TTFB buckets: indexes and counts of the non-empty ones. */
-  ttfbIdx: number[];
-  ttfbN: number[];
-  entry: Entry;
-}
-
-interface Entry {
-  origin: string;
-  input: NodeInput & { counts: Counts; ttfb: number[]; recent: Counts };
-  /** Slots still in the sums. */
-  live: number;
-  /** Latest window end seen (node clock). */
-  lastEndMs: number;
-  /** Stalls not yet resolved: already counted once, as failures, when they stalled. */
-  outstandingStalls: number;
-  /** Forgotten by the operator: its slots still leave the queues but touch no live sum. */
-  dead?: boolean;
-}
-
-/** Expiry buckets are this wide: advance() touches only the slots that leave. */
+/** Expiry buckets are this wide: advance() touches only the windows that leave. */
 const BUCKET_MS = 250;
 
 /** How long a node's outstanding stalls are remembered without any window from it. */
 const STALL_MEMORY_MS = 120_000;
 
+/** Pair codes: 0..F-1 a count field, F + b TTFB bucket b. */
+const TTFB_CODE = F;
 /**
- * A stalled request is counted once, when it stalls. Its later end as a
- * first-byte timeout, connect timeout, reset or client abort is the same
- * request: those completions are netted against the node's outstanding
- * stalls, so the tail of a blackhole (requests timing out long after the
- * path recovered) does not keep the node failing, and a stall the cache gave
- * up on is not counted as a second, healthy request. A sidecar that reports
- * no stalls has no outstanding stalls, and its timeouts count in full.
+ * A pair is one uint16: code in the low 7 bits, value (0..510) above; value ESCAPE means the value follows as
+ * two more uint16 (low, high: up to 2^32 - 1; bigger values are split over several pairs of the same code).
+ * Most values in a window are small (a TTFB bucket's count, a few outcome classes): 2 bytes a pair.
  */
-function netStalls(e: Entry, c: Counts): void {
-  if (e.outstandingStalls === 0 && c.stall === 0) return;
-  e.outstandingStalls = Math.max(0, e.outstandingStalls + c.stall - c.stallRecovered);
-  for (const k of ["firstByteTimeout", "connectTimeout", "reset", "clientAbort"] as const) {
-    const n = Math.min(e.outstandingStalls, c[k]);
-    if (n === 0) continue;
-    c[k] -= n;
-    e.outstandingStalls -= n;
-  }
-}
+const CODE_BITS = 7;
+const CODE_MASK = (1 << CODE_BITS) - 1;
+const ESCAPE = (1 << (16 - CODE_BITS)) - 1;
+const MAX_PAIR = 0xffffffff;
+if (F + NB > CODE_MASK + 1) throw new Error("lookback: too many count fields and TTFB buckets for the pair code");
+
+const STALL = COUNT_FIELDS.indexOf("stall");
+const STALL_RECOVERED = COUNT_FIELDS.indexOf("stallRecovered");
+/** Completions netted against outstanding stalls, in this order. */
+const NETTED = (["firstByteTimeout", "connectTimeout", "reset", "clientAbort"] as const).map((k) => COUNT_FIELDS.indexOf(k));
+
+// The hot paths are unrolled from the outcome list once (as in proto/outcomes.ts).
+const unrolled = <T>(args: string, body: string): T => new Function(...args.split(","), body) as T;
+// Sums stay small integers (V8 Smis): a float64 stored into a Counts field would turn every Counts
+// object's fields into boxed doubles (~420 instead of ~160 bytes each; a million (origin, node) sums).
+const SMI_MAX = 0x3fffffff;
+const smi = (x: string) => `(${x} <= ${SMI_MAX} ? ${x} | 0 : ${x})`;
+/** into += a[o .. o+F) */
+const addAt = unrolled<(into: Counts, a: Float64Array, o: number) => void>(
+  "into,a,o",
+  COUNT_FIELDS.map((k, i) => `{ const v = a[o + ${i}]; if (v !== 0) { const x = into.${k} + v; into.${k} = ${smi("x")}; } }`).join(" "),
+);
+/** into[field of code] -= v (a pair of a row leaving). */
+const subCode = unrolled<(into: Counts, code: number, v: number) => void>(
+  "into,code,v",
+  `let x; switch (code) { ${COUNT_FIELDS.map((k, i) => `case ${i}: x = into.${k} - v; into.${k} = ${smi("x")}; break;`).join(" ")} }`,
+);
+
+/** Per-entry TTFB sums live in shared chunks of this many entries (one ArrayBuffer per chunk, not per entry). */
+const TTFB_CHUNK = 1024;
 
 export interface NodeLabels {
   nodeId: string;
@@ -69,93 +71,482 @@ export interface NodeLabels {
   region: string;
 }
 
-export interface WindowLike {
-  origin: string;
-  startUnixMs: bigint | number;
-  lengthMs: number;
-  counts?: OutcomeCounts | Counts;
-  /** The compact wire form of counts, read when counts is absent. */
-  packedCounts?: readonly number[];
-  ttfb?: Histogram;
-}
+/** One window in any of the shapes tests and tools hold (the contract's, or with plain-number counts). */
+export type WindowLike = Pick<WindowSummary, "origin" | "lengthMs"> &
+  Partial<Pick<WindowSummary, "ttfb" | "packedCounts">> & { startUnixMs: bigint | number; counts?: WindowSummary["counts"] | Counts };
 
-function sameDefaultBounds(b: readonly number[]): boolean {
-  if (b.length !== DEFAULT_BOUNDS_MS.length) return false;
-  for (let i = 0; i < b.length; i++) if (b[i] !== DEFAULT_BOUNDS_MS[i]) return false;
-  return true;
-}
+/** The sums of one (origin, node): what the policy reads. */
+type Sums = NodeInput & { counts: Counts; recent: Counts; ttfb: readonly number[] };
 
-const D = DEFAULT_BOUNDS_MS;
-const SPOTS = [0, 1, D.length >> 2, D.length >> 1, (3 * D.length) >> 2, D.length - 1];
-/** Hot-path check: same length and the same values at a few spots (bounds are ascending sequences). */
-function looksDefault(b: readonly number[]): boolean {
-  if (b.length !== D.length) return false;
-  for (const i of SPOTS) if (b[i] !== D[i]) return false;
-  return true;
-}
+/** Windows whose end falls in one BUCKET_MS, as rows. */
+class Bucket {
+  n = 0;
+  np = 0;
+  /** Rows still in the recent sums. */
+  inRecent = 0;
+  /** Rows still in the lookback sums. */
+  live = 0;
+  entry = new Int32Array(64);
+  endMs = new Float64Array(64);
+  /** 1 while the row is in the recent sums, 2 once it left the lookback. */
+  state = new Uint8Array(64);
+  pairEnd = new Uint32Array(64);
+  /** Pairs: code | value << CODE_BITS, see ESCAPE. */
+  pairs = new Uint16Array(1024);
+  constructor(public key: number) {}
 
-/** Bucket counts on DEFAULT_BOUNDS_MS, re-bucketing other bounds at their upper bounds. */
-export function bucketsOf(h: Histogram | undefined): number[] | undefined {
-  if (h && h.boundsSchema === BOUNDS_SCHEMA_DEFAULT) {
-    const d = denseOf(h);
-    return d ? d.counts : undefined;
+  reset(key: number): void {
+    this.key = key;
+    this.n = this.np = this.inRecent = this.live = 0;
   }
-  if (!h || h.counts.length === 0) return undefined;
-  const out = new Array<number>(NB).fill(0);
-  if (sameDefaultBounds(h.boundsMs)) {
-    for (let i = 0; i < NB && i < h.counts.length; i++) out[i] = Number(h.counts[i]);
-  } else {
-    for (let i = 0; i < h.counts.length; i++) {
-      const n = Number(h.counts[i]);
-      if (!n) continue;
-      const upper = i < h.boundsMs.length ? h.boundsMs[i] : Number.POSITIVE_INFINITY;
-      out[bucketIndex(DEFAULT_BOUNDS_MS, upper)] += n;
+
+  row(entry: number, endMs: number, recent: boolean): void {
+    if (this.n === this.entry.length) {
+      const size = this.n * 2;
+      this.entry = grow(this.entry, new Int32Array(size));
+      this.endMs = grow(this.endMs, new Float64Array(size));
+      this.state = grow(this.state, new Uint8Array(size));
+      this.pairEnd = grow(this.pairEnd, new Uint32Array(size));
+    }
+    this.entry[this.n] = entry;
+    this.endMs[this.n] = endMs;
+    this.state[this.n] = recent ? 1 : 0;
+    if (recent) this.inRecent++;
+    this.live++;
+  }
+
+  pair(code: number, v: number): void {
+    while (v > 0) {
+      if (this.np + 3 > this.pairs.length) this.pairs = grow(this.pairs, new Uint16Array(this.pairs.length * 2));
+      if (v < ESCAPE) {
+        this.pairs[this.np++] = code | (v << CODE_BITS);
+        return;
+      }
+      const part = v > MAX_PAIR ? MAX_PAIR : v;
+      this.pairs[this.np++] = code | (ESCAPE << CODE_BITS);
+      this.pairs[this.np++] = part % 0x10000;
+      this.pairs[this.np++] = Math.floor(part / 0x10000);
+      v -= part;
     }
   }
-  return out;
+
+  endRow(): void {
+    this.pairEnd[this.n++] = this.np;
+  }
 }
 
-/** Non-empty buckets of h on DEFAULT_BOUNDS_MS, as parallel index/count arrays. */
-function sparseBuckets(h: Histogram | undefined, idx: number[], n: number[]): void {
-  if (h && h.boundsSchema === BOUNDS_SCHEMA_DEFAULT && h.counts.length === 0) {
-    // The compact form is already sparse (validated ascending and in range).
-    const len = Math.min(h.sparseIndex.length, h.sparseCount.length);
-    for (let i = 0; i < len; i++) {
-      if (h.sparseIndex[i] < NB && h.sparseCount[i] > 0) {
-        idx.push(h.sparseIndex[i]);
-        n.push(h.sparseCount[i]);
+function grow<T extends Int32Array | Float64Array | Uint8Array | Uint16Array | Uint32Array>(from: T, to: T): T {
+  to.set(from as never);
+  return to;
+}
+
+interface OriginSums {
+  nodes: Map<string, number>;
+  /** Sum of every node's TTFB buckets in the lookback. */
+  ttfb: Float64Array;
+  /** Bumped whenever a sum, a label or the set of nodes changes (the engine re-evaluates only then). */
+  version: number;
+  /** nodes() of the origin, until its set of nodes changes. */
+  list: NodeInput[] | undefined;
+}
+
+/** Windows as columns (the shapes tests and tools hold). */
+function columnsOfWindows(windows: Iterable<WindowLike>): WindowColumns {
+  return columnsOfBatch({
+    windows: [...windows].map((w) => ({
+      ...(w as WindowSummary),
+      startUnixMs: BigInt(w.startUnixMs),
+      counts: w.counts as WindowSummary["counts"],
+      packedCounts: w.packedCounts ?? [],
+    })),
+  });
+}
+
+export class LookbackAggregator {
+  private byOrigin = new Map<string, OriginSums>();
+  /** Source of OriginSums.version: never repeats, even for an origin forgotten and reported again. */
+  private changes = 0;
+  /** Per node: its entry in each origin (a batch is one node's: one lookup per window). */
+  private byNode = new Map<string, Map<string, number>>();
+  // Entries, by id.
+  private sums: Sums[] = [];
+  private eOrigin: string[] = [];
+  /** The origin's sums each entry adds to. */
+  private eSums: OriginSums[] = [];
+  private live = new Int32Array(1024);
+  private lastEndMs = new Float64Array(1024);
+  /** Stalls not yet resolved: already counted once, as failures, when they stalled. */
+  private stalls = new Float64Array(1024);
+  /** Forgotten by the operator: its rows still leave the buckets but touch no sum. */
+  private dead = new Uint8Array(1024);
+  private free: number[] = [];
+  private next = 0;
+  /** Entries with no window in the lookback, kept only for their outstanding stalls. */
+  private stallOnly = new Set<number>();
+
+  private buckets = new Map<number, Bucket>();
+  /** Bucket keys, ascending. */
+  private keys: number[] = [];
+  private spare: Bucket[] = [];
+  private lastBucket: Bucket | undefined;
+  /** Lower edge of the lookback at the last advance(): windows ending at or before it are out. */
+  private lowMs = Number.NEGATIVE_INFINITY;
+  private recentLowMs = Number.NEGATIVE_INFINITY;
+  /** Windows refused because a node already had maxSlots windows in the lookback. */
+  overflow = 0;
+  private readonly scratch = new Float64Array(F);
+
+  /** recentMs: horizon of NodeInput.recent (default 2 windows of 1 s). */
+  constructor(
+    private lookbackMs: number,
+    private maxSlots = 16,
+    private recentMs = 2000,
+  ) {}
+
+  setLookback(ms: number): void {
+    this.lookbackMs = ms;
+  }
+
+  /** Add one window summary seen by a node (tests, tools). */
+  add(node: NodeLabels, w: WindowLike): void {
+    this.addColumns(node, columnsOfWindows([w]));
+  }
+
+  /** Add every window of one batch of one node. */
+  addColumns(node: NodeLabels, c: WindowColumns): void {
+    let mine = this.byNode.get(node.nodeId);
+    if (!mine) this.byNode.set(node.nodeId, (mine = new Map()));
+    for (let i = 0; i < c.length; i++) {
+      const origin = c.origin[i];
+      let id = mine.get(origin);
+      if (id === undefined) mine.set(origin, (id = this.newEntry(origin, node)));
+      else {
+        const s = this.sums[id];
+        if (s.isp !== node.isp || s.region !== node.region) {
+          // Relabelled node: keep the sums, change the labels.
+          s.isp = node.isp;
+          s.region = node.region;
+          this.eSums[id].version = ++this.changes;
+        }
+      }
+      this.addWindow(id, c, i);
+    }
+  }
+
+  private ttfbChunks: Uint32Array[] = [];
+
+  /**
+   * Entry id's TTFB sums, zeroed: a view into a shared chunk. Uint32: additions and
+   * subtractions are exact modulo 2^32, so a sum is exact while one node's samples in
+   * one bucket over the lookback stay below 2^32 (at most maxSlots windows, each within
+   * --max-requests-per-sec × its length: 16 × 6·10^7 for 60 s windows at the default).
+   */
+  private ttfbOf(id: number): Uint32Array {
+    const c = Math.floor(id / TTFB_CHUNK);
+    while (this.ttfbChunks.length <= c) this.ttfbChunks.push(new Uint32Array(TTFB_CHUNK * NB));
+    const at = (id % TTFB_CHUNK) * NB;
+    const view = this.ttfbChunks[c].subarray(at, at + NB);
+    view.fill(0);
+    return view;
+  }
+
+  private newEntry(origin: string, node: NodeLabels): number {
+    let o = this.byOrigin.get(origin);
+    if (!o) this.byOrigin.set(origin, (o = { nodes: new Map(), ttfb: new Float64Array(NB), version: 0, list: undefined }));
+    let id = this.free.pop();
+    if (id === undefined) {
+      id = this.next++;
+      if (id === this.live.length) {
+        const size = id * 2;
+        this.live = grow(this.live, new Int32Array(size));
+        this.lastEndMs = grow(this.lastEndMs, new Float64Array(size));
+        this.stalls = grow(this.stalls, new Float64Array(size));
+        this.dead = grow(this.dead, new Uint8Array(size));
       }
     }
-    return;
+    this.sums[id] = {
+      nodeId: node.nodeId,
+      isp: node.isp,
+      region: node.region,
+      counts: zeroCounts(),
+      recent: zeroCounts(),
+      // The policy only indexes and iterates the buckets: a typed array view, see ttfbOf().
+      ttfb: this.ttfbOf(id) as unknown as readonly number[],
+    };
+    this.eOrigin[id] = origin;
+    this.eSums[id] = o;
+    o.version = ++this.changes;
+    o.list = undefined;
+    this.live[id] = 0;
+    this.lastEndMs[id] = 0;
+    this.stalls[id] = 0;
+    this.dead[id] = 0;
+    o.nodes.set(node.nodeId, id);
+    return id;
   }
-  if (h && h.boundsSchema === BOUNDS_SCHEMA_DEFAULT) {
-    const d = denseOf(h);
-    if (d) for (let i = 0; i < NB; i++) if (d.counts[i]) (idx.push(i), n.push(d.counts[i]));
-    return;
+
+  /**
+   * A stalled request is counted once, when it stalls. Its later end as a
+   * first-byte timeout, connect timeout, reset or client abort is the same
+   * request: those completions are netted against the node's outstanding
+   * stalls, so the tail of a blackhole (requests timing out long after the
+   * path recovered) does not keep the node failing, and a stall the cache gave
+   * up on is not counted as a second, healthy request. A sidecar that reports
+   * no stalls has no outstanding stalls, and its timeouts count in full.
+   * True when the counts to add are the netted copy in `scratch`.
+   */
+  private netStalls(id: number, a: Float64Array, o: number): boolean {
+    if (this.stalls[id] === 0 && a[o + STALL] === 0) return false;
+    const c = this.scratch;
+    for (let k = 0; k < F; k++) c[k] = a[o + k];
+    let out = Math.max(0, this.stalls[id] + c[STALL] - c[STALL_RECOVERED]);
+    for (const k of NETTED) {
+      const n = Math.min(out, c[k]);
+      if (n === 0) continue;
+      c[k] -= n;
+      out -= n;
+    }
+    this.stalls[id] = out;
+    return true;
   }
-  if (!h || h.counts.length === 0) return;
-  const c = h.counts;
-  if (looksDefault(h.boundsMs)) {
-    const len = Math.min(NB, c.length);
-    for (let i = 0; i < len; i++) {
-      const v = c[i];
-      if (v !== 0n) {
-        idx.push(i);
-        n.push(Number(v));
+
+  private addWindow(id: number, c: WindowColumns, i: number): void {
+    const endMs = c.startMs[i] + (c.lengthMs[i] || 1000);
+    const netted = this.netStalls(id, c.counts, i * F);
+    const a = netted ? this.scratch : c.counts;
+    const o = netted ? 0 : i * F;
+    if (endMs > this.lastEndMs[id]) this.lastEndMs[id] = endMs;
+    if (endMs <= this.lowMs) return; // older than the lookback
+    if (this.live[id] >= this.maxSlots) {
+      // A flood of tiny windows cannot grow memory without bound.
+      this.overflow++;
+      return;
+    }
+    const s = this.sums[id];
+    const recent = endMs > this.recentLowMs;
+    addAt(s.counts, a, o);
+    if (recent) addAt(s.recent, a, o);
+    const b = this.bucketFor(endMs);
+    b.row(id, endMs, recent);
+    for (let k = 0; k < F; k++) if (a[o + k] > 0) b.pair(k, a[o + k]);
+    // Written through the chunk (the view in s.ttfb is the policy's; same memory).
+    const t = this.ttfbChunks[Math.floor(id / TTFB_CHUNK)];
+    const base = (id % TTFB_CHUNK) * NB;
+    const os = this.eSums[id];
+    os.version = ++this.changes;
+    const ot = os.ttfb;
+    for (let p = c.ttfbStart[i]; p < c.ttfbStart[i + 1]; p++) {
+      const k = c.ttfbIdx[p];
+      const n = c.ttfbN[p];
+      t[base + k] += n;
+      ot[k] += n;
+      b.pair(TTFB_CODE + k, n);
+    }
+    b.endRow();
+    this.live[id]++;
+  }
+
+  private bucketFor(endMs: number): Bucket {
+    const key = Math.floor(endMs / BUCKET_MS);
+    const last = this.lastBucket;
+    if (last && last.key === key) return last;
+    let b = this.buckets.get(key);
+    if (!b) {
+      b = this.spare.pop() ?? new Bucket(key);
+      b.reset(key);
+      this.buckets.set(key, b);
+      insertSorted(this.keys, key);
+    }
+    this.lastBucket = b;
+    return b;
+  }
+
+  /** Slide the lookback to end at nowMs: windows ending at or before nowMs - lookback leave the sums. */
+  advance(nowMs: number): void {
+    this.recentLowMs = nowMs - Math.min(this.recentMs, this.lookbackMs);
+    this.lowMs = nowMs - this.lookbackMs;
+    const recentLimit = Math.floor(this.recentLowMs / BUCKET_MS);
+    for (let k = 0; k < this.keys.length && this.keys[k] <= recentLimit; k++) {
+      const b = this.buckets.get(this.keys[k])!;
+      if (b.inRecent > 0) this.leaveRecent(b);
+    }
+    const limit = Math.floor(this.lowMs / BUCKET_MS);
+    const emptied: number[] = [];
+    let n = 0;
+    while (n < this.keys.length && this.keys[n] <= limit) {
+      const b = this.buckets.get(this.keys[n])!;
+      this.leaveLookback(b, emptied);
+      // A bucket straddling the edge stays for the next advance.
+      if (b.live > 0) break;
+      this.buckets.delete(b.key);
+      if (this.lastBucket === b) this.lastBucket = undefined;
+      this.spare.push(b);
+      n++;
+    }
+    if (n > 0) this.keys.splice(0, n);
+    if (this.spare.length > 64) this.spare.length = 64;
+    const keepStalls = nowMs - STALL_MEMORY_MS;
+    for (const id of this.stallOnly) {
+      if (this.live[id] > 0) this.stallOnly.delete(id);
+      else if (this.lastEndMs[id] < keepStalls) {
+        this.stallOnly.delete(id);
+        this.forget(id);
       }
     }
-    return;
-  }
-  const dense = bucketsOf(h)!;
-  for (let i = 0; i < NB; i++) {
-    if (dense[i]) {
-      idx.push(i);
-      n.push(dense[i]);
+    for (const id of emptied) {
+      if (this.live[id] > 0 || this.dead[id]) continue;
+      // Keep a node with outstanding stalls a while: its later timeouts are netted against them.
+      if (this.stalls[id] > 0 && this.lastEndMs[id] >= keepStalls) this.stallOnly.add(id);
+      else this.forget(id);
     }
+  }
+
+  private leaveRecent(b: Bucket): void {
+    const low = this.recentLowMs;
+    for (let r = 0; r < b.n; r++) {
+      if (b.state[r] !== 1 || b.endMs[r] > low) continue;
+      b.state[r] = 0;
+      b.inRecent--;
+      const id = b.entry[r];
+      if (this.dead[id]) continue;
+      const rc = this.sums[id].recent;
+      this.eSums[id].version = ++this.changes;
+      // A row's count pairs come before its TTFB pairs.
+      const end = b.pairEnd[r];
+      const pairs = b.pairs;
+      for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < end; ) {
+        const u = pairs[p];
+        const code = u & CODE_MASK;
+        if (code >= F) break;
+        let v = u >>> CODE_BITS;
+        if (v === ESCAPE) {
+          v = pairs[p + 1] + pairs[p + 2] * 0x10000;
+          p += 3;
+        } else p++;
+        subCode(rc, code, v);
+      }
+    }
+  }
+
+  private leaveLookback(b: Bucket, emptied: number[]): void {
+    const low = this.lowMs;
+    for (let r = 0; r < b.n; r++) {
+      if (b.state[r] === 2 || b.endMs[r] > low) continue;
+      b.state[r] = 2;
+      b.live--;
+      const id = b.entry[r];
+      if (--this.live[id] === 0) emptied.push(id);
+      if (this.dead[id]) {
+        if (this.live[id] === 0) this.release(id);
+        continue;
+      }
+      const s = this.sums[id];
+      const cs = s.counts;
+      const t = this.ttfbChunks[Math.floor(id / TTFB_CHUNK)];
+      const base = (id % TTFB_CHUNK) * NB;
+      const os = this.eSums[id];
+      os.version = ++this.changes;
+      const ot = os.ttfb;
+      // A row's count pairs come first, then its TTFB pairs.
+      const end = b.pairEnd[r];
+      const pairs = b.pairs;
+      for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < end; ) {
+        const u = pairs[p];
+        const code = u & CODE_MASK;
+        let v = u >>> CODE_BITS;
+        if (v === ESCAPE) {
+          v = pairs[p + 1] + pairs[p + 2] * 0x10000;
+          p += 3;
+        } else p++;
+        if (code < F) subCode(cs, code, v);
+        else {
+          t[base + code - TTFB_CODE] -= v;
+          ot[code - TTFB_CODE] -= v;
+        }
+      }
+    }
+  }
+
+  /** The entry leaves its origin and node maps; its id is reused once no row refers to it. */
+  private forget(id: number): void {
+    const origin = this.eOrigin[id];
+    const nodeId = this.sums[id].nodeId;
+    const o = this.byOrigin.get(origin);
+    if (o && o.nodes.get(nodeId) === id) {
+      o.nodes.delete(nodeId);
+      o.version = ++this.changes;
+      o.list = undefined;
+      if (o.nodes.size === 0) this.byOrigin.delete(origin);
+    }
+    const mine = this.byNode.get(nodeId);
+    if (mine && mine.get(origin) === id) {
+      mine.delete(origin);
+      if (mine.size === 0) this.byNode.delete(nodeId);
+    }
+    this.stallOnly.delete(id);
+    if (this.live[id] === 0) this.release(id);
+    else this.dead[id] = 1;
+  }
+
+  private release(id: number): void {
+    this.dead[id] = 1;
+    this.sums[id] = undefined as unknown as Sums;
+    this.eSums[id] = undefined as unknown as OriginSums;
+    this.free.push(id);
+  }
+
+  /** Operator forget: drop every node's sums for the origin at once. */
+  forgetOrigin(origin: string): void {
+    const o = this.byOrigin.get(origin);
+    if (!o) return;
+    for (const id of [...o.nodes.values()]) this.forget(id);
+    this.byOrigin.delete(origin);
+  }
+
+  /** Operator forget: drop one node's sums in every origin. */
+  forgetNode(nodeId: string): void {
+    const mine = this.byNode.get(nodeId);
+    if (!mine) return;
+    for (const [origin, id] of [...mine]) {
+      // Its windows leave the origin's TTFB sum now; its rows then touch no sum.
+      const ot = this.byOrigin.get(origin)?.ttfb;
+      const t = this.sums[id].ttfb;
+      if (ot) for (let k = 0; k < NB; k++) ot[k] -= t[k];
+      this.forget(id);
+    }
+  }
+
+  origins(): string[] {
+    return [...this.byOrigin.keys()];
+  }
+
+  /** Whether any node has sums (or outstanding stalls) for the origin. */
+  has(origin: string): boolean {
+    return this.byOrigin.has(origin);
+  }
+
+  /** Sum of the ttfb buckets of every node of the origin over the lookback (live array: read only). */
+  totalTtfb(origin: string): readonly number[] | undefined {
+    return this.byOrigin.get(origin)?.ttfb as unknown as readonly number[] | undefined;
+  }
+
+  /** The nodes of an origin with their lookback sums (live objects and a shared array: read, do not keep or modify). */
+  nodes(origin: string): readonly NodeInput[] {
+    const o = this.byOrigin.get(origin);
+    if (!o) return [];
+    if (!o.list) {
+      o.list = [];
+      for (const id of o.nodes.values()) o.list.push(this.sums[id]);
+    }
+    return o.list;
+  }
+
+  /** Changes whenever anything nodes(origin) shows changes (-1: no sums for the origin). */
+  version(origin: string): number {
+    return this.byOrigin.get(origin)?.version ?? -1;
   }
 }
 
-/** Items by expiry bucket, drained in end-time order. */
 /** Insert key into an ascending array (appending is the common case: time moves forward). */
 function insertSorted(k: number[], key: number): void {
   if (k.length === 0 || k[k.length - 1] < key) {
@@ -170,229 +561,4 @@ function insertSorted(k: number[], key: number): void {
     else hi = mid;
   }
   k.splice(lo, 0, key);
-}
-
-class ExpiryQueue<T extends { endMs: number }> {
-  private map = new Map<number, T[]>();
-  private keys: number[] = [];
-
-  add(item: T): void {
-    const key = Math.floor(item.endMs / BUCKET_MS);
-    let bucket = this.map.get(key);
-    if (!bucket) {
-      this.map.set(key, (bucket = []));
-      insertSorted(this.keys, key);
-    }
-    bucket.push(item);
-  }
-
-  /** Remove every item with endMs <= lowMs, calling out(item). */
-  drain(lowMs: number, out: (item: T) => void): void {
-    const limit = Math.floor(lowMs / BUCKET_MS);
-    let n = 0;
-    while (n < this.keys.length && this.keys[n] <= limit) {
-      const key = this.keys[n];
-      const kept: T[] = [];
-      for (const it of this.map.get(key)!) {
-        if (it.endMs <= lowMs) out(it);
-        else kept.push(it);
-      }
-      if (kept.length > 0) {
-        this.map.set(key, kept);
-        break;
-      }
-      this.map.delete(key);
-      n++;
-    }
-    if (n > 0) this.keys.splice(0, n);
-  }
-}
-
-export class LookbackAggregator {
-  private byOrigin = new Map<string, Map<string, Entry>>();
-  /** Per origin: the sum of every node's ttfb buckets in the lookback. */
-  private originTtfb = new Map<string, number[]>();
-  /** Slots by expiry bucket (floor(endMs / BUCKET_MS)), and the bucket keys in ascending order. */
-  private expiry = new Map<number, Slot[]>();
-  private keys: number[] = [];
-  /** Lower edge of the lookback at the last advance(): windows ending at or before it are out. */
-  private lowMs = Number.NEGATIVE_INFINITY;
-  /** Windows refused because a node already had maxSlots windows in the lookback. */
-  overflow = 0;
-  /** The short "recent" sums (fast detection of hard faults): slots leave them earlier. */
-  private recentQueue = new ExpiryQueue<Slot>();
-  private recentLowMs = Number.NEGATIVE_INFINITY;
-
-  /** recentMs: horizon of NodeInput.recent (default 2 windows of 1 s). */
-  constructor(private lookbackMs: number, private maxSlots = 16, private recentMs = 2000) {}
-
-  setLookback(ms: number): void {
-    this.lookbackMs = ms;
-  }
-
-  /** Add one window summary seen by a node. */
-  add(node: NodeLabels, w: WindowLike): void {
-    const startMs = Number(w.startUnixMs);
-    const endMs = startMs + (w.lengthMs || 1000);
-    let origin = this.byOrigin.get(w.origin);
-    if (!origin) this.byOrigin.set(w.origin, (origin = new Map()));
-    let e = origin.get(node.nodeId);
-    if (!e) {
-      e = {
-        origin: w.origin,
-        input: { nodeId: node.nodeId, isp: node.isp, region: node.region, counts: zeroCounts(), ttfb: new Array<number>(NB).fill(0), recent: zeroCounts() },
-        live: 0,
-        lastEndMs: 0,
-        outstandingStalls: 0,
-      };
-      origin.set(node.nodeId, e);
-    } else if (e.input.isp !== node.isp || e.input.region !== node.region) {
-      // Relabelled node: keep the sums, change the labels.
-      e.input = { ...e.input, isp: node.isp, region: node.region };
-    }
-    const counts = countsOfWire(w);
-    netStalls(e, counts);
-    if (endMs > e.lastEndMs) e.lastEndMs = endMs;
-    if (endMs <= this.lowMs) return; // older than the lookback
-    if (e.live >= this.maxSlots) {
-      // A flood of tiny windows cannot grow memory without bound.
-      this.overflow++;
-      return;
-    }
-    const slot: Slot = { endMs, counts, ttfbIdx: [], ttfbN: [], entry: e };
-    sparseBuckets(w.ttfb, slot.ttfbIdx, slot.ttfbN);
-    addCounts(e.input.counts, counts);
-    const t = e.input.ttfb;
-    let ot = this.originTtfb.get(w.origin);
-    if (!ot) this.originTtfb.set(w.origin, (ot = new Array<number>(NB).fill(0)));
-    for (let i = 0; i < slot.ttfbIdx.length; i++) {
-      t[slot.ttfbIdx[i]] += slot.ttfbN[i];
-      ot[slot.ttfbIdx[i]] += slot.ttfbN[i];
-    }
-    e.live++;
-    if (endMs > this.recentLowMs) {
-      addCounts(e.input.recent, counts);
-      this.recentQueue.add(slot);
-    }
-    const key = Math.floor(endMs / BUCKET_MS);
-    let bucket = this.expiry.get(key);
-    if (!bucket) {
-      this.expiry.set(key, (bucket = []));
-      insertSorted(this.keys, key);
-    }
-    bucket.push(slot);
-  }
-
-
-  private out(s: Slot): void {
-    const e = s.entry;
-    subCounts(e.input.counts, s.counts);
-    const t = e.input.ttfb;
-    const ot = e.dead ? undefined : this.originTtfb.get(e.origin);
-    for (let i = 0; i < s.ttfbIdx.length; i++) {
-      t[s.ttfbIdx[i]] -= s.ttfbN[i];
-      if (ot) ot[s.ttfbIdx[i]] -= s.ttfbN[i];
-    }
-    e.live--;
-  }
-
-  /** Slide the lookback to end at nowMs: windows ending at or before nowMs - lookback leave the sums. */
-  advance(nowMs: number): void {
-    this.recentLowMs = nowMs - Math.min(this.recentMs, this.lookbackMs);
-    this.recentQueue.drain(this.recentLowMs, (s) => subCounts(s.entry.input.recent, s.counts));
-    this.lowMs = nowMs - this.lookbackMs;
-    const limit = Math.floor(this.lowMs / BUCKET_MS);
-    const emptied = new Set<Entry>();
-    let n = 0;
-    while (n < this.keys.length && this.keys[n] <= limit) {
-      const key = this.keys[n];
-      const bucket = this.expiry.get(key)!;
-      const kept: Slot[] = [];
-      for (const s of bucket) {
-        if (s.endMs <= this.lowMs) {
-          this.out(s);
-          if (s.entry.live === 0) emptied.add(s.entry);
-        } else kept.push(s);
-      }
-      if (kept.length > 0) {
-        // The bucket straddles the edge: keep it for the next advance.
-        this.expiry.set(key, kept);
-        break;
-      }
-      this.expiry.delete(key);
-      n++;
-    }
-    if (n > 0) this.keys.splice(0, n);
-    const recent = nowMs - STALL_MEMORY_MS;
-    for (const e of this.stallOnly) {
-      if (e.live > 0) this.stallOnly.delete(e);
-      else if (e.lastEndMs < recent) {
-        this.stallOnly.delete(e);
-        this.forget(e);
-      }
-    }
-    for (const e of emptied) {
-      if (e.live > 0) continue;
-      // Keep a node with outstanding stalls a while: its later timeouts are netted against them.
-      if (e.outstandingStalls > 0 && e.lastEndMs >= recent) this.stallOnly.add(e);
-      else this.forget(e);
-    }
-  }
-
-  /** Entries with no window in the lookback, kept only for their outstanding stalls. */
-  private stallOnly = new Set<Entry>();
-
-  private forget(e: Entry): void {
-    const m = this.byOrigin.get(e.origin);
-    if (!m || m.get(e.input.nodeId) !== e) return;
-    m.delete(e.input.nodeId);
-    if (m.size === 0) {
-      this.byOrigin.delete(e.origin);
-      this.originTtfb.delete(e.origin);
-    }
-  }
-
-  /** Operator forget: drop every node's sums for the origin at once. */
-  forgetOrigin(origin: string): void {
-    const m = this.byOrigin.get(origin);
-    if (!m) return;
-    for (const e of m.values()) {
-      e.dead = true;
-      this.stallOnly.delete(e);
-    }
-    this.byOrigin.delete(origin);
-    this.originTtfb.delete(origin);
-  }
-
-  /** Operator forget: drop one node's sums in every origin. */
-  forgetNode(nodeId: string): void {
-    for (const [origin, m] of this.byOrigin) {
-      const e = m.get(nodeId);
-      if (!e) continue;
-      // Its windows leave the origin's TTFB sum now; the slots then touch no live sum.
-      const ot = this.originTtfb.get(origin);
-      if (ot) for (let i = 0; i < NB; i++) ot[i] -= e.input.ttfb[i];
-      e.dead = true;
-      this.stallOnly.delete(e);
-      this.forget(e);
-    }
-  }
-
-  origins(): string[] {
-    return [...this.byOrigin.keys()];
-  }
-
-  /** Sum of the ttfb buckets of every node of the origin over the lookback (live array: read only). */
-  totalTtfb(origin: string): readonly number[] | undefined {
-    return this.originTtfb.get(origin);
-  }
-
-  /** The nodes of an origin with their lookback sums (live objects: read, do not keep). */
-  nodes(origin: string): NodeInput[] {
-    const m = this.byOrigin.get(origin);
-    if (!m) return [];
-    const out: NodeInput[] = [];
-    for (const e of m.values()) out.push(e.input);
-    return out;
-  }
 }

@@ -4,7 +4,7 @@
  * connects), sends probe requests through the ingest's sessions, persists
  * through its own sublevels of the central's LevelStore, and offers the
  * query handlers it owns (ListIncidents, WatchEvents, GetOriginHistory,
- * ProbeOrigin) plus a StatusProvider for ListOrigins / GetOrigin.
+ * ProbeOrigin) plus the VerdictView that ListOrigins / GetOrigin read.
  *
  * start() restores verdict states and open incidents before the first tick;
  * close() is idempotent and safe before start().
@@ -20,6 +20,7 @@ import { type WebhookPayload, WebhookSender } from "../alerts/webhook.js";
 import { levelOutbox } from "../alerts/outbox.js";
 import { AlertmanagerSender, type QueuedAlert } from "../alerts/alertmanager.js";
 import type { Ingest, Session } from "../ingest/ingest-service.js";
+import type { OriginFigures, OriginVerdict, VerdictView } from "../query/verdict-view.js";
 import type { LevelStore } from "../store/level-store.js";
 import { type EngineChange, type TickReport, VerdictEngine } from "./engine.js";
 import { EventHub, SlowWatcherError } from "./event-hub.js";
@@ -47,19 +48,9 @@ export interface VerdictServiceOptions {
   remoteProbeTargets?: (origin: string, broker: ProbeBroker) => ProbeTarget[];
 }
 
-/** What GetOrigin shows besides the state: figures and breakdown over the lookback. */
-export interface VerdictFigures {
-  requestRate: number;
-  failureRatio: number;
-  p95TtfbMs: number;
-  isps: ReturnType<typeof scopeToProto>[];
-  regions: ReturnType<typeof scopeToProto>[];
-  nodes: ReturnType<typeof scopeToProto>[];
-}
-
 const ORIGIN_KINDS = new Set([IncidentKind.ORIGIN_DOWN, IncidentKind.ORIGIN_DEGRADED]);
 
-export class VerdictService {
+export class VerdictService implements VerdictView {
   readonly engine: VerdictEngine;
   readonly store: VerdictStore;
   readonly hub = new EventHub();
@@ -131,8 +122,8 @@ export class VerdictService {
       const node = session.node;
       if (!node) return;
       const now = Date.now();
-      this.engine.observe(node, batch.windows, now);
-      for (const w of batch.windows) this.history.addWindow(w.origin, Number(w.startUnixMs), w.counts, w.ttfb, now);
+      this.engine.observeColumns(node, batch.windows, now);
+      this.history.addColumns(batch.windows, now);
     });
     ingest.on("probe-result", (session, r) => {
       if (session.node) this.engine.onProbeResult(session.node.nodeId, r);
@@ -295,18 +286,28 @@ export class VerdictService {
     return out;
   }
 
-  /** StatusProvider for the query API (ListOrigins, GetOrigin). */
-  verdictOf(origin: string, nowMs: number) {
+  /** VerdictView (query/verdict-view.ts): the state of an origin, and its figures read from the lookback. */
+  originVerdict(origin: string): OriginVerdict {
     const st = this.engine.status(origin);
-    if (!st) return { state: OriginState.NO_DATA, faults: [], reason: "no node reported traffic for this origin in the lookback", stateSinceMs: 0, confirming: false };
-    void nowMs;
-    return { state: st.state, faults: st.faults.map(faultToProto), reason: st.reason, stateSinceMs: st.stateSinceMs, confirming: st.confirming };
+    const figures = this.figuresOf(origin);
+    if (!st) return { state: OriginState.NO_DATA, faults: [], reason: "no node reported traffic for this origin in the lookback", stateSinceMs: 0, confirming: false, figures };
+    return { state: st.state, faults: st.faults.map(faultToProto), reason: st.reason, stateSinceMs: st.stateSinceMs, confirming: st.confirming, figures };
+  }
+
+  /** VerdictView: origins with windows in the lookback. */
+  liveOrigins(): Iterable<string> {
+    return this.engine.lookback.origins();
+  }
+
+  /** VerdictView: whether the lookback holds a window of the origin. */
+  isLive(origin: string): boolean {
+    return this.engine.lookback.has(origin);
   }
 
   /** Figures and the per-ISP, per-region and per-node breakdown, from the verdict's own arithmetic. */
-  figuresOf(origin: string): VerdictFigures | undefined {
+  private figuresOf(origin: string): OriginFigures | undefined {
     const tickVerdict = this.engine.status(origin)?.verdict;
-    if (!tickVerdict && this.engine.lookback.nodes(origin).length === 0) return undefined;
+    if (!tickVerdict && !this.engine.lookback.has(origin)) return undefined;
     const lookbackS = this.settingsFor(origin).lookbackMs / 1000;
     // The breakdown costs a full evaluation: done only when GetOrigin reads it, once per call.
     let detail: Verdict | undefined | null = null;

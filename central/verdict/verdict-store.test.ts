@@ -5,11 +5,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
+import { type Histogram, type OutcomeCounts, OutcomeCountsSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
 import { HistogramAccumulator } from "../../proto/histogram.js";
 import { IncidentKind, type IncidentRecord, newTrack } from "./hysteresis.js";
 import { type KV, type SublevelOpener, VerdictStore } from "./verdict-store.js";
+import { columnsOfBatch } from "../ingest/window-columns.js";
 import { HistoryRollups, MINUTE_MS } from "./history.js";
 
 async function openDb(): Promise<{ db: Level<string, unknown>; open: SublevelOpener; done: () => Promise<void>; dir: string }> {
@@ -24,6 +25,10 @@ const inc = (id: string, origin: string, open: boolean): IncidentRecord => ({
   id, kind: IncidentKind.ORIGIN_DOWN, origin, scopeKey: "", openedMs: 1, closedMs: open ? 0 : 2, open, flapping: false,
   reopenCount: 0, peakFailureRatio: 1, peakP95TtfbMs: 0, dedupeKey: `${origin}/${id}`, summary: "",
 });
+
+/** One window of 1 s as the ingest's columns (what history adds). */
+const win = (origin: string, startMs: number, counts?: OutcomeCounts, ttfb?: Histogram) =>
+  columnsOfBatch({ windows: [{ origin, startUnixMs: BigInt(startMs), lengthMs: 1000, counts, ttfb, packedCounts: [] } as never] });
 
 test("incidents list newest first, filter by origin and open, and page", async () => {
   const { open, done } = await openDb();
@@ -93,14 +98,14 @@ test("history: per-minute rollups merge late windows and restarts, and are prune
   const hist = new HistogramAccumulator();
   for (let i = 0; i < 10; i++) hist.record(100);
   const c = (ok: number, err: number) => create(OutcomeCountsSchema, { ok: BigInt(ok), serverError: BigInt(err) });
-  h.addWindow("o", now - 2 * MINUTE_MS + 1000, c(10, 0), hist.toHistogram(), now);
-  h.addWindow("o", now - MINUTE_MS + 5000, c(6, 4), undefined, now);
+  h.addColumns(win("o", now - 2 * MINUTE_MS + 1000, c(10, 0), hist.toHistogram()), now);
+  h.addColumns(win("o", now - MINUTE_MS + 5000, c(6, 4), undefined), now);
   h.noteState("o", now - MINUTE_MS + 6000, OriginState.DEGRADED);
   h.noteState("o", now - MINUTE_MS + 7000, OriginState.HEALTHY);
   await h.flush(now);
   // A second process (restart) adds a late window to an already stored minute.
   const h2 = new HistoryRollups(s, 30 * MINUTE_MS);
-  h2.addWindow("o", now - MINUTE_MS + 9000, c(10, 0), undefined, now);
+  h2.addColumns(win("o", now - MINUTE_MS + 9000, c(10, 0), undefined), now);
   const before = await h2.query("o", now - 10 * MINUTE_MS, now);
   assert.equal(before.map((p) => [p.requests, p.failures]), [[10, 0], [20, 4]]);
   await h2.flush(now);
@@ -111,7 +116,7 @@ test("history: per-minute rollups merge late windows and restarts, and are prune
   await h.prune(now + 29 * MINUTE_MS);
   await s.flush();
   assert.equal((await h.query("o", 0, now * 2)).map((p) => p.timeMs), [now - MINUTE_MS]);
-  h.addWindow("o", 0, c(1, 0), undefined, now + 60 * MINUTE_MS);
+  h.addColumns(win("o", 0, c(1, 0), undefined), now + 60 * MINUTE_MS);
   assert.equal((await h.query("o", 0, 10 * MINUTE_MS)).length, 0, "windows older than the retention are ignored");
   await done();
 });

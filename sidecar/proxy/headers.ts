@@ -36,19 +36,36 @@ export function connectionTokens(value: string | string[] | undefined): Set<stri
   return out;
 }
 
-const HOP_BY_HOP_LIST: readonly string[] = [...HOP_BY_HOP];
+/**
+ * Field-name lengths a hop-by-hop field can have: a raw field name of another
+ * length is passed without lower-casing it (no allocation per field on the
+ * request path).
+ */
+const HOP_LENGTH: readonly boolean[] = (() => {
+  const a: boolean[] = [];
+  for (const n of HOP_BY_HOP) a[n.length] = true;
+  return a;
+})();
 
 /**
  * Turn the cache's request headers into the ones sent upstream, in place (the
  * object is the sidecar's own; a copy per request is measurable): hop-by-hop
  * fields removed, X-Forwarded-For set, and `transfer-encoding: chunked` when
  * the request arrived chunked (Node has de-chunked it; it is re-chunked on the
- * way out, never forwarded verbatim).
+ * way out, never forwarded verbatim). `raw` is the same request's
+ * `rawHeaders`: one pass over it finds the fields to remove, so a request
+ * without hop-by-hop fields costs no lookup or delete.
  */
-export function upstreamRequestHeaders(headers: IncomingHttpHeaders, peer: string, trusted: boolean): IncomingHttpHeaders {
-  const chunked = headers["transfer-encoding"] !== undefined;
-  if (headers.connection !== undefined) for (const n of connectionTokens(headers.connection)) delete headers[n];
-  for (let i = 0; i < HOP_BY_HOP_LIST.length; i++) if (headers[HOP_BY_HOP_LIST[i]] !== undefined) delete headers[HOP_BY_HOP_LIST[i]];
+export function upstreamRequestHeaders(headers: IncomingHttpHeaders, raw: readonly string[], peer: string, trusted: boolean): IncomingHttpHeaders {
+  let chunked = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (HOP_LENGTH[raw[i].length] !== true) continue;
+    const n = raw[i].toLowerCase();
+    if (!HOP_BY_HOP.has(n)) continue;
+    if (n === "transfer-encoding") chunked = true;
+    else if (n === "connection") for (const t of connectionTokens(raw[i + 1])) delete headers[t];
+    delete headers[n];
+  }
   const prior = headers["x-forwarded-for"];
   headers["x-forwarded-for"] = trusted && prior ? `${prior}, ${peer}` : peer;
   if (chunked) {
@@ -58,22 +75,43 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, peer: strin
   return headers;
 }
 
-/** Response raw headers (flat [k, v, k, v…]) without hop-by-hop fields, case kept. */
+/**
+ * Response raw headers (flat [k, v, k, v…]) without hop-by-hop fields, case
+ * kept. Returns `raw` itself when there is nothing to remove (never mutated).
+ */
 export function downstreamResponseHeaders(raw: readonly string[]): string[] {
-  let named: Set<string> | undefined;
+  /** Fields a Connection header names beyond the always-hop-by-hop ones (rare). */
+  let named: string[] | undefined;
+  let strip = false;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 10 && raw[i].toLowerCase() === "connection") {
-      named ??= new Set();
-      for (const t of connectionTokens(raw[i + 1])) named.add(t);
+    if (HOP_LENGTH[raw[i].length] !== true) continue;
+    const n = raw[i].toLowerCase();
+    if (!HOP_BY_HOP.has(n)) continue;
+    strip = true;
+    // `Connection: keep-alive` (the usual value) names a field that is hop-by-hop anyway.
+    const v = raw[i + 1];
+    if (n === "connection" && !(v.length === 10 && v.toLowerCase() === "keep-alive")) {
+      for (const t of connectionTokens(v)) if (!HOP_BY_HOP.has(t)) (named ??= []).push(t);
     }
   }
+  if (!strip) return raw as string[];
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const k = raw[i].toLowerCase();
-    if (HOP_BY_HOP.has(k) || named?.has(k)) continue;
+    if (named !== undefined || HOP_LENGTH[raw[i].length] === true) {
+      const k = raw[i].toLowerCase();
+      if (HOP_BY_HOP.has(k) || named?.includes(k)) continue;
+    }
     out.push(raw[i], raw[i + 1]);
   }
   return out;
+}
+
+/** The first Content-Length value of raw headers, without building a headers object. */
+export function rawContentLength(raw: readonly string[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 14 && raw[i].toLowerCase() === "content-length") return raw[i + 1];
+  }
+  return undefined;
 }
 
 /** Peer address matcher for X-Forwarded-For trust: "loopback", exact IPs and CIDRs. */

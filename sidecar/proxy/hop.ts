@@ -16,7 +16,7 @@ import { TLSSocket } from "node:tls";
 import type httpProxy from "http-proxy";
 import type { OriginConfig, SidecarConfig } from "../config.js";
 import type { Recorder } from "../recorder/recorder.js";
-import { createPeerMatcher, downstreamResponseHeaders, peerAddress, upstreamRequestHeaders } from "./headers.js";
+import { createPeerMatcher, downstreamResponseHeaders, peerAddress, rawContentLength, upstreamRequestHeaders } from "./headers.js";
 import {
   BODY_TIMEOUT_CODE,
   CONNECT_TIMEOUT_CODE,
@@ -34,7 +34,7 @@ import { resolverLookup } from "./dns-lookup.js";
 import { createOriginProxy } from "./origin-proxy.js";
 import { createRouter, duplicateHost, type Router } from "./routes.js";
 import { forwardUpgrade, type UpgradeHandle } from "./upgrade.js";
-import { createUpstreamAgent, expectUpstreamRequest } from "./upstream-agent.js";
+import { createUpstreamAgent } from "./upstream-agent.js";
 
 export interface CompletedRequest {
   origin: string;
@@ -95,7 +95,7 @@ interface Ctx {
   status: number;
   stalled: boolean;
   done: boolean;
-  /** response body bytes counted as they flowed (bodies without Content-Length) */
+  /** response body bytes counted as they flowed (used for bodies without Content-Length) */
   bytesIn: number;
   /** Content-Length of a response that has a body */
   declaredIn?: number;
@@ -114,14 +114,18 @@ interface Ctx {
   linked: boolean;
 }
 
+/** The request's Ctx, on the cache's request and on the upstream ClientRequest. */
 const CTX = Symbol("originwatch.hop");
 const ADDR = Symbol("originwatch.upstreamAddr");
+/** Peer address and X-Forwarded-For trust of a cache connection, computed once per connection. */
+const PEER = Symbol("originwatch.peer");
 
 /** "ip:port" of an upstream socket, computed once per connection. */
 function addrOf(socket: import("node:net").Socket & { [ADDR]?: string }): string {
   return (socket[ADDR] ??= `${socket.remoteAddress}:${socket.remotePort}`);
 }
-type WithCtx = IncomingMessage & { [CTX]?: Ctx };
+type WithCtx = { [CTX]?: Ctx };
+type CacheSocket = Duplex & { remoteAddress?: string; [PEER]?: { peer: string; trust: boolean } };
 
 export function createHop(opts: HopOptions): Hop {
   const { recorder, observer } = opts;
@@ -130,8 +134,8 @@ export function createHop(opts: HopOptions): Hop {
   const states = new Map<string, OriginState>();
   let inFlight = 0;
   let closed = false;
-  /** Peer address and trust per cache connection (the peer of a socket never changes). */
-  const peerOf = new WeakMap<object, { peer: string; trust: boolean }>();
+  /** The request inside proxy.web(): http-proxy hands its ClientRequest to pipeRequestBody. */
+  let pending: Ctx | undefined;
 
   /** Requests in flight with a deadline to watch (connect, first byte, stall, body idle). */
   const deadlines = new DeadlineList<Ctx>(checkDeadlines);
@@ -196,11 +200,16 @@ export function createHop(opts: HopOptions): Hop {
 
   for (const origin of opts.config.origins) {
     const agent = createUpstreamAgent(origin, opts.config.resolver ? resolverLookup(opts.config.resolver) : undefined);
-    const proxy = createOriginProxy(origin, agent, (proxyRes, req) => {
-      const ctx = (req as WithCtx)[CTX];
-      if (ctx) onResponse(ctx, proxyRes);
-      else proxyRes.destroy();
-    });
+    const proxy = createOriginProxy(
+      origin,
+      agent,
+      (proxyRes, req) => {
+        const ctx = (req as IncomingMessage & WithCtx)[CTX];
+        if (ctx) onResponse(ctx, proxyRes);
+        else proxyRes.destroy();
+      },
+      { pipe: pipeRequestBody },
+    );
     states.set(origin.name, { origin, agent, proxy });
   }
 
@@ -253,28 +262,79 @@ export function createHop(opts: HopOptions): Hop {
     ctx.firstByteBy = now + ctx.st.origin.firstByteTimeoutMs;
   }
 
-  function attach(ctx: Ctx, creq: ClientRequest): void {
+  /**
+   * The body source of every origin's http-proxy (origin-proxy.ts): called in
+   * proxy.web() with the ClientRequest just created for `pending`. The
+   * listeners below are shared functions that find their Ctx on the emitter
+   * (the cache's request, the ClientRequest, the origin's response): nothing
+   * is allocated per request for them. A request without Content-Length or
+   * Transfer-Encoding has no body (RFC 9112 §6.3): the upstream request is
+   * ended at once instead of piping an empty stream into it.
+   */
+  function pipeRequestBody(creq: ClientRequest): void {
+    const ctx = pending;
+    pending = undefined;
+    if (ctx === undefined) {
+      creq.destroy(); // not a request of handle(): never sent
+      return;
+    }
     ctx.upstream = creq;
-    creq.on("socket", (socket) => {
-      if (ctx.done) return;
-      // Connect and stall clocks run from here: time queued for a pool slot is pool_exhausted's, not the origin's.
-      const now = performance.now();
-      ctx.stallAt = now + ctx.st.origin.stallMs;
-      if (socket.connecting) {
-        ctx.phase = "connect";
-        ctx.connectBy = now + ctx.st.origin.connectTimeoutMs;
-        socket.once("connect", () => {
-          ctx.upstreamAddr = addrOf(socket);
-          if (socket instanceof TLSSocket) {
-            ctx.phase = "tls";
-            socket.once("secureConnect", () => toWait(ctx));
-          } else toWait(ctx);
-        });
-      } else {
+    (creq as ClientRequest & WithCtx)[CTX] = ctx;
+    creq.on("socket", onUpstreamSocket);
+    const headers = ctx.req.headers;
+    if (headers["content-length"] !== undefined || headers["transfer-encoding"] !== undefined) ctx.req.pipe(creq);
+    else creq.end();
+  }
+
+  function onUpstreamSocket(this: ClientRequest & WithCtx, socket: import("node:net").Socket): void {
+    const ctx = this[CTX]!;
+    if (ctx.done) return;
+    // Connect and stall clocks run from here: time queued for a pool slot is pool_exhausted's, not the origin's.
+    const now = performance.now();
+    ctx.stallAt = now + ctx.st.origin.stallMs;
+    if (socket.connecting) {
+      ctx.phase = "connect";
+      ctx.connectBy = now + ctx.st.origin.connectTimeoutMs;
+      socket.once("connect", () => {
         ctx.upstreamAddr = addrOf(socket);
-        toWait(ctx, now);
-      }
-    });
+        if (socket instanceof TLSSocket) {
+          ctx.phase = "tls";
+          socket.once("secureConnect", () => toWait(ctx));
+        } else toWait(ctx);
+      });
+    } else {
+      ctx.upstreamAddr = addrOf(socket);
+      toWait(ctx, now);
+    }
+  }
+
+  /** The origin's response ended: cut short (not complete) is a body error, and the cache's response is cut too. */
+  function onUpstreamResponseClose(this: IncomingMessage & WithCtx): void {
+    const ctx = this[CTX]!;
+    if (ctx.done || this.complete) return;
+    finish(ctx, "body_error");
+    ctx.res.destroy();
+  }
+
+  /** The cache's response closed: finished after the body, or the cache went away first. */
+  function onCacheResponseClose(this: ServerResponse): void {
+    const ctx = (this.req as IncomingMessage & WithCtx)[CTX]!;
+    if (ctx.done) return;
+    if (this.writableFinished && ctx.phase === "body") {
+      finish(ctx, classifyStatus(ctx.status));
+      return;
+    }
+    finish(ctx, "client_abort");
+    ctx.upstream?.destroy();
+  }
+
+  function countRequestBody(this: IncomingMessage & WithCtx, chunk: Buffer): void {
+    this[CTX]!.bytesOut += chunk.length;
+  }
+
+  function requestBodyDeclared(this: IncomingMessage & WithCtx): void {
+    const ctx = this[CTX]!;
+    ctx.bytesOut = Number(ctx.req.headers["content-length"]) || 0;
   }
 
   function onResponse(ctx: Ctx, proxyRes: IncomingMessage): void {
@@ -286,6 +346,7 @@ export function createHop(opts: HopOptions): Hop {
     }
     ctx.phase = "body";
     ctx.upRes = proxyRes;
+    (proxyRes as IncomingMessage & WithCtx)[CTX] = ctx;
     ctx.ttfbMs = performance.now() - ctx.start;
     ctx.bodyIdleSince = ctx.start + ctx.ttfbMs;
     ctx.bodySeen = proxyRes.socket ? proxyRes.socket.bytesRead : 0;
@@ -293,8 +354,9 @@ export function createHop(opts: HopOptions): Hop {
     const status = proxyRes.statusCode ?? 502;
     ctx.status = status;
     const res = ctx.res;
+    const raw = proxyRes.rawHeaders;
     try {
-      res.writeHead(status, proxyRes.statusMessage, downstreamResponseHeaders(proxyRes.rawHeaders));
+      res.writeHead(status, proxyRes.statusMessage, downstreamResponseHeaders(raw));
     } catch {
       // A response head Node accepted from the origin but cannot forward: broken response.
       proxyRes.destroy();
@@ -303,25 +365,38 @@ export function createHop(opts: HopOptions): Hop {
       return;
     }
     // Bytes: the declared length when the body completes, else counted as it flows (chunked, or cut short).
-    const declared = proxyRes.headers["content-length"];
-    const counting = declared === undefined;
-    if (counting) {
-      proxyRes.on("data", (chunk: Buffer) => {
-        ctx.bytesIn += chunk.length;
-      });
+    const declared = rawContentLength(raw);
+    if (declared !== undefined && ctx.req.method !== "HEAD" && status !== 204 && status !== 304) ctx.declaredIn = Number(declared) || 0;
+    proxyRes.on("data", forwardChunk);
+    proxyRes.on("end", forwardEnd);
+    proxyRes.on("close", onUpstreamResponseClose);
+  }
+
+  /*
+   * The origin's body to the cache with backpressure: what pipe() does, with
+   * three listeners instead of pipe's nine (and no clean-up of them). Nothing
+   * can be written after end: end follows the origin's last byte, and every
+   * other way out destroys the cache's response.
+   */
+  function forwardChunk(this: IncomingMessage & WithCtx, chunk: Buffer): void {
+    const ctx = this[CTX]!;
+    ctx.bytesIn += chunk.length;
+    if (!ctx.res.write(chunk) && !this.isPaused()) {
+      this.pause();
+      ctx.res.once("drain", resumeUpstream);
     }
-    else if (ctx.req.method !== "HEAD" && status !== 204 && status !== 304) ctx.declaredIn = Number(declared) || 0;
-    proxyRes.on("close", () => {
-      if (ctx.done || proxyRes.complete) return;
-      finish(ctx, "body_error");
-      res.destroy();
-    });
-    ctx.status = status;
-    proxyRes.pipe(res);
+  }
+
+  function resumeUpstream(this: ServerResponse): void {
+    (this.req as IncomingMessage & WithCtx)[CTX]!.upRes?.resume();
+  }
+
+  function forwardEnd(this: IncomingMessage & WithCtx): void {
+    this[CTX]!.res.end();
   }
 
   function onError(err: Error, req: IncomingMessage): void {
-    const ctx = (req as WithCtx)[CTX];
+    const ctx = (req as IncomingMessage & WithCtx)[CTX];
     if (!ctx || ctx.done) return;
     // http-proxy reports errors of the cache's request (req) and of the upstream
     // request through the same callback; req.errored tells them apart.
@@ -356,12 +431,9 @@ export function createHop(opts: HopOptions): Hop {
     }
     const st = states.get(route.origin.name)!;
     const absolute = !(req.url ?? "").startsWith("/");
-    let p = peerOf.get(req.socket);
-    if (p === undefined) {
-      p = { peer: peerAddress(req.socket.remoteAddress), trust: trusted(req.socket.remoteAddress) };
-      peerOf.set(req.socket, p);
-    }
-    const headers = upstreamRequestHeaders(req.headers, p.peer, p.trust);
+    const sock = req.socket as CacheSocket;
+    const p = (sock[PEER] ??= { peer: peerAddress(sock.remoteAddress), trust: trusted(sock.remoteAddress) });
+    const headers = upstreamRequestHeaders(req.headers, req.rawHeaders, p.peer, p.trust);
     if (absolute) {
       req.url = route.path;
       headers.host = route.origin.name;
@@ -386,36 +458,22 @@ export function createHop(opts: HopOptions): Hop {
       upstreamAddr: "",
       linked: false,
     };
-    (req as WithCtx)[CTX] = ctx;
+    (req as IncomingMessage & WithCtx)[CTX] = ctx;
     inFlight++;
     deadlines.add(ctx);
-    res.on("close", () => {
-      if (ctx.done) return;
-      if (res.writableFinished && ctx.phase === "body") {
-        finish(ctx, classifyStatus(ctx.status));
-        return;
-      }
-      finish(ctx, "client_abort");
-      ctx.upstream?.destroy();
-    });
-    expectUpstreamRequest((creq) => attach(ctx, creq));
+    res.on("close", onCacheResponseClose);
+    pending = ctx;
     try {
       (st.proxy.web as (req: IncomingMessage, res: ServerResponse, cb: (err: Error, req: IncomingMessage) => void) => void)(req, res, onError);
     } catch (err) {
       onError(err as Error, req);
     } finally {
-      expectUpstreamRequest(undefined);
+      pending = undefined;
     }
-    const reqLength = req.headers["content-length"];
-    if (reqLength !== undefined) {
-      req.once("end", () => {
-        ctx.bytesOut = Number(reqLength) || 0;
-      });
-    } else if (req.readable && !req.complete) {
-      req.on("data", (chunk: Buffer) => {
-        ctx.bytesOut += chunk.length;
-      });
-    }
+    // Request body bytes: the declared length once the body has been read, else counted as it flows
+    // (chunked). A request with neither field has no body (RFC 9112 §6.3): nothing to count or listen to.
+    if (headers["content-length"] !== undefined) req.once("end", requestBodyDeclared);
+    else if (headers["transfer-encoding"] !== undefined && !req.complete) req.on("data", countRequestBody);
   }
 
   function rawReject(socket: Duplex, status: number, text: string, extra: Record<string, string> = {}): void {
@@ -456,7 +514,7 @@ export function createHop(opts: HopOptions): Hop {
     }
     const st = states.get(origin.name)!;
     const absolute = !(req.url ?? "").startsWith("/");
-    const headers = upstreamRequestHeaders(req.headers, peerAddress(req.socket.remoteAddress), trusted(req.socket.remoteAddress));
+    const headers = upstreamRequestHeaders(req.headers, req.rawHeaders, peerAddress(req.socket.remoteAddress), trusted(req.socket.remoteAddress));
     delete headers["content-length"];
     if (!origin.preserveHost) headers.host = origin.url.host;
     else if (absolute) headers.host = origin.name;

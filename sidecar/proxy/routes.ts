@@ -38,11 +38,16 @@ export interface Router {
 
 export function createRouter(origins: readonly OriginConfig[]): Router {
   const byName = new Map(origins.map((o) => [o.name, o]));
+  // A Host field that is exactly a configured name is what hostName() would return for it (names are lower
+  // case without a trailing dot), except an IPv6 name, which a Host must bracket: those take the full parse.
+  const exact = new Map(origins.filter((o) => !o.name.includes(":")).map((o) => [o.name, o]));
   const lookup = (name: string | undefined): OriginConfig | undefined => (name === undefined ? undefined : byName.get(name));
   return {
     origin: (name) => byName.get(name),
     route(url, host) {
       if (url.startsWith("/")) {
+        const hit = host === undefined ? undefined : exact.get(host);
+        if (hit !== undefined) return { kind: "origin", origin: hit, path: url };
         const name = hostName(host);
         if (name === undefined) return { kind: "reject", status: 400, reason: "missing or malformed Host" };
         const origin = lookup(name);

@@ -1,30 +1,12 @@
 /**
- * The keep-alive agent per origin (bounded pool, LIFO reuse, origin CA and TLS
- * identity) and the hook that hands the hop each upstream ClientRequest.
- *
- * Why the hook: the ClientRequest http-proxy creates is handed to the agent
- * synchronously inside proxy.web(); a one-shot slot read by a patched
- * `addRequest` lets the hop attach its deadlines to it without relying on
- * http-proxy's `proxyReq` event (skipped for `Expect` requests and emitted
- * only once a socket is assigned).
+ * The keep-alive agent per origin: a bounded pool, LIFO reuse, the origin's
+ * CA and TLS identity.
  */
-import http, { type ClientRequest } from "node:http";
+import http from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
 import type { OriginConfig } from "../config.js";
 import { originCa, originServername } from "./origin-tls.js";
-
-let pendingAttach: ((creq: ClientRequest) => void) | undefined;
-
-/**
- * Set (or clear, with undefined) the callback that receives the next
- * ClientRequest any upstream agent is given. One-shot: the agent clears it
- * before calling it. The caller clears it after proxy.web() returns, so a
- * request that never reached an agent leaves nothing behind.
- */
-export function expectUpstreamRequest(f: ((creq: ClientRequest) => void) | undefined): void {
-  pendingAttach = f;
-}
 
 /**
  * The agent for one origin. Verification stays on for https: extra CAs
@@ -40,22 +22,11 @@ export function createUpstreamAgent(origin: OriginConfig, lookup: LookupFunction
     maxFreeSockets: origin.maxFreeSockets,
     scheduling: "lifo" as const,
   };
-  let agent: http.Agent;
   if (origin.url.protocol === "https:") {
     // Verification stays on: extra CAs are added to Node's default roots, never replace the check.
     // The agent's servername overrides the one Node would derive from the (cache's) Host header:
     // the hop, upgrades and probes present one TLS identity per origin (origin-tls.ts).
-    agent = new https.Agent({ ...opts, ca: originCa(origin), servername: originServername(origin), rejectUnauthorized: true });
-  } else {
-    agent = new http.Agent(opts);
+    return new https.Agent({ ...opts, ca: originCa(origin), servername: originServername(origin), rejectUnauthorized: true });
   }
-  const a = agent as http.Agent & { addRequest(req: ClientRequest, o: unknown): void };
-  const addRequest = a.addRequest;
-  a.addRequest = function (this: http.Agent, req: ClientRequest, o: unknown) {
-    const f = pendingAttach;
-    pendingAttach = undefined;
-    if (f) f(req);
-    return addRequest.call(this, req, o);
-  };
-  return agent;
+  return new http.Agent(opts);
 }

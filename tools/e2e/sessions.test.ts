@@ -13,6 +13,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigService } from "../../proto/gen/originwatch/v1/config_pb.js";
+import { validateSidecarConfig } from "../../sidecar/config.js";
+import { type Sidecar, startSidecar } from "../../sidecar/main.js";
 import { QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
 import { type Origin, startOrigin } from "../origin.js";
 import { request } from "../test/http-request.js";
@@ -46,6 +48,17 @@ function sidecarArgs(central: string, nodeId: string, isp: string, origin: Origi
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** An older sidecar, one without the `stall` feature: in process, announcing fewer capabilities. */
+function startOlderSidecar(central: string, origin: Origin, stateDir: string): Promise<Sidecar> {
+  return startSidecar(
+    validateSidecarConfig({
+      central: `http://${central}`, listen: "127.0.0.1:0", admin: "127.0.0.1:0", stateDir,
+      nodeId: "cfg-old", isp: "isp-b", region: "eu-west", origins: [`${HOST}=${origin.url}`],
+    }),
+    { capabilities: ["config-v1", "sampling", "exemplars"] },
+  );
+}
 
 test("central SIGKILLed for 10 s under steady traffic through 3 sidecars: no failed request, totals equal what the origin served", async () => {
   const dir = await mkdtemp(join(tmpdir(), "ow-sess-"));
@@ -132,12 +145,12 @@ test("config push: invalid config refused; a sidecar lacking a feature NACKs (re
   const origin = await startOrigin();
   let central: Proc | undefined;
   let full: Proc | undefined;
-  let old: Proc | undefined;
+  let old: Sidecar | undefined;
   try {
     central = await startOriginwatch(["central", "--listen", "127.0.0.1:0", "--data", join(dir, "central")]);
     const { config, query } = api(central.address);
     full = await startOriginwatch(sidecarArgs(central.address, "cfg-full", "isp-a", origin, ["--state-dir", join(dir, "full")]));
-    old = await startOriginwatch(sidecarArgs(central.address, "cfg-old", "isp-b", origin, ["--state-dir", join(dir, "old"), "--capabilities", "config-v1,sampling,exemplars"]));
+    old = await startOlderSidecar(central.address, origin, join(dir, "old"));
     await eventually(async () => (await query.listNodes({})).nodes.filter((n) => n.connected).length === 2, 20_000);
 
     const v1 = await config.setConfig({ config: { sampling: { successRate: 1, errorRate: 1 }, requiredCapabilities: ["exemplars"] }, expectedVersion: 0n });
@@ -162,7 +175,7 @@ test("config push: invalid config refused; a sidecar lacking a feature NACKs (re
     }, 20_000);
     assert.is(nodes!.o.appliedConfigVersion, 1n);
     assert.match(nodes!.o.lastNackReason, /version 2: required_capabilities: this sidecar lacks stall/);
-    assert.is(await metric(String(old.ready.admin), "originwatch_sidecar_config_version"), 1);
+    assert.is(await metric(old.adminAddress!, "originwatch_sidecar_config_version"), 1);
     assert.is(await metric(String(full.ready.admin), "originwatch_sidecar_config_version"), 2);
 
     // Exemplars at the pushed rate (1.0): paths without their query strings.
@@ -177,15 +190,15 @@ test("config push: invalid config refused; a sidecar lacking a feature NACKs (re
     // With the central gone, a restarted sidecar boots with its last good config.
     await central.stop("SIGKILL");
     central = undefined;
-    await old.stop();
+    await old.shutdown();
     const saved = JSON.parse(await readFile(join(dir, "old", "config.json"), "utf8"));
     assert.is(saved.version, "1");
-    old = await startOriginwatch(sidecarArgs("127.0.0.1:1", "cfg-old", "isp-b", origin, ["--state-dir", join(dir, "old"), "--capabilities", "config-v1,sampling,exemplars"]));
-    assert.is(await metric(String(old.ready.admin), "originwatch_sidecar_config_version"), 1);
+    old = await startOlderSidecar("127.0.0.1:1", origin, join(dir, "old"));
+    assert.is(await metric(old.adminAddress!, "originwatch_sidecar_config_version"), 1);
     assert.is((await request(old.address, { path: "/still", headers: { host: HOST } })).status, 200);
   } finally {
     await full?.stop();
-    await old?.stop();
+    await old?.shutdown();
     await central?.stop();
     await origin.close();
     await rm(dir, { recursive: true, force: true });

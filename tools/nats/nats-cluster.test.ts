@@ -4,7 +4,7 @@
  * running afterwards (also when the owning process is killed).
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
@@ -87,10 +87,10 @@ if (requireNats("nats cluster harness")) {
   test("servers die with the process that started them, even on kill -9", async () => {
     const script = `import { startNatsCluster } from "./tools/nats/nats-cluster.ts";
 const c = await startNatsCluster({ servers: 2 });
-process.stdout.write(JSON.stringify(c.servers.map((s) => s.pid())) + "\\n");
+process.stdout.write(JSON.stringify({ pids: c.servers.map((s) => s.pid()), dir: c.servers[0].storeDir.replace(/\\/n1$/, "") }) + "\\n");
 setInterval(() => {}, 1000);`;
     const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
-    const pids: number[] = await new Promise((resolve, reject) => {
+    const { pids, dir }: { pids: number[]; dir: string } = await new Promise((resolve, reject) => {
       let out = "";
       child.stdout!.on("data", (c) => {
         out += c;
@@ -101,6 +101,8 @@ setInterval(() => {}, 1000);`;
     assert.ok(pids.every((p) => p > 0 && alive(p)));
     child.kill("SIGKILL");
     await eventually(() => pids.every((p) => !alive(p)), 10_000);
+    assert.match(dir, /ow-nats-/);
+    rmSync(dir, { recursive: true, force: true }); // a kill -9 runs no handler: the temp dir is ours to remove
   });
 
 }

@@ -68,8 +68,8 @@ export interface NatsCluster {
   ready(timeoutMs?: number): Promise<void>;
   /** A client connection as `user` to the running servers. */
   connect(user?: NatsUser): Promise<NatsConnection>;
-  /** Index of the server leading stream `name` (asks the cluster through a client). */
-  streamLeader(name: string): Promise<number>;
+  /** Index of the running server leading stream `name`; waits for one (an election after a kill) up to timeoutMs (30 s). */
+  streamLeader(name: string, timeoutMs?: number): Promise<number>;
   /** `kill -9` server i; resolves when it has exited. */
   kill(i: number): Promise<void>;
   /** Starts server i again (same ports, config and store dir); resolves when its monitoring port answers. */
@@ -292,14 +292,24 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
         ...(opts.tls ? { tls: { caFile: opts.tls.ca } } : {}),
       });
     },
-    async streamLeader(name) {
+    async streamLeader(name, timeoutMs = 30_000) {
       const nc = await cluster.connect();
+      const deadline = Date.now() + timeoutMs;
+      let last = "";
       try {
-        const info = await (await jetstreamManager(nc)).streams.info(name);
-        const leader = info.cluster?.leader;
-        const i = servers.findIndex((s) => s.name === leader);
-        if (i < 0) throw new Error(`stream ${name} has no leader (cluster: ${JSON.stringify(info.cluster)})`);
-        return i;
+        const jsm = await jetstreamManager(nc);
+        for (;;) {
+          try {
+            const info = await jsm.streams.info(name);
+            const i = servers.findIndex((s) => s.name === info.cluster?.leader && s.running());
+            if (i >= 0) return i;
+            last = `cluster: ${JSON.stringify(info.cluster)}`;
+          } catch (err) {
+            last = (err as Error).message; // no leader yet (an election after a kill): ask again
+          }
+          if (Date.now() > deadline) throw new Error(`stream ${name} has no running leader within ${timeoutMs} ms (${last})`);
+          await new Promise((r) => setTimeout(r, 250));
+        }
       } finally {
         await nc.close();
       }
