@@ -185,7 +185,16 @@ export class ConfigKv extends EventEmitter<ConfigKvEvents> {
   async watchNodes(onRecord: (rec: NodeConfigRecord) => void): Promise<() => void> {
     const watch = await this.kv.watch({ key: "node.>" });
     void (async () => {
-      for await (const e of watch) if (e.operation === "PUT") onRecord(e.json<NodeConfigRecord>());
+      for await (const e of watch) {
+        if (e.operation !== "PUT") continue;
+        let rec: NodeConfigRecord;
+        try {
+          rec = e.json<NodeConfigRecord>();
+        } catch {
+          continue; // not a record of ours: skipped, never stops the watch
+        }
+        onRecord(rec);
+      }
     })().catch(() => {});
     return () => watch.stop();
   }

@@ -66,8 +66,15 @@ export async function openSessionDirectory(link: ReplicaLink, o: SessionDirector
   void (async () => {
     for await (const e of watch) {
       const id = Buffer.from(e.key.slice(2), "base64url").toString();
-      if (e.operation !== "PUT") seen.delete(id);
-      else seen.set(id, { rec: e.json<SessionRecord>(), atMs: Date.now() });
+      if (e.operation !== "PUT") {
+        seen.delete(id);
+        continue;
+      }
+      try {
+        seen.set(id, { rec: e.json<SessionRecord>(), atMs: Date.now() });
+      } catch {
+        seen.delete(id); // not a record of ours: never listed, never stops the watch
+      }
     }
   })().catch(() => {});
   const put = async (m: Mine) => {
