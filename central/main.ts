@@ -14,7 +14,9 @@ import { IngestService } from "../proto/gen/originwatch/v1/ingest_pb.js";
 import { QueryService } from "../proto/gen/originwatch/v1/query_pb.js";
 import { type CentralConfig, parseHostPort, validateCentralConfig } from "./config.js";
 import { CentralError, START_EXIT_CODES } from "./errors.js";
-import { ConfigStore } from "./config-push/config-store.js";
+import { ConfigStore, type FleetConfigSource } from "./config-push/config-store.js";
+import { startControlPlane } from "./cluster/control-plane.js";
+import type { ReplicaLink } from "./cluster/replica-link.js";
 import { configService } from "./config-push/config-service.js";
 import { createConfigPush } from "./config-push/config-push.js";
 import { Committer } from "./ingest/committer.js";
@@ -50,7 +52,7 @@ export interface Central {
   ingest: Ingest;
   query: QueryDeps;
   /** The fleet config in force: fleetConfig.current() (the verdict engine's settingsFor reads it). */
-  fleetConfig: ConfigStore;
+  fleetConfig: FleetConfigSource;
   verdict: VerdictService;
   log: Logger;
   /** The one-port server: its limit counters and open connections. */
@@ -75,7 +77,11 @@ export const LONG_LIVED_PATHS = [
 /** Services announced by reflection and health. */
 export const SERVED_SERVICES = [IngestService, QueryService, ConfigService, Health, reflV1.ServerReflection, reflV1alpha.ServerReflection];
 
-export async function startCentral(partial: Partial<CentralConfig>, log: Logger = pino({ base: { component: "central" } })): Promise<Central> {
+/**
+ * `link`: the replica's NATS handle in cluster mode (config in KV, probes
+ * relayed to other replicas); absent, the embedded central.
+ */
+export async function startCentral(partial: Partial<CentralConfig>, log: Logger = pino({ base: { component: "central" } }), link?: ReplicaLink): Promise<Central> {
   const config = validateCentralConfig(partial);
   const { host, port } = parseHostPort("listen", config.listen);
   const readPem = (field: string, file: string) => {
@@ -100,14 +106,17 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   const store = await LevelStore.open(config.data);
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   let verdict: VerdictService | undefined;
+  let control: Awaited<ReturnType<typeof startControlPlane>> | undefined;
   try {
     const [totals, highWater, nodeList] = await Promise.all([store.loadTotals(), store.loadHighWater(), store.loadNodes()]);
     const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
     const exemplars = new ExemplarStore(config.exemplarsPerOrigin, config.maxExemplars);
     const committer = new Committer(store, totals, highWater);
     const ingest = new Ingest({ totals, highWater, nodes, exemplars, committer, log, requireNodeCert: Boolean(tls), limits: config, nodeLabels });
-    const fleetConfig = await ConfigStore.open(store);
-    const push = createConfigPush({ ingest, configs: fleetConfig, store, log });
+    // Cluster mode: config in KV and probes to sidecars on any replica (cluster/control-plane.ts).
+    if (link) control = await startControlPlane({ link, ingest, nodes, log });
+    const fleetConfig: FleetConfigSource = control?.configs ?? (await ConfigStore.open(store));
+    const push = createConfigPush({ ingest, configs: fleetConfig, store, log, records: control?.configs });
     verdict = new VerdictService({
       ingest,
       store,
@@ -116,6 +125,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       lookbackMs: config.lookbackMs,
       historyRetentionMs: config.historyRetentionMs,
       webhook: config.webhook ? { url: config.webhook, includeNetwork: config.webhookNetwork } : undefined,
+      remoteProbeTargets: control?.remoteProbeTargets,
       alertmanager: config.alertmanagers.length
         ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}` }
         : undefined,
@@ -195,6 +205,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
         closing ??= (async () => {
           clearInterval(ager);
           push.close();
+          await control?.close();
           health.setServing(false);
           ingest.closeAll();
           await srv.close();
@@ -208,6 +219,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   } catch (err) {
     await server?.close();
     await verdict?.close();
+    await control?.close();
     await store.close();
     throw store.storeError(err);
   }

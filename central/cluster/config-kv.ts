@@ -178,6 +178,27 @@ export class ConfigKv extends EventEmitter<ConfigKvEvents> {
     return out.sort((a, b) => a.nodeId.localeCompare(b.nodeId));
   }
 
+  /**
+   * Calls `onRecord` with every node record now in the bucket, then with each
+   * one written after (by any replica). Returns the stop function.
+   */
+  async watchNodes(onRecord: (rec: NodeConfigRecord) => void): Promise<() => void> {
+    const watch = await this.kv.watch({ key: "node.>" });
+    void (async () => {
+      for await (const e of watch) {
+        if (e.operation !== "PUT") continue;
+        let rec: NodeConfigRecord;
+        try {
+          rec = e.json<NodeConfigRecord>();
+        } catch {
+          continue; // not a record of ours: skipped, never stops the watch
+        }
+        onRecord(rec);
+      }
+    })().catch(() => {});
+    return () => watch.stop();
+  }
+
   /** Stops watching. Idempotent. */
   close(): void {
     if (this.closed) return;

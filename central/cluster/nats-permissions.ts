@@ -15,9 +15,15 @@ export const CENTRAL_NATS_PERMISSIONS = {
     "$KV.OW_LEASES.>",
     "$KV.OW_CONFIG.>",
     "$KV.OW_SNAPSHOTS.>",
+    // session directory and probes to other replicas (session-directory.ts, probe-relay.ts)
+    "$KV.OW_SESSIONS.>",
+    "ow.probe.>",
     // flow-control replies of KV watches and ordered consumers (sent only under load)
     "$JS.FC.>",
   ],
   // replies to requests and consumer deliveries all come to the connection's inbox
-  subscribe: ["_INBOX.>"],
+  // ow.probe.<replica id>: the probe requests this replica answers
+  subscribe: ["_INBOX.>", "ow.probe.>"],
+  // a replica answers a probe request on its reply subject (nothing else in _INBOX.>)
+  allowResponses: true,
 } as const;

@@ -1,15 +1,16 @@
 /**
  * ConfigService: read, change (optimistic concurrency) and list the fleet
- * config. Storing is ConfigStore's job, distributing is ConfigPush's.
+ * config. Storing is the FleetConfigSource's job (ConfigStore embedded,
+ * ConfigKv in cluster mode), distributing is ConfigPush's.
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ConfigService } from "../../proto/gen/originwatch/v1/config_pb.js";
 import { toConnectError } from "../errors.js";
 import { decodePageToken, encodePageToken } from "../query/paging.js";
-import type { ConfigStore } from "./config-store.js";
+import type { FleetConfigSource } from "./config-store.js";
 
-export function configService(configs: ConfigStore): Partial<ServiceImpl<typeof ConfigService>> {
+export function configService(configs: FleetConfigSource): Partial<ServiceImpl<typeof ConfigService>> {
   return {
     getConfig() {
       return { config: configs.current() };

@@ -20,7 +20,22 @@ export interface ConfigStoreEvents {
   changed: [config: Config];
 }
 
-export class ConfigStore extends EventEmitter<ConfigStoreEvents> {
+/**
+ * What ConfigService, ConfigPush and the verdict need of the fleet config:
+ * the embedded ConfigStore (LevelDB) and, in cluster mode, ConfigKv
+ * (central/cluster/config-kv.ts) both provide it. `set` refuses a stale
+ * expectedVersion with CENTRAL_CONFIG_CONFLICT (FAILED_PRECONDITION) on either;
+ * "changed" fires once per new version, in order.
+ */
+export interface FleetConfigSource {
+  current(): Config;
+  set(config: Config, expectedVersion: bigint, nowMs?: number): Promise<Config>;
+  historyPage(limit?: number, beforeVersion?: bigint): Promise<{ configs: Config[]; more: boolean }>;
+  on(event: "changed", listener: (config: Config) => void): unknown;
+  off(event: "changed", listener: (config: Config) => void): unknown;
+}
+
+export class ConfigStore extends EventEmitter<ConfigStoreEvents> implements FleetConfigSource {
   private db;
   private config: Config = create(ConfigSchema, {});
   private chain: Promise<unknown> = Promise.resolve();

@@ -87,4 +87,20 @@ export class ProbeBroker {
     if (round.waiting.size === 0) round.done([...round.answers.values()]);
     return true;
   }
+
+  /**
+   * The probe sent to `nodeId` will not be answered, and why (a relayed probe
+   * whose replica did not answer, cluster mode): the node's answer carries the
+   * error at once instead of "timed out" at the end of the round. False when
+   * no round is waiting for it.
+   */
+  fail(nodeId: string, probeId: string, error: string): boolean {
+    const round = this.rounds.get(probeId);
+    if (!round || round.probeIds.get(probeId) !== nodeId || !round.waiting.has(nodeId)) return false;
+    round.waiting.delete(nodeId);
+    this.rounds.delete(probeId);
+    round.answers.get(nodeId)!.error = error;
+    if (round.waiting.size === 0) round.done([...round.answers.values()]);
+    return true;
+  }
 }

@@ -28,7 +28,7 @@ import { type EngineChange, type TickReport, VerdictEngine } from "./engine.js";
 import { EventHub, SlowWatcherError } from "./event-hub.js";
 import { HistoryRollups, MINUTE_MS } from "./history.js";
 import type { ScopeFigures, Verdict } from "./policy.js";
-import type { ProbeTarget } from "./probe-broker.js";
+import type { ProbeBroker, ProbeTarget } from "./probe-broker.js";
 import { eventToProto, faultToProto, historyPointToProto, incidentToProto, scopeToProto } from "./proto-convert.js";
 import { DEFAULT_SETTINGS, type VerdictSettings, resolveSettings } from "./settings.js";
 import { type EventRecord, type KV, VerdictStore } from "./verdict-store.js";
@@ -46,6 +46,8 @@ export interface VerdictServiceOptions {
   webhook?: { url: string; includeNetwork?: boolean };
   /** Send incidents to these Alertmanagers (API v2); externalUrl is the dashboard's base URL (generatorURL). */
   alertmanager?: { urls: string[]; externalUrl: string; resendMs?: number };
+  /** Cluster mode: probe targets on other replicas (probe-relay.ts), asked besides this central's sessions. */
+  remoteProbeTargets?: (origin: string, broker: ProbeBroker) => ProbeTarget[];
 }
 
 const ORIGIN_KINDS = new Set([IncidentKind.ORIGIN_DOWN, IncidentKind.ORIGIN_DEGRADED]);
@@ -277,8 +279,16 @@ export class VerdictService implements VerdictView {
     }
   }
 
-  /** Sessions of sidecars that route to the origin. */
+  /** Sessions of sidecars that route to the origin (cluster mode: on any replica, this one's first). */
   private probeTargets(origin: string): ProbeTarget[] {
+    const out = this.localProbeTargets(origin);
+    if (!this.o.remoteProbeTargets) return out;
+    const here = new Set(out.map((t) => t.nodeId));
+    return [...out, ...this.o.remoteProbeTargets(origin, this.engine.broker).filter((t) => !here.has(t.nodeId))];
+  }
+
+  /** Sessions on this replica of sidecars that route to the origin. */
+  private localProbeTargets(origin: string): ProbeTarget[] {
     const out: ProbeTarget[] = [];
     for (const s of this.sessionsOf(origin)) {
       const node = s.node!;

@@ -26,7 +26,7 @@ export interface NatsUser {
   user: string;
   password: string;
   /** Subjects the user may publish to and subscribe to (default: everything in its account). */
-  permissions?: { publish: readonly string[]; subscribe: readonly string[] };
+  permissions?: { publish: readonly string[]; subscribe: readonly string[]; allowResponses?: boolean };
 }
 
 export interface NatsClusterOptions {
@@ -115,7 +115,10 @@ function serverConf(o: {
   maxFileStore: string;
 }): string {
   const q = (s: string) => JSON.stringify(s);
-  const perms = (u: NatsUser) => (u.permissions ? `, permissions: { publish: ${JSON.stringify(u.permissions.publish)}, subscribe: ${JSON.stringify(u.permissions.subscribe)} }` : "");
+  const perms = (u: NatsUser) =>
+    u.permissions
+      ? `, permissions: { publish: ${JSON.stringify(u.permissions.publish)}, subscribe: ${JSON.stringify(u.permissions.subscribe)}${u.permissions.allowResponses ? ", allow_responses: true" : ""} }`
+      : "";
   const users = o.users.map((u) => `      { user: ${q(u.user)}, password: ${q(u.password)}${perms(u)} }`).join("\n");
   const routes = o.routePorts.map((p) => `    ${q(`nats-route://${o.routeUser.user}:${o.routeUser.password}@127.0.0.1:${p}`)}`).join("\n");
   return `server_name: ${q(o.name)}

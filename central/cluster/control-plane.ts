@@ -1,0 +1,54 @@
+/**
+ * A replica's operator-facing control plane in cluster mode (issue 16): the
+ * fleet config in KV (config-replica.ts) and probes to sidecars on any
+ * replica (session-directory.ts + probe-relay.ts), started together from the
+ * replica's NATS handle so `startCentral` wires them in a few lines:
+ * `configs` replaces the embedded ConfigStore (and records node ACK/NACKs for
+ * ConfigPush), `remoteProbeTargets` goes to the VerdictService.
+ *
+ * close() stops the relay, the config watches and the directory; idempotent.
+ */
+import type { Logger } from "pino";
+import type { Ingest } from "../ingest/ingest-service.js";
+import type { NodeRecord } from "../store/level-store.js";
+import type { ProbeBroker, ProbeTarget } from "../verdict/probe-broker.js";
+import type { ConfigKv } from "./config-kv.js";
+import { openConfigReplica } from "./config-replica.js";
+import { startProbeRelay } from "./probe-relay.js";
+import type { ReplicaLink } from "./replica-link.js";
+import { feedSessionDirectory, openSessionDirectory } from "./session-directory.js";
+
+export interface ControlPlaneOptions {
+  link: ReplicaLink;
+  ingest: Ingest;
+  /** The replica's node records (ListNodes): node config state from every replica is mirrored here. */
+  nodes: Map<string, NodeRecord>;
+  log: Logger;
+}
+
+export interface ControlPlane {
+  /** FleetConfigSource for ConfigService, ConfigPush and the verdict; ConfigPush's `records`. */
+  configs: ConfigKv;
+  /** Probe targets on other replicas (VerdictServiceOptions.remoteProbeTargets). */
+  remoteProbeTargets(origin: string, broker: ProbeBroker): ProbeTarget[];
+  close(): Promise<void>;
+}
+
+export async function startControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
+  const closers: Array<() => unknown> = [];
+  const close = async () => {
+    for (const c of closers.splice(0).reverse()) await c();
+  };
+  try {
+    const directory = await openSessionDirectory(o.link);
+    closers.push(() => directory.close(), feedSessionDirectory(directory, o.ingest, o.log));
+    const config = await openConfigReplica({ link: o.link, nodes: o.nodes, labelsOf: (id) => directory.get(id), log: o.log });
+    closers.push(() => config.close());
+    const relay = startProbeRelay({ link: o.link, ingest: o.ingest, directory, log: o.log });
+    closers.push(() => relay.close());
+    return { configs: config.configs, remoteProbeTargets: relay.remoteTargets, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
