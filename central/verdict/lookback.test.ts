@@ -37,6 +37,21 @@ test("the tail holds a node's newest windows, newest last (onset parts included)
   assert.equal(tail(), ["4/5", "0/3", "0/10"], "windows ending at or before 4,500 left");
 });
 
+test("tailFailing counts the tail's windows with failures: up as they arrive, down as they leave the lookback or the tail", () => {
+  const agg = new LookbackAggregator(5000);
+  const failing = () => agg.nodes("o")[0].tailFailing;
+  for (let s = 0; s < 3000; s += 1000) agg.add(node, win(s, { ok: 10 }));
+  assert.is(failing(), 0, "healthy windows only: the policy need not read the tail");
+  agg.add(node, win(3000, { ok: 8, serverError: 2 }));
+  agg.add(node, win(4000, { connectRefused: 10 }));
+  assert.is(failing(), 2);
+  agg.advance(9500); // windows ending at or before 4,500 leave: the one ending at 4,000
+  assert.is(failing(), 1);
+  // Eight newer healthy windows push the last failing one out of the tail (it is still in the lookback).
+  for (let i = 0; i < 8; i++) agg.add(node, { origin: "o", startUnixMs: BigInt(5000 + i * 100), lengthMs: 100, counts: counts({ ok: 1 }) });
+  assert.is(failing(), 0);
+});
+
 test("ignores windows that arrive after they left the lookback (late replays)", () => {
   const agg = new LookbackAggregator(5000);
   agg.advance(60_000);

@@ -96,8 +96,14 @@ const TAIL_SLOTS = 8;
  * newest TAIL_SLOTS; a late one goes where its end belongs. A full tail reuses
  * its oldest object: no allocation per window in steady state.
  */
-function addToTail(tail: TailWindow[], endMs: number, requests: number, failures: number): void {
-  const w = tail.length >= TAIL_SLOTS ? tail.shift()! : { endMs: 0, requests: 0, failures: 0 };
+function addToTail(s: Sums, endMs: number, requests: number, failures: number): void {
+  const tail = s.tail;
+  let w: TailWindow;
+  if (tail.length >= TAIL_SLOTS) {
+    w = tail.shift()!;
+    if (w.failures > 0) s.tailFailing--;
+  } else w = { endMs: 0, requests: 0, failures: 0 };
+  if (failures > 0) s.tailFailing++;
   w.endMs = endMs;
   w.requests = requests;
   w.failures = failures;
@@ -108,7 +114,7 @@ function addToTail(tail: TailWindow[], endMs: number, requests: number, failures
 }
 
 /** The sums of one (origin, node): what the policy reads. */
-type Sums = NodeInput & { counts: Counts; ttfb: readonly number[]; tail: TailWindow[] };
+type Sums = NodeInput & { counts: Counts; ttfb: readonly number[]; tail: TailWindow[]; tailFailing: number };
 
 /** Windows whose end falls in one BUCKET_MS, as rows. */
 class Bucket {
@@ -305,6 +311,7 @@ export class LookbackAggregator {
       region: node.region,
       counts: zeroCounts(),
       tail: [],
+      tailFailing: 0,
       // The policy only indexes and iterates the buckets: a typed array view, see ttfbOf().
       ttfb: this.ttfbOf(id) as unknown as readonly number[],
     };
@@ -373,7 +380,7 @@ export class LookbackAggregator {
         failures += FAIL_OF[k] * v;
       }
     }
-    addToTail(s.tail, endMs, requests, failures);
+    addToTail(s, endMs, requests, failures);
     // Written through the chunk (the view in s.ttfb is the policy's; same memory).
     const t = this.ttfbChunks[Math.floor(id / TTFB_CHUNK)];
     const base = (id % TTFB_CHUNK) * NB;
@@ -458,6 +465,7 @@ export class LookbackAggregator {
       // Out of the tail's sums too (it may still hold the window).
       for (const w of s.tail) {
         if (w.endMs === b.endMs[r] && (w.requests > 0 || w.failures > 0)) {
+          if (w.failures > 0) s.tailFailing--;
           w.requests = w.failures = 0;
           break;
         }

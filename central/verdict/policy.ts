@@ -72,6 +72,12 @@ export interface NodeInput {
    * (sidecar/recorder/onset.ts), so the newest part holds only the failures.
    */
   tail?: readonly { requests: number; failures: number }[];
+  /**
+   * How many windows of `tail` have failures, when the caller keeps the count
+   * (the lookback does). 0 lets the policy skip reading the tail: with no
+   * failure in it the fast path cannot apply. Absent: the tail is read.
+   */
+  tailFailing?: number;
 }
 
 /**
@@ -395,7 +401,8 @@ export function evaluate(input: PolicyInput): Verdict {
     let r = r0;
     let f = f0;
     let fast = false;
-    if (input_.tail && input_.tail.length > 0) {
+    // No failing window in the tail: no fast path (its failures would be 0), and no read of the tail's windows.
+    if (input_.tailFailing !== 0 && input_.tail && input_.tail.length > 0) {
       let rr = 0;
       let rf = 0;
       for (let i = input_.tail.length - 1; i >= 0 && rr < t.minRequests; i--) {
