@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { LookbackAggregator } from "./lookback.js";
-import { counts } from "./counts.js";
+import { counts, failuresOf, requestsOf } from "./counts.js";
 import { HistogramAccumulator } from "../../proto/histogram.js";
 
 const node = { nodeId: "n1", isp: "a", region: "eu" };
@@ -50,6 +50,23 @@ test("tailFailing counts the tail's windows with failures: up as they arrive, do
   // Eight newer healthy windows push the last failing one out of the tail (it is still in the lookback).
   for (let i = 0; i < 8; i++) agg.add(node, { origin: "o", startUnixMs: BigInt(5000 + i * 100), lengthMs: 100, counts: counts({ ok: 1 }) });
   assert.is(failing(), 0);
+});
+
+test("requests and failures kept beside the counts are requestsOf and failuresOf of the counts (stalls netted, windows leaving)", () => {
+  const agg = new LookbackAggregator(5000);
+  const check = (at: string) => {
+    const [n] = agg.nodes("o");
+    assert.is(n.requests, requestsOf(n.counts), `requests ${at}`);
+    assert.is(n.failures, failuresOf(n.counts), `failures ${at}`);
+  };
+  const seq: Array<Parameters<typeof counts>[0]> = [{ ok: 10 }, { ok: 5, stall: 3 }, { serverError: 2, firstByteTimeout: 4 }, { stallRecovered: 2, ok: 1 }, { stall: 1 }, { connectRefused: 7, clientError: 1 }, { ok: 9 }, { ok: 2 }];
+  seq.forEach((c, i) => {
+    agg.add(node, win(i * 1000, c));
+    check(`after window ${i}`);
+    agg.advance(i * 1000 + 1000);
+    check(`after advance ${i}`);
+  });
+  assert.ok(agg.nodes("o")[0].requests! > 0);
 });
 
 test("ignores windows that arrive after they left the lookback (late replays)", () => {

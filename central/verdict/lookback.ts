@@ -54,6 +54,8 @@ const unrolled = <T>(args: string, body: string): T => new Function(...args.spli
 // object's fields into boxed doubles (~420 instead of ~160 bytes each; a million (origin, node) sums).
 const SMI_MAX = 0x3fffffff;
 const smi = (x: string) => `(${x} <= ${SMI_MAX} ? ${x} | 0 : ${x})`;
+/** The same for the sums kept beside the counts (they may go negative in passing: stall - stallRecovered). */
+const small = (x: number): number => (x <= SMI_MAX && x >= -SMI_MAX ? x | 0 : x);
 /** into += a[o .. o+F) */
 const addAt = unrolled<(into: Counts, a: Float64Array, o: number) => void>(
   "into,a,o",
@@ -100,6 +102,13 @@ const TAIL_SLOTS = 8;
 class Sums implements NodeInput {
   /** Windows of the tail with failures (NodeInput.tailFailing). */
   tailFailing = 0;
+  /**
+   * completed(counts), the completed failures and stall - stallRecovered, kept with the counts: the
+   * policy reads requests and failures here without reading the Counts object (a cache miss per node).
+   */
+  done = 0;
+  doneFailures = 0;
+  stallNet = 0;
   constructor(
     public nodeId: string,
     public isp: string,
@@ -110,6 +119,16 @@ class Sums implements NodeInput {
     private readonly agg: LookbackAggregator,
     private readonly id: number,
   ) {}
+
+  /** requestsOf(counts). */
+  get requests(): number {
+    return this.done + (this.stallNet > 0 ? this.stallNet : 0);
+  }
+
+  /** failuresOf(counts). */
+  get failures(): number {
+    return this.doneFailures + (this.stallNet > 0 ? this.stallNet : 0);
+  }
 
   /** Oldest first, newest last (a snapshot: read it, do not keep it). */
   get tail(): TailWindow[] {
@@ -374,6 +393,7 @@ export class LookbackAggregator {
     }
     const s = this.sums[id];
     addAt(s.counts, a, o);
+    const stallNet = a[o + STALL] - a[o + STALL_RECOVERED];
     const b = this.bucketFor(endMs);
     b.row(id, endMs);
     // The tail's requests and failures (as requestsOf / failuresOf count them) in the same pass.
@@ -388,6 +408,9 @@ export class LookbackAggregator {
         failures += FAIL_OF[k] * v;
       }
     }
+    s.done = small(s.done + requests - unresolved);
+    s.doneFailures = small(s.doneFailures + failures - unresolved);
+    if (stallNet !== 0) s.stallNet = small(s.stallNet + stallNet);
     this.addToTail(id, s, endMs, requests, failures);
     // Written through the chunk (the view in s.ttfb is the policy's; same memory).
     const t = this.ttfbChunks[Math.floor(id / TTFB_CHUNK)];
@@ -531,6 +554,9 @@ export class LookbackAggregator {
       os.version = ++this.changes;
       const ot = os.ttfb;
       // A row's count pairs come first, then its TTFB pairs.
+      let done = 0;
+      let doneFailures = 0;
+      let stallNet = 0;
       const end = b.pairEnd[r];
       const pairs = b.pairs;
       for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < end; ) {
@@ -541,12 +567,20 @@ export class LookbackAggregator {
           v = pairs[p + 1] + pairs[p + 2] * 0x10000;
           p += 3;
         } else p++;
-        if (code < F) subCode(cs, code, v);
-        else {
+        if (code < F) {
+          subCode(cs, code, v);
+          done += REQ_OF[code] * v;
+          doneFailures += FAIL_OF[code] * v;
+          if (code === STALL) stallNet += v;
+          else if (code === STALL_RECOVERED) stallNet -= v;
+        } else {
           t[base + code - TTFB_CODE] -= v;
           ot[code - TTFB_CODE] -= v;
         }
       }
+      s.done = small(s.done - done);
+      s.doneFailures = small(s.doneFailures - doneFailures);
+      if (stallNet !== 0) s.stallNet = small(s.stallNet - stallNet);
     }
   }
 

@@ -78,6 +78,9 @@ export interface NodeInput {
    * failure in it the fast path cannot apply. Absent: the tail is read.
    */
   tailFailing?: number;
+  /** requestsOf(counts) and failuresOf(counts), when the caller keeps them (the lookback does): saves reading counts. */
+  requests?: number;
+  failures?: number;
 }
 
 /**
@@ -396,8 +399,8 @@ export function evaluate(input: PolicyInput): Verdict {
   let failingCount = 0;
   for (const input_ of input.nodes) {
     if (input_.stale) continue;
-    const r0 = requestsOf(input_.counts);
-    const f0 = failuresOf(input_.counts);
+    const r0 = input_.requests ?? requestsOf(input_.counts);
+    const f0 = input_.failures ?? failuresOf(input_.counts);
     let r = r0;
     let f = f0;
     let fast = false;
