@@ -12,7 +12,10 @@
  * BUCKET_MS of end time) — entry, end time, and its non-zero counts and TTFB
  * buckets as (code, value) pairs (mostly 2 bytes each) in typed arrays — read once more when it
  * leaves the lookback. Buckets are recycled. The fast path's newest windows
- * (NodeInput.tail) are a short list per entry, zeroed as their rows leave.
+ * (NodeInput.tail) are a ring of TAIL_SLOTS per entry in typed arrays, zeroed as
+ * their rows leave; each entry also keeps how many of them fail (tailFailing)
+ * and its requestsOf / failuresOf, so the tick's policy run reads neither the
+ * tail nor the Counts object of a healthy node.
  *
  * Not thread-safe in any interesting sense: single event loop, no awaits.
  */
