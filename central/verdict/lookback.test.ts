@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { LookbackAggregator } from "./lookback.js";
-import { counts } from "./counts.js";
+import { counts, failuresOf, requestsOf } from "./counts.js";
 import { HistogramAccumulator } from "../../proto/histogram.js";
 
 const node = { nodeId: "n1", isp: "a", region: "eu" };
@@ -35,6 +35,38 @@ test("the tail holds a node's newest windows, newest last (onset parts included)
   assert.equal(tail()[0], "4/5");
   agg.advance(9500);
   assert.equal(tail(), ["4/5", "0/3", "0/10"], "windows ending at or before 4,500 left");
+});
+
+test("tailFailing counts the tail's windows with failures: up as they arrive, down as they leave the lookback or the tail", () => {
+  const agg = new LookbackAggregator(5000);
+  const failing = () => agg.nodes("o")[0].tailFailing;
+  for (let s = 0; s < 3000; s += 1000) agg.add(node, win(s, { ok: 10 }));
+  assert.is(failing(), 0, "healthy windows only: the policy need not read the tail");
+  agg.add(node, win(3000, { ok: 8, serverError: 2 }));
+  agg.add(node, win(4000, { connectRefused: 10 }));
+  assert.is(failing(), 2);
+  agg.advance(9500); // windows ending at or before 4,500 leave: the one ending at 4,000
+  assert.is(failing(), 1);
+  // Eight newer healthy windows push the last failing one out of the tail (it is still in the lookback).
+  for (let i = 0; i < 8; i++) agg.add(node, { origin: "o", startUnixMs: BigInt(5000 + i * 100), lengthMs: 100, counts: counts({ ok: 1 }) });
+  assert.is(failing(), 0);
+});
+
+test("requests and failures kept beside the counts are requestsOf and failuresOf of the counts (stalls netted, windows leaving)", () => {
+  const agg = new LookbackAggregator(5000);
+  const check = (at: string) => {
+    const [n] = agg.nodes("o");
+    assert.is(n.requests, requestsOf(n.counts), `requests ${at}`);
+    assert.is(n.failures, failuresOf(n.counts), `failures ${at}`);
+  };
+  const seq: Array<Parameters<typeof counts>[0]> = [{ ok: 10 }, { ok: 5, stall: 3 }, { serverError: 2, firstByteTimeout: 4 }, { stallRecovered: 2, ok: 1 }, { stall: 1 }, { connectRefused: 7, clientError: 1 }, { ok: 9 }, { ok: 2 }];
+  seq.forEach((c, i) => {
+    agg.add(node, win(i * 1000, c));
+    check(`after window ${i}`);
+    agg.advance(i * 1000 + 1000);
+    check(`after advance ${i}`);
+  });
+  assert.ok(agg.nodes("o")[0].requests! > 0);
 });
 
 test("ignores windows that arrive after they left the lookback (late replays)", () => {

@@ -12,7 +12,10 @@
  * BUCKET_MS of end time) — entry, end time, and its non-zero counts and TTFB
  * buckets as (code, value) pairs (mostly 2 bytes each) in typed arrays — read once more when it
  * leaves the lookback. Buckets are recycled. The fast path's newest windows
- * (NodeInput.tail) are a short list per entry, zeroed as their rows leave.
+ * (NodeInput.tail) are a ring of TAIL_SLOTS per entry in typed arrays, zeroed as
+ * their rows leave; each entry also keeps how many of them fail (tailFailing)
+ * and its requestsOf / failuresOf, so the tick's policy run reads neither the
+ * tail nor the Counts object of a healthy node.
  *
  * Not thread-safe in any interesting sense: single event loop, no awaits.
  */
@@ -54,6 +57,8 @@ const unrolled = <T>(args: string, body: string): T => new Function(...args.spli
 // object's fields into boxed doubles (~420 instead of ~160 bytes each; a million (origin, node) sums).
 const SMI_MAX = 0x3fffffff;
 const smi = (x: string) => `(${x} <= ${SMI_MAX} ? ${x} | 0 : ${x})`;
+/** The same for the sums kept beside the counts (they may go negative in passing: stall - stallRecovered). */
+const small = (x: number): number => (x <= SMI_MAX && x >= -SMI_MAX ? x | 0 : x);
 /** into += a[o .. o+F) */
 const addAt = unrolled<(into: Counts, a: Float64Array, o: number) => void>(
   "into,a,o",
@@ -78,7 +83,7 @@ export interface NodeLabels {
 export type WindowLike = Pick<WindowSummary, "origin" | "lengthMs"> &
   Partial<Pick<WindowSummary, "ttfb" | "packedCounts">> & { startUnixMs: bigint | number; counts?: WindowSummary["counts"] | Counts };
 
-/** One of a node's newest windows (NodeInput.tail): zeroed in place when it leaves the lookback. */
+/** One of a node's newest windows, as NodeInput.tail shows it (zero once it left the lookback). */
 interface TailWindow {
   endMs: number;
   requests: number;
@@ -92,23 +97,47 @@ interface TailWindow {
 const TAIL_SLOTS = 8;
 
 /**
- * Append a window to a node's tail (oldest first, newest last), keeping the
- * newest TAIL_SLOTS; a late one goes where its end belongs. A full tail reuses
- * its oldest object: no allocation per window in steady state.
+ * The sums of one (origin, node): what the policy reads. Its tail lives in the
+ * aggregator's typed arrays (a ring of TAIL_SLOTS per entry: no object per
+ * window, and a leaving row reads one contiguous slice); `tail` builds the
+ * list only when read — the policy reads it only when tailFailing > 0.
  */
-function addToTail(tail: TailWindow[], endMs: number, requests: number, failures: number): void {
-  const w = tail.length >= TAIL_SLOTS ? tail.shift()! : { endMs: 0, requests: 0, failures: 0 };
-  w.endMs = endMs;
-  w.requests = requests;
-  w.failures = failures;
-  let i = tail.length;
-  while (i > 0 && tail[i - 1].endMs > endMs) i--;
-  if (i === tail.length) tail.push(w);
-  else tail.splice(i, 0, w);
-}
+class Sums implements NodeInput {
+  /** Windows of the tail with failures (NodeInput.tailFailing). */
+  tailFailing = 0;
+  /**
+   * completed(counts), the completed failures and stall - stallRecovered, kept with the counts: the
+   * policy reads requests and failures here without reading the Counts object (a cache miss per node).
+   */
+  done = 0;
+  doneFailures = 0;
+  stallNet = 0;
+  constructor(
+    public nodeId: string,
+    public isp: string,
+    public region: string,
+    public counts: Counts,
+    /** The policy only indexes and iterates the buckets: a typed array view, see ttfbOf(). */
+    public ttfb: readonly number[],
+    private readonly agg: LookbackAggregator,
+    private readonly id: number,
+  ) {}
 
-/** The sums of one (origin, node): what the policy reads. */
-type Sums = NodeInput & { counts: Counts; ttfb: readonly number[]; tail: TailWindow[] };
+  /** requestsOf(counts). */
+  get requests(): number {
+    return this.done + (this.stallNet > 0 ? this.stallNet : 0);
+  }
+
+  /** failuresOf(counts). */
+  get failures(): number {
+    return this.doneFailures + (this.stallNet > 0 ? this.stallNet : 0);
+  }
+
+  /** Oldest first, newest last (a snapshot: read it, do not keep it). */
+  get tail(): TailWindow[] {
+    return this.agg.tailOf(this.id);
+  }
+}
 
 /** Windows whose end falls in one BUCKET_MS, as rows. */
 class Bucket {
@@ -212,6 +241,15 @@ export class LookbackAggregator {
   private next = 0;
   /** Entries with no window in the lookback, kept only for their outstanding stalls. */
   private stallOnly = new Set<number>();
+  /**
+   * Tails (NodeInput.tail), TAIL_SLOTS per entry: a ring whose oldest window is at slot tailHead[id],
+   * tailLen[id] windows long, oldest first; a window leaving the lookback is zeroed in place.
+   */
+  private tailEnd = new Float64Array(1024 * TAIL_SLOTS);
+  private tailReq = new Float64Array(1024 * TAIL_SLOTS);
+  private tailFail = new Float64Array(1024 * TAIL_SLOTS);
+  private tailHead = new Uint8Array(1024);
+  private tailLen = new Uint8Array(1024);
 
   private buckets = new Map<number, Bucket>();
   /** Bucket keys, ascending. */
@@ -297,17 +335,16 @@ export class LookbackAggregator {
         this.lastEndMs = grow(this.lastEndMs, new Float64Array(size));
         this.stalls = grow(this.stalls, new Float64Array(size));
         this.dead = grow(this.dead, new Uint8Array(size));
+        this.tailEnd = grow(this.tailEnd, new Float64Array(size * TAIL_SLOTS));
+        this.tailReq = grow(this.tailReq, new Float64Array(size * TAIL_SLOTS));
+        this.tailFail = grow(this.tailFail, new Float64Array(size * TAIL_SLOTS));
+        this.tailHead = grow(this.tailHead, new Uint8Array(size));
+        this.tailLen = grow(this.tailLen, new Uint8Array(size));
       }
     }
-    this.sums[id] = {
-      nodeId: node.nodeId,
-      isp: node.isp,
-      region: node.region,
-      counts: zeroCounts(),
-      tail: [],
-      // The policy only indexes and iterates the buckets: a typed array view, see ttfbOf().
-      ttfb: this.ttfbOf(id) as unknown as readonly number[],
-    };
+    this.sums[id] = new Sums(node.nodeId, node.isp, node.region, zeroCounts(), this.ttfbOf(id) as unknown as readonly number[], this, id);
+    this.tailHead[id] = 0;
+    this.tailLen[id] = 0;
     this.eOrigin[id] = origin;
     this.eSums[id] = o;
     o.version = ++this.changes;
@@ -359,6 +396,7 @@ export class LookbackAggregator {
     }
     const s = this.sums[id];
     addAt(s.counts, a, o);
+    const stallNet = a[o + STALL] - a[o + STALL_RECOVERED];
     const b = this.bucketFor(endMs);
     b.row(id, endMs);
     // The tail's requests and failures (as requestsOf / failuresOf count them) in the same pass.
@@ -373,7 +411,10 @@ export class LookbackAggregator {
         failures += FAIL_OF[k] * v;
       }
     }
-    addToTail(s.tail, endMs, requests, failures);
+    s.done = small(s.done + requests - unresolved);
+    s.doneFailures = small(s.doneFailures + failures - unresolved);
+    if (stallNet !== 0) s.stallNet = small(s.stallNet + stallNet);
+    this.addToTail(id, s, endMs, requests, failures);
     // Written through the chunk (the view in s.ttfb is the policy's; same memory).
     const t = this.ttfbChunks[Math.floor(id / TTFB_CHUNK)];
     const base = (id % TTFB_CHUNK) * NB;
@@ -390,6 +431,50 @@ export class LookbackAggregator {
     b.endRow();
     this.live[id]++;
     return failures > 0 && failures * 2 >= requests;
+  }
+
+  /**
+   * Append a window to entry id's tail (oldest first, newest last), keeping the
+   * newest TAIL_SLOTS (the oldest is dropped first); a late one goes where its
+   * end belongs (after windows with the same end).
+   */
+  private addToTail(id: number, s: Sums, endMs: number, requests: number, failures: number): void {
+    const tb = id * TAIL_SLOTS;
+    let h = this.tailHead[id];
+    let len = this.tailLen[id];
+    if (len >= TAIL_SLOTS) {
+      if (this.tailFail[tb + h] > 0) s.tailFailing--;
+      h = (h + 1) % TAIL_SLOTS;
+      len--;
+    }
+    if (failures > 0) s.tailFailing++;
+    // Slide newer windows up one slot until endMs fits (none in the common case: time moves forward).
+    let i = len;
+    while (i > 0 && this.tailEnd[tb + ((h + i - 1) % TAIL_SLOTS)] > endMs) {
+      const from = tb + ((h + i - 1) % TAIL_SLOTS);
+      const to = tb + ((h + i) % TAIL_SLOTS);
+      this.tailEnd[to] = this.tailEnd[from];
+      this.tailReq[to] = this.tailReq[from];
+      this.tailFail[to] = this.tailFail[from];
+      i--;
+    }
+    const j = tb + ((h + i) % TAIL_SLOTS);
+    this.tailEnd[j] = endMs;
+    this.tailReq[j] = requests;
+    this.tailFail[j] = failures;
+    this.tailHead[id] = h;
+    this.tailLen[id] = len + 1;
+  }
+
+  /** Entry id's tail as NodeInput.tail shows it (Sums.tail). */
+  tailOf(id: number): TailWindow[] {
+    const out: TailWindow[] = [];
+    const tb = id * TAIL_SLOTS;
+    for (let k = 0, len = this.tailLen[id], h = this.tailHead[id]; k < len; k++) {
+      const j = tb + ((h + k) % TAIL_SLOTS);
+      out.push({ endMs: this.tailEnd[j], requests: this.tailReq[j], failures: this.tailFail[j] });
+    }
+    return out;
   }
 
   private bucketFor(endMs: number): Bucket {
@@ -455,10 +540,14 @@ export class LookbackAggregator {
       }
       const s = this.sums[id];
       const cs = s.counts;
-      // Out of the tail's sums too (it may still hold the window).
-      for (const w of s.tail) {
-        if (w.endMs === b.endMs[r] && (w.requests > 0 || w.failures > 0)) {
-          w.requests = w.failures = 0;
+      // Out of the tail's sums too (it may still hold the window): the oldest such window, zeroed.
+      const endMs = b.endMs[r];
+      const tb = id * TAIL_SLOTS;
+      for (let k = 0, len = this.tailLen[id], h = this.tailHead[id]; k < len; k++) {
+        const j = tb + ((h + k) % TAIL_SLOTS);
+        if (this.tailEnd[j] === endMs && (this.tailReq[j] > 0 || this.tailFail[j] > 0)) {
+          if (this.tailFail[j] > 0) s.tailFailing--;
+          this.tailReq[j] = this.tailFail[j] = 0;
           break;
         }
       }
@@ -468,6 +557,9 @@ export class LookbackAggregator {
       os.version = ++this.changes;
       const ot = os.ttfb;
       // A row's count pairs come first, then its TTFB pairs.
+      let done = 0;
+      let doneFailures = 0;
+      let stallNet = 0;
       const end = b.pairEnd[r];
       const pairs = b.pairs;
       for (let p = r === 0 ? 0 : b.pairEnd[r - 1]; p < end; ) {
@@ -478,12 +570,20 @@ export class LookbackAggregator {
           v = pairs[p + 1] + pairs[p + 2] * 0x10000;
           p += 3;
         } else p++;
-        if (code < F) subCode(cs, code, v);
-        else {
+        if (code < F) {
+          subCode(cs, code, v);
+          done += REQ_OF[code] * v;
+          doneFailures += FAIL_OF[code] * v;
+          if (code === STALL) stallNet += v;
+          else if (code === STALL_RECOVERED) stallNet -= v;
+        } else {
           t[base + code - TTFB_CODE] -= v;
           ot[code - TTFB_CODE] -= v;
         }
       }
+      s.done = small(s.done - done);
+      s.doneFailures = small(s.doneFailures - doneFailures);
+      if (stallNet !== 0) s.stallNet = small(s.stallNet - stallNet);
     }
   }
 

@@ -49,7 +49,7 @@
  */
 import { DEFAULT_BOUNDS_MS, quantileOf } from "../../proto/histogram.js";
 import { FaultScope, OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
-import { type Counts, failuresOf, requestsOf } from "./counts.js";
+import { type Counts, failuresOf, requestsOf, zeroCounts } from "./counts.js";
 import type { VerdictThresholds } from "./settings.js";
 import { significantlyAbove } from "./significance.js";
 
@@ -72,6 +72,15 @@ export interface NodeInput {
    * (sidecar/recorder/onset.ts), so the newest part holds only the failures.
    */
   tail?: readonly { requests: number; failures: number }[];
+  /**
+   * How many windows of `tail` have failures, when the caller keeps the count
+   * (the lookback does). 0 lets the policy skip reading the tail: with no
+   * failure in it the fast path cannot apply. Absent: the tail is read.
+   */
+  tailFailing?: number;
+  /** requestsOf(counts) and failuresOf(counts), when the caller keeps them (the lookback does): saves reading counts. */
+  requests?: number;
+  failures?: number;
 }
 
 /**
@@ -212,9 +221,44 @@ function addTtfb(into: number[], from: readonly number[] | undefined, scale = 1)
  * median node, and one node alone cannot move the median past its peers.
  */
 export function weightCap(requests: readonly number[]): number {
-  if (requests.length === 0) return Infinity;
-  const sorted = Float64Array.from(requests).sort();
-  return sorted[(sorted.length - 1) >> 1];
+  const n = requests.length;
+  if (n === 0) return Infinity;
+  if (capScratch.length < n) capScratch = new Float64Array(Math.max(n, capScratch.length * 2));
+  const a = capScratch;
+  for (let i = 0; i < n; i++) a[i] = requests[i];
+  return selectKth(a, n, (n - 1) >> 1);
+}
+
+/** weightCap's copy of the requests, reused across calls (evaluate runs to completion: never reentered). */
+let capScratch = new Float64Array(1024);
+
+/**
+ * The k-th smallest of a[0 .. n) (quickselect, reorders a): the value a sort
+ * would put at index k, in linear time instead of a sort per evaluation.
+ */
+function selectKth(a: Float64Array, n: number, k: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const x = a[i];
+        a[i] = a[j];
+        a[j] = x;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k];
+  }
+  return a[k];
 }
 
 function p95(buckets: readonly number[] | undefined): number {
@@ -317,6 +361,28 @@ function scopeWord(s: FaultScope): string {
   return s === FaultScope.ISP ? "ISP" : s === FaultScope.REGION ? "region" : "node";
 }
 
+/**
+ * NodeJudgements reused by every evaluate() (it runs to completion and is never reentered; no judgement
+ * outlives the call: the verdict holds copies of their figures).
+ */
+const spareJudgements: NodeJudgement[] = [];
+const EMPTY_INPUT: NodeInput = { nodeId: "", isp: "", region: "", counts: zeroCounts() };
+const newJudgement = (): NodeJudgement => ({
+  input: EMPTY_INPUT,
+  requests: 0,
+  failures: 0,
+  ratio: 0,
+  qualified: false,
+  failing: false,
+  weight: 0,
+  wFailures: 0,
+  scale: 1,
+  evidence: true,
+  sWeight: 0,
+  sFailures: 0,
+  fast: false,
+});
+
 export function evaluate(input: PolicyInput): Verdict {
   const t = input.thresholds;
   const detail = input.breakdown ?? true;
@@ -333,12 +399,13 @@ export function evaluate(input: PolicyInput): Verdict {
   let failingCount = 0;
   for (const input_ of input.nodes) {
     if (input_.stale) continue;
-    const r0 = requestsOf(input_.counts);
-    const f0 = failuresOf(input_.counts);
+    const r0 = input_.requests ?? requestsOf(input_.counts);
+    const f0 = input_.failures ?? failuresOf(input_.counts);
     let r = r0;
     let f = f0;
     let fast = false;
-    if (input_.tail && input_.tail.length > 0) {
+    // No failing window in the tail: no fast path (its failures would be 0), and no read of the tail's windows.
+    if (input_.tailFailing !== 0 && input_.tail && input_.tail.length > 0) {
       let rr = 0;
       let rf = 0;
       for (let i = input_.tail.length - 1; i >= 0 && rr < t.minRequests; i--) {
@@ -352,7 +419,22 @@ export function evaluate(input: PolicyInput): Verdict {
       }
     }
     const qualified = r >= t.minRequests;
-    const n: NodeJudgement = { input: input_, requests: r, failures: f, ratio: ratio(f, r), qualified, failing: false, weight: r, wFailures: f, scale: 1, evidence: true, sWeight: r0, sFailures: f0, fast };
+    // Reused across evaluations (no object per node per origin per tick); every field is set here.
+    const k = judged.length;
+    const n = spareJudgements[k] ?? (spareJudgements[k] = newJudgement());
+    n.input = input_;
+    n.requests = r;
+    n.failures = f;
+    n.ratio = ratio(f, r);
+    n.qualified = qualified;
+    n.failing = false;
+    n.weight = r;
+    n.wFailures = f;
+    n.scale = 1;
+    n.evidence = true;
+    n.sWeight = r0;
+    n.sFailures = f0;
+    n.fast = fast;
     anyFast ||= fast;
     n.failing = qualified && n.ratio >= t.failRatio;
     if (qualified) {
