@@ -1,0 +1,73 @@
+/**
+ * Cluster mode's parts of `originwatch central --nats ...` (issue 16), started
+ * and closed as one: the NATS connection (cluster-context.ts), the window-log
+ * streams, the ingest's batch sink (cluster-sink.ts), the partition owner
+ * (partition-owner.ts: leases, snapshots, replay, OW_STATUS) and the status
+ * view that fills this replica's totals map from OW_STATUS (origin-status.ts).
+ *
+ * Start-up fails with CENTRAL_NATS_UNAVAILABLE when NATS cannot be reached or
+ * set up (the CLI exits non-zero with that code); once up, a NATS outage is
+ * logged and retried (the client reconnects forever; publishes fail with
+ * UNAVAILABLE so sidecars replay; partition owners stop and take over again).
+ */
+import type { Logger } from "pino";
+import { CentralError } from "../errors.js";
+import type { OriginTotals } from "../store/level-store.js";
+import { type ClusterContext, connectCluster } from "./cluster-context.js";
+import { ClusterSink } from "./cluster-sink.js";
+import type { NatsOptions } from "./nats-options.js";
+import { type StatusView, openStatusBucket, watchOriginStatus } from "./origin-status.js";
+import { type PartitionHooks, PartitionOwner } from "./partition-owner.js";
+import { ensureWindowStreams } from "./window-log.js";
+
+/** What startCentral needs to run as one replica of a cluster. */
+export interface ClusterStart {
+  nats: NatsOptions;
+  /** --replica-id; generated when absent. */
+  replicaId?: string;
+}
+
+export interface ClusterParts {
+  ctx: ClusterContext;
+  sink: ClusterSink;
+  owner: PartitionOwner;
+  close(): Promise<void>;
+}
+
+export async function startClusterParts(
+  start: ClusterStart,
+  state: { totals: Map<string, OriginTotals>; highWater: Map<string, bigint>; log: Logger; hooks?: PartitionHooks },
+): Promise<ClusterParts> {
+  const log = state.log.child({ part: "cluster" });
+  const ctx = await connectCluster(start.nats, { replicaId: start.replicaId, log: (msg) => log.warn(msg) });
+  let view: StatusView | undefined;
+  let owner: PartitionOwner | undefined;
+  try {
+    await ensureWindowStreams(ctx.jsm, start.nats);
+    const status = await openStatusBucket(ctx);
+    const sink = await ClusterSink.open(ctx, state.highWater);
+    view = await watchOriginStatus(status, state.totals, (err) => log.warn({ err: err.message }, "bad OW_STATUS record skipped"));
+    owner = await PartitionOwner.start(ctx, status, { log, hooks: state.hooks });
+    log.info({ replica: ctx.replicaId, partitions: start.nats.partitions, servers: start.nats.servers }, "cluster mode: connected to NATS");
+    let closing: Promise<void> | undefined;
+    const o = owner;
+    const v = view;
+    return {
+      ctx,
+      sink,
+      owner: o,
+      close: () =>
+        (closing ??= (async () => {
+          await o.stop().catch((err) => log.warn({ err: (err as Error).message }, "releasing partitions failed"));
+          v.stop();
+          await ctx.close();
+        })()),
+    };
+  } catch (err) {
+    view?.stop();
+    await owner?.stop().catch(() => undefined);
+    await ctx.close();
+    if (err instanceof CentralError) throw err;
+    throw new CentralError("CENTRAL_NATS_UNAVAILABLE", `cannot set up JetStream (streams, buckets): ${(err as Error).message}`, { cause: err });
+  }
+}

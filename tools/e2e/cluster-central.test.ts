@@ -1,0 +1,167 @@
+/**
+ * Cluster mode end to end (issue 16), real processes: three nats-servers
+ * (tools/nats harness), three `originwatch central --nats ...` processes
+ * (tools/test/central-replicas.ts) and six sidecars spread over them by node
+ * id. Traffic for two origin names (two partitions of four); `kill -9` of one
+ * central while batches are in flight: its sidecars reconnect elsewhere in
+ * < 5 s and replay what was not acknowledged (same (node, seq) and bytes), its
+ * partitions are owned again within 15 s, and every replica — including the
+ * killed one restarted — reports totals equal to exactly what the origin
+ * served: counted once across replicas (msgID dedup + owners' high-water
+ * marks + the node's cluster-wide mark in the Welcome).
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { type Origin, startOrigin } from "../origin.js";
+import { eventually } from "../test/proc.js";
+import { type CentralReplicas, startCentralReplicas } from "../test/central-replicas.js";
+import { type Traffic, startTraffic } from "../test/traffic.js";
+import { type NatsCluster, startNatsCluster } from "../nats/nats-cluster.js";
+import { requireNats } from "../nats/require-nats.js";
+import { validateSidecarConfig } from "../../sidecar/config.js";
+import { type Sidecar, startSidecar } from "../../sidecar/main.js";
+import { rendezvousScore } from "../../sidecar/stream/endpoint-picker.js";
+import { LEASE_BUCKET, leaseKey } from "../../central/cluster/partition-lease.js";
+import { partitionOf } from "../../central/cluster/partition.js";
+
+const P = 4;
+const HOSTS = ["shop.example", "api.example"];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let dir = "";
+let origin: Origin;
+let nats: NatsCluster;
+let nc: NatsConnection;
+let replicas: CentralReplicas;
+const sidecars: Sidecar[] = [];
+let traffic: Traffic | undefined;
+
+function replicaOf(nodeId: string): number {
+  const scores = replicas.urls.map((u, i) => rendezvousScore(nodeId, `${u}@${replicas.ips[i]}`));
+  return scores.indexOf(Math.max(...scores));
+}
+
+function where(s: Sidecar): { state: string; replica: number; buffered: number } {
+  const st = s.stream.status() as unknown as Record<string, unknown>;
+  const central = String(st.central ?? "");
+  return { state: String(st.state), replica: replicas.ips.findIndex((ip) => central.endsWith(`@${ip}`)), buffered: Number(st.bufferedBatches) };
+}
+
+async function getOrigin(address: string, host: string): Promise<number> {
+  const res = await fetch(`http://${address}/originwatch.v1.QueryService/GetOrigin`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ origin: host }) });
+  const body = (await res.json()) as { origin?: { totalRequests?: string }; code?: string };
+  return Number(body.origin?.totalRequests ?? 0);
+}
+
+/** Each replica's total over HOSTS. */
+const totalsOf = (addresses: string[]) => Promise.all(addresses.map(async (a) => (await Promise.all(HOSTS.map((h) => getOrigin(a, h)))).reduce((x, y) => x + y, 0)));
+
+async function leaseOwners(): Promise<string[]> {
+  const kv = await new Kvm(jetstream(nc)).open(LEASE_BUCKET);
+  return Promise.all(Array.from({ length: P }, async (_, p) => {
+    const e = await kv.get(leaseKey(p));
+    return e && e.operation === "PUT" ? e.string() : "";
+  }));
+}
+
+if (requireNats("cluster central e2e")) {
+  test.before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "ow-cluster-"));
+    origin = await startOrigin();
+    nats = await startNatsCluster();
+    await nats.ready();
+    nc = await nats.connect();
+    const pw = join(dir, "nats-password");
+    await writeFile(pw, nats.user.password, { mode: 0o600 });
+    replicas = await startCentralReplicas({
+      dir,
+      args: (i) => ["--nats", nats.urls.join(","), "--nats-user", nats.user.user, "--nats-password-file", pw, "--partitions", String(P), "--replica-id", `r${i}`],
+    });
+  });
+
+  test.after(async () => {
+    await traffic?.stop();
+    await Promise.all(sidecars.map((s) => s.shutdown()));
+    await replicas?.close();
+    await nc?.close();
+    await nats?.stop();
+    await origin?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("3 centrals on NATS, 6 sidecars: kill -9 of one central mid-traffic; sidecars move in < 5 s, partitions owned again in ≤ 15 s, every replica reports exactly what the origin served", async () => {
+    assert.not.equal(partitionOf(HOSTS[0], P), partitionOf(HOSTS[1], P), "two origins, two partitions");
+    const perReplica = [0, 0, 0];
+    for (let k = 0; sidecars.length < 6; k++) {
+      const nodeId = `edge-${k}`;
+      const r = replicaOf(nodeId);
+      if (perReplica[r] >= 2) continue;
+      perReplica[r]++;
+      const config = validateSidecarConfig({
+        central: replicas.urls.join(","), listen: "127.0.0.1:0", nodeId, isp: ["isp-a", "isp-b", "isp-c"][sidecars.length % 3], region: "eu",
+        origins: HOSTS.map((h) => `${h}=${origin.url}`),
+      });
+      sidecars.push(await startSidecar(config, { logger: pino({ level: "silent" }) }));
+    }
+    await eventually(() => sidecars.every((s) => where(s).state === "connected"), 15_000);
+    const before = sidecars.map(where);
+    assert.equal([0, 1, 2].map((r) => before.filter((w) => w.replica === r).length), [2, 2, 2]);
+    // Wait until every partition is owned and the owners stay put (the first replica takes all, then rebalances).
+    let stable = "";
+    await eventually(async () => {
+      const owners = (await leaseOwners()).join(",");
+      const ok = owners === stable && !owners.split(",").includes("");
+      stable = owners;
+      return ok;
+    }, 30_000, 2_500);
+    console.log(`lease owners: ${stable}`);
+
+    traffic = startTraffic(sidecars.flatMap((s) => HOSTS.map((host) => ({ address: s.address, host }))), 30);
+    await sleep(4000);
+
+    // The victim owns the first origin's partition (so its state must move) and has sidecars (they must move).
+    const victim = Number((await leaseOwners())[partitionOf(HOSTS[0], P)].slice(1));
+    const moving = before.map((w, i) => (w.replica === victim ? i : -1)).filter((i) => i >= 0);
+    const killedAt = Date.now();
+    replicas.kill(victim);
+    const reconnectMs = await Promise.all(moving.map(async (i) => {
+      await eventually(() => { const w = where(sidecars[i]); return w.state === "connected" && w.replica !== victim && w.replica >= 0; }, 10_000, 10);
+      return Date.now() - killedAt;
+    }));
+    console.log(`reconnect after kill -9 (ms): ${reconnectMs.join(", ")}`);
+    for (const ms of reconnectMs) assert.ok(ms < 5000, `reconnected after ${ms} ms`);
+
+    const takeoverMs: number = await eventually<number | undefined>(async () => ((await leaseOwners()).every((o) => o !== "" && o !== `r${victim}`) ? Date.now() - killedAt : undefined), 20_000, 100) as number;
+    console.log(`partitions owned again after kill -9: ${takeoverMs} ms (owners ${(await leaseOwners()).join(", ")})`);
+    assert.ok(takeoverMs <= 15_000, `partitions owned again after ${takeoverMs} ms`);
+
+    await sleep(2000);
+    const t = traffic;
+    await t.stop();
+    traffic = undefined;
+    assert.equal(t.failures, [], "the request path never waited for a central");
+    await sleep(1500);
+    await eventually(() => sidecars.every((s) => { const w = where(s); return w.state === "connected" && w.buffered === 0; }), 15_000);
+
+    await replicas.restart(victim);
+    const served = origin.requests;
+    const addresses = replicas.procs.map((p) => p.address);
+    const totals = await eventually(async () => {
+      const got = await totalsOf(addresses);
+      return got.every((x) => x === served) ? got : undefined;
+    }, 20_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}; served ${served}, totals per replica ${(await totalsOf(addresses)).join("/")}`);
+    });
+    console.log(`served ${served}, every replica reports ${totals!.join("/")}`);
+    assert.ok(served > 0);
+  });
+
+  test.run();
+}
