@@ -43,6 +43,7 @@ import { type CentralMetrics, createCentralMetrics } from "./metrics/central-met
 import { metricsRoute } from "./metrics/metrics-route.js";
 import { registerStackFlags, stackFlagsToConfig } from "./metrics/stack-flags.js";
 import { type ClusterParts, type ClusterStart, startClusterParts } from "./cluster/cluster-central.js";
+import { clusterQueryHandlers, clusterStatus } from "./cluster/cluster-queries.js";
 import { clusterMode, natsFlagsToOptions, registerNatsFlags, validateNatsOptions } from "./cluster/nats-options.js";
 
 export interface Central {
@@ -131,10 +132,13 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       alertmanager: config.alertmanagers.length
         ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}` }
         : undefined,
+      // Cluster mode: fed by the partitions this replica owns; silent about the others.
+      ...(cluster ? { observeIngest: false, mute: (origin: string) => cluster!.verdict.muted(origin) } : {}),
     });
     verdict.setConfig(fleetConfig.current());
     fleetConfig.on("changed", (c) => verdict?.setConfig(c));
     await verdict.start();
+    await cluster?.startOwner(verdict);
     const v = verdict;
     const forget = new Forgetter({ ingest, store, verdict: v, exemplars });
     const query: QueryDeps = {
@@ -143,7 +147,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       windows,
       ingest,
       lookbackMs,
-      status: { verdictOf: (o, now) => ({ ...v.verdictOf(o, now), figures: v.figuresOf(o) }) },
+      status: cluster ? clusterStatus(cluster.records) : { verdictOf: (o, now) => ({ ...v.verdictOf(o, now), figures: v.figuresOf(o) }) },
       exemplars,
       forget,
       maxPageBytes: config.maxMessageBytes,
@@ -159,7 +163,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const reflectionStreams = new StreamLimit("reflection", config.maxReflectionStreams, "--max-reflection-streams");
     const routes = (router: ConnectRouter) => {
       router.service(IngestService, ingest.impl());
-      router.service(QueryService, { ...queryService(query), ...v.queryHandlers() });
+      router.service(QueryService, { ...queryService(query), ...v.queryHandlers(), ...(cluster ? clusterQueryHandlers(cluster.records) : {}) });
       router.service(ConfigService, configService(fleetConfig));
       router.service(Health, healthService(health, healthWatches));
       router.service(reflV1.ServerReflection, reflectionV1(index, reflectionStreams));

@@ -16,8 +16,10 @@ import type { OriginTotals } from "../store/level-store.js";
 import { type ClusterContext, connectCluster } from "./cluster-context.js";
 import { ClusterSink } from "./cluster-sink.js";
 import type { NatsOptions } from "./nats-options.js";
-import { type StatusView, openStatusBucket, watchOriginStatus } from "./origin-status.js";
-import { type PartitionHooks, PartitionOwner } from "./partition-owner.js";
+import { type OriginStatusRecord, type StatusView, openStatusBucket, watchOriginStatus } from "./origin-status.js";
+import { PartitionOwner } from "./partition-owner.js";
+import { ClusterVerdict } from "./cluster-verdict.js";
+import type { VerdictService } from "../verdict/service.js";
 import { ensureWindowStreams } from "./window-log.js";
 
 /** What startCentral needs to run as one replica of a cluster. */
@@ -30,13 +32,18 @@ export interface ClusterStart {
 export interface ClusterParts {
   ctx: ClusterContext;
   sink: ClusterSink;
-  owner: PartitionOwner;
+  /** OW_STATUS as this replica last saw it, per origin (what its queries answer from). */
+  records: Map<string, OriginStatusRecord>;
+  /** The verdict worker's hooks: give the VerdictService `mute: (o) => verdict.muted(o)` and `observeIngest: false`. */
+  verdict: ClusterVerdict;
+  /** Starts taking partitions, feeding `service` (call once the VerdictService exists). */
+  startOwner(service: VerdictService): Promise<PartitionOwner>;
   close(): Promise<void>;
 }
 
 export async function startClusterParts(
   start: ClusterStart,
-  state: { totals: Map<string, OriginTotals>; highWater: Map<string, bigint>; log: Logger; hooks?: PartitionHooks },
+  state: { totals: Map<string, OriginTotals>; highWater: Map<string, bigint>; log: Logger },
 ): Promise<ClusterParts> {
   const log = state.log.child({ part: "cluster" });
   const ctx = await connectCluster(start.nats, { replicaId: start.replicaId, log: (msg) => log.warn(msg) });
@@ -46,19 +53,27 @@ export async function startClusterParts(
     await ensureWindowStreams(ctx.jsm, start.nats);
     const status = await openStatusBucket(ctx);
     const sink = await ClusterSink.open(ctx, state.highWater);
-    view = await watchOriginStatus(status, state.totals, (err) => log.warn({ err: err.message }, "bad OW_STATUS record skipped"));
-    owner = await PartitionOwner.start(ctx, status, { log, hooks: state.hooks });
+    const records = new Map<string, OriginStatusRecord>();
+    view = await watchOriginStatus(status, state.totals, records, (err) => log.warn({ err: err.message }, "bad OW_STATUS record skipped"));
+    const verdict = new ClusterVerdict(start.nats.partitions);
     log.info({ replica: ctx.replicaId, partitions: start.nats.partitions, servers: start.nats.servers }, "cluster mode: connected to NATS");
     let closing: Promise<void> | undefined;
-    const o = owner;
     const v = view;
     return {
       ctx,
       sink,
-      owner: o,
+      records,
+      verdict,
+      async startOwner(service) {
+        verdict.attach(service);
+        owner = await PartitionOwner.start(ctx, status, { log, hooks: verdict });
+        const o = owner;
+        verdict.saveSoon = (p) => o.saveSoon(p);
+        return o;
+      },
       close: () =>
         (closing ??= (async () => {
-          await o.stop().catch((err) => log.warn({ err: (err as Error).message }, "releasing partitions failed"));
+          await owner?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, "releasing partitions failed"));
           v.stop();
           await ctx.close();
         })()),

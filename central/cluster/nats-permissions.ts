@@ -15,6 +15,9 @@ export const CENTRAL_NATS_PERMISSIONS = {
     "$KV.OW_LEASES.>",
     "$KV.OW_CONFIG.>",
     "$KV.OW_SNAPSHOTS.>",
+    // the ingest's per-node marks and the owners' per-origin status (cluster-sink.ts, origin-status.ts)
+    "$KV.OW_NODES.>",
+    "$KV.OW_STATUS.>",
     // flow-control replies of KV watches and ordered consumers (sent only under load)
     "$JS.FC.>",
   ],

@@ -12,6 +12,8 @@
  */
 import type { KV } from "@nats-io/kv";
 import type { OriginTotals } from "../store/level-store.js";
+import type { IncidentRecord } from "../verdict/hysteresis.js";
+import type { FaultFinding } from "../verdict/policy.js";
 import type { ClusterContext } from "./cluster-context.js";
 
 export const STATUS_BUCKET = "OW_STATUS";
@@ -25,9 +27,26 @@ export interface OriginStatusRecord {
   failures: string;
   firstSeenMs: number;
   lastSeenMs: number;
+  /** The owner's verdict (absent: the owner runs no verdict yet). */
+  verdict?: VerdictStatusRecord;
   /** The replica that wrote it and the window-log sequence it reflects. */
   owner: string;
   streamSeq: number;
+}
+
+/** An origin's verdict as its owner sees it: what ListOrigins/GetOrigin/ListIncidents show on every replica. */
+export interface VerdictStatusRecord {
+  /** OriginState number. */
+  state: number;
+  stateSinceMs: number;
+  reason: string;
+  confirming: boolean;
+  faults: FaultFinding[];
+  requestRate: number;
+  failureRatio: number;
+  p95TtfbMs: number;
+  /** The origin's incidents its tracks hold: open ones, and the last closed per track (flap window). */
+  incidents: IncidentRecord[];
 }
 
 export async function openStatusBucket(ctx: ClusterContext): Promise<KV> {
@@ -43,19 +62,22 @@ export interface StatusView {
 }
 
 /**
- * Mirrors OW_STATUS into `totals` (what the queries read) until stopped. A
+ * Mirrors OW_STATUS into `totals` and `records` (what the queries read) until stopped. A
  * record that does not parse is reported and skipped.
  */
-export async function watchOriginStatus(kv: KV, totals: Map<string, OriginTotals>, onError: (err: Error) => void): Promise<StatusView> {
+export async function watchOriginStatus(kv: KV, totals: Map<string, OriginTotals>, records: Map<string, OriginStatusRecord>, onError: (err: Error) => void): Promise<StatusView> {
   const watch = await kv.watch({ key: "o.>" });
   void (async () => {
     for await (const e of watch) {
       try {
         if (e.operation !== "PUT") {
-          totals.delete(Buffer.from(e.key.slice(2), "base64url").toString());
+          const origin = Buffer.from(e.key.slice(2), "base64url").toString();
+          totals.delete(origin);
+          records.delete(origin);
           continue;
         }
         const r = e.json<OriginStatusRecord>();
+        records.set(r.origin, r);
         const t = toTotals(r);
         const cur = totals.get(r.origin);
         if (cur) Object.assign(cur, t);

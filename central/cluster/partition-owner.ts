@@ -56,6 +56,10 @@ export interface PartitionHooks {
   save(p: number): unknown;
   /** The partition is no longer ours: forget it, emit nothing more for it. */
   stop(p: number): void;
+  /** Partition p has replayed up to where the stream was at the claim: its changes may leave the owner now. */
+  caughtUp(p: number): void;
+  /** The verdict part of an origin's OW_STATUS record. */
+  statusOf(origin: string): OriginStatusRecord["verdict"];
 }
 
 export interface PartitionOwnerOptions {
@@ -74,7 +78,8 @@ interface Owned {
   snapRevision: number;
   hwm: HighWaterMarks;
   totals: Map<string, TotalsRecord>;
-  dirty: Set<string>;
+  /** What was last written to OW_STATUS per origin (only changes are written). */
+  written: Map<string, string>;
   appliedSeq: number;
   /** Caught up once appliedSeq ≥ this (the stream's last seq at claim). */
   catchUpSeq: number;
@@ -121,7 +126,7 @@ export class PartitionOwner {
 
   private async acquire(p: number, revision: number): Promise<void> {
     const t0 = Date.now();
-    const o: Owned = { p, revision, snapRevision: 0, hwm: new HighWaterMarks(), totals: new Map(), dirty: new Set(), appliedSeq: 0, catchUpSeq: 0, live: false, stopped: false, timers: [], busy: Promise.resolve() };
+    const o: Owned = { p, revision, snapRevision: 0, hwm: new HighWaterMarks(), totals: new Map(), written: new Map(), appliedSeq: 0, catchUpSeq: 0, live: false, stopped: false, timers: [], busy: Promise.resolve() };
     this.owned.set(p, o);
     try {
       const claim = await this.snapshots.claim(p, this.ctx.replicaId, revision);
@@ -139,6 +144,7 @@ export class PartitionOwner {
       const markLive = () => {
         if (o.live || o.appliedSeq < o.catchUpSeq) return;
         o.live = true;
+        this.o.hooks?.caughtUp(p);
         this.caughtUpMs.set(p, Date.now() - t0);
         this.o.log.info({ partition: p, ms: Date.now() - t0, fromSeq: snap ? snap.streamSeq + 1 : 1, toSeq: o.catchUpSeq }, "partition owned and caught up");
       };
@@ -156,7 +162,6 @@ export class PartitionOwner {
               t.failures = (BigInt(t.failures) + completedFailuresOf(w.counts!)).toString();
               if (at > t.lastSeenMs) t.lastSeenMs = at;
               if (!cur) o.totals.set(w.origin, t);
-              o.dirty.add(w.origin);
             }
             this.o.hooks?.apply(p, b, o.live);
           }
@@ -182,23 +187,30 @@ export class PartitionOwner {
     }
   }
 
-  /** Writes the changed origins' totals to OW_STATUS (only once caught up). */
+  /** Writes the origins whose totals or verdict changed to OW_STATUS (only once caught up). */
   private async flush(o: Owned): Promise<void> {
-    if (!o.live || o.dirty.size === 0) return;
-    const origins = [...o.dirty];
-    o.dirty.clear();
+    if (!o.live) return;
+    const puts: OriginStatusRecord[] = [];
+    for (const [origin, t] of o.totals) {
+      const verdict = this.o.hooks?.statusOf(origin);
+      const body = JSON.stringify({ t, verdict });
+      if (o.written.get(origin) === body) continue;
+      o.written.set(origin, body);
+      puts.push({ origin, partition: o.p, ...t, verdict, owner: this.ctx.replicaId, streamSeq: o.appliedSeq });
+    }
     try {
-      await Promise.all(
-        origins.map((origin) => {
-          const t = o.totals.get(origin)!;
-          const r: OriginStatusRecord = { origin, partition: o.p, ...t, owner: this.ctx.replicaId, streamSeq: o.appliedSeq };
-          return this.status.put(statusKey(origin), JSON.stringify(r));
-        }),
-      );
+      await Promise.all(puts.map((r) => this.status.put(statusKey(r.origin), JSON.stringify(r))));
     } catch (err) {
-      for (const origin of origins) o.dirty.add(origin);
+      for (const r of puts) o.written.delete(r.origin);
       throw new CentralError("CENTRAL_NATS_UNAVAILABLE", `cannot publish status of partition ${o.p}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** Saves partition p's snapshot at the next chance (an incident opened or closed: keep its identity for a successor). */
+  saveSoon(p: number): void {
+    const o = this.owned.get(p);
+    if (!o || o.stopped || !o.live) return;
+    o.busy = o.busy.then(() => this.save(o)).catch((err) => this.fail(o, err));
   }
 
   private async save(o: Owned): Promise<void> {

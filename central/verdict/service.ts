@@ -43,6 +43,14 @@ export interface VerdictServiceOptions {
   webhook?: { url: string; includeNetwork?: boolean };
   /** Send incidents to these Alertmanagers (API v2); externalUrl is the dashboard's base URL (generatorURL). */
   alertmanager?: { urls: string[]; externalUrl: string; resendMs?: number };
+  /**
+   * Cluster mode (central/cluster/cluster-verdict.ts): false = the engine is
+   * fed by the partition owner from the window log, not by this replica's
+   * sessions (default true).
+   */
+  observeIngest?: boolean;
+  /** Cluster mode: changes of an origin this replica does not own (or is still replaying) cause no event, store write or alert. */
+  mute?: (origin: string) => boolean;
 }
 
 /** What GetOrigin shows besides the state: figures and breakdown over the lookback. */
@@ -125,7 +133,7 @@ export class VerdictService {
     this.engine.restore(statuses, tracks);
     if (statuses.length || tracks.length) this.o.log.info({ origins: statuses.length, incidents: tracks.filter((t) => t.incident?.open).length }, "verdicts restored");
     const ingest = this.o.ingest;
-    ingest.on("batch", (session, batch) => {
+    if (this.o.observeIngest !== false) ingest.on("batch", (session, batch) => {
       const node = session.node;
       if (!node) return;
       const now = Date.now();
@@ -201,6 +209,7 @@ export class VerdictService {
   }
 
   private onChange(c: EngineChange): void {
+    if (this.o.mute?.(c.type === "state" ? c.origin : c.incident.origin)) return;
     if (c.type === "state") {
       void this.store.putStatus(c.status);
       this.emitEvent({

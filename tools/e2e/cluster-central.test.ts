@@ -2,13 +2,16 @@
  * Cluster mode end to end (issue 16), real processes: three nats-servers
  * (tools/nats harness), three `originwatch central --nats ...` processes
  * (tools/test/central-replicas.ts) and six sidecars spread over them by node
- * id. Traffic for two origin names (two partitions of four); `kill -9` of one
- * central while batches are in flight: its sidecars reconnect elsewhere in
- * < 5 s and replay what was not acknowledged (same (node, seq) and bytes), its
- * partitions are owned again within 15 s, and every replica — including the
- * killed one restarted — reports totals equal to exactly what the origin
- * served: counted once across replicas (msgID dedup + owners' high-water
- * marks + the node's cluster-wide mark in the Welcome).
+ * id. Traffic for two origin names (two partitions of four). One origin is
+ * made DOWN (503s): every replica reports it DOWN with the same incident.
+ * `kill -9` of the central owning its partition while batches are in
+ * flight: its sidecars reconnect elsewhere in < 5 s and replay what was not
+ * acknowledged (same (node, seq) and bytes), its partitions are owned again
+ * within 15 s, the origin stays DOWN under the same incident id (never opened
+ * twice); the recovery is reported by every replica; and every replica —
+ * including the killed one restarted — reports totals equal to exactly what
+ * the origins served: counted once across replicas (msgID dedup + owners'
+ * high-water marks + the node's cluster-wide mark in the Welcome).
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -30,13 +33,15 @@ import { type Sidecar, startSidecar } from "../../sidecar/main.js";
 import { rendezvousScore } from "../../sidecar/stream/endpoint-picker.js";
 import { LEASE_BUCKET, leaseKey } from "../../central/cluster/partition-lease.js";
 import { partitionOf } from "../../central/cluster/partition.js";
+import { STATUS_BUCKET } from "../../central/cluster/origin-status.js";
 
 const P = 4;
 const HOSTS = ["shop.example", "api.example"];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let dir = "";
-let origin: Origin;
+let bad: Origin;
+let good: Origin;
 let nats: NatsCluster;
 let nc: NatsConnection;
 let replicas: CentralReplicas;
@@ -54,14 +59,38 @@ function where(s: Sidecar): { state: string; replica: number; buffered: number }
   return { state: String(st.state), replica: replicas.ips.findIndex((ip) => central.endsWith(`@${ip}`)), buffered: Number(st.bufferedBatches) };
 }
 
+async function call<T>(address: string, method: string, req: unknown): Promise<T> {
+  const res = await fetch(`http://${address}/originwatch.v1.QueryService/${method}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(req) });
+  return (await res.json()) as T;
+}
+
 async function getOrigin(address: string, host: string): Promise<number> {
-  const res = await fetch(`http://${address}/originwatch.v1.QueryService/GetOrigin`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ origin: host }) });
-  const body = (await res.json()) as { origin?: { totalRequests?: string }; code?: string };
+  const body = await call<{ origin?: { totalRequests?: string } }>(address, "GetOrigin", { origin: host });
   return Number(body.origin?.totalRequests ?? 0);
 }
 
+/** What one replica says about HOSTS[0]: its state and its origin incidents (id, open). */
+async function view(address: string): Promise<string> {
+  const o = await call<{ origin?: { state?: string } }>(address, "GetOrigin", { origin: HOSTS[0] });
+  const inc = await call<{ incidents?: Array<{ id: string; open?: boolean; kind?: string }> }>(address, "ListIncidents", { origin: HOSTS[0] });
+  const ids = (inc.incidents ?? []).filter((i) => i.kind === "INCIDENT_KIND_ORIGIN_DOWN" || i.kind === "INCIDENT_KIND_ORIGIN_DEGRADED").map((i) => `${i.id}${i.open ? "(open)" : "(closed)"}`);
+  return `${o.origin?.state ?? "?"} ${ids.join(",")}`;
+}
+
+const views = (addresses: string[]) => Promise.all(addresses.map(view));
+
 /** Each replica's total over HOSTS. */
 const totalsOf = (addresses: string[]) => Promise.all(addresses.map(async (a) => (await Promise.all(HOSTS.map((h) => getOrigin(a, h)))).reduce((x, y) => x + y, 0)));
+
+async function records(): Promise<Array<{ origin: string; owner: string }>> {
+  const kv = await new Kvm(jetstream(nc)).open(STATUS_BUCKET);
+  const out: Array<{ origin: string; owner: string }> = [];
+  for await (const k of await kv.keys()) {
+    const e = await kv.get(k);
+    if (e && e.operation === "PUT") out.push(e.json());
+  }
+  return out;
+}
 
 async function leaseOwners(): Promise<string[]> {
   const kv = await new Kvm(jetstream(nc)).open(LEASE_BUCKET);
@@ -74,7 +103,8 @@ async function leaseOwners(): Promise<string[]> {
 if (requireNats("cluster central e2e")) {
   test.before(async () => {
     dir = await mkdtemp(join(tmpdir(), "ow-cluster-"));
-    origin = await startOrigin();
+    bad = await startOrigin();
+    good = await startOrigin();
     nats = await startNatsCluster();
     await nats.ready();
     nc = await nats.connect();
@@ -92,11 +122,12 @@ if (requireNats("cluster central e2e")) {
     await replicas?.close();
     await nc?.close();
     await nats?.stop();
-    await origin?.close();
+    await bad?.close();
+    await good?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
-  test("3 centrals on NATS, 6 sidecars: kill -9 of one central mid-traffic; sidecars move in < 5 s, partitions owned again in ≤ 15 s, every replica reports exactly what the origin served", async () => {
+  test("3 centrals on NATS, 6 sidecars: an origin DOWN is reported the same by every replica; kill -9 of its owner mid-traffic: sidecars move in < 5 s, partitions owned again in ≤ 15 s, same incident id, recovery seen by every replica, totals exact", async () => {
     assert.not.equal(partitionOf(HOSTS[0], P), partitionOf(HOSTS[1], P), "two origins, two partitions");
     const perReplica = [0, 0, 0];
     for (let k = 0; sidecars.length < 6; k++) {
@@ -106,7 +137,7 @@ if (requireNats("cluster central e2e")) {
       perReplica[r]++;
       const config = validateSidecarConfig({
         central: replicas.urls.join(","), listen: "127.0.0.1:0", nodeId, isp: ["isp-a", "isp-b", "isp-c"][sidecars.length % 3], region: "eu",
-        origins: HOSTS.map((h) => `${h}=${origin.url}`),
+        origins: [`${HOSTS[0]}=${bad.url}`, `${HOSTS[1]}=${good.url}`],
       });
       sidecars.push(await startSidecar(config, { logger: pino({ level: "silent" }) }));
     }
@@ -124,7 +155,14 @@ if (requireNats("cluster central e2e")) {
     console.log(`lease owners: ${stable}`);
 
     traffic = startTraffic(sidecars.flatMap((s) => HOSTS.map((host) => ({ address: s.address, host }))), 30);
-    await sleep(4000);
+    await sleep(3000);
+    const all = replicas.procs.map((p) => p.address);
+    await bad.setMode({ kind: "status", status: 503 });
+    const down: string = await eventually<string | undefined>(async () => {
+      const v = await views(all);
+      return v.every((x) => x === v[0]) && /^ORIGIN_STATE_DOWN \S+\(open\)$/.test(v[0]) ? v[0] : undefined;
+    }, 20_000, 200).catch(async (e: Error): Promise<never> => { throw new Error(`${e.message}: ${(await views(all)).join(" | ")}`); }) as string;
+    console.log(`every replica: ${down}`);
 
     // The victim owns the first origin's partition (so its state must move) and has sidecars (they must move).
     const victim = Number((await leaseOwners())[partitionOf(HOSTS[0], P)].slice(1));
@@ -142,16 +180,29 @@ if (requireNats("cluster central e2e")) {
     console.log(`partitions owned again after kill -9: ${takeoverMs} ms (owners ${(await leaseOwners()).join(", ")})`);
     assert.ok(takeoverMs <= 15_000, `partitions owned again after ${takeoverMs} ms`);
 
+    const survivors = all.filter((_, i) => i !== victim);
+    // The new owner has published (its records replace the victim's): still DOWN, the same incident, opened once.
+    await eventually(async () => (await views(survivors)).every((x) => x === down) && [...(await records())].every((r) => r.owner !== `r${victim}`), 15_000, 200)
+      .catch(async (e: Error) => { throw new Error(`${e.message}: ${(await views(survivors)).join(" | ")}`); });
     await sleep(2000);
+    assert.equal(await views(survivors), [down, down], "still DOWN, same incident, on every replica");
+
+    await bad.setMode({ kind: "ok" });
+    // HEALTHY first, then the incident closes (hysteresis): the same incident, closed, on every replica.
+    const recovered = down.replace(/^ORIGIN_STATE_DOWN/, "ORIGIN_STATE_HEALTHY").replace("(open)", "(closed)");
+    await eventually(async () => (await views(survivors)).every((x) => x === recovered), 30_000, 200)
+      .catch(async (e: Error) => { throw new Error(`${e.message}: ${(await views(survivors)).join(" | ")}`); });
+    console.log(`after recovery, every replica: ${recovered}`);
+
     const t = traffic;
     await t.stop();
     traffic = undefined;
-    assert.equal(t.failures, [], "the request path never waited for a central");
+    assert.equal(t.failures.filter((f) => !f.endsWith("status 503")), [], "the request path never waited for a central");
     await sleep(1500);
     await eventually(() => sidecars.every((s) => { const w = where(s); return w.state === "connected" && w.buffered === 0; }), 15_000);
 
     await replicas.restart(victim);
-    const served = origin.requests;
+    const served = bad.requests + good.requests;
     const addresses = replicas.procs.map((p) => p.address);
     const totals = await eventually(async () => {
       const got = await totalsOf(addresses);
@@ -161,6 +212,7 @@ if (requireNats("cluster central e2e")) {
     });
     console.log(`served ${served}, every replica reports ${totals!.join("/")}`);
     assert.ok(served > 0);
+    assert.is((await views(replicas.procs.map((p) => p.address)))[victim], recovered, "the restarted replica reads the same");
   });
 
   test.run();
