@@ -34,6 +34,8 @@ import { rendezvousScore } from "../../sidecar/stream/endpoint-picker.js";
 import { LEASE_BUCKET, leaseKey } from "../../central/cluster/partition-lease.js";
 import { partitionOf } from "../../central/cluster/partition.js";
 import { STATUS_BUCKET } from "../../central/cluster/origin-status.js";
+import { CENTRAL_NATS_PERMISSIONS } from "../../central/cluster/nats-permissions.js";
+import { randomBytes } from "node:crypto";
 
 const P = 4;
 const HOSTS = ["shop.example", "api.example"];
@@ -105,7 +107,8 @@ if (requireNats("cluster central e2e")) {
     dir = await mkdtemp(join(tmpdir(), "ow-cluster-"));
     bad = await startOrigin();
     good = await startOrigin();
-    nats = await startNatsCluster();
+    // The centrals run with exactly the least permissions of nats-permissions.ts.
+    nats = await startNatsCluster({ users: [{ user: "ow", password: randomBytes(12).toString("hex"), permissions: CENTRAL_NATS_PERMISSIONS }] });
     await nats.ready();
     nc = await nats.connect();
     const pw = join(dir, "nats-password");
