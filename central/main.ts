@@ -38,6 +38,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import { dashboardFallback } from "./dashboard/serve.js";
 import { LevelStore, type OriginTotals } from "./store/level-store.js";
 import { VerdictService } from "./verdict/service.js";
+import type { EventRecord } from "./verdict/verdict-store.js";
 import { loadNodeLabels } from "./verdict/node-labels.js";
 import { type CentralMetrics, createCentralMetrics } from "./metrics/central-metrics.js";
 import { metricsRoute } from "./metrics/metrics-route.js";
@@ -133,7 +134,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
         ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}` }
         : undefined,
       // Cluster mode: fed by the partitions this replica owns; silent about the others.
-      ...(cluster ? { observeIngest: false, mute: (origin: string) => cluster!.verdict.muted(origin) } : {}),
+      ...(cluster ? { observeIngest: false, mute: (origin: string) => cluster!.verdict.muted(origin), eventSink: (e: Omit<EventRecord, "id">) => cluster!.publishEvent(e) } : {}),
     });
     verdict.setConfig(fleetConfig.current());
     fleetConfig.on("changed", (c) => verdict?.setConfig(c));

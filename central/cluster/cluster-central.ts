@@ -20,6 +20,8 @@ import { type OriginStatusRecord, type StatusView, openStatusBucket, watchOrigin
 import { PartitionOwner } from "./partition-owner.js";
 import { ClusterVerdict } from "./cluster-verdict.js";
 import type { VerdictService } from "../verdict/service.js";
+import type { EventRecord } from "../verdict/verdict-store.js";
+import { type EventLog, startEventLog } from "./event-log.js";
 import { ensureWindowStreams } from "./window-log.js";
 
 /** What startCentral needs to run as one replica of a cluster. */
@@ -36,6 +38,8 @@ export interface ClusterParts {
   records: Map<string, OriginStatusRecord>;
   /** The verdict worker's hooks: give the VerdictService `mute: (o) => verdict.muted(o)` and `observeIngest: false`. */
   verdict: ClusterVerdict;
+  /** The VerdictService's `eventSink`: publish to OW_EVENTS (every replica receives it back). */
+  publishEvent(e: Omit<EventRecord, "id">): void;
   /** Starts taking partitions, feeding `service` (call once the VerdictService exists). */
   startOwner(service: VerdictService): Promise<PartitionOwner>;
   close(): Promise<void>;
@@ -49,6 +53,8 @@ export async function startClusterParts(
   const ctx = await connectCluster(start.nats, { replicaId: start.replicaId, log: (msg) => log.warn(msg) });
   let view: StatusView | undefined;
   let owner: PartitionOwner | undefined;
+  let events: EventLog | undefined;
+  let service: VerdictService | undefined;
   try {
     await ensureWindowStreams(ctx.jsm, start.nats);
     const status = await openStatusBucket(ctx);
@@ -56,6 +62,7 @@ export async function startClusterParts(
     const records = new Map<string, OriginStatusRecord>();
     view = await watchOriginStatus(status, state.totals, records, (err) => log.warn({ err: err.message }, "bad OW_STATUS record skipped"));
     const verdict = new ClusterVerdict(start.nats.partitions);
+    const ev = (events = await startEventLog(ctx, { log, receive: (e, id) => service?.receiveEvent(e, id) }));
     log.info({ replica: ctx.replicaId, partitions: start.nats.partitions, servers: start.nats.servers }, "cluster mode: connected to NATS");
     let closing: Promise<void> | undefined;
     const v = view;
@@ -64,8 +71,10 @@ export async function startClusterParts(
       sink,
       records,
       verdict,
-      async startOwner(service) {
-        verdict.attach(service);
+      publishEvent: (e) => ev.publish(e),
+      async startOwner(s) {
+        service = s;
+        verdict.attach(s);
         owner = await PartitionOwner.start(ctx, status, { log, hooks: verdict });
         const o = owner;
         verdict.saveSoon = (p) => o.saveSoon(p);
@@ -75,11 +84,13 @@ export async function startClusterParts(
         (closing ??= (async () => {
           await owner?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, "releasing partitions failed"));
           v.stop();
+          await ev.stop();
           await ctx.close();
         })()),
     };
   } catch (err) {
     view?.stop();
+    await events?.stop();
     await owner?.stop().catch(() => undefined);
     await ctx.close();
     if (err instanceof CentralError) throw err;

@@ -9,6 +9,8 @@ export const CENTRAL_NATS_PERMISSIONS = {
   publish: [
     // the window log (window-log.ts)
     "ow.win.>",
+    // the events stream (event-log.ts)
+    "ow.evt",
     // JetStream API: stream, consumer and KV management, pull requests, direct gets
     "$JS.API.>",
     // KV writes: leases, config, snapshots (partition-lease.ts, config-kv.ts, snapshot.ts)

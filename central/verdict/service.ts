@@ -51,6 +51,12 @@ export interface VerdictServiceOptions {
   observeIngest?: boolean;
   /** Cluster mode: changes of an origin this replica does not own (or is still replaying) cause no event, store write or alert. */
   mute?: (origin: string) => boolean;
+  /**
+   * Cluster mode: events go here instead of into this replica's store and
+   * hub (the events stream, central/cluster/event-log.ts); every replica then
+   * takes them back with receiveEvent, the deciding one included.
+   */
+  eventSink?: (e: Omit<EventRecord, "id">) => void;
 }
 
 /** What GetOrigin shows besides the state: figures and breakdown over the lookback. */
@@ -203,7 +209,13 @@ export class VerdictService {
   }
 
   private emitEvent(e: Omit<EventRecord, "id">): void {
-    const rec = this.store.appendEvent(e);
+    if (this.o.eventSink) return this.o.eventSink(e);
+    this.receiveEvent(e);
+  }
+
+  /** An event decided here or (cluster mode) by any replica: stored, shown to WatchEvents, counted. */
+  receiveEvent(e: Omit<EventRecord, "id">, id?: string): void {
+    const rec = this.store.appendEvent(e, id);
     this.hub.publish(rec);
     this.signals.emit("event", rec);
   }

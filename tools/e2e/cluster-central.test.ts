@@ -36,6 +36,9 @@ import { partitionOf } from "../../central/cluster/partition.js";
 import { STATUS_BUCKET } from "../../central/cluster/origin-status.js";
 import { CENTRAL_NATS_PERMISSIONS } from "../../central/cluster/nats-permissions.js";
 import { randomBytes } from "node:crypto";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { EventKind, QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
 
 const P = 4;
 const HOSTS = ["shop.example", "api.example"];
@@ -157,6 +160,21 @@ if (requireNats("cluster central e2e")) {
     }, 30_000, 2_500);
     console.log(`lease owners: ${stable}`);
 
+    // WatchEvents on every replica, for the origin that goes DOWN.
+    const watch = new AbortController();
+    const seen: string[][] = replicas.procs.map(() => []);
+    const watching = replicas.procs.map(async (p, i) => {
+      const client = createClient(QueryService, createGrpcTransport({ baseUrl: `http://${p.address}` }));
+      try {
+        for await (const r of client.watchEvents({ origin: HOSTS[0] }, { signal: watch.signal })) {
+          if (r.event) seen[i].push(`${r.event.id} ${EventKind[r.event.kind]} ${r.event.incident?.id ?? ""}`.trim());
+        }
+      } catch {
+        /* aborted, or the replica was killed */
+      }
+    });
+    await sleep(500);
+
     traffic = startTraffic(sidecars.flatMap((s) => HOSTS.map((host) => ({ address: s.address, host }))), 30);
     await sleep(3000);
     const all = replicas.procs.map((p) => p.address);
@@ -196,6 +214,17 @@ if (requireNats("cluster central e2e")) {
     await eventually(async () => (await views(survivors)).every((x) => x === recovered), 30_000, 200)
       .catch(async (e: Error) => { throw new Error(`${e.message}: ${(await views(survivors)).join(" | ")}`); });
     console.log(`after recovery, every replica: ${recovered}`);
+    await sleep(1500);
+    watch.abort();
+    await Promise.all(watching);
+    const incidentId = down.split(" ")[1].replace("(open)", "");
+    console.log(`events seen by replica ${survivors.length ? all.findIndex((a) => a === survivors[0]) : -1}: ${seen[all.indexOf(survivors[0])].join(" | ")}`);
+    for (const i of all.map((_, j) => j).filter((j) => j !== victim)) {
+      assert.equal(seen[i], seen[all.indexOf(survivors[0])], "every replica shows the same events, same ids");
+      assert.is(new Set(seen[i]).size, seen[i].length, "no event twice");
+      assert.is(seen[i].filter((e) => e.endsWith(`INCIDENT_OPENED ${incidentId}`)).length, 1, "the incident opened once");
+      assert.is(seen[i].filter((e) => e.endsWith(`INCIDENT_CLOSED ${incidentId}`)).length, 1, "and closed once");
+    }
 
     const t = traffic;
     await t.stop();
