@@ -29,6 +29,8 @@ export interface ClusterStart {
   nats: NatsOptions;
   /** --replica-id; generated when absent. */
   replicaId?: string;
+  /** How long a publish is retried before the stream ends with UNAVAILABLE (default 30 s; tests shorten it). */
+  publishRetryMs?: number;
 }
 
 export interface ClusterParts {
@@ -58,7 +60,7 @@ export async function startClusterParts(
   try {
     await ensureWindowStreams(ctx.jsm, start.nats);
     const status = await openStatusBucket(ctx);
-    const sink = await ClusterSink.open(ctx, state.highWater);
+    const sink = await ClusterSink.open(ctx, state.highWater, { retryForMs: start.publishRetryMs });
     const records = new Map<string, OriginStatusRecord>();
     view = await watchOriginStatus(status, state.totals, records, (err) => log.warn({ err: err.message }, "bad OW_STATUS record skipped"));
     const verdict = new ClusterVerdict(start.nats.partitions);
