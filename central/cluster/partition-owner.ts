@@ -245,21 +245,23 @@ export class PartitionOwner {
     retry.unref();
   }
 
-  private stopPartition(o: Owned): void {
+  /** Stops reading, saving and writing for o at once; `forget` also drops its origins from the verdict engine. */
+  private stopPartition(o: Owned, forget = true): void {
     o.stopped = true;
     for (const t of o.timers) clearInterval(t);
     void o.reader?.stop();
-    this.o.hooks?.stop(o.p);
+    if (forget) this.o.hooks?.stop(o.p);
   }
 
   private async release(p: number, why: string): Promise<void> {
     const o = this.owned.get(p);
     if (!o) return;
     this.owned.delete(p);
-    const wasLive = o.live;
-    this.stopPartition(o);
-    // A clean release (rebalance, shutdown) leaves the newest state for the next owner.
-    if (why !== "lost" && wasLive) {
+    const clean = why !== "lost" && o.live;
+    this.stopPartition(o, !clean);
+    // A clean release (rebalance, shutdown) leaves the newest state (totals, incidents) for the next owner,
+    // saved while we still hold the lease; then the engine forgets the partition.
+    if (clean) {
       await o.busy.catch(() => undefined);
       await o.reader?.stop();
       o.stopped = false;
@@ -270,6 +272,7 @@ export class PartitionOwner {
         this.o.log.warn({ partition: p, err: (err as Error).message }, "last snapshot on release failed");
       } finally {
         o.stopped = true;
+        this.o.hooks?.stop(p);
       }
     }
     this.o.log.info({ partition: p, why }, "partition released");
