@@ -42,6 +42,8 @@ export interface ClusterParts {
   verdict: ClusterVerdict;
   /** The VerdictService's `eventSink`: publish to OW_EVENTS (every replica receives it back). */
   publishEvent(e: Omit<EventRecord, "id">): void;
+  /** The partition owner, once startOwner ran. */
+  readonly owner: PartitionOwner | undefined;
   /** Starts taking partitions, feeding `service` (call once the VerdictService exists). */
   startOwner(service: VerdictService): Promise<PartitionOwner>;
   close(): Promise<void>;
@@ -74,6 +76,9 @@ export async function startClusterParts(
       records,
       verdict,
       publishEvent: (e) => ev.publish(e),
+      get owner() {
+        return owner;
+      },
       async startOwner(s) {
         service = s;
         verdict.attach(s);
