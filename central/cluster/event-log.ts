@@ -52,25 +52,39 @@ export async function startEventLog(ctx: ClusterContext, o: { log: Logger; recei
     await ctx.jsm.streams.add(config);
   }
   const seen = new Set<string>();
-  const consumer = await ctx.js.consumers.get(EVENTS_STREAM, { deliver_policy: DeliverPolicy.New });
-  const messages = await consumer.consume({ max_messages: 256 });
+  let lastSeq = 0;
   let stopped = false;
+  let current: { stop(): void } | undefined;
+  // The reader resumes after the last event it handed over whenever its consumer ends or fails (a
+  // nats-server gone, a stream leader change the ordered consumer did not ride out): none skipped, none twice.
   const done = (async () => {
-    for await (const m of messages) {
-      if (stopped) break;
+    while (!stopped) {
       try {
-        const rec = m.json<EventRecord>();
-        if (seen.has(rec.id)) continue;
-        seen.add(rec.id);
-        if (seen.size > 10_000) seen.delete(seen.values().next().value!);
-        const { id, ...rest } = rec;
-        o.receive(rest, id);
+        const start = lastSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 } : { deliver_policy: DeliverPolicy.New };
+        const consumer = await ctx.js.consumers.get(EVENTS_STREAM, start);
+        const messages = await consumer.consume({ max_messages: 256 });
+        current = messages;
+        if (stopped) messages.stop();
+        for await (const m of messages) {
+          if (stopped) break;
+          lastSeq = m.seq;
+          try {
+            const rec = m.json<EventRecord>();
+            if (seen.has(rec.id)) continue;
+            seen.add(rec.id);
+            if (seen.size > 10_000) seen.delete(seen.values().next().value!);
+            const { id, ...rest } = rec;
+            o.receive(rest, id);
+          } catch (err) {
+            o.log.warn({ seq: m.seq, err: (err as Error).message }, "undecodable event skipped");
+          }
+        }
       } catch (err) {
-        o.log.warn({ seq: m.seq, err: (err as Error).message }, "undecodable event skipped");
+        if (!stopped) o.log.warn({ err: (err as Error).message }, "events reader failed; resuming");
       }
+      if (!stopped) await new Promise((r) => setTimeout(r, 1_000).unref());
     }
   })();
-  done.catch((err) => o.log.error({ err: (err as Error).message }, "events reader stopped"));
   return {
     publish(e) {
       const id = eventId(e);
@@ -86,7 +100,7 @@ export async function startEventLog(ctx: ClusterContext, o: { log: Logger; recei
     },
     async stop() {
       stopped = true;
-      messages.stop();
+      current?.stop();
       await done.catch(() => undefined);
     },
   };

@@ -171,7 +171,8 @@ export class PartitionOwner {
         onUndecodable: (seq, err) => this.o.log.warn({ partition: p, seq, err: err.message }, "undecodable window-log message skipped"),
       });
       if (o.stopped) return void (await o.reader.stop());
-      o.reader.done.catch((err) => this.fail(o, err));
+      // A reader that ends without being stopped (its consumer gave up) fails the partition: it restarts from the snapshot.
+      o.reader.done.then(() => this.fail(o, new Error("window-log reader ended")), (err) => this.fail(o, err));
       const every = (ms: number, fn: () => Promise<void>) => {
         const t = setInterval(() => {
           if (o.stopped) return;

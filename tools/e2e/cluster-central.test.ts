@@ -33,6 +33,7 @@ import { type Sidecar, startSidecar } from "../../sidecar/main.js";
 import { rendezvousScore } from "../../sidecar/stream/endpoint-picker.js";
 import { LEASE_BUCKET, leaseKey } from "../../central/cluster/partition-lease.js";
 import { partitionOf } from "../../central/cluster/partition.js";
+import { windowStream } from "../../central/cluster/window-log.js";
 import { STATUS_BUCKET } from "../../central/cluster/origin-status.js";
 import { CENTRAL_NATS_PERMISSIONS } from "../../central/cluster/nats-permissions.js";
 import { randomBytes } from "node:crypto";
@@ -245,6 +246,49 @@ if (requireNats("cluster central e2e")) {
     console.log(`served ${served}, every replica reports ${totals!.join("/")}`);
     assert.ok(served > 0);
     assert.is((await views(replicas.procs.map((p) => p.address)))[victim], recovered, "the restarted replica reads the same");
+  });
+
+  test("kill -9 of the nats-server leading the DOWN origin's window stream, mid-traffic: every replica still reports exactly what the origins served, no event twice", async () => {
+    const addresses = replicas.procs.map((p) => p.address);
+    const seen: string[][] = addresses.map(() => []);
+    const watch = new AbortController();
+    const watching = addresses.map(async (address, i) => {
+      const client = createClient(QueryService, createGrpcTransport({ baseUrl: `http://${address}` }));
+      try {
+        for await (const r of client.watchEvents({}, { signal: watch.signal })) if (r.event) seen[i].push(r.event.id);
+      } catch {
+        /* aborted */
+      }
+    });
+    traffic = startTraffic(sidecars.flatMap((s) => HOSTS.map((host) => ({ address: s.address, host }))), 30);
+    await sleep(2000);
+    const leader = await nats.streamLeader(windowStream(partitionOf(HOSTS[0], P)));
+    await nats.kill(leader);
+    await bad.setMode({ kind: "status", status: 503 });
+    await sleep(8000);
+    await nats.restart(leader);
+    await bad.setMode({ kind: "ok" });
+    await sleep(3000);
+    const t = traffic;
+    await t.stop();
+    traffic = undefined;
+    assert.equal(t.failures.filter((f) => !f.endsWith("status 503")), [], "the request path never waited for a central");
+    await sleep(1500);
+    await eventually(() => sidecars.every((s) => { const w = where(s); return w.state === "connected" && w.buffered === 0; }), 30_000);
+    const served = bad.requests + good.requests;
+    const totals = await eventually(async () => {
+      const got = await totalsOf(addresses);
+      return got.every((x) => x === served) ? got : undefined;
+    }, 30_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}; served ${served}, totals per replica ${(await totalsOf(addresses)).join("/")}`);
+    });
+    console.log(`nats-server n${leader + 1} (stream leader) killed: served ${served}, every replica reports ${totals!.join("/")}`);
+    await sleep(1000);
+    watch.abort();
+    await Promise.all(watching);
+    for (const ids of seen) assert.is(new Set(ids).size, ids.length, "no event twice");
+    assert.equal(seen[1], seen[0], "every replica shows the same events");
+    assert.equal(seen[2], seen[0], "every replica shows the same events");
   });
 
   test.run();
