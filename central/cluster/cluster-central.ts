@@ -16,7 +16,7 @@ import type { OriginTotals } from "../store/level-store.js";
 import { type ClusterContext, connectCluster } from "./cluster-context.js";
 import { ClusterSink } from "./cluster-sink.js";
 import type { NatsOptions } from "./nats-options.js";
-import { type OriginStatusRecord, type StatusView, openStatusBucket, watchOriginStatus } from "./origin-status.js";
+import { type OriginStatusRecord, STATUS_BUCKET, type StatusView, openStatusBucket, watchOriginStatus } from "./origin-status.js";
 import { PartitionOwner } from "./partition-owner.js";
 import { ClusterVerdict } from "./cluster-verdict.js";
 import type { VerdictService } from "../verdict/service.js";
@@ -64,7 +64,9 @@ export async function startClusterParts(
     const status = await openStatusBucket(ctx);
     const sink = await ClusterSink.open(ctx, state.highWater, { retryForMs: start.publishRetryMs });
     const records = new Map<string, OriginStatusRecord>();
-    view = await watchOriginStatus(status, state.totals, records, (err) => log.warn({ err: err.message }, "bad OW_STATUS record skipped"));
+    view = await watchOriginStatus(status, state.totals, records, (err) => log.warn({ err: err.message }, "OW_STATUS watch"), {
+      lastSeq: async () => (await ctx.jsm.streams.info(`KV_${STATUS_BUCKET}`)).state.last_seq,
+    });
     const verdict = new ClusterVerdict(start.nats.partitions);
     const ev = (events = await startEventLog(ctx, { log, receive: (e, id) => service?.receiveEvent(e, id) }));
     log.info({ replica: ctx.replicaId, partitions: start.nats.partitions, servers: start.nats.servers }, "cluster mode: connected to NATS");

@@ -63,29 +63,72 @@ export interface StatusView {
 
 /**
  * Mirrors OW_STATUS into `totals` and `records` (what the queries read) until stopped. A
- * record that does not parse is reported and skipped.
+ * record that does not parse is reported and skipped. A watch that ends or stalls (its
+ * consumer did not survive a nats-server kill: the bucket's last sequence is ahead of what
+ * the watch delivered for `stallMs`) is replaced by one resuming after the last revision seen.
  */
-export async function watchOriginStatus(kv: KV, totals: Map<string, OriginTotals>, records: Map<string, OriginStatusRecord>, onError: (err: Error) => void): Promise<StatusView> {
-  const watch = await kv.watch({ key: "o.>" });
-  void (async () => {
-    for await (const e of watch) {
-      try {
-        if (e.operation !== "PUT") {
-          const origin = Buffer.from(e.key.slice(2), "base64url").toString();
-          totals.delete(origin);
-          records.delete(origin);
-          continue;
-        }
-        const r = e.json<OriginStatusRecord>();
-        records.set(r.origin, r);
-        const t = toTotals(r);
-        const cur = totals.get(r.origin);
-        if (cur) Object.assign(cur, t);
-        else totals.set(r.origin, t);
-      } catch (err) {
-        onError(err as Error);
+export async function watchOriginStatus(
+  kv: KV,
+  totals: Map<string, OriginTotals>,
+  records: Map<string, OriginStatusRecord>,
+  onError: (err: Error) => void,
+  o: { lastSeq?: () => Promise<number>; stallMs?: number } = {},
+): Promise<StatusView> {
+  let lastRevision = 0;
+  let stopped = false;
+  let watch = await kv.watch({ key: "o.>" });
+  const apply = (e: { key: string; operation: string; revision: number; json<T>(): T }) => {
+    lastRevision = e.revision;
+    try {
+      if (e.operation !== "PUT") {
+        const origin = Buffer.from(e.key.slice(2), "base64url").toString();
+        totals.delete(origin);
+        records.delete(origin);
+        return;
       }
+      const r = e.json<OriginStatusRecord>();
+      records.set(r.origin, r);
+      const t = toTotals(r);
+      const cur = totals.get(r.origin);
+      if (cur) Object.assign(cur, t);
+      else totals.set(r.origin, t);
+    } catch (err) {
+      onError(err as Error);
     }
-  })().catch((err) => onError(err as Error));
-  return { stop: () => watch.stop() };
+  };
+  const restart = async () => {
+    watch.stop();
+    watch = await kv.watch({ key: "o.>", resumeFromRevision: lastRevision + 1 });
+    void run(watch);
+  };
+  const run = async (w: typeof watch) => {
+    try {
+      for await (const e of w) apply(e);
+    } catch (err) {
+      onError(err as Error);
+    }
+  };
+  void run(watch);
+  let checked = -1;
+  const timer = setInterval(() => {
+    if (stopped || !o.lastSeq) return;
+    void o.lastSeq().then(
+      (last) => {
+        if (last > lastRevision && checked === lastRevision) {
+          onError(new Error(`OW_STATUS watch stalled at ${lastRevision} (bucket at ${last}): resuming`));
+          return restart();
+        }
+        checked = lastRevision;
+      },
+      () => undefined,
+    ).catch((err: unknown) => onError(err as Error));
+  }, o.stallMs ?? 5_000);
+  timer.unref();
+  return {
+    stop: () => {
+      stopped = true;
+      clearInterval(timer);
+      watch.stop();
+    },
+  };
 }

@@ -81,6 +81,8 @@ interface Owned {
   /** What was last written to OW_STATUS per origin (only changes are written). */
   written: Map<string, string>;
   appliedSeq: number;
+  /** appliedSeq at the last progress check (-1: none yet). */
+  checkedSeq: number;
   /** Caught up once appliedSeq ≥ this (the stream's last seq at claim). */
   catchUpSeq: number;
   live: boolean;
@@ -126,7 +128,7 @@ export class PartitionOwner {
 
   private async acquire(p: number, revision: number): Promise<void> {
     const t0 = Date.now();
-    const o: Owned = { p, revision, snapRevision: 0, hwm: new HighWaterMarks(), totals: new Map(), written: new Map(), appliedSeq: 0, catchUpSeq: 0, live: false, stopped: false, timers: [], busy: Promise.resolve() };
+    const o: Owned = { p, revision, snapRevision: 0, hwm: new HighWaterMarks(), totals: new Map(), written: new Map(), appliedSeq: 0, checkedSeq: -1, catchUpSeq: 0, live: false, stopped: false, timers: [], busy: Promise.resolve() };
     this.owned.set(p, o);
     try {
       const claim = await this.snapshots.claim(p, this.ctx.replicaId, revision);
@@ -183,6 +185,7 @@ export class PartitionOwner {
       };
       every(this.o.flushMs ?? 1_000, () => this.flush(o));
       every(this.o.snapshotMs ?? 3_000, () => this.save(o));
+      every(5_000, () => this.checkProgress(o));
     } catch (err) {
       this.fail(o, err);
     }
@@ -205,6 +208,19 @@ export class PartitionOwner {
       for (const r of puts) o.written.delete(r.origin);
       throw new CentralError("CENTRAL_NATS_UNAVAILABLE", `cannot publish status of partition ${o.p}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /**
+   * A reader that stalls (its ordered consumer did not survive a nats-server kill and neither ended nor
+   * failed) is detected here: the stream is ahead and nothing was applied since the last check. Throwing
+   * fails the partition, which restarts from its snapshot.
+   */
+  private async checkProgress(o: Owned): Promise<void> {
+    const last = (await this.ctx.jsm.streams.info(windowStream(o.p))).state.last_seq;
+    if (last > o.appliedSeq && o.checkedSeq === o.appliedSeq) {
+      throw new CentralError("CENTRAL_NATS_UNAVAILABLE", `partition ${o.p}: reader stalled at ${o.appliedSeq} (stream at ${last})`);
+    }
+    o.checkedSeq = o.appliedSeq;
   }
 
   /** Saves partition p's snapshot at the next chance (an incident opened or closed: keep its identity for a successor). */
