@@ -255,9 +255,10 @@ export class PartitionOwner {
     if (this.owned.get(o.p) !== o) return;
     this.owned.delete(o.p);
     if (fenced) return; // our lease renewal fails next and reports "lost"
-    // Still our lease: start the partition afresh from its snapshot (NATS may have been away).
+    // Still our lease (renewals change its revision): start the partition afresh from its snapshot.
     const retry = setTimeout(() => {
-      if (!this.owned.has(o.p) && this.leases?.revision(o.p) === o.revision) void this.acquire(o.p, o.revision);
+      const revision = this.leases?.revision(o.p);
+      if (!this.owned.has(o.p) && revision !== undefined) void this.acquire(o.p, revision);
     }, 2_000);
     retry.unref();
   }
