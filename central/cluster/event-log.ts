@@ -45,14 +45,14 @@ export async function startEventLog(ctx: ClusterContext, o: { log: Logger; recei
     max_age: nanos(EVENTS_MAX_AGE_MS),
     duplicate_window: nanos(ctx.options.dedupWindowMs),
   };
+  let lastSeq = 0;
   try {
-    await ctx.jsm.streams.info(EVENTS_STREAM);
+    lastSeq = (await ctx.jsm.streams.info(EVENTS_STREAM)).state.last_seq; // read only what comes next
   } catch (err) {
     if (!(err instanceof JetStreamApiError)) throw err;
     await ctx.jsm.streams.add(config);
   }
   const seen = new Set<string>();
-  let lastSeq = 0;
   let stopped = false;
   let current: { stop(): void } | undefined;
   // The reader resumes after the last event it handed over whenever its consumer ends or fails (a
@@ -60,7 +60,7 @@ export async function startEventLog(ctx: ClusterContext, o: { log: Logger; recei
   const done = (async () => {
     while (!stopped) {
       try {
-        const start = lastSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 } : { deliver_policy: DeliverPolicy.New };
+        const start = { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 };
         const consumer = await ctx.js.consumers.get(EVENTS_STREAM, start);
         const messages = await consumer.consume({ max_messages: 256 });
         current = messages;
@@ -85,6 +85,22 @@ export async function startEventLog(ctx: ClusterContext, o: { log: Logger; recei
       if (!stopped) await new Promise((r) => setTimeout(r, 1_000).unref());
     }
   })();
+  // A consumer that stalls without ending (the stream moved on, nothing delivered since the last check) is
+  // stopped; the loop above resumes after the last event.
+  let checked = -1;
+  const watchdog = setInterval(() => {
+    void ctx.jsm.streams.info(EVENTS_STREAM).then(
+      (info) => {
+        if (info.state.last_seq > lastSeq && checked === lastSeq) {
+          o.log.warn({ at: lastSeq, stream: info.state.last_seq }, "events reader stalled; resuming");
+          current?.stop();
+        }
+        checked = lastSeq;
+      },
+      () => undefined,
+    );
+  }, 5_000);
+  watchdog.unref();
   return {
     publish(e) {
       const id = eventId(e);
@@ -100,6 +116,7 @@ export async function startEventLog(ctx: ClusterContext, o: { log: Logger; recei
     },
     async stop() {
       stopped = true;
+      clearInterval(watchdog);
       current?.stop();
       await done.catch(() => undefined);
     },
