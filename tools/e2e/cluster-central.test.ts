@@ -283,6 +283,8 @@ if (requireNats("cluster central e2e")) {
       throw new Error(`${e.message}; served ${served}, totals per replica ${(await totalsOf(addresses)).join("/")}`);
     });
     console.log(`nats-server n${leader + 1} (stream leader) killed: served ${served}, every replica reports ${totals!.join("/")}`);
+    // A reader that stalled across the kill resumes within its watchdog period (5 s): wait for it.
+    await eventually(() => seen.every((ids) => ids.length === seen[0].length), 20_000).catch(() => undefined);
     await sleep(1000);
     watch.abort();
     await Promise.race([Promise.all(watching), sleep(3000)]);
