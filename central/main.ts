@@ -38,12 +38,16 @@ import { ingestCertInterceptor, loadTokens, peerContext, tokenInterceptor } from
 import { readFileSync } from "node:fs";
 import type { Interceptor } from "@connectrpc/connect";
 import { dashboardFallback } from "./dashboard/serve.js";
-import { LevelStore } from "./store/level-store.js";
+import { LevelStore, type OriginTotals } from "./store/level-store.js";
 import { VerdictService } from "./verdict/service.js";
+import type { EventRecord } from "./verdict/verdict-store.js";
 import { loadNodeLabels } from "./verdict/node-labels.js";
 import { type CentralMetrics, createCentralMetrics } from "./metrics/central-metrics.js";
 import { metricsRoute } from "./metrics/metrics-route.js";
 import { registerStackFlags, stackFlagsToConfig } from "./metrics/stack-flags.js";
+import { type ClusterParts, type ClusterStart, startClusterParts } from "./cluster/cluster-central.js";
+import { clusterQueryHandlers, clusterVerdictView } from "./cluster/cluster-queries.js";
+import { clusterMode, natsFlagsToOptions, registerNatsFlags, validateNatsOptions } from "./cluster/nats-options.js";
 
 export interface Central {
   address: string;
@@ -61,6 +65,8 @@ export interface Central {
   metrics: CentralMetrics;
   /** One age-out sweep now (the central also sweeps every AGE_OUT_SWEEP_MS); tests pass a later nowMs. */
   ageOut(nowMs?: number): Promise<AgedOut>;
+  /** Cluster mode (--nats): the NATS context, batch sink and partition owner; undefined when embedded. */
+  cluster?: ClusterParts;
   close(): Promise<void>;
 }
 
@@ -77,11 +83,7 @@ export const LONG_LIVED_PATHS = [
 /** Services announced by reflection and health. */
 export const SERVED_SERVICES = [IngestService, QueryService, ConfigService, Health, reflV1.ServerReflection, reflV1alpha.ServerReflection];
 
-/**
- * `link`: the replica's NATS handle in cluster mode (config in KV, probes
- * relayed to other replicas); absent, the embedded central.
- */
-export async function startCentral(partial: Partial<CentralConfig>, log: Logger = pino({ base: { component: "central" } }), link?: ReplicaLink): Promise<Central> {
+export async function startCentral(partial: Partial<CentralConfig>, log: Logger = pino({ base: { component: "central" } }), clusterStart?: ClusterStart): Promise<Central> {
   const config = validateCentralConfig(partial);
   const { host, port } = parseHostPort("listen", config.listen);
   const readPem = (field: string, file: string) => {
@@ -107,14 +109,20 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   let verdict: VerdictService | undefined;
   let control: Awaited<ReturnType<typeof startControlPlane>> | undefined;
+  let cluster: ClusterParts | undefined;
   try {
-    const [totals, highWater, nodeList] = await Promise.all([store.loadTotals(), store.loadHighWater(), store.loadNodes()]);
+    const [storedTotals, storedHighWater, nodeList] = await Promise.all([store.loadTotals(), store.loadHighWater(), store.loadNodes()]);
+    // Cluster mode: totals come from the partition owners (OW_STATUS), marks from OW_NODES, not from LevelDB.
+    const inCluster = clusterStart !== undefined && clusterMode(clusterStart.nats);
+    const totals = inCluster ? new Map<string, OriginTotals>() : storedTotals;
+    const highWater = inCluster ? new Map<string, bigint>() : storedHighWater;
+    if (inCluster) cluster = await startClusterParts(clusterStart, { totals, highWater, log });
     const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
     const exemplars = new ExemplarStore(config.exemplarsPerOrigin, config.maxExemplars);
-    const committer = new Committer(store, totals, highWater);
+    const committer = cluster ? cluster.sink : new Committer(store, totals, highWater);
     const ingest = new Ingest({ totals, highWater, nodes, exemplars, committer, log, requireNodeCert: Boolean(tls), limits: config, nodeLabels });
     // Cluster mode: config in KV and probes to sidecars on any replica (cluster/control-plane.ts).
-    if (link) control = await startControlPlane({ link, ingest, nodes, log });
+    if (cluster) control = await startControlPlane({ link: cluster.ctx, ingest, nodes, log });
     const fleetConfig: FleetConfigSource = control?.configs ?? (await ConfigStore.open(store));
     const push = createConfigPush({ ingest, configs: fleetConfig, store, log, records: control?.configs });
     verdict = new VerdictService({
@@ -129,17 +137,20 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       alertmanager: config.alertmanagers.length
         ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}` }
         : undefined,
+      // Cluster mode: fed by the partitions this replica owns; silent about the others.
+      ...(cluster ? { observeIngest: false, mute: (origin: string) => cluster!.verdict.muted(origin), eventSink: (e: Omit<EventRecord, "id">) => cluster!.publishEvent(e) } : {}),
     });
     verdict.setConfig(fleetConfig.current());
     fleetConfig.on("changed", (c) => verdict?.setConfig(c));
     await verdict.start();
+    await cluster?.startOwner(verdict);
     const v = verdict;
     const forget = new Forgetter({ ingest, store, verdict: v, exemplars });
     const query: QueryDeps = {
       totals,
       nodes,
       ingest,
-      verdict: v,
+      verdict: cluster ? clusterVerdictView(cluster.records) : v,
       exemplars,
       forget,
       maxPageBytes: config.maxMessageBytes,
@@ -155,7 +166,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const reflectionStreams = new StreamLimit("reflection", config.maxReflectionStreams, "--max-reflection-streams");
     const routes = (router: ConnectRouter) => {
       router.rpc(ingestStreamMethod, ingest.impl().stream as never);
-      router.service(QueryService, { ...queryService(query), ...v.queryHandlers() });
+      router.service(QueryService, { ...queryService(query), ...v.queryHandlers(), ...(cluster ? clusterQueryHandlers(cluster.records) : {}) });
       router.service(ConfigService, configService(fleetConfig));
       router.service(Health, healthService(health, healthWatches));
       router.service(reflV1.ServerReflection, reflectionV1(index, reflectionStreams));
@@ -186,7 +197,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     void sweep().catch(ageOutErr);
     const address = server.address;
     if (v.alertmanager && !config.externalUrl) v.alertmanager.externalUrl = `${tls ? "https" : "http"}://${address}`;
-    log.info({ address, data: config.data, tls: Boolean(tls), tokens: Boolean(config.tokensFile) }, "listening");
+    log.info({ address, data: config.data, tls: Boolean(tls), tokens: Boolean(config.tokensFile), ...(cluster ? { replica: cluster.ctx.replicaId } : {}) }, "listening");
     let closing: Promise<void> | undefined;
     const srv = server;
     return {
@@ -201,6 +212,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       server: srv,
       metrics,
       ageOut: sweep,
+      cluster,
       close() {
         closing ??= (async () => {
           clearInterval(ager);
@@ -211,6 +223,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
           await srv.close();
           metrics.close();
           await v.close();
+          await cluster?.close();
           await store.close();
         })();
         return closing;
@@ -220,6 +233,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     await server?.close();
     await verdict?.close();
     await control?.close();
+    await cluster?.close();
     await store.close();
     throw store.storeError(err);
   }
@@ -246,11 +260,14 @@ export function registerCentral(program: Command): void {
     .option("--node-idle <hours>", "forget a disconnected node with no batch for this long (0 = never)", (v) => Number(v), 168);
   registerServerFlags(cmd);
   registerStackFlags(cmd);
+  registerNatsFlags(cmd).option("--replica-id <id>", "cluster mode: this replica's id (lease owner, snapshot writer); default: host name plus a random suffix");
   addIngestLimitFlags(cmd)
     .action(async (opts: { nodeLabels?: string; originIdle: number; nodeIdle: number; exemplarsPerOrigin: number; listen: string; data: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; tokens?: string; webhook?: string; webhookNetwork: boolean; historyRetention: number }) => {
       const log = pino({ base: { component: "central" } });
       let central: Central;
       try {
+        const nats = validateNatsOptions(natsFlagsToOptions(opts));
+        const replicaId = (opts as { replicaId?: string }).replicaId;
         central = await startCentral(
           {
             listen: opts.listen,
@@ -272,6 +289,7 @@ export function registerCentral(program: Command): void {
             ...ingestLimitsFromFlags(opts),
           },
           log,
+          clusterMode(nats) ? { nats, replicaId } : undefined,
         );
       } catch (err) {
         const msg = err instanceof CentralError ? `${err.message} [${err.code}]` : String(err);

@@ -9,6 +9,8 @@ export const CENTRAL_NATS_PERMISSIONS = {
   publish: [
     // the window log (window-log.ts)
     "ow.win.>",
+    // the events stream (event-log.ts)
+    "ow.evt",
     // JetStream API: stream, consumer and KV management, pull requests, direct gets
     "$JS.API.>",
     // KV writes: leases, config, snapshots (partition-lease.ts, config-kv.ts, snapshot.ts)
@@ -18,6 +20,9 @@ export const CENTRAL_NATS_PERMISSIONS = {
     // session directory and probes to other replicas (session-directory.ts, probe-relay.ts)
     "$KV.OW_SESSIONS.>",
     "ow.probe.>",
+    // the ingest's per-node marks and the owners' per-origin status (cluster-sink.ts, origin-status.ts)
+    "$KV.OW_NODES.>",
+    "$KV.OW_STATUS.>",
     // flow-control replies of KV watches and ordered consumers (sent only under load)
     "$JS.FC.>",
   ],

@@ -26,6 +26,11 @@ export interface DecodedBatch {
   bufferedBatches: bigint;
   clockSkewMs: bigint;
   rejectedBatches: bigint;
+  /**
+   * The batch's wire bytes, kept by the ingest for a sink that forwards the
+   * batch (cluster mode re-reads them with protobuf-es to split by partition).
+   */
+  bytes?: Uint8Array;
 }
 
 const LEN = WireType.LengthDelimited;

@@ -31,7 +31,8 @@ import { type PeerIdentity, checkNodeBinding, peerKey } from "../server/auth.js"
 import { setTimeout as sleep } from "node:timers/promises";
 import { NodeBuckets } from "./rate-limit.js";
 import { AsyncQueue } from "./async-queue.js";
-import type { Committer, TotalsDelta } from "./committer.js";
+import type { TotalsDelta } from "./committer.js";
+import type { BatchSink } from "./batch-sink.js";
 import type { ExemplarStore } from "./exemplar-store.js";
 import { IssuedProbes, type ProbeRequestFields } from "./issued-probes.js";
 import { type IngestLimitOptions, advertisedLimits, exemplarsPerBatchOf, windowsPerBatchOf } from "./limits.js";
@@ -49,7 +50,8 @@ export interface IngestState {
   nodes: Map<string, NodeRecord>;
   /** Latest exemplars per origin (fed after the durable write). */
   exemplars?: ExemplarStore;
-  committer: Committer;
+  /** Where counted batches go: the Committer (embedded) or the window-log publisher (cluster). */
+  committer: BatchSink;
   log: Logger;
   /** mTLS: a sidecar may only claim a node_id its certificate names. */
   requireNodeCert?: boolean;
@@ -148,7 +150,9 @@ type InboundMessage = Exclude<SidecarMessageView["kind"], { case: "batch" }> | {
 function decodeInbound(msg: SidecarMessageView): InboundMessage {
   if (msg.kind.case !== "batch") return msg.kind;
   try {
-    return { case: "batch", value: decodeBatch(msg.kind.value) };
+    const batch = decodeBatch(msg.kind.value);
+    batch.bytes = msg.kind.value;
+    return { case: "batch", value: batch };
   } catch (err) {
     throw new CentralError("CENTRAL_BAD_MESSAGE", `cannot decode SidecarMessage.batch (${(err as Error).message})`);
   }
@@ -300,6 +304,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
     try {
       // Writes are sequential: once this one is durable, so is every batch accepted before it.
       await this.state.committer.saveNode(node);
+      // Cluster mode: the mark is cluster-wide (the node may have been on another replica).
+      const mark = await this.state.committer.highWaterOf?.(node.nodeId);
+      if (mark !== undefined && mark > (this.state.highWater.get(node.nodeId) ?? 0n)) this.state.highWater.set(node.nodeId, mark);
     } catch {
       throw storageUnavailable();
     }
@@ -357,7 +364,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     // Not awaited: the next message is read while this one is written; acks
     // still go out in order because the committer completes writes in order.
     session.track(
-      this.state.committer.commitBatch(node.nodeId, seq, deltas, node).then(
+      this.state.committer.commitBatch(node.nodeId, seq, deltas, node, batch).then(
         () => {
           this.apply(session, node, batch);
           session.send({ case: "batchAck", value: { seq, serverTimeUnixMs: BigInt(Date.now()) } });

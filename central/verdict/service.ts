@@ -48,6 +48,20 @@ export interface VerdictServiceOptions {
   alertmanager?: { urls: string[]; externalUrl: string; resendMs?: number };
   /** Cluster mode: probe targets on other replicas (probe-relay.ts), asked besides this central's sessions. */
   remoteProbeTargets?: (origin: string, broker: ProbeBroker) => ProbeTarget[];
+  /**
+   * Cluster mode (central/cluster/cluster-verdict.ts): false = the engine is
+   * fed by the partition owner from the window log, not by this replica's
+   * sessions (default true).
+   */
+  observeIngest?: boolean;
+  /** Cluster mode: changes of an origin this replica does not own (or is still replaying) cause no event, store write or alert. */
+  mute?: (origin: string) => boolean;
+  /**
+   * Cluster mode: events go here instead of into this replica's store and
+   * hub (the events stream, central/cluster/event-log.ts); every replica then
+   * takes them back with receiveEvent, the deciding one included.
+   */
+  eventSink?: (e: Omit<EventRecord, "id">) => void;
 }
 
 const ORIGIN_KINDS = new Set([IncidentKind.ORIGIN_DOWN, IncidentKind.ORIGIN_DEGRADED]);
@@ -123,7 +137,7 @@ export class VerdictService implements VerdictView {
     this.engine.restore(statuses, tracks);
     if (statuses.length || tracks.length) this.o.log.info({ origins: statuses.length, incidents: tracks.filter((t) => t.incident?.open).length }, "verdicts restored");
     const ingest = this.o.ingest;
-    ingest.on("batch", (session, batch) => {
+    if (this.o.observeIngest !== false) ingest.on("batch", (session, batch) => {
       const node = session.node;
       if (!node) return;
       const now = Date.now();
@@ -195,12 +209,19 @@ export class VerdictService implements VerdictView {
   }
 
   private emitEvent(e: Omit<EventRecord, "id">): void {
-    const rec = this.store.appendEvent(e);
+    if (this.o.eventSink) return this.o.eventSink(e);
+    this.receiveEvent(e);
+  }
+
+  /** An event decided here or (cluster mode) by any replica: stored, shown to WatchEvents, counted. */
+  receiveEvent(e: Omit<EventRecord, "id">, id?: string): void {
+    const rec = this.store.appendEvent(e, id);
     this.hub.publish(rec);
     this.signals.emit("event", rec);
   }
 
   private onChange(c: EngineChange): void {
+    if (this.o.mute?.(c.type === "state" ? c.origin : c.incident.origin)) return;
     if (c.type === "state") {
       void this.store.putStatus(c.status);
       this.emitEvent({

@@ -117,8 +117,9 @@ export class VerdictStore {
   }
 
   /** Assigns the event id (time-ordered) and appends it. */
-  appendEvent(e: Omit<EventRecord, "id">): EventRecord {
-    const id = `${pad(e.timeMs, 16)}${pad(this.eventSeq++ % 1_000_000, 6)}`;
+  /** Stores an event under a new id, or under `givenId` (cluster mode: the id every replica shows). */
+  appendEvent(e: Omit<EventRecord, "id">, givenId?: string): EventRecord {
+    const id = givenId ?? `${pad(e.timeMs, 16)}${pad(this.eventSeq++ % 1_000_000, 6)}`;
     const rec = { ...e, id };
     void this.enqueue("event", async () => {
       await this.events.put(id, rec, SYNC);

@@ -2,14 +2,14 @@
  * N in-process centrals in cluster mode on one real nats-server cluster, for
  * tests of what crosses replicas (config, probes): replica i is `startCentral`
  * on 127.0.0.1:0 with its own temp data dir and its own NATS connection
- * (replica id `r<i>`), handed in as the ReplicaLink. `close()` closes every
- * central, connection and temp dir (idempotent); the nats cluster is the
- * caller's.
+ * (replica id `r<i>`, 4 partitions), exactly as `originwatch central --nats`
+ * starts. `connections` are the centrals' own NATS connections (tests cut
+ * them to play a replica cut off from NATS). `close()` closes every central
+ * and temp dir (idempotent); the nats cluster is the caller's.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import pino from "pino";
 import { createClient } from "@connectrpc/connect";
@@ -18,6 +18,7 @@ import { ConfigService } from "../../proto/gen/originwatch/v1/config_pb.js";
 import { QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
 import { type Central, startCentral } from "../../central/main.js";
 import type { NatsCluster } from "./nats-cluster.js";
+import { validateNatsOptions } from "../../central/cluster/nats-options.js";
 
 export interface InProcessReplicas {
   centrals: Central[];
@@ -35,15 +36,17 @@ export async function startInProcessReplicas(cluster: NatsCluster, n = 3): Promi
   const close = () =>
     (closed ??= (async () => {
       for (const c of centrals) await c.close().catch(() => {});
-      for (const nc of connections) await nc.close().catch(() => {});
       await rm(dir, { recursive: true, force: true });
     })());
   try {
     for (let i = 0; i < n; i++) {
-      const nc = await cluster.connect();
-      connections.push(nc);
-      const link = { nc, js: jetstream(nc), replicaId: `r${i}`, options: { replicas: Math.min(3, cluster.servers.length) } };
-      centrals.push(await startCentral({ listen: "127.0.0.1:0", data: join(dir, `central-${i}`) }, pino({ level: "silent" }), link));
+      const nats = validateNatsOptions(
+        { servers: cluster.urls, user: cluster.user.user, replicas: Math.min(3, cluster.servers.length), partitions: 4 },
+        { ORIGINWATCH_NATS_PASSWORD: cluster.user.password },
+      );
+      const central = await startCentral({ listen: "127.0.0.1:0", data: join(dir, `central-${i}`) }, pino({ level: "silent" }), { nats, replicaId: `r${i}` });
+      centrals.push(central);
+      if (central.cluster) connections.push(central.cluster.ctx.nc);
     }
   } catch (err) {
     await close();

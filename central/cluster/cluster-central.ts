@@ -1,0 +1,108 @@
+/**
+ * Cluster mode's parts of `originwatch central --nats ...` (issue 16), started
+ * and closed as one: the NATS connection (cluster-context.ts), the window-log
+ * streams, the ingest's batch sink (cluster-sink.ts), the partition owner
+ * (partition-owner.ts: leases, snapshots, replay, OW_STATUS) and the status
+ * view that fills this replica's totals map from OW_STATUS (origin-status.ts).
+ *
+ * Start-up fails with CENTRAL_NATS_UNAVAILABLE when NATS cannot be reached or
+ * set up (the CLI exits non-zero with that code); once up, a NATS outage is
+ * logged and retried (the client reconnects forever; publishes fail with
+ * UNAVAILABLE so sidecars replay; partition owners stop and take over again).
+ */
+import type { Logger } from "pino";
+import { CentralError } from "../errors.js";
+import type { OriginTotals } from "../store/level-store.js";
+import { type ClusterContext, connectCluster } from "./cluster-context.js";
+import { ClusterSink } from "./cluster-sink.js";
+import type { NatsOptions } from "./nats-options.js";
+import { type OriginStatusRecord, STATUS_BUCKET, type StatusView, openStatusBucket, watchOriginStatus } from "./origin-status.js";
+import { PartitionOwner } from "./partition-owner.js";
+import { ClusterVerdict } from "./cluster-verdict.js";
+import type { VerdictService } from "../verdict/service.js";
+import type { EventRecord } from "../verdict/verdict-store.js";
+import { type EventLog, startEventLog } from "./event-log.js";
+import { ensureWindowStreams } from "./window-log.js";
+
+/** What startCentral needs to run as one replica of a cluster. */
+export interface ClusterStart {
+  nats: NatsOptions;
+  /** --replica-id; generated when absent. */
+  replicaId?: string;
+  /** How long a publish is retried before the stream ends with UNAVAILABLE (default 30 s; tests shorten it). */
+  publishRetryMs?: number;
+}
+
+export interface ClusterParts {
+  ctx: ClusterContext;
+  sink: ClusterSink;
+  /** OW_STATUS as this replica last saw it, per origin (what its queries answer from). */
+  records: Map<string, OriginStatusRecord>;
+  /** The verdict worker's hooks: give the VerdictService `mute: (o) => verdict.muted(o)` and `observeIngest: false`. */
+  verdict: ClusterVerdict;
+  /** The VerdictService's `eventSink`: publish to OW_EVENTS (every replica receives it back). */
+  publishEvent(e: Omit<EventRecord, "id">): void;
+  /** The partition owner, once startOwner ran. */
+  readonly owner: PartitionOwner | undefined;
+  /** Starts taking partitions, feeding `service` (call once the VerdictService exists). */
+  startOwner(service: VerdictService): Promise<PartitionOwner>;
+  close(): Promise<void>;
+}
+
+export async function startClusterParts(
+  start: ClusterStart,
+  state: { totals: Map<string, OriginTotals>; highWater: Map<string, bigint>; log: Logger },
+): Promise<ClusterParts> {
+  const log = state.log.child({ part: "cluster" });
+  const ctx = await connectCluster(start.nats, { replicaId: start.replicaId, log: (msg) => log.warn(msg) });
+  let view: StatusView | undefined;
+  let owner: PartitionOwner | undefined;
+  let events: EventLog | undefined;
+  let service: VerdictService | undefined;
+  try {
+    await ensureWindowStreams(ctx.jsm, start.nats);
+    const status = await openStatusBucket(ctx);
+    const sink = await ClusterSink.open(ctx, state.highWater, { retryForMs: start.publishRetryMs });
+    const records = new Map<string, OriginStatusRecord>();
+    view = await watchOriginStatus(status, state.totals, records, (err) => log.warn({ err: err.message }, "OW_STATUS watch"), {
+      lastSeq: async () => (await ctx.jsm.streams.info(`KV_${STATUS_BUCKET}`)).state.last_seq,
+    });
+    const verdict = new ClusterVerdict(start.nats.partitions);
+    const ev = (events = await startEventLog(ctx, { log, receive: (e, id) => service?.receiveEvent(e, id) }));
+    log.info({ replica: ctx.replicaId, partitions: start.nats.partitions, servers: start.nats.servers }, "cluster mode: connected to NATS");
+    let closing: Promise<void> | undefined;
+    const v = view;
+    return {
+      ctx,
+      sink,
+      records,
+      verdict,
+      publishEvent: (e) => ev.publish(e),
+      get owner() {
+        return owner;
+      },
+      async startOwner(s) {
+        service = s;
+        verdict.attach(s);
+        owner = await PartitionOwner.start(ctx, status, { log, hooks: verdict });
+        const o = owner;
+        verdict.saveSoon = (p) => o.saveSoon(p);
+        return o;
+      },
+      close: () =>
+        (closing ??= (async () => {
+          await owner?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, "releasing partitions failed"));
+          v.stop();
+          await ev.stop();
+          await ctx.close();
+        })()),
+    };
+  } catch (err) {
+    view?.stop();
+    await events?.stop();
+    await owner?.stop().catch(() => undefined);
+    await ctx.close();
+    if (err instanceof CentralError) throw err;
+    throw new CentralError("CENTRAL_NATS_UNAVAILABLE", `cannot set up JetStream (streams, buckets): ${(err as Error).message}`, { cause: err });
+  }
+}
