@@ -22,7 +22,7 @@
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import type { PartitionBatch } from "../../proto/gen/originwatch/v1/cluster_pb.js";
-import { completedFailuresOf, completedOf } from "../../proto/outcomes.js";
+import { completedFailuresOf, completedOf, countsOfWindow } from "../../proto/outcomes.js";
 import { CentralError } from "../errors.js";
 import type { ClusterContext } from "./cluster-context.js";
 import { HighWaterMarks } from "./high-water.js";
@@ -160,8 +160,8 @@ export class PartitionOwner {
             for (const w of b.windows) {
               const cur = o.totals.get(w.origin);
               const t = cur ?? { requests: "0", failures: "0", firstSeenMs: at, lastSeenMs: at };
-              t.requests = (BigInt(t.requests) + completedOf(w.counts!)).toString();
-              t.failures = (BigInt(t.failures) + completedFailuresOf(w.counts!)).toString();
+              t.requests = (BigInt(t.requests) + completedOf(countsOfWindow(w))).toString();
+              t.failures = (BigInt(t.failures) + completedFailuresOf(countsOfWindow(w))).toString();
               if (at > t.lastSeenMs) t.lastSeenMs = at;
               if (!cur) o.totals.set(w.origin, t);
             }
