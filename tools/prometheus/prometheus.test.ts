@@ -106,8 +106,13 @@ if (requireBinaries("prometheus e2e", [PROMETHEUS_BIN, PROMTOOL_BIN, ALERTMANAGE
     // The central's own view agrees: an open ORIGIN_DOWN incident, failure ratio per ISP over the bar.
     const incidents = await eventually(async () => (await query(prom, 'originwatch_incidents_open{kind="ORIGIN_DOWN"} == 1')).length === 1, 10_000, 250);
     assert.ok(incidents);
-    const perIsp = await query(prom, `originwatch_origin_isp_failure_ratio{origin="${NAME}"} > 0.5`);
-    assert.equal(perIsp.map((s) => s.metric.isp).sort(), ["isp-a", "isp-b"]);
+    // The verdict is DOWN within about a second, while the 5 s lookback still holds windows from before the
+    // fault: the per-ISP ratio over the lookback crosses the bar once those have left it (and Prometheus scraped).
+    const perIsp = await eventually(async () => {
+      const r = await query(prom, `originwatch_origin_isp_failure_ratio{origin="${NAME}"} > 0.5`);
+      return r.length === 2 ? r : undefined;
+    }, 15_000, 250);
+    assert.equal(perIsp!.map((s) => s.metric.isp).sort(), ["isp-a", "isp-b"]);
   });
 
   test("promtool check metrics passes on the central's and a sidecar's /metrics", async () => {
