@@ -97,7 +97,8 @@ if (requireNats("probes across replicas")) {
     const c = byNode.get("edge-c")!;
     assert.is(c.attempts.length, 0);
     assert.match(c.error, /^replica r2 did not answer/);
-    assert.match(c.error, /nothing listens on ow\.probe\.r2/, c.error);
+    // no responders (its subscription is gone) or, when the server has not yet noticed the closed connection, the timeout
+    assert.match(c.error, /nothing listens on ow\.probe\.r2|within \d+ ms/, c.error);
   });
 }
 
