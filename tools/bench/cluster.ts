@@ -8,6 +8,10 @@
  *
  *   npm run bench:cluster [-- --batches 1000 --windows 100 --nodes 20 --partitions 16 --reps 3]
  *
+ * Then the same cost on real processes per role, with 1, 2 and 3 replicas,
+ * the shard balance, one replica's capacity pinned to one core and the fleet
+ * it projects to (cluster-fleet.ts; its flags are --fleet-*).
+ *
  * The machine is shared and noisy: read the median and the spread, and the
  * ratios to the baseline.
  */
@@ -21,6 +25,7 @@ import { NATS_DEFAULTS } from "../../central/cluster/nats-options.js";
 import { createWindowLogPublisher, ensureWindowStreams, readPartition, splitByPartition } from "../../central/cluster/window-log.js";
 import { startNatsCluster } from "../nats/nats-cluster.js";
 import { numArg } from "./args.js";
+import { benchClusterFleet } from "./cluster-fleet.js";
 
 const BATCHES = numArg("batches", 1000);
 const WINDOWS = numArg("windows", 100);
@@ -146,3 +151,4 @@ try {
 } finally {
   await cluster.stop();
 }
+await benchClusterFleet();

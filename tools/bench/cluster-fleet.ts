@@ -1,0 +1,323 @@
+/**
+ * Cluster cost per role on real processes (issue 16): 3 nats-servers (R3) and
+ * W = 1, 2, 3 `originwatch central --nats` replicas, each an ingest and a
+ * verdict worker. A fixed load of grpc-js ingest streams (tools/test/ingest-client.ts)
+ * with Zipf-popular origins goes to replica 0 only, so replica 0 is the ingest
+ * (plus the worker of the partitions it leases) and the other replicas are
+ * workers only. CPU of every process = utime + stime from /proc/<pid>/stat over
+ * a fixed interval after the leases settled, divided by the summaries acked in
+ * that interval. Then one replica alone, pinned to core 0 (`taskset -c 0`;
+ * nats-servers and this load generator pinned to core 1), driven as fast as
+ * it acks: one worker's capacity. Prints the table, the shard balance and the
+ * fleet it projects to. Called by tools/bench/cluster.ts (`npm run bench:cluster`).
+ *
+ * The centrals run the compiled dist/ when it exists (`node tools/build.mjs`),
+ * else the sources (ORIGINWATCH_FROM_SOURCE=1); the first line says which.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { LEASE_BUCKET, leaseKey } from "../../central/cluster/partition-lease.js";
+import { partitionOf } from "../../central/cluster/partition.js";
+import { startNatsCluster, type NatsCluster } from "../nats/nats-cluster.js";
+import type { CentralMessage } from "../../proto/gen/originwatch/v1/ingest_pb.js";
+import { batch, hello, IngestStream } from "../test/ingest-client.js";
+import { startCentralReplicas } from "../test/central-replicas.js";
+import { BIN, ROOT, startOriginwatch, type Proc } from "../test/proc.js";
+import { numArg } from "./args.js";
+
+const P = numArg("fleet-partitions", 16);
+const ORIGINS = numArg("fleet-origins", 500);
+const NODES = numArg("fleet-nodes", 40);
+const WINDOWS = numArg("fleet-windows", 100);
+const MEASURE_S = numArg("fleet-seconds", 8);
+const IDLE_S = numArg("fleet-idle-seconds", 4);
+const CAP_WINDOWS = 200;
+const CAP_INFLIGHT = 4;
+
+const fromDist = existsSync(join(ROOT, "dist", "cli.js"));
+if (!fromDist) process.env.ORIGINWATCH_FROM_SOURCE = "1";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const origins = Array.from({ length: ORIGINS }, (_, i) => `origin-${i}.cdn-customer.example`);
+const partOf = origins.map((o) => partitionOf(o, P));
+const harmonic = origins.reduce((a, _, i) => a + 1 / (i + 1), 0);
+
+/** Seeded PRNG (mulberry32). */
+function rng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` distinct Zipf(1) origin indexes: a node's busy origins in one second. */
+function zipfSet(n: number, rand: () => number): number[] {
+  const got = new Set<number>();
+  while (got.size < n) {
+    let u = rand() * harmonic;
+    let i = 0;
+    for (; i < ORIGINS - 1; i++) if ((u -= 1 / (i + 1)) <= 0) break;
+    got.add(i);
+  }
+  return [...got];
+}
+
+/** utime + stime of a process in µs (from /proc; 100 ticks/s). */
+function procCpuUs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
+}
+
+/** Ingest load: `nodes` streams to `address`; per node `perSec` batches of `windows` (0 = as fast as acks allow, `inflight` unacked). */
+function startLoad(address: string, opts: { nodes: number; windows: number; perSec: number; inflight: number; tag: string }) {
+  let acked = 0;
+  const perPart = new Array(P).fill(0);
+  let stopped = false;
+  const loops = Array.from({ length: opts.nodes }, async (_, n) => {
+    const rand = rng(1000 + n);
+    const s = new IngestStream(address);
+    const sizes = new Map<bigint, number[]>();
+    let ackedSeq = 0n;
+    s.call.on("data", (m: CentralMessage) => {
+      if (m.kind.case !== "batchAck") return;
+      const idx = sizes.get(m.kind.value.seq);
+      if (!idx) return;
+      sizes.delete(m.kind.value.seq);
+      acked += idx.length;
+      for (const i of idx) perPart[partOf[i]]++;
+      if (m.kind.value.seq > ackedSeq) ackedSeq = m.kind.value.seq;
+    });
+    await s.send(hello(`${opts.tag}-edge-${n}`, origins, `isp-${n % 4}`, `r-${n % 3}`));
+    await s.until((got) => got.some((m) => m.kind.case === "welcome"), 20_000);
+    const start = performance.now();
+    for (let seq = 1n; !stopped; seq++) {
+      if (opts.perSec > 0) {
+        const due = start + (Number(seq - 1n) * 1000) / opts.perSec + (n * 1000) / opts.nodes / opts.perSec;
+        if (due > performance.now()) await sleep(due - performance.now());
+      }
+      while (!stopped && seq - ackedSeq > BigInt(opts.inflight)) await sleep(2);
+      if (stopped) break;
+      const idx = zipfSet(opts.windows, rand);
+      sizes.set(seq, idx);
+      const t = BigInt(Math.floor(Date.now() / 1000) * 1000 - 1000);
+      await s.send(batch(seq, { windows: idx.map((i) => ({ origin: origins[i], startUnixMs: t, lengthMs: 1000, packedCounts: [40, 0, i % 3] })) }));
+    }
+    s.close();
+  });
+  return {
+    acked: () => acked,
+    perPart: () => [...perPart],
+    stop: async () => {
+      stopped = true;
+      await Promise.allSettled(loops);
+    },
+  };
+}
+
+async function leaseOwners(nats: NatsCluster): Promise<string[]> {
+  const nc = await nats.connect();
+  try {
+    const kv = await new Kvm(jetstream(nc)).open(LEASE_BUCKET);
+    return await Promise.all(Array.from({ length: P }, async (_, p) => {
+      const e = await kv.get(leaseKey(p));
+      return e && e.operation === "PUT" ? e.string() : "";
+    }));
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Waits until every partition is owned by one of `w` replicas and the owners stayed put over one poll. */
+async function settledOwners(nats: NatsCluster, w: number): Promise<string[]> {
+  let last = "";
+  const deadline = Date.now() + 40_000;
+  for (;;) {
+    const owners = await leaseOwners(nats);
+    const key = owners.join(",");
+    if (key === last && !owners.includes("") && new Set(owners).size === w) return owners;
+    if (Date.now() > deadline) throw new Error(`leases did not settle on ${w} replicas: ${key}`);
+    last = key;
+    await sleep(2500);
+  }
+}
+
+const maxOverMean = (xs: number[]) => Math.max(...xs) / (xs.reduce((a, b) => a + b, 0) / xs.length);
+
+interface Row {
+  w: number;
+  rate: number;
+  idleMs: number;
+  natsIdleMs: number;
+  grossTotal: number;
+  ingestPlusOwn: number;
+  worker?: number;
+  ingest?: number;
+  centrals: number;
+  nats: number;
+  partBalance: number;
+  workerBalance: number;
+}
+
+async function withCluster<T>(fn: (nats: NatsCluster, dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), "ow-bench-fleet-"));
+  const nats = await startNatsCluster({ servers: 3 });
+  try {
+    await nats.ready();
+    return await fn(nats, dir);
+  } finally {
+    await nats.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const natsArgs = (nats: NatsCluster, pwFile: string) => ["--nats", nats.urls.join(","), "--nats-user", nats.user.user, "--nats-password-file", pwFile, "--partitions", String(P), "--ingest-rate", "10000000", "--ingest-burst", "10000000"];
+
+async function writePw(dir: string, nats: NatsCluster): Promise<string> {
+  const { writeFile } = await import("node:fs/promises");
+  const f = join(dir, "nats-password");
+  await writeFile(f, nats.user.password, { mode: 0o600 });
+  return f;
+}
+
+/** One fixed-load measurement with `w` replicas. */
+async function fixedLoad(w: number): Promise<Row> {
+  return withCluster(async (nats, dir) => {
+    const pw = await writePw(dir, nats);
+    const reps = await startCentralReplicas({ dir, n: w, args: (i) => [...natsArgs(nats, pw), "--replica-id", `r${i}`] });
+    try {
+      const owners = await settledOwners(nats, w);
+      const pids = reps.procs.map((p) => p.child.pid!);
+      const npids = nats.servers.map((s) => s.pid()!);
+      // Idle: what the replicas and servers burn with no load (leases, watches, snapshots): a fixed cost per second, subtracted below.
+      const i0 = pids.map(procCpuUs);
+      const j0 = npids.map(procCpuUs);
+      const ti = performance.now();
+      await sleep(IDLE_S * 1000);
+      const idleWall = (performance.now() - ti) / 1000;
+      const idle = pids.map((p, i) => (procCpuUs(p) - i0[i]) / idleWall);
+      const natsIdle = npids.reduce((a, p, i) => a + procCpuUs(p) - j0[i], 0) / idleWall;
+      const load = startLoad(reps.procs[0].address, { nodes: NODES, windows: WINDOWS, perSec: 1, inflight: 8, tag: `w${w}` });
+      await sleep(3000);
+      const c0 = pids.map(procCpuUs);
+      const n0 = npids.map(procCpuUs);
+      const a0 = load.acked();
+      const pp0 = load.perPart();
+      const t0 = performance.now();
+      await sleep(MEASURE_S * 1000);
+      const wall = (performance.now() - t0) / 1000;
+      const gross = pids.map((p, i) => procCpuUs(p) - c0[i]);
+      const natsGross = npids.reduce((a, p, i) => a + procCpuUs(p) - n0[i], 0);
+      const done = load.acked() - a0;
+      const parts = load.perPart().map((x, p) => x - pp0[p]);
+      await load.stop();
+      if (owners.some((o) => o !== owners[0]) !== w > 1) throw new Error(`owners ${owners.join(",")}`);
+      const cpu = gross.map((c, i) => c - idle[i] * wall);
+      const natsCpu = natsGross - natsIdle * wall;
+      const ownedBy = (r: number) => parts.reduce((a, x, p) => a + (owners[p] === `r${r}` ? x : 0), 0);
+      const perWorker = Array.from({ length: w }, (_, r) => ownedBy(r));
+      const row: Row = {
+        w,
+        rate: done / wall,
+        idleMs: idle.reduce((a, b) => a + b, 0) / 1000,
+        natsIdleMs: natsIdle / 1000,
+        grossTotal: (gross.reduce((a, b) => a + b, 0) + natsGross) / done,
+        ingestPlusOwn: cpu[0] / done,
+        centrals: cpu.reduce((a, b) => a + b, 0) / done,
+        nats: natsCpu / done,
+        partBalance: maxOverMean(parts),
+        workerBalance: maxOverMean(perWorker),
+      };
+      if (w > 1) {
+        const others = perWorker.slice(1).reduce((a, b) => a + b, 0);
+        row.worker = cpu.slice(1).reduce((a, b) => a + b, 0) / others;
+        row.ingest = (cpu[0] - row.worker * perWorker[0]) / done;
+      }
+      console.log(`  W=${w}: idle CPU ms/s: centrals ${idle.map((c) => (c / 1000).toFixed(0)).join(" / ")}, nats ${(natsIdle / 1000).toFixed(0)}; loaded: ${done} summaries in ${wall.toFixed(1)} s (${row.rate.toFixed(0)}/s), CPU s centrals ${gross.map((c) => (c / 1e6).toFixed(2)).join(" / ")}, nats ${(natsGross / 1e6).toFixed(2)}; summaries per worker ${perWorker.join(" / ")}`);
+      return row;
+    } finally {
+      await reps.close();
+    }
+  });
+}
+
+/** One replica pinned to core 0, nats-servers and this process on core 1, driven as fast as it acks. */
+async function pinnedCapacity(): Promise<{ rate: number; usPer: number; coreShare: number }> {
+  return withCluster(async (nats, dir) => {
+    const pw = await writePw(dir, nats);
+    const pin = (pid: number, cpu: string) => execFileSync("taskset", ["-a", "-p", "-c", cpu, String(pid)], { stdio: "ignore" });
+    for (const s of nats.servers) pin(s.pid()!, "1");
+    pin(process.pid, "1");
+    let proc: Proc | undefined;
+    try {
+      proc = await startOriginwatch(["-c", "0", process.execPath, BIN, "central", "--listen", "127.0.0.1:0", "--data", join(dir, "central"), ...natsArgs(nats, pw), "--replica-id", "pinned"], { bin: "taskset", timeoutMs: 60_000 });
+      await settledOwners(nats, 1);
+      const load = startLoad(proc.address, { nodes: 20, windows: CAP_WINDOWS, perSec: 0, inflight: CAP_INFLIGHT, tag: "cap" });
+      await sleep(4000);
+      const pid = proc.child.pid!;
+      const c0 = procCpuUs(pid);
+      const a0 = load.acked();
+      const t0 = performance.now();
+      await sleep(MEASURE_S * 1000);
+      const cpu = procCpuUs(pid) - c0;
+      const done = load.acked() - a0;
+      const wall = (performance.now() - t0) / 1000;
+      await load.stop();
+      const r = { rate: done / wall, usPer: cpu / done, coreShare: cpu / 1e6 / wall };
+      console.log(`  pinned: ${done} summaries in ${wall.toFixed(1)} s; the central used ${(r.coreShare * 100).toFixed(0)} % of core 0`);
+      return r;
+    } finally {
+      await proc?.stop("SIGKILL");
+      execFileSync("taskset", ["-a", "-p", "-c", "0-1", String(process.pid)], { stdio: "ignore" });
+    }
+  });
+}
+
+/** Runs the whole measurement and prints it. */
+export async function benchClusterFleet(): Promise<void> {
+  const load = NODES * WINDOWS;
+  console.log(`\ncluster processes: centrals run ${fromDist ? "the compiled dist/" : "from source (ORIGINWATCH_FROM_SOURCE=1, no dist/)"}; 3 nats-servers R3; ${P} partitions; fixed load ${NODES} nodes × 1 batch/s × ${WINDOWS} Zipf(1) origins of ${ORIGINS} = ${load} summaries/s, all into replica 0; ${MEASURE_S} s measured after the leases settled; load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
+  const rows: Row[] = [];
+  for (const w of [1, 2, 3]) {
+    console.log(`  starting W=${w} ...`);
+    rows.push(await fixedLoad(w));
+  }
+  console.log(`  starting the pinned replica ...`);
+  const cap = await pinnedCapacity();
+
+  const f = (x: number | undefined) => (x === undefined ? "    –" : x.toFixed(1).padStart(5));
+  console.log(`\nCPU µs per summary at ${load}/s, net of each process's idle CPU (replica 0 = ingest + the worker of its partitions; worker = replicas 1..W-1 per summary they own; ingest = replica 0 minus its worker share; gross = everything incl. idle):`);
+  console.log(" W | acked/s | idle ms/s centrals | idle ms/s nats | replica 0 | ingest | worker | all centrals | nats-servers (3) | centrals + nats | gross total | partition max/mean | worker max/mean");
+  for (const r of rows) console.log(` ${r.w} | ${r.rate.toFixed(0).padStart(7)} | ${r.idleMs.toFixed(0).padStart(18)} | ${r.natsIdleMs.toFixed(0).padStart(14)} |     ${f(r.ingestPlusOwn)} |  ${f(r.ingest)} |  ${f(r.worker)} |        ${f(r.centrals)} |            ${f(r.nats)} |           ${f(r.centrals + r.nats)} |       ${f(r.grossTotal)} |               ${r.partBalance.toFixed(2)} |            ${r.workerBalance.toFixed(2)}`);
+  const tot = rows.map((r) => r.centrals + r.nats);
+  const flat = Math.max(...tot) / Math.min(...tot);
+  console.log(`  flatness (net centrals + nats, max/min over W = 1..3): ${flat.toFixed(2)} ${flat <= 1.15 ? "(within 15 %: no visible coordination overhead)" : "(over 15 %: per-summary coordination overhead, or noise: rerun on a quiet machine)"}`);
+  console.log(`shard balance with Zipf(1) origins, ${P} partitions: per partition max/mean ${rows[2].partBalance.toFixed(2)}, per worker (W=3, real leases) ${rows[2].workerBalance.toFixed(2)} (npm run bench:shards: the model for 64/256 partitions and more workers)`);
+  const capPerCore = 1e6 / cap.usPer;
+  console.log(`one replica (ingest + worker of all ${P} partitions) pinned to core 0: ${cap.rate.toFixed(0)} summaries/s acked using ${(cap.coreShare * 100).toFixed(0)} % of the core = ${cap.usPer.toFixed(1)} µs/summary → ${capPerCore.toFixed(0)} summaries/s per core-second`);
+
+  // Projection.
+  const centralUs = cap.usPer;
+  const natsUs = rows.reduce((a, r) => a + r.nats, 0) / rows.length;
+  const headroom = 0.6;
+  const skew = Math.max(rows[2].workerBalance, 1.1);
+  const perNode = 100;
+  const coreSummaries = (1e6 / (centralUs * skew)) * headroom;
+  const natsCoreSummaries = (1e6 / natsUs) * headroom;
+  console.log("projection (assumptions: each edge node sends one summary per busy origin per second, 100 busy origins per node; cores run at 60 % to leave headroom for bursts, replays and a failed replica's partitions; central cost = the pinned figure; worker skew ×" + skew.toFixed(2) + " from the measured balance; nats-servers = the mean of the three fixed-load rows, R3, and scale by adding servers/streams):");
+  const fixedReplica = rows.reduce((a, r) => a + r.idleMs / r.w, 0) / rows.length;
+  console.log(`  plus fixed costs with no load: ~${fixedReplica.toFixed(0)} ms/s of CPU per replica (leases, watches, snapshots, status) and ~${(rows.reduce((a, r) => a + r.natsIdleMs, 0) / rows.length).toFixed(0)} ms/s for the three nats-servers`);
+  console.log(`  one central core carries ~${coreSummaries.toFixed(0)} summaries/s ≈ ${Math.floor(coreSummaries / perNode)} nodes; one nats core (of the R3 total) ~${natsCoreSummaries.toFixed(0)} summaries/s ≈ ${Math.floor(natsCoreSummaries / perNode)} nodes`);
+  for (const nodes of [1000, 2000]) {
+    const s = nodes * perNode;
+    console.log(`  ${nodes} nodes × ${perNode} origins = ${s} summaries/s → ~${Math.ceil(s / coreSummaries)} central cores + ~${Math.ceil(s / natsCoreSummaries)} nats-server cores`);
+  }
+  const worst = 2000 * 2000;
+  console.log(`  the issue's worst case, 2000 nodes × 2000 busy origins = ${worst} summaries/s → ~${Math.ceil(worst / coreSummaries)} central cores + ~${Math.ceil(worst / natsCoreSummaries)} nats-server cores`);
+}
