@@ -70,7 +70,7 @@ function zipfSet(n: number, rand: () => number): number[] {
 }
 
 /** utime + stime of a process in µs (from /proc; 100 ticks/s). */
-function procCpuUs(pid: number): number {
+export function procCpuUs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
   return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
 }

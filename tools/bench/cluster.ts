@@ -15,7 +15,6 @@
  * The machine is shared and noisy: read the median and the spread, and the
  * ratios to the baseline.
  */
-import { readFileSync } from "node:fs";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { HistogramSchema, NodeIdentitySchema, type NodeIdentity } from "../../proto/gen/originwatch/v1/common_pb.js";
@@ -25,7 +24,7 @@ import { NATS_DEFAULTS } from "../../central/cluster/nats-options.js";
 import { createWindowLogPublisher, ensureWindowStreams, readPartition, splitByPartition } from "../../central/cluster/window-log.js";
 import { startNatsCluster } from "../nats/nats-cluster.js";
 import { numArg } from "./args.js";
-import { benchClusterFleet } from "./cluster-fleet.js";
+import { benchClusterFleet, procCpuUs } from "./cluster-fleet.js";
 
 const BATCHES = numArg("batches", 1000);
 const WINDOWS = numArg("windows", 100);
@@ -65,11 +64,6 @@ function makeBatches(rep: number): Array<{ node: NodeIdentity; batch: Batch }> {
   return out;
 }
 
-/** utime + stime of a process in µs (from /proc). */
-function procCpuUs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return ((Number(f[11]) + Number(f[12])) * 1e6) / 100; // fields 14, 15 (clock ticks of 10 ms)
-}
 const selfCpuUs = () => {
   const u = process.cpuUsage();
   return u.user + u.system;
