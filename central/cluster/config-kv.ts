@@ -25,12 +25,12 @@
  * version order, so it can push to its own sidecar sessions.
  */
 import { EventEmitter } from "node:events";
-import { clone, create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type JetStreamClient, JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { type Config, ConfigSchema } from "../../proto/gen/originwatch/v1/config_pb.js";
-import { ConfigInvalidError, validateConfig } from "../../proto/config-validate.js";
 import { CentralError } from "../errors.js";
+import { nextConfigVersion } from "../config-push/config-store.js";
 
 export const CONFIG_BUCKET = "OW_CONFIG";
 const versionKey = (v: bigint) => `v.${v}`;
@@ -112,15 +112,7 @@ export class ConfigKv extends EventEmitter<ConfigKvEvents> {
     const conflict = () =>
       new CentralError("CENTRAL_CONFIG_CONFLICT", `expected_version ${expectedVersion} is not the current version ${expectedVersion === cur ? `(version ${cur + 1n} was just set elsewhere)` : cur}: read the config again and reapply your change`);
     if (expectedVersion !== cur) throw conflict();
-    try {
-      validateConfig(config);
-    } catch (err) {
-      if (err instanceof ConfigInvalidError) throw new CentralError("CENTRAL_CONFIG_INVALID", `config.${err.message}`, { cause: err });
-      throw err;
-    }
-    const next = clone(ConfigSchema, config);
-    next.version = cur + 1n;
-    next.updatedUnixMs = BigInt(nowMs);
+    const next = nextConfigVersion(config, cur, nowMs);
     try {
       await this.kv.create(versionKey(next.version), toBinary(ConfigSchema, next));
     } catch (err) {

@@ -35,6 +35,24 @@ export interface FleetConfigSource {
   off(event: "changed", listener: (config: Config) => void): unknown;
 }
 
+/**
+ * The config to store as version `current + 1`: validated (CENTRAL_CONFIG_INVALID
+ * naming the field), copied, stamped with its version and time. Shared by the
+ * embedded store and the cluster's (central/cluster/config-kv.ts).
+ */
+export function nextConfigVersion(config: Config, current: bigint, nowMs: number): Config {
+  try {
+    validateConfig(config);
+  } catch (err) {
+    if (err instanceof ConfigInvalidError) throw new CentralError("CENTRAL_CONFIG_INVALID", `config.${err.message}`, { cause: err });
+    throw err;
+  }
+  const next = clone(ConfigSchema, config);
+  next.version = current + 1n;
+  next.updatedUnixMs = BigInt(nowMs);
+  return next;
+}
+
 export class ConfigStore extends EventEmitter<ConfigStoreEvents> implements FleetConfigSource {
   private db;
   private config: Config = create(ConfigSchema, {});
@@ -68,15 +86,7 @@ export class ConfigStore extends EventEmitter<ConfigStoreEvents> implements Flee
       if (expectedVersion !== cur) {
         throw new CentralError("CENTRAL_CONFIG_CONFLICT", `expected_version ${expectedVersion} is not the current version ${cur}: read the config again and reapply your change`);
       }
-      try {
-        validateConfig(config);
-      } catch (err) {
-        if (err instanceof ConfigInvalidError) throw new CentralError("CENTRAL_CONFIG_INVALID", `config.${err.message}`, { cause: err });
-        throw err;
-      }
-      const next = clone(ConfigSchema, config);
-      next.version = cur + 1n;
-      next.updatedUnixMs = BigInt(nowMs);
+      const next = nextConfigVersion(config, cur, nowMs);
       const json = toJson(ConfigSchema, next);
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const ops: any[] = [
