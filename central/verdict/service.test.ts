@@ -87,6 +87,9 @@ test("origin down end to end: DOWN verdict, one incident, events streamed, webho
     const healthy = (await client.getOrigin({ origin: "shop.example" })).origin!;
     assert.is(healthy.isps.length, 3);
     assert.is(healthy.nodes.length, 6);
+    // Both watchers (grpc-js and buf curl, a separate process that may start slowly) subscribed before the fault:
+    // WatchEvents streams only what happens after it subscribed.
+    await until("both WatchEvents subscribed", () => central.verdict.hub.size === 2, 30_000);
     down = true;
     const t0 = Date.now();
     await until("DOWN", async () => (await client.getOrigin({ origin: "shop.example" })).origin?.state === OriginState.DOWN);
