@@ -342,11 +342,16 @@ export function startPartitionLeases(bucket: LeaseBucket, o: PartitionLeaseOptio
     );
     if (stopped) return;
     const owners = new Map<number, string>();
+    const ownerAt = new Map<number, number>();
     for (const [i, beat] of beats.entries()) {
       for (const [q, load] of Object.entries(beat.p)) {
         const p = Number(q);
         if (!Number.isInteger(p) || p < 0 || p >= o.partitions) continue;
-        if (held.has(p)) owners.set(p, workers[i]);
+        // Two heartbeats name p for a tick after a move: the newer one is right.
+        if (held.has(p) && !(ownerAt.get(p)! > beat.t)) {
+          owners.set(p, workers[i]);
+          ownerAt.set(p, beat.t);
+        }
         if (typeof load === "number" && Number.isFinite(load) && load >= 0) known.set(p, load);
       }
     }
