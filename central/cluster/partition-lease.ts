@@ -18,7 +18,7 @@
  *  2. Heartbeat: put w.<id>. Live workers W = the w.* keys present (an expired
  *     heartbeat is a dead worker).
  *     The heartbeat carries the load of each owned partition (`load` hook,
- *     partition-load.ts: windows/s, EWMA over ~30 s; null while unknown).
+ *     partition-load.ts: windows/s over the last 30 s; null while unknown).
  *  3. Every partition's load known (from the heartbeats, remembered across
  *     hand-overs): load-aware placement (partition-placement.ts, the same
  *     target on every worker). Moves only while the most-loaded worker is
@@ -127,8 +127,8 @@ export interface PartitionLeaseOptions {
 
 /** How load-aware placement measures and when it moves a partition (rule 3). */
 export interface BalanceOptions {
-  /** EWMA time constant of a partition's load. */
-  tauMs: number;
+  /** A partition's load is its rate over this long. */
+  windowMs: number;
   /** A fresh owner's load counts once it has measured this long (or got the previous owner's figure). */
   warmMs: number;
   /** Move only while the most-loaded worker carries more than threshold × the mean. */
@@ -142,7 +142,7 @@ export interface BalanceOptions {
 }
 
 /** The one source of the balance defaults. */
-export const BALANCE_DEFAULTS: Readonly<BalanceOptions> = { tauMs: 30_000, warmMs: 10_000, threshold: 1.1, gain: 1.05, minHoldMs: 10_000, moveEveryTicks: 3 };
+export const BALANCE_DEFAULTS: Readonly<BalanceOptions> = { windowMs: 30_000, warmMs: 10_000, threshold: 1.1, gain: 1.05, minHoldMs: 10_000, moveEveryTicks: 3 };
 
 /** A worker's heartbeat value: the partitions it owns with their load (null = not known yet). */
 export interface Heartbeat {
@@ -225,7 +225,7 @@ export function startPartitionLeases(bucket: LeaseBucket, o: PartitionLeaseOptio
     if (old) clearTimeout(old.deadline);
     const deadline = setTimeout(() => drop(p, "lost"), Math.max(0, sentAt + o.ttlMs - marginMs - Date.now()));
     deadline.unref();
-    leases.set(p, { revision, deadline, since: old?.since ?? sentAt, meter: old?.meter ?? new LoadMeter(bal.tauMs, bal.warmMs, known.get(p)) });
+    leases.set(p, { revision, deadline, since: old?.since ?? sentAt, meter: old?.meter ?? new LoadMeter(bal.windowMs, bal.warmMs, known.get(p)) });
   };
 
   const renew = async (p: number, l: Lease) => {

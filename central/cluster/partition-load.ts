@@ -1,53 +1,56 @@
 /**
  * A partition's load as its owner measures it (issue 16): the rate of a
- * growing count (windows applied), smoothed by an exponentially weighted
- * moving average over `tauMs` (~30 s). The owner publishes it with its lease
- * heartbeat; placement (partition-placement.ts) balances by it.
+ * growing count (windows applied) over the last `windowMs` (~30 s). The owner
+ * publishes it with its lease heartbeat; placement (partition-placement.ts)
+ * balances by it.
  *
- * Contract: `value()` is undefined until the meter has observed `warmMs` of
- * samples (a rate over a few seconds is noise), unless it was seeded with the
- * load the previous owner published (a hand-over keeps the figure: the
- * partition did not change, only its owner). The average is bias-corrected,
- * so a young meter reports the mean of what it saw, not a value pulled
- * towards zero. A count that goes backwards (the owner restarted the
- * partition) restarts the rate from there, never a negative sample.
+ * Why a sliding window and not an EWMA: after a change of load every meter
+ * older than the window reports the same, exact, figure, whatever its
+ * history (an EWMA keeps a trace of each meter's past, different for each
+ * partition, which placement would read as imbalance).
+ *
+ * Contract: `value()` is undefined until the meter has observed `warmMs`
+ * (a rate over a few seconds is noise), unless it was seeded with the load
+ * the previous owner published (a hand-over keeps the figure: the partition
+ * did not change, only its owner); the seed fills the part of the window not
+ * observed yet. A count that goes backwards (the owner restarted the
+ * partition) starts the window afresh, seeded with the last figure.
  */
 export class LoadMeter {
-  private avg = 0;
-  private weight = 0;
-  private observedMs = 0;
-  private last?: { count: number; at: number };
+  /** Samples, oldest first; the first one is at or before the window's start once the window is full. */
+  private samples: Array<{ count: number; at: number }> = [];
 
   constructor(
-    private readonly tauMs: number,
+    private readonly windowMs: number,
     private readonly warmMs: number,
-    seed?: number,
+    private seed?: number,
   ) {
-    if (seed !== undefined && Number.isFinite(seed) && seed >= 0) {
-      // The seed weighs as much as warmMs of observation.
-      this.weight = 1 - Math.exp(-warmMs / tauMs);
-      this.avg = seed * this.weight;
-      this.observedMs = warmMs;
-    }
+    if (seed !== undefined && !(Number.isFinite(seed) && seed >= 0)) this.seed = undefined;
   }
 
   /** Folds in the count as of `atMs`; undefined = not counting now (skipped). */
   sample(count: number | undefined, atMs: number): void {
     if (count === undefined) return;
-    const last = this.last;
-    this.last = { count, at: atMs };
-    if (!last || atMs <= last.at || count < last.count) return;
-    const dt = atMs - last.at;
-    const rate = ((count - last.count) * 1000) / dt;
-    const a = 1 - Math.exp(-dt / this.tauMs);
-    this.avg += a * (rate - this.avg);
-    this.weight += a * (1 - this.weight);
-    this.observedMs += dt;
+    const last = this.samples.at(-1);
+    if (last && atMs <= last.at) return;
+    if (last && count < last.count) {
+      this.seed = this.value() ?? this.seed;
+      this.samples = [];
+    }
+    this.samples.push({ count, at: atMs });
+    while (this.samples.length > 2 && this.samples[1].at <= atMs - this.windowMs) this.samples.shift();
   }
 
-  /** The smoothed rate per second, or undefined while the meter is warming up. */
+  /** The rate per second over the last window, or undefined while the meter is warming up. */
   value(): number | undefined {
-    if (this.observedMs < this.warmMs || this.weight <= 0) return undefined;
-    return this.avg / this.weight;
+    const first = this.samples[0];
+    const last = this.samples.at(-1);
+    const covered = first && last ? Math.min(this.windowMs, last.at - first.at) : 0;
+    if (covered <= 0 || !first || !last) return this.seed;
+    // The oldest sample may lie before the window: count its interval pro rata.
+    const counted = ((last.count - first.count) * covered) / (last.at - first.at);
+    if (this.seed !== undefined) return (this.seed * (this.windowMs - covered) + counted * 1000) / this.windowMs;
+    if (covered < this.warmMs) return undefined;
+    return (counted * 1000) / covered;
   }
 }

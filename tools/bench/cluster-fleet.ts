@@ -210,7 +210,7 @@ async function fixedLoad(w: number): Promise<Row> {
       const natsIdle = npids.reduce((a, p, i) => a + procCpuUs(p) - j0[i], 0) / idleWall;
       const load = startLoad(reps.procs[0].address, { nodes: NODES, windows: WINDOWS, perSec: 1, inflight: 8, tag: `w${w}` });
       if (w > 1) {
-        // The leases place partitions by measured load (windows/s, ~30 s EWMA): under load for 2 time constants, then no lease moved for 20 s.
+        // The leases place partitions by measured load (windows/s over 30 s): under load for longer than that, then no lease moved for 20 s.
         const t1 = performance.now();
         await sleep(40_000);
         owners = await settledOwners(nats, w, 20_000, 180_000);
