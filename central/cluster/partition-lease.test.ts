@@ -14,7 +14,7 @@ import { type NatsCluster, startNatsCluster } from "../../tools/nats/nats-cluste
 import { requireNats } from "../../tools/nats/require-nats.js";
 import { type FaultRelay, startFaultRelay } from "../../tools/fault-relay.js";
 import { eventually, ROOT } from "../../tools/test/proc.js";
-import { type BalanceOptions, type PartitionLeases, type ReleaseReason, leaseKey, openLeaseBucket, startPartitionLeases } from "./partition-lease.js";
+import { type BalanceOptions, type PartitionLeases, type ReleaseReason, leaseKey, openLeaseBucket, parseHeartbeat, startPartitionLeases } from "./partition-lease.js";
 import { maxOverMean } from "./partition-placement.js";
 
 const P = 4;
@@ -44,6 +44,12 @@ function assertNeverTwoOwners(): void {
     }
   }
 }
+
+test("a heartbeat names its partitions and their loads; an older worker's bare timestamp or garbage names none", () => {
+  assert.equal(parseHeartbeat(JSON.stringify({ t: 5, p: { "3": 12.5, "7": null } })), { t: 5, p: { "3": 12.5, "7": null } });
+  assert.equal(parseHeartbeat("1700000000000"), { t: 1700000000000, p: {} });
+  for (const bad of ["", "null", "{", '{"t":1,"p":3}', "[]"]) assert.equal(parseHeartbeat(bad).p, {}, bad);
+});
 
 if (requireNats("partition leases")) {
   let cluster: NatsCluster;
