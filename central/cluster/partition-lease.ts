@@ -57,7 +57,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { fnv1a32 } from "./partition.js";
 import { LoadMeter } from "./partition-load.js";
-import { maxOverMean, placeByLoad, workerLoads } from "./partition-placement.js";
+import { placeByLoad, workerLoads } from "./partition-placement.js";
 
 export const LEASE_BUCKET = "OW_LEASES";
 /** Key of partition p's lease. */
@@ -170,7 +170,7 @@ export interface PartitionLeases {
   load(p: number): number | undefined;
   /** Runs one tick now (tests; ticks never overlap). */
   tick(): Promise<void>;
-  /** Releases every lease (onRelease "shutdown"), removes the heartbeat and stops. Idempotent. */
+  /** Removes the heartbeat, releases every lease (onRelease "shutdown", each after its last snapshot) and stops. Idempotent. */
   stop(): Promise<void>;
   /** Stops without releasing anything, as a crash would (tests). */
   abandon(): void;
