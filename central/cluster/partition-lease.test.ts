@@ -242,8 +242,8 @@ if (requireNats("partition leases")) {
     await startWorker("m", name, ttl, undefined, loaded);
     const balance = () => maxOverMean(workers.map((w) => w.leases.owned().reduce((a, p) => a + rates[p], 0)));
     const t0 = Date.now();
-    // Settled: balanced, and no acquire or release for 4 ticks (twice the spacing of one worker's moves).
-    await eventually(() => allOwnedOnce(workers, rates.length) && balance() <= 1.2 && Date.now() - log.at(-1)!.t > 4 * (ttl / 5), 90_000, 100);
+    // Settled: balanced, and no acquire or release for 8 ticks: longer than a pending move can wait (minHold 3 ticks + moveEveryTicks 2 + a tick).
+    await eventually(() => allOwnedOnce(workers, rates.length) && balance() <= 1.2 && Date.now() - log.at(-1)!.t > 8 * (ttl / 5), 90_000, 100);
     const settled = balance();
     const moves = log.filter((e) => e.kind === "release" && e.why === "rebalance").length;
     process.stderr.write(`leases: skewed loads balanced to max/mean ${settled.toFixed(3)} after ${Date.now() - t0} ms and ${moves} moves\n`);
@@ -268,7 +268,7 @@ if (requireNats("partition leases")) {
     const { name } = await newBucket(ttl);
     for (const id of ["n", "o", "q"]) await startWorker(id, name, ttl, undefined, loaded);
     const balance = (ws: typeof workers) => maxOverMean(ws.map((w) => w.leases.owned().reduce((a, p) => a + rates[p], 0)));
-    await eventually(() => allOwnedOnce(workers, rates.length) && balance(workers) <= 1.2 && Date.now() - log.at(-1)!.t > 4 * (ttl / 5), 90_000, 100);
+    await eventually(() => allOwnedOnce(workers, rates.length) && balance(workers) <= 1.2 && Date.now() - log.at(-1)!.t > 8 * (ttl / 5), 90_000, 100);
     const victim = workers.find((w) => w.leases.owned().length > 0 && w.leases.owned().every((p) => w.leases.load(p) !== undefined))!;
     const lost = victim.leases.owned();
     const t0 = Date.now();
