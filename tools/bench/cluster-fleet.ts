@@ -15,7 +15,7 @@
  * else the sources (ORIGINWATCH_FROM_SOURCE=1); the first line says which.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,10 +36,18 @@ const NODES = numArg("fleet-nodes", 40);
 const WINDOWS = numArg("fleet-windows", 100);
 const MEASURE_S = numArg("fleet-seconds", 8);
 const IDLE_S = numArg("fleet-idle-seconds", 4);
+/**
+ * Load before the measured interval. Each process JIT-compiles its hot code (on helper threads) once the
+ * load reaches it: with 3 s of warm-up, 3 replicas paid that ~3 times in the measured interval (others
+ * threads: 68 ms/s at W=1, ~190 at W=3); after 20-25 s it is done (35 vs 50). A replica runs for days.
+ */
+const WARMUP_S = numArg("fleet-warmup-seconds", 20);
 const ONLY_W = numArg("fleet-w", 0);
 const PINNED = numArg("fleet-pinned", 1);
 /** A directory: the centrals write CPU profiles (cpu-profile-hook.mjs) into <dir>/w<W>; they stop with SIGTERM so the profiles are written. */
 const PROFILE_DIR = process.env.ORIGINWATCH_BENCH_CPU_PROF;
+/** Also print each central's CPU in its main (JS) thread and in its other threads (compiler and GC helpers, libuv pool). */
+const THREADS = process.env.ORIGINWATCH_BENCH_THREADS === "1";
 const CAP_WINDOWS = 200;
 const CAP_INFLIGHT = 4;
 
@@ -77,6 +85,22 @@ function zipfSet(n: number, rand: () => number): number[] {
 export function procCpuUs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
   return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
+}
+
+/** utime + stime of a process's main (JS) thread and of its other threads (V8's compiler and GC helpers, libuv's pool; all named "node"), in µs. */
+export function threadCpuUs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const raw = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = tid === String(pid) ? "main" : "others";
+      const f = raw.slice(raw.lastIndexOf(") ") + 2).split(" ");
+      out.set(name, (out.get(name) ?? 0) + ((Number(f[11]) + Number(f[12])) * 1e6) / 100);
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return out;
 }
 
 /** Ingest load: `nodes` streams to `address`; per node `perSec` batches of `windows` (0 = as fast as acks allow, `inflight` unacked). */
@@ -216,9 +240,10 @@ async function fixedLoad(w: number): Promise<Row> {
       const idle = pids.map((p, i) => (procCpuUs(p) - i0[i]) / idleWall);
       const natsIdle = npids.reduce((a, p, i) => a + procCpuUs(p) - j0[i], 0) / idleWall;
       const load = startLoad(reps.procs[0].address, { nodes: NODES, windows: WINDOWS, perSec: 1, inflight: 8, tag: `w${w}` });
-      await sleep(3000);
+      await sleep(WARMUP_S * 1000);
       if (PROFILE_DIR) for (const p of pids) process.kill(p, "SIGUSR2");
       const c0 = pids.map(procCpuUs);
+      const th0 = THREADS ? pids.map(threadCpuUs) : [];
       const n0 = npids.map(procCpuUs);
       const a0 = load.acked();
       const pp0 = load.perPart();
@@ -226,6 +251,12 @@ async function fixedLoad(w: number): Promise<Row> {
       await sleep(MEASURE_S * 1000);
       const wall = (performance.now() - t0) / 1000;
       const gross = pids.map((p, i) => procCpuUs(p) - c0[i]);
+      if (THREADS) {
+        for (const [i, p] of pids.entries()) {
+          const d = [...threadCpuUs(p)].map(([name, us]) => [name, us - (th0[i].get(name) ?? 0)] as const).filter(([, us]) => us > 0);
+          console.log(`  W=${w} r${i} CPU ms/s by thread: ${d.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${(us / 1000 / MEASURE_S).toFixed(0)}`).join(", ")}`);
+        }
+      }
       const natsGross = npids.reduce((a, p, i) => a + procCpuUs(p) - n0[i], 0);
       const done = load.acked() - a0;
       const parts = load.perPart().map((x, p) => x - pp0[p]);
