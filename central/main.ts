@@ -156,6 +156,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       maxPageBytes: config.maxMessageBytes,
     };
     const sweep = async (nowMs = Date.now()) => {
+      await cluster?.status.all(); // cluster mode: the totals map is read on demand (OW_STATUS)
       const r = await ageOut({ totals, nodes, verdict: v, ingest, forget }, config, nowMs);
       if (r.origins.length || r.nodes.length) log.info({ origins: r.origins.length, nodes: r.nodes.length, sample: [...r.origins.slice(0, 5), ...r.nodes.slice(0, 5)] }, "aged out idle origins and nodes");
       return r;
@@ -166,14 +167,15 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const reflectionStreams = new StreamLimit("reflection", config.maxReflectionStreams, "--max-reflection-streams");
     const routes = (router: ConnectRouter) => {
       router.rpc(ingestStreamMethod, ingest.impl().stream as never);
-      router.service(QueryService, { ...queryService(query), ...v.queryHandlers(), ...(cluster ? clusterQueryHandlers(cluster.records) : {}) });
+      const base = queryService(query);
+      router.service(QueryService, { ...base, ...v.queryHandlers(), ...(cluster ? clusterQueryHandlers(cluster.status, cluster.records, base) : {}) });
       router.service(ConfigService, configService(fleetConfig));
       router.service(Health, healthService(health, healthWatches));
       router.service(reflV1.ServerReflection, reflectionV1(index, reflectionStreams));
       router.service(reflV1alpha.ServerReflection, reflectionV1alpha(index, reflectionStreams));
     };
     const metrics = createCentralMetrics({ ingest, store, verdict: v, totals, maxOrigins: config.metricsMaxOrigins, maxOriginIsps: config.metricsMaxOriginIsps });
-    const serveMetrics = metricsRoute(metrics.registry, tokens, (err) => log.error({ err }, "metrics collection failed"));
+    const serveMetrics = metricsRoute(metrics.registry, tokens, (err) => log.error({ err }, "metrics collection failed"), cluster?.status.all);
     const dashboard = dashboardFallback({ onError: (err) => log.error({ err }, "dashboard bundle failed") });
     const httpFallback: typeof dashboard = (req, res) => serveMetrics(req, res) || dashboard(req, res);
     server = await startServer({

@@ -3,7 +3,8 @@
  * and closed as one: the NATS connection (cluster-context.ts), the window-log
  * streams, the ingest's batch sink (cluster-sink.ts), the partition owner
  * (partition-owner.ts: leases, snapshots, replay, OW_STATUS) and the status
- * view that fills this replica's totals map from OW_STATUS (origin-status.ts).
+ * reader that fills this replica's totals and records maps from OW_STATUS when
+ * a query asks (origin-status.ts).
  *
  * Start-up fails with CENTRAL_NATS_UNAVAILABLE when NATS cannot be reached or
  * set up (the CLI exits non-zero with that code); once up, a NATS outage is
@@ -16,7 +17,7 @@ import type { OriginTotals } from "../store/level-store.js";
 import { type ClusterContext, connectCluster } from "./cluster-context.js";
 import { ClusterSink } from "./cluster-sink.js";
 import type { NatsOptions } from "./nats-options.js";
-import { type OriginStatusRecord, STATUS_BUCKET, type StatusView, openStatusBucket, watchOriginStatus } from "./origin-status.js";
+import { type OriginStatusRecord, type StatusReader, createStatusReader, openStatusBucket } from "./origin-status.js";
 import { PartitionOwner } from "./partition-owner.js";
 import { ClusterVerdict } from "./cluster-verdict.js";
 import type { VerdictService } from "../verdict/service.js";
@@ -36,8 +37,10 @@ export interface ClusterStart {
 export interface ClusterParts {
   ctx: ClusterContext;
   sink: ClusterSink;
-  /** OW_STATUS as this replica last saw it, per origin (what its queries answer from). */
+  /** OW_STATUS as this replica last read it, per origin (what its queries answer from). */
   records: Map<string, OriginStatusRecord>;
+  /** Brings `records` and the totals map up to date: call before a query answers (cluster-queries.ts). */
+  status: StatusReader;
   /** The verdict worker's hooks: give the VerdictService `mute: (o) => verdict.muted(o)` and `observeIngest: false`. */
   verdict: ClusterVerdict;
   /** The VerdictService's `eventSink`: publish to OW_EVENTS (every replica receives it back). */
@@ -55,7 +58,6 @@ export async function startClusterParts(
 ): Promise<ClusterParts> {
   const log = state.log.child({ part: "cluster" });
   const ctx = await connectCluster(start.nats, { replicaId: start.replicaId, log: (msg) => log.warn(msg) });
-  let view: StatusView | undefined;
   let owner: PartitionOwner | undefined;
   let events: EventLog | undefined;
   let service: VerdictService | undefined;
@@ -64,18 +66,16 @@ export async function startClusterParts(
     const status = await openStatusBucket(ctx);
     const sink = await ClusterSink.open(ctx, state.highWater, { retryForMs: start.publishRetryMs });
     const records = new Map<string, OriginStatusRecord>();
-    view = await watchOriginStatus(status, state.totals, records, (err) => log.warn({ err: err.message }, "OW_STATUS watch"), {
-      lastSeq: async () => (await ctx.jsm.streams.info(`KV_${STATUS_BUCKET}`)).state.last_seq,
-    });
+    const reader = createStatusReader(ctx, status, { totals: state.totals, records }, (err) => log.warn({ err: err.message }, "OW_STATUS read"));
     const verdict = new ClusterVerdict(start.nats.partitions);
     const ev = (events = await startEventLog(ctx, { log, receive: (e, id) => service?.receiveEvent(e, id) }));
     log.info({ replica: ctx.replicaId, partitions: start.nats.partitions, servers: start.nats.servers }, "cluster mode: connected to NATS");
     let closing: Promise<void> | undefined;
-    const v = view;
     return {
       ctx,
       sink,
       records,
+      status: reader,
       verdict,
       publishEvent: (e) => ev.publish(e),
       get owner() {
@@ -87,18 +87,17 @@ export async function startClusterParts(
         owner = await PartitionOwner.start(ctx, status, { log, hooks: verdict });
         const o = owner;
         verdict.saveSoon = (p) => o.saveSoon(p);
+        verdict.flushSoon = (p) => o.flushSoon(p);
         return o;
       },
       close: () =>
         (closing ??= (async () => {
           await owner?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, "releasing partitions failed"));
-          v.stop();
           await ev.stop();
           await ctx.close();
         })()),
     };
   } catch (err) {
-    view?.stop();
     await events?.stop();
     await owner?.stop().catch(() => undefined);
     await ctx.close();

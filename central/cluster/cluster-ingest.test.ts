@@ -39,7 +39,11 @@ if (requireNats("cluster ingest")) {
     const w = got.find((x) => x.kind.case === "welcome")!;
     return w.kind.case === "welcome" ? w.kind.value.highWaterSeq : -1n;
   };
-  const total = (c: Central) => c.query.totals.get(ORIGIN)?.requests ?? 0n;
+  /** The origin's total as replica c's GetOrigin reads it (from OW_STATUS). */
+  const total = async (c: Central) => {
+    await c.cluster!.status.origin(ORIGIN);
+    return c.query.totals.get(ORIGIN)?.requests ?? 0n;
+  };
 
   test.before(async () => {
     dir = await mkdtemp(join(tmpdir(), "ow-cl-ingest-"));
@@ -60,7 +64,7 @@ if (requireNats("cluster ingest")) {
     assert.is(await welcomeMark(s1), 0n);
     await s1.send(batch(1, { windows: [win(ORIGIN, { ok: 5n })] }), batch(2, { windows: [win(ORIGIN, { ok: 7n })] }));
     await s1.until(() => s1.acks().includes(2n));
-    await eventually(() => total(a) === 12n, 10_000);
+    await eventually(async () => (await total(a)) === 12n, 10_000);
 
     await nats.kill(0);
     await s1.send(batch(3, { windows: [win(ORIGIN, { ok: 100n })] }));
@@ -79,8 +83,8 @@ if (requireNats("cluster ingest")) {
     // A sidecar replaying 2 (already stored) and 3: 2 is acked and not counted again.
     await s2.send(batch(2, { windows: [win(ORIGIN, { ok: 7n })] }), batch(3, { windows: [win(ORIGIN, { ok: 100n })] }));
     await s2.until(() => s2.acks().includes(3n), 20_000);
-    await eventually(() => total(a) === 112n && total(b) === 112n, 20_000).catch(() => {
-      throw new Error(`totals ${total(a)} / ${total(b)}, want 112 on both`);
+    await eventually(async () => (await total(a)) === 112n && (await total(b)) === 112n, 20_000).catch(async () => {
+      throw new Error(`totals ${await total(a)} / ${await total(b)}, want 112 on both`);
     });
     s2.close();
   });

@@ -38,8 +38,9 @@ if (requireNats("cluster rebalance")) {
     centrals.push(c);
     return c;
   };
-  /** "STATE incident-id owner" of an origin as replica c reads it. */
-  const view = (c: Central, origin: string) => {
+  /** "STATE incident-id owner" of an origin as replica c reads it (from OW_STATUS, as its GetOrigin does). */
+  const view = async (c: Central, origin: string) => {
+    await c.cluster!.status.origin(origin);
     const r = c.cluster!.records.get(origin);
     const open = r?.verdict?.incidents.filter((i) => i.open).map((i) => i.id) ?? [];
     return { state: r?.verdict?.state, incidents: open.join(","), owner: r?.owner };
@@ -70,19 +71,20 @@ if (requireNats("cluster rebalance")) {
         sidecars.push(s);
       }
     }
-    await eventually(() => ORIGINS.every((o) => view(a, o).state === 2), 15_000); // HEALTHY
+    const every = async (c: Central, ok: (v: Awaited<ReturnType<typeof view>>) => boolean) => (await Promise.all(ORIGINS.map((o) => view(c, o)))).every(ok);
+    await eventually(() => every(a, (v) => v.state === 2), 15_000); // HEALTHY
     down = true;
-    await eventually(() => ORIGINS.every((o) => view(a, o).state === 4 && view(a, o).incidents !== ""), 15_000); // DOWN, incident open
-    const before = ORIGINS.map((o) => view(a, o).incidents);
+    await eventually(() => every(a, (v) => v.state === 4 && v.incidents !== ""), 15_000); // DOWN, incident open
+    const before = await Promise.all(ORIGINS.map(async (o) => (await view(a, o)).incidents));
 
     const b = await start(1);
     await eventually(() => b.cluster!.owner!.partitions().live.length === 1 && a.cluster!.owner!.partitions().owned.length === 1, 20_000);
     const moved = ORIGINS[b.cluster!.owner!.partitions().live[0] === partitionOf(ORIGINS[0], P) ? 0 : 1];
-    await eventually(() => view(a, moved).owner === "t1" && view(b, moved).owner === "t1", 10_000);
+    await eventually(async () => (await view(a, moved)).owner === "t1" && (await view(b, moved)).owner === "t1", 10_000);
     await new Promise((r) => setTimeout(r, 1500));
     for (const [i, o] of ORIGINS.entries()) {
       for (const c of [a, b]) {
-        const v = view(c, o);
+        const v = await view(c, o);
         assert.is(v.state, 4, `${o} still DOWN on ${c.cluster!.ctx.replicaId}`);
         assert.is(v.incidents, before[i], `${o}: the same open incident on ${c.cluster!.ctx.replicaId}`);
       }

@@ -10,6 +10,8 @@
  *   previous owner already announced;
  * - an incident transition asks for a snapshot at once (a successor must
  *   know the incident), on top of the periodic ones;
+ * - a state change or an incident transition asks for the origin's OW_STATUS
+ *   record at once (every replica reads it: the verdict must show promptly);
  * - stop (lease lost, rebalance, fenced): the origins are forgotten quietly
  *   (engine.forgetOrigin emits nothing; the successor carries on).
  */
@@ -33,6 +35,8 @@ export class ClusterVerdict implements PartitionHooks {
   private readonly owned = new Map<number, boolean>();
   /** Set by the wiring: save partition p's snapshot soon. */
   saveSoon: (p: number) => void = () => {};
+  /** Set by the wiring: write partition p's changed OW_STATUS records soon. */
+  flushSoon: (p: number) => void = () => {};
   private verdict?: VerdictService;
 
   constructor(private readonly partitions: number) {}
@@ -41,9 +45,10 @@ export class ClusterVerdict implements PartitionHooks {
   attach(verdict: VerdictService): void {
     this.verdict = verdict;
     verdict.engine.onChange((c) => {
-      if (c.type !== "incident") return;
-      const p = partitionOf(c.incident.origin, this.partitions);
-      if (this.owned.get(p)) this.saveSoon(p);
+      const p = partitionOf(c.type === "state" ? c.origin : c.incident.origin, this.partitions);
+      if (!this.owned.get(p)) return;
+      if (c.type === "incident") this.saveSoon(p);
+      this.flushSoon(p);
     });
   }
 

@@ -1,15 +1,19 @@
 /**
  * Per-origin status readable from every replica (issue 16): the partition
- * owner writes each origin's totals to KV `OW_STATUS` (`o.<b64url origin>`,
- * JSON), and every replica watches the bucket into its own totals map, the one
- * its queries (ListOrigins, GetOrigin) read. So every replica answers the
- * same, a read never waits on another replica, and an owner's death leaves the
- * last value readable until the next owner writes.
+ * owner writes each origin's record (totals, verdict, figures, incidents) to KV
+ * `OW_STATUS` (`o.<b64url origin>`, JSON), and any replica reads it when a
+ * query asks (createStatusReader): GetOrigin one key, ListOrigins/ListIncidents
+ * and /metrics the whole bucket, shared by concurrent callers and reused for
+ * `maxAgeMs`. So every replica answers the same, and an owner's death leaves
+ * the last record readable until the next owner writes.
  *
- * Why KV and not request/reply to the owner: reads are local and survive an
- * owner change; the cost is one put per changed origin per flush (1 s), which
- * is per origin, not per node or window.
+ * Why read on demand and not mirror the bucket into every replica: a mirror
+ * costs every replica (and every nats-server delivering to it) one decode per
+ * put whether anyone asks or not — the work grows with the number of replicas
+ * (central/cluster/README.md, Cost). Why KV and not request/reply to the
+ * owner: reads survive an owner change and never wait on another replica.
  */
+import { DeliverPolicy } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { OriginTotals } from "../store/level-store.js";
 import type { IncidentRecord } from "../verdict/hysteresis.js";
@@ -17,7 +21,9 @@ import type { FaultFinding } from "../verdict/policy.js";
 import type { ClusterContext } from "./cluster-context.js";
 
 export const STATUS_BUCKET = "OW_STATUS";
-export const statusKey = (origin: string) => `o.${Buffer.from(origin).toString("base64url")}`;
+const STATUS_STREAM = `KV_${STATUS_BUCKET}`;
+const KEY_PREFIX = "o.";
+export const statusKey = (origin: string) => `${KEY_PREFIX}${Buffer.from(origin).toString("base64url")}`;
 
 /** What an owner publishes for one origin (decimal strings: 64-bit counts). */
 export interface OriginStatusRecord {
@@ -49,6 +55,22 @@ export interface VerdictStatusRecord {
   incidents: IncidentRecord[];
 }
 
+/**
+ * The part of a verdict whose change is written at once (every replica must show it promptly): state,
+ * since when, confirming, which faults, and the incidents' identity and lifecycle. Figures, reasons
+ * (they quote figures) and incident peaks move every second and are written at the slower cadence.
+ */
+export function verdictKey(v: VerdictStatusRecord | undefined): string {
+  if (!v) return "";
+  return JSON.stringify([
+    v.state,
+    v.stateSinceMs,
+    v.confirming,
+    v.faults.map((f) => `${f.scope}:${f.key}`),
+    v.incidents.map((i) => [i.id, i.kind, i.scopeKey, i.open, i.closedMs, i.flapping, i.reopenCount]),
+  ]);
+}
+
 export async function openStatusBucket(ctx: ClusterContext): Promise<KV> {
   return ctx.kvm.create(STATUS_BUCKET, { replicas: ctx.options.replicas, history: 1 });
 }
@@ -57,78 +79,114 @@ export function toTotals(r: OriginStatusRecord): OriginTotals {
   return { requests: BigInt(r.requests), failures: BigInt(r.failures), firstSeenMs: r.firstSeenMs, lastSeenMs: r.lastSeenMs };
 }
 
-export interface StatusView {
-  stop(): void;
+/**
+ * What a replica's queries read of OW_STATUS: the records and the totals maps
+ * (the query API's shapes, filled here — converted once, at the edge), brought
+ * up to date by `origin` or `all` before a query answers.
+ */
+export interface StatusReader {
+  /** Reads one origin's record now (GetOrigin); its absence removes it from the maps. */
+  origin(origin: string): Promise<void>;
+  /**
+   * Reads every record (ListOrigins, ListIncidents, /metrics, the age-out sweep) unless a read
+   * finished less than `maxAgeMs` ago; concurrent callers share one read. The maps then hold exactly
+   * the bucket's origins.
+   */
+  all(): Promise<void>;
+}
+
+export interface StatusReaderOptions {
+  /** A whole-bucket read this recent is reused (default 250 ms). */
+  maxAgeMs?: number;
+  /** A whole-bucket read not finished after this fails (default 5 s): the maps keep what they had. */
+  timeoutMs?: number;
 }
 
 /**
- * Mirrors OW_STATUS into `totals` and `records` (what the queries read) until stopped. A
- * record that does not parse is reported and skipped. A watch that ends or stalls (its
- * consumer did not survive a nats-server kill: the bucket's last sequence is ahead of what
- * the watch delivered for `stallMs`) is replaced by one resuming after the last revision seen.
+ * The replica's StatusReader over `kv`. A read that fails (NATS unreachable, a consumer that does not
+ * deliver within `timeoutMs`) rejects with the cause and leaves the maps as they were; a record that
+ * does not parse is left out and reported through `onError`.
  */
-export async function watchOriginStatus(
+export function createStatusReader(
+  ctx: Pick<ClusterContext, "js" | "jsm">,
   kv: KV,
-  totals: Map<string, OriginTotals>,
-  records: Map<string, OriginStatusRecord>,
+  maps: { totals: Map<string, OriginTotals>; records: Map<string, OriginStatusRecord> },
   onError: (err: Error) => void,
-  o: { lastSeq?: () => Promise<number>; stallMs?: number } = {},
-): Promise<StatusView> {
-  let lastRevision = 0;
-  let stopped = false;
-  let watch = await kv.watch({ key: "o.>" });
-  const apply = (e: { key: string; operation: string; revision: number; json<T>(): T }) => {
-    lastRevision = e.revision;
+  o: StatusReaderOptions = {},
+): StatusReader {
+  const maxAgeMs = o.maxAgeMs ?? 250;
+  const timeoutMs = o.timeoutMs ?? 5_000;
+  const set = (r: OriginStatusRecord) => {
+    maps.records.set(r.origin, r);
+    const t = toTotals(r);
+    const cur = maps.totals.get(r.origin);
+    if (cur) Object.assign(cur, t);
+    else maps.totals.set(r.origin, t);
+  };
+  const parse = (bytes: Uint8Array): OriginStatusRecord | undefined => {
     try {
-      if (e.operation !== "PUT") {
-        const origin = Buffer.from(e.key.slice(2), "base64url").toString();
-        totals.delete(origin);
-        records.delete(origin);
-        return;
-      }
-      const r = e.json<OriginStatusRecord>();
-      records.set(r.origin, r);
-      const t = toTotals(r);
-      const cur = totals.get(r.origin);
-      if (cur) Object.assign(cur, t);
-      else totals.set(r.origin, t);
+      return JSON.parse(Buffer.from(bytes).toString()) as OriginStatusRecord;
     } catch (err) {
-      onError(err as Error);
+      onError(new Error(`unreadable OW_STATUS record: ${(err as Error).message}`));
+      return undefined;
     }
   };
-  const restart = async () => {
-    watch.stop();
-    watch = await kv.watch({ key: "o.>", resumeFromRevision: lastRevision + 1 });
-    void run(watch);
-  };
-  const run = async (w: typeof watch) => {
+  let inflight: Promise<void> | undefined;
+  let freshUntil = 0;
+
+  /** The last record of every key, read with a short-lived ordered consumer (last per subject). */
+  const readAll = async (): Promise<OriginStatusRecord[]> => {
+    const info = await ctx.jsm.streams.info(STATUS_STREAM);
+    if (info.state.messages === 0) return [];
+    const consumer = await ctx.js.consumers.get(STATUS_STREAM, { filter_subjects: `$KV.${STATUS_BUCKET}.${KEY_PREFIX}>`, deliver_policy: DeliverPolicy.LastPerSubject });
+    const messages = await consumer.consume({ max_messages: 512 });
+    const timer = setTimeout(() => void messages.stop(), timeoutMs);
+    const out: OriginStatusRecord[] = [];
+    let complete = false;
     try {
-      for await (const e of w) apply(e);
-    } catch (err) {
-      onError(err as Error);
-    }
-  };
-  void run(watch);
-  let checked = -1;
-  const timer = setInterval(() => {
-    if (stopped || !o.lastSeq) return;
-    void o.lastSeq().then(
-      (last) => {
-        if (last > lastRevision && checked === lastRevision) {
-          onError(new Error(`OW_STATUS watch stalled at ${lastRevision} (bucket at ${last}): resuming`));
-          return restart();
+      for await (const m of messages) {
+        const op = m.headers?.get("KV-Operation");
+        if (op !== "DEL" && op !== "PURGE") {
+          const r = parse(m.data);
+          if (r) out.push(r);
         }
-        checked = lastRevision;
-      },
-      () => undefined,
-    ).catch((err: unknown) => onError(err as Error));
-  }, o.stallMs ?? 5_000);
-  timer.unref();
+        if (m.info.pending === 0) {
+          complete = true;
+          break;
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+      await messages.close().catch(() => undefined);
+    }
+    if (!complete) throw new Error(`reading ${STATUS_BUCKET} did not finish within ${timeoutMs} ms`);
+    return out;
+  };
+
   return {
-    stop: () => {
-      stopped = true;
-      clearInterval(timer);
-      watch.stop();
+    async origin(origin) {
+      const e = await kv.get(statusKey(origin));
+      const r = e && e.operation === "PUT" ? parse(e.value) : undefined;
+      if (r) return set(r);
+      maps.records.delete(origin);
+      maps.totals.delete(origin);
+    },
+    all() {
+      if (Date.now() < freshUntil) return Promise.resolve();
+      return (inflight ??= readAll()
+        .then((records) => {
+          const seen = new Set<string>();
+          for (const r of records) {
+            seen.add(r.origin);
+            set(r);
+          }
+          for (const origin of maps.records.keys()) if (!seen.has(origin)) maps.records.delete(origin);
+          for (const origin of maps.totals.keys()) if (!seen.has(origin)) maps.totals.delete(origin);
+          freshUntil = Date.now() + maxAgeMs;
+        })
+        .finally(() => {
+          inflight = undefined;
+        }));
     },
   };
 }

@@ -4,7 +4,14 @@
  * snapshot seq + 1 through the per-node high-water marks (a (node, seq) is
  * applied once, whichever replica published it, however often), keep the
  * partition's origin totals, save a fenced snapshot every few seconds and
- * publish the totals of changed origins to OW_STATUS once caught up.
+ * publish changed origins to OW_STATUS once caught up.
+ *
+ * OW_STATUS writes (every replica reads them): an origin's record is written
+ * at once when its verdict changes (state, faults, confirming, incidents: a
+ * flush follows every engine change), when its totals have settled (a flush
+ * saw no new traffic: totals are exact after a quiet second or two), and
+ * otherwise at most every `statusRefreshMs` while traffic moves its totals and
+ * figures. So a busy origin costs one put per refresh period, not per second.
  *
  * Caught up = the reader has applied the stream's last sequence as it was
  * when the partition was claimed. Until then nothing leaves the owner (the
@@ -26,7 +33,7 @@ import { completedFailuresOf, completedOf, countsOfWindow } from "../../proto/ou
 import { CentralError } from "../errors.js";
 import type { ClusterContext } from "./cluster-context.js";
 import { HighWaterMarks } from "./high-water.js";
-import { type OriginStatusRecord, statusKey } from "./origin-status.js";
+import { type OriginStatusRecord, statusKey, verdictKey } from "./origin-status.js";
 import { type LeaseBucket, type PartitionLeases, openLeaseBucket, startPartitionLeases } from "./partition-lease.js";
 import { SnapshotStore } from "./snapshot.js";
 import { type PartitionReader, readPartition, windowStream } from "./window-log.js";
@@ -66,8 +73,10 @@ export interface PartitionOwnerOptions {
   log: Logger;
   /** Snapshot save period (default 3 s). */
   snapshotMs?: number;
-  /** OW_STATUS flush period (default 1 s). */
+  /** OW_STATUS flush period (default 1 s): verdict changes and settled totals are written at the next one. */
   flushMs?: number;
+  /** A record whose totals or figures keep moving is rewritten at most this often (default 5 s). */
+  statusRefreshMs?: number;
   hooks?: PartitionHooks;
 }
 
@@ -79,7 +88,11 @@ interface Owned {
   hwm: HighWaterMarks;
   totals: Map<string, TotalsRecord>;
   /** What was last written to OW_STATUS per origin (only changes are written). */
-  written: Map<string, string>;
+  written: Map<string, Written>;
+  /** Each origin's totals at the previous flush: unchanged = settled (no traffic since). */
+  seenTotals: Map<string, string>;
+  /** A flushSoon is queued. */
+  flushQueued: boolean;
   appliedSeq: number;
   /** appliedSeq at the last progress check (-1: none yet). */
   checkedSeq: number;
@@ -93,6 +106,19 @@ interface Owned {
   timers: NodeJS.Timeout[];
   busy: Promise<unknown>;
 }
+
+/** One origin's last OW_STATUS write. */
+interface Written {
+  /** verdictKey of the verdict written. */
+  key: string;
+  /** Its totals (totalsKey). */
+  totals: string;
+  /** The record's body without owner and sequence. */
+  body: string;
+  atMs: number;
+}
+
+const totalsKey = (t: TotalsRecord) => `${t.requests}/${t.failures}/${t.lastSeenMs}`;
 
 export class PartitionOwner {
   private readonly owned = new Map<number, Owned>();
@@ -134,7 +160,7 @@ export class PartitionOwner {
 
   private async acquire(p: number, revision: number): Promise<void> {
     const t0 = Date.now();
-    const o: Owned = { p, revision, snapRevision: 0, hwm: new HighWaterMarks(), totals: new Map(), written: new Map(), appliedSeq: 0, checkedSeq: -1, catchUpSeq: 0, live: false, liveWindows: 0, stopped: false, timers: [], busy: Promise.resolve() };
+    const o: Owned = { p, revision, snapRevision: 0, hwm: new HighWaterMarks(), totals: new Map(), written: new Map(), seenTotals: new Map(), flushQueued: false, appliedSeq: 0, checkedSeq: -1, catchUpSeq: 0, live: false, liveWindows: 0, stopped: false, timers: [], busy: Promise.resolve() };
     this.owned.set(p, o);
     try {
       const claim = await this.snapshots.claim(p, this.ctx.replicaId, revision);
@@ -198,23 +224,49 @@ export class PartitionOwner {
     }
   }
 
-  /** Writes the origins whose totals or verdict changed to OW_STATUS (only once caught up). */
-  private async flush(o: Owned): Promise<void> {
+  /**
+   * Writes to OW_STATUS (only once caught up) the origins whose verdict changed, whose totals settled
+   * since the last write, and — once `statusRefreshMs` passed since their last write — whose totals,
+   * figures or wording moved; `all` writes every origin that differs from its last write (a release).
+   */
+  private async flush(o: Owned, all = false): Promise<void> {
     if (!o.live) return;
-    const puts: OriginStatusRecord[] = [];
+    const now = Date.now();
+    const refreshMs = this.o.statusRefreshMs ?? 5_000;
+    const puts: Array<{ r: OriginStatusRecord; w: Written }> = [];
     for (const [origin, t] of o.totals) {
       const verdict = this.o.hooks?.statusOf(origin);
+      const totals = totalsKey(t);
+      const moving = o.seenTotals.get(origin) !== totals;
+      o.seenTotals.set(origin, totals);
+      const key = verdictKey(verdict);
+      const w = o.written.get(origin);
+      // Same verdict: write settled totals now, anything else once the refresh period passed.
+      if (w && w.key === key && !all && !(w.totals !== totals && !moving) && now - w.atMs < refreshMs) continue;
       const body = JSON.stringify({ t, verdict });
-      if (o.written.get(origin) === body) continue;
-      o.written.set(origin, body);
-      puts.push({ origin, partition: o.p, ...t, verdict, owner: this.ctx.replicaId, streamSeq: o.appliedSeq });
+      if (w?.body === body) continue;
+      puts.push({ r: { origin, partition: o.p, ...t, verdict, owner: this.ctx.replicaId, streamSeq: o.appliedSeq }, w: { key, totals, body, atMs: now } });
     }
+    for (const { r, w } of puts) o.written.set(r.origin, w);
     try {
-      await Promise.all(puts.map((r) => this.status.put(statusKey(r.origin), JSON.stringify(r))));
+      await Promise.all(puts.map(({ r }) => this.status.put(statusKey(r.origin), JSON.stringify(r))));
     } catch (err) {
-      for (const r of puts) o.written.delete(r.origin);
+      for (const { r } of puts) o.written.delete(r.origin);
       throw new CentralError("CENTRAL_NATS_UNAVAILABLE", `cannot publish status of partition ${o.p}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** Writes partition p's changed OW_STATUS records at the next chance (its verdict changed: every replica should see it now). */
+  flushSoon(p: number): void {
+    const o = this.owned.get(p);
+    if (!o || o.stopped || !o.live || o.flushQueued) return;
+    o.flushQueued = true;
+    o.busy = o.busy
+      .then(() => {
+        o.flushQueued = false;
+        return this.flush(o);
+      })
+      .catch((err) => this.fail(o, err));
   }
 
   /**
@@ -291,7 +343,7 @@ export class PartitionOwner {
       await o.reader?.stop();
       o.stopped = false;
       try {
-        await this.flush(o);
+        await this.flush(o, true);
         await this.save(o);
       } catch (err) {
         this.o.log.warn({ partition: p, err: (err as Error).message }, "last snapshot on release failed");

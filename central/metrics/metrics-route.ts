@@ -17,7 +17,8 @@ export const METRICS_PATH = "/metrics";
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 
-export function metricsRoute(registry: client.Registry, tokens: TokenEntry[] | undefined, onError?: (err: unknown) => void): (req: Req, res: Res) => boolean {
+/** `before` runs ahead of every collection (cluster mode: read the origins' status from OW_STATUS); its failure is a 500. */
+export function metricsRoute(registry: client.Registry, tokens: TokenEntry[] | undefined, onError?: (err: unknown) => void, before?: () => Promise<void>): (req: Req, res: Res) => boolean {
   return (req, res) => {
     if ((req.url ?? "").split("?")[0] !== METRICS_PATH || (req.method !== "GET" && req.method !== "HEAD")) return false;
     const r = res as ServerResponse;
@@ -30,7 +31,7 @@ export function metricsRoute(registry: client.Registry, tokens: TokenEntry[] | u
         return true;
       }
     }
-    registry.metrics().then(
+    (before ? before().then(() => registry.metrics()) : registry.metrics()).then(
       (text) => {
         r.writeHead(200, { "content-type": registry.contentType, "cache-control": "no-store" });
         r.end(req.method === "HEAD" ? undefined : text);

@@ -15,7 +15,7 @@
  * else the sources (ORIGINWATCH_FROM_SOURCE=1); the first line says which.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,6 +36,18 @@ const NODES = numArg("fleet-nodes", 40);
 const WINDOWS = numArg("fleet-windows", 100);
 const MEASURE_S = numArg("fleet-seconds", 8);
 const IDLE_S = numArg("fleet-idle-seconds", 4);
+/**
+ * Load before the measured interval. Each process JIT-compiles its hot code (on helper threads) once the
+ * load reaches it: with 3 s of warm-up, 3 replicas paid that ~3 times in the measured interval (others
+ * threads: 68 ms/s at W=1, ~190 at W=3); after 20-25 s it is done (35 vs 50). A replica runs for days.
+ */
+const WARMUP_S = numArg("fleet-warmup-seconds", 20);
+const ONLY_W = numArg("fleet-w", 0);
+const PINNED = numArg("fleet-pinned", 1);
+/** A directory: the centrals write CPU profiles (cpu-profile-hook.mjs) into <dir>/w<W>; they stop with SIGTERM so the profiles are written. */
+const PROFILE_DIR = process.env.ORIGINWATCH_BENCH_CPU_PROF;
+/** Also print each central's CPU in its main (JS) thread and in its other threads (compiler and GC helpers, libuv pool). */
+const THREADS = process.env.ORIGINWATCH_BENCH_THREADS === "1";
 const CAP_WINDOWS = 200;
 const CAP_INFLIGHT = 4;
 
@@ -73,6 +85,22 @@ function zipfSet(n: number, rand: () => number): number[] {
 export function procCpuUs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
   return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
+}
+
+/** utime + stime of a process's main (JS) thread and of its other threads (V8's compiler and GC helpers, libuv's pool; all named "node"), in µs. */
+export function threadCpuUs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const raw = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = tid === String(pid) ? "main" : "others";
+      const f = raw.slice(raw.lastIndexOf(") ") + 2).split(" ");
+      out.set(name, (out.get(name) ?? 0) + ((Number(f[11]) + Number(f[12])) * 1e6) / 100);
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return out;
 }
 
 /** Ingest load: `nodes` streams to `address`; per node `perSec` batches of `windows` (0 = as fast as acks allow, `inflight` unacked). */
@@ -195,7 +223,15 @@ async function writePw(dir: string, nats: NatsCluster): Promise<string> {
 async function fixedLoad(w: number): Promise<Row> {
   return withCluster(async (nats, dir) => {
     const pw = await writePw(dir, nats);
-    const reps = await startCentralReplicas({ dir, n: w, args: (i) => [...natsArgs(nats, pw), "--replica-id", `r${i}`] });
+    const saved = process.env.NODE_OPTIONS;
+    if (PROFILE_DIR) {
+      process.env.NODE_OPTIONS = `${saved ?? ""} --import ${join(ROOT, "tools", "bench", "cpu-profile-hook.mjs")}`.trim();
+      process.env.ORIGINWATCH_CPU_PROF_DIR = join(PROFILE_DIR, `w${w}`);
+    }
+    const reps = await startCentralReplicas({ dir, n: w, args: (i) => [...natsArgs(nats, pw), "--replica-id", `r${i}`] }).finally(() => {
+      if (saved === undefined) delete process.env.NODE_OPTIONS;
+      else process.env.NODE_OPTIONS = saved;
+    });
     try {
       let owners = await settledOwners(nats, w);
       const pids = reps.procs.map((p) => p.child.pid!);
@@ -210,13 +246,16 @@ async function fixedLoad(w: number): Promise<Row> {
       const natsIdle = npids.reduce((a, p, i) => a + procCpuUs(p) - j0[i], 0) / idleWall;
       const load = startLoad(reps.procs[0].address, { nodes: NODES, windows: WINDOWS, perSec: 1, inflight: 8, tag: `w${w}` });
       if (w > 1) {
-        // The leases place partitions by measured load (windows/s over 30 s): under load for longer than that, then no lease moved for 20 s.
+        // The leases place partitions by measured load (windows/s over 30 s): under load for longer than that, then
+        // no lease moved for 20 s. That is also longer than the warm-up (each replica compiling its hot code).
         const t1 = performance.now();
-        await sleep(40_000);
+        await sleep(Math.max(40, WARMUP_S) * 1000);
         owners = await settledOwners(nats, w, 20_000, 180_000);
         console.log(`  W=${w}: leases settled under load after ${((performance.now() - t1) / 1000).toFixed(0)} s`);
-      } else await sleep(3000);
+      } else await sleep(WARMUP_S * 1000);
+      if (PROFILE_DIR) for (const p of pids) process.kill(p, "SIGUSR2");
       const c0 = pids.map(procCpuUs);
+      const th0 = THREADS ? pids.map(threadCpuUs) : [];
       const n0 = npids.map(procCpuUs);
       const a0 = load.acked();
       const pp0 = load.perPart();
@@ -224,9 +263,16 @@ async function fixedLoad(w: number): Promise<Row> {
       await sleep(MEASURE_S * 1000);
       const wall = (performance.now() - t0) / 1000;
       const gross = pids.map((p, i) => procCpuUs(p) - c0[i]);
+      if (THREADS) {
+        for (const [i, p] of pids.entries()) {
+          const d = [...threadCpuUs(p)].map(([name, us]) => [name, us - (th0[i].get(name) ?? 0)] as const).filter(([, us]) => us > 0);
+          console.log(`  W=${w} r${i} CPU ms/s by thread: ${d.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${(us / 1000 / MEASURE_S).toFixed(0)}`).join(", ")}`);
+        }
+      }
       const natsGross = npids.reduce((a, p, i) => a + procCpuUs(p) - n0[i], 0);
       const done = load.acked() - a0;
       const parts = load.perPart().map((x, p) => x - pp0[p]);
+      if (PROFILE_DIR) await Promise.all(reps.procs.map((p) => p.stop("SIGTERM")));
       await load.stop();
       if (owners.some((o) => o !== owners[0]) !== w > 1) throw new Error(`owners ${owners.join(",")}`);
       const cpu = gross.map((c, i) => c - idle[i] * wall);
@@ -295,21 +341,24 @@ export async function benchClusterFleet(): Promise<void> {
   const load = NODES * WINDOWS;
   console.log(`\ncluster processes: centrals run ${fromDist ? "the compiled dist/" : "from source (ORIGINWATCH_FROM_SOURCE=1, no dist/)"}; 3 nats-servers R3; ${P} partitions; fixed load ${NODES} nodes × 1 batch/s × ${WINDOWS} Zipf(1) origins of ${ORIGINS} = ${load} summaries/s, all into replica 0; ${MEASURE_S} s measured after the leases settled; load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
   const rows: Row[] = [];
-  for (const w of [1, 2, 3]) {
+  for (const w of ONLY_W ? [ONLY_W] : [1, 2, 3]) {
     console.log(`  starting W=${w} ...`);
     rows.push(await fixedLoad(w));
   }
-  console.log(`  starting the pinned replica ...`);
-  const cap = await pinnedCapacity();
 
   const f = (x: number | undefined) => (x === undefined ? "    –" : x.toFixed(1).padStart(5));
   console.log(`\nCPU µs per summary at ${load}/s, net of each process's idle CPU (replica 0 = ingest + the worker of its partitions; worker = replicas 1..W-1 per summary they own; ingest = replica 0 minus its worker share; gross = everything incl. idle):`);
   console.log(" W | acked/s | idle ms/s centrals | idle ms/s nats | replica 0 | ingest | worker | all centrals | nats-servers (3) | centrals + nats | gross total | partition max/mean | worker max/mean");
   for (const r of rows) console.log(` ${r.w} | ${r.rate.toFixed(0).padStart(7)} | ${r.idleMs.toFixed(0).padStart(18)} | ${r.natsIdleMs.toFixed(0).padStart(14)} |     ${f(r.ingestPlusOwn)} |  ${f(r.ingest)} |  ${f(r.worker)} |        ${f(r.centrals)} |            ${f(r.nats)} |           ${f(r.centrals + r.nats)} |       ${f(r.grossTotal)} |               ${r.partBalance.toFixed(2)} |            ${r.workerBalance.toFixed(2)}`);
-  const tot = rows.map((r) => r.centrals + r.nats);
-  const flat = Math.max(...tot) / Math.min(...tot);
-  console.log(`  flatness (net centrals + nats, max/min over W = 1..3): ${flat.toFixed(2)} ${flat <= 1.15 ? "(within 15 %: no visible coordination overhead)" : "(over 15 %: per-summary coordination overhead, or noise: rerun on a quiet machine)"}`);
+  if (rows.length < 3) return;
+  const [one, , three] = rows;
+  const ratio = (a: number, b: number) => (b / a).toFixed(2);
+  const flat = (three.centrals + three.nats) / (one.centrals + one.nats);
+  console.log(`  flatness, W=3 / W=1 per summary: centrals + nats ${flat.toFixed(2)} ${flat <= 1.15 ? "(within 15 %: no visible coordination overhead)" : "(over 15 %: per-summary coordination overhead, or noise: rerun on a quiet machine)"}; all centrals ${ratio(one.centrals, three.centrals)}; nats-servers ${ratio(one.nats, three.nats)}; ingest (W=3) / replica 0 (W=1) ${ratio(one.ingestPlusOwn, three.ingest!)}; worker (W=3) / replica 0 (W=1) ${ratio(one.ingestPlusOwn, three.worker!)}; ingest + worker (W=3) / replica 0 (W=1) ${ratio(one.ingestPlusOwn, three.ingest! + three.worker!)}`);
   console.log(`shard balance with Zipf(1) origins, ${P} partitions: per partition max/mean ${rows[2].partBalance.toFixed(2)}, per worker (W=3, real load-aware leases, settled) ${rows[2].workerBalance.toFixed(2)} ${rows[2].workerBalance <= 1.2 ? "(≤ 1.2)" : "(over 1.2)"} (npm run bench:shards: the model for 64/256 partitions and more workers)`);
+  if (!PINNED) return;
+  console.log(`  starting the pinned replica ...`);
+  const cap = await pinnedCapacity();
   const capPerCore = 1e6 / cap.usPer;
   console.log(`one replica (ingest + worker of all ${P} partitions) pinned to core 0: ${cap.rate.toFixed(0)} summaries/s acked using ${(cap.coreShare * 100).toFixed(0)} % of the core = ${cap.usPer.toFixed(1)} µs/summary → ${capPerCore.toFixed(0)} summaries/s per core-second`);
 

@@ -10,7 +10,9 @@
  *
  * Then the same cost on real processes per role, with 1, 2 and 3 replicas,
  * the shard balance, one replica's capacity pinned to one core and the fleet
- * it projects to (cluster-fleet.ts; its flags are --fleet-*).
+ * it projects to (cluster-fleet.ts; its flags are --fleet-*; `--fleet-only 1`
+ * skips the window-log part, `--fleet-w N` runs one W only, `--fleet-pinned 0`
+ * skips the pinned replica, ORIGINWATCH_BENCH_CPU_PROF=<dir> profiles the centrals).
  *
  * The machine is shared and noisy: read the median and the spread, and the
  * ratios to the baseline.
@@ -71,78 +73,83 @@ const selfCpuUs = () => {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const spread = (xs: number[]) => `${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)}`;
 
-const cluster = await startNatsCluster({ servers: 3 });
-try {
-  await cluster.ready();
-  const nc = await cluster.connect();
-  const js = jetstream(nc);
-  await ensureWindowStreams(await jetstreamManager(nc), { ...NATS_DEFAULTS, partitions: P });
-  const pids = cluster.servers.map((s) => s.pid()!);
-  const jsm = await jetstreamManager(nc);
-  const lastSeqs = () => Promise.all(Array.from({ length: P }, async (_, p) => (await jsm.streams.info(`OW_WIN_${p}`)).state.last_seq));
-  const rows: Record<string, number[]> = { baseline: [], publish: [], server: [], consume: [], rate: [], msgRate: [] };
-  console.log(`window log: ${BATCHES} batches × ${WINDOWS} windows from ${NODES} nodes, ${P} partitions, R3 on 3 nats-servers, ${REPS} reps`);
-  for (let rep = 0; rep < REPS; rep++) {
-    const work = makeBatches(rep);
-    const summaries = BATCHES * WINDOWS;
+/** Part one: the window log alone (publisher, nats-servers, reader) against the encode + decode baseline. */
+async function benchWindowLog(): Promise<void> {
+  const cluster = await startNatsCluster({ servers: 3 });
+  try {
+    await cluster.ready();
+    const nc = await cluster.connect();
+    const js = jetstream(nc);
+    await ensureWindowStreams(await jetstreamManager(nc), { ...NATS_DEFAULTS, partitions: P });
+    const pids = cluster.servers.map((s) => s.pid()!);
+    const jsm = await jetstreamManager(nc);
+    const lastSeqs = () => Promise.all(Array.from({ length: P }, async (_, p) => (await jsm.streams.info(`OW_WIN_${p}`)).state.last_seq));
+    const rows: Record<string, number[]> = { baseline: [], publish: [], server: [], consume: [], rate: [], msgRate: [] };
+    console.log(`window log: ${BATCHES} batches × ${WINDOWS} windows from ${NODES} nodes, ${P} partitions, R3 on 3 nats-servers, ${REPS} reps`);
+    for (let rep = 0; rep < REPS; rep++) {
+      const work = makeBatches(rep);
+      const summaries = BATCHES * WINDOWS;
 
-    // Baseline: split + encode + decode, no NATS.
-    let c0 = selfCpuUs();
-    for (const { node, batch } of work) {
-      for (const [p, s] of splitByPartition(batch, P)) {
-        const bytes = toBinary(PartitionBatchSchema, create(PartitionBatchSchema, { node, seq: batch.seq, partition: p, windows: s.windows, exemplars: s.exemplars }));
-        fromBinary(PartitionBatchSchema, bytes);
-      }
-    }
-    rows.baseline.push((selfCpuUs() - c0) / summaries);
-
-    // Publish: every node serial (as one session is), nodes in parallel.
-    const pub = createWindowLogPublisher(js, { partitions: P });
-    const byNode = new Map<string, Batch[]>();
-    for (const { node, batch } of work) byNode.set(node.nodeId, [...(byNode.get(node.nodeId) ?? []), batch]);
-    const nodeOf = new Map(work.map((w) => [w.node.nodeId, w.node]));
-    const before = await lastSeqs();
-    const s0 = pids.map(procCpuUs);
-    c0 = selfCpuUs();
-    const t0 = performance.now();
-    let messages = 0;
-    await Promise.all(
-      [...byNode].map(async ([id, batches]) => {
-        for (const b of batches) {
-          const r = await pub.publish(nodeOf.get(id)!, b);
-          messages += r.messages;
+      // Baseline: split + encode + decode, no NATS.
+      let c0 = selfCpuUs();
+      for (const { node, batch } of work) {
+        for (const [p, s] of splitByPartition(batch, P)) {
+          const bytes = toBinary(PartitionBatchSchema, create(PartitionBatchSchema, { node, seq: batch.seq, partition: p, windows: s.windows, exemplars: s.exemplars }));
+          fromBinary(PartitionBatchSchema, bytes);
         }
-      }),
-    );
-    const wall = (performance.now() - t0) / 1000;
-    rows.publish.push((selfCpuUs() - c0) / summaries);
-    rows.server.push(pids.map(procCpuUs).reduce((a, x, i) => a + x - s0[i], 0) / summaries);
-    rows.rate.push(summaries / wall);
-    rows.msgRate.push(messages / wall);
+      }
+      rows.baseline.push((selfCpuUs() - c0) / summaries);
 
-    // Consume: every partition's messages of this rep, decoded, partitions in parallel.
-    const after = await lastSeqs();
-    c0 = selfCpuUs();
-    let read = 0;
-    await Promise.all(
-      after.map(async (target, p) => {
-        if (target <= before[p]) return;
-        const r = await readPartition(js, p, { fromSeq: before[p] + 1, maxBuffered: 512, handler: (b) => void (read += b.windows.length) });
-        while (r.lastSeq() < target) await new Promise((x) => setTimeout(x, 5));
-        await r.stop();
-      }),
-    );
-    rows.consume.push((selfCpuUs() - c0) / Math.max(1, read));
-    console.log(`  rep ${rep + 1}: publish ${rows.rate.at(-1)!.toFixed(0)} summaries/s (${rows.msgRate.at(-1)!.toFixed(0)} msgs/s); CPU µs/summary: encode+decode baseline ${rows.baseline.at(-1)!.toFixed(2)}, publisher ${rows.publish.at(-1)!.toFixed(2)}, nats-servers ${rows.server.at(-1)!.toFixed(2)}, reader ${rows.consume.at(-1)!.toFixed(2)} (${read} read)`);
+      // Publish: every node serial (as one session is), nodes in parallel.
+      const pub = createWindowLogPublisher(js, { partitions: P });
+      const byNode = new Map<string, Batch[]>();
+      for (const { node, batch } of work) byNode.set(node.nodeId, [...(byNode.get(node.nodeId) ?? []), batch]);
+      const nodeOf = new Map(work.map((w) => [w.node.nodeId, w.node]));
+      const before = await lastSeqs();
+      const s0 = pids.map(procCpuUs);
+      c0 = selfCpuUs();
+      const t0 = performance.now();
+      let messages = 0;
+      await Promise.all(
+        [...byNode].map(async ([id, batches]) => {
+          for (const b of batches) {
+            const r = await pub.publish(nodeOf.get(id)!, b);
+            messages += r.messages;
+          }
+        }),
+      );
+      const wall = (performance.now() - t0) / 1000;
+      rows.publish.push((selfCpuUs() - c0) / summaries);
+      rows.server.push(pids.map(procCpuUs).reduce((a, x, i) => a + x - s0[i], 0) / summaries);
+      rows.rate.push(summaries / wall);
+      rows.msgRate.push(messages / wall);
+
+      // Consume: every partition's messages of this rep, decoded, partitions in parallel.
+      const after = await lastSeqs();
+      c0 = selfCpuUs();
+      let read = 0;
+      await Promise.all(
+        after.map(async (target, p) => {
+          if (target <= before[p]) return;
+          const r = await readPartition(js, p, { fromSeq: before[p] + 1, maxBuffered: 512, handler: (b) => void (read += b.windows.length) });
+          while (r.lastSeq() < target) await new Promise((x) => setTimeout(x, 5));
+          await r.stop();
+        }),
+      );
+      rows.consume.push((selfCpuUs() - c0) / Math.max(1, read));
+      console.log(`  rep ${rep + 1}: publish ${rows.rate.at(-1)!.toFixed(0)} summaries/s (${rows.msgRate.at(-1)!.toFixed(0)} msgs/s); CPU µs/summary: encode+decode baseline ${rows.baseline.at(-1)!.toFixed(2)}, publisher ${rows.publish.at(-1)!.toFixed(2)}, nats-servers ${rows.server.at(-1)!.toFixed(2)}, reader ${rows.consume.at(-1)!.toFixed(2)} (${read} read)`);
+    }
+    console.log("median (min–max):");
+    console.log(`  publish rate            ${median(rows.rate).toFixed(0)} summaries/s (${spread(rows.rate)}), ${median(rows.msgRate).toFixed(0)} msgs/s (${spread(rows.msgRate)})`);
+    console.log(`  baseline encode+decode  ${median(rows.baseline).toFixed(2)} µs/summary (${spread(rows.baseline)})`);
+    console.log(`  publisher (ingest)      ${median(rows.publish).toFixed(2)} µs/summary (${spread(rows.publish)})  ×${(median(rows.publish) / median(rows.baseline)).toFixed(1)} baseline`);
+    console.log(`  nats-servers (all 3)    ${median(rows.server).toFixed(2)} µs/summary (${spread(rows.server)})`);
+    console.log(`  reader (owner, decode)  ${median(rows.consume).toFixed(2)} µs/summary (${spread(rows.consume)})`);
+    await nc.close();
+  } finally {
+    await cluster.stop();
   }
-  console.log("median (min–max):");
-  console.log(`  publish rate            ${median(rows.rate).toFixed(0)} summaries/s (${spread(rows.rate)}), ${median(rows.msgRate).toFixed(0)} msgs/s (${spread(rows.msgRate)})`);
-  console.log(`  baseline encode+decode  ${median(rows.baseline).toFixed(2)} µs/summary (${spread(rows.baseline)})`);
-  console.log(`  publisher (ingest)      ${median(rows.publish).toFixed(2)} µs/summary (${spread(rows.publish)})  ×${(median(rows.publish) / median(rows.baseline)).toFixed(1)} baseline`);
-  console.log(`  nats-servers (all 3)    ${median(rows.server).toFixed(2)} µs/summary (${spread(rows.server)})`);
-  console.log(`  reader (owner, decode)  ${median(rows.consume).toFixed(2)} µs/summary (${spread(rows.consume)})`);
-  await nc.close();
-} finally {
-  await cluster.stop();
 }
+
+if (!numArg("fleet-only", 0)) await benchWindowLog();
 await benchClusterFleet();
