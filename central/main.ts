@@ -116,7 +116,9 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const inCluster = clusterStart !== undefined && clusterMode(clusterStart.nats);
     const totals = inCluster ? new Map<string, OriginTotals>() : storedTotals;
     const highWater = inCluster ? new Map<string, bigint>() : storedHighWater;
-    if (inCluster) cluster = await startClusterParts(clusterStart, { totals, highWater, log });
+    const webhook = config.webhook ? { url: config.webhook, includeNetwork: config.webhookNetwork } : undefined;
+    // Cluster mode: webhooks come from the cluster's one notify consumer (cluster/webhook-notifier.ts), not the owner.
+    if (inCluster) cluster = await startClusterParts(clusterStart, { totals, highWater, log, webhook });
     const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
     const exemplars = new ExemplarStore(config.exemplarsPerOrigin, config.maxExemplars);
     const committer = cluster ? cluster.sink : new Committer(store, totals, highWater);
@@ -132,10 +134,10 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       tickMs: config.evalIntervalMs,
       lookbackMs: config.lookbackMs,
       historyRetentionMs: config.historyRetentionMs,
-      webhook: config.webhook ? { url: config.webhook, includeNetwork: config.webhookNetwork } : undefined,
+      webhook: cluster ? undefined : webhook,
       remoteProbeTargets: control?.remoteProbeTargets,
       alertmanager: config.alertmanagers.length
-        ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}` }
+        ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}`, outbox: !cluster }
         : undefined,
       // Cluster mode: fed by the partitions this replica owns; silent about the others.
       ...(cluster ? { observeIngest: false, mute: (origin: string) => cluster!.verdict.muted(origin), eventSink: (e: Omit<EventRecord, "id">) => cluster!.publishEvent(e) } : {}),
@@ -172,7 +174,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       router.service(reflV1.ServerReflection, reflectionV1(index, reflectionStreams));
       router.service(reflV1alpha.ServerReflection, reflectionV1alpha(index, reflectionStreams));
     };
-    const metrics = createCentralMetrics({ ingest, store, verdict: v, totals, maxOrigins: config.metricsMaxOrigins, maxOriginIsps: config.metricsMaxOriginIsps });
+    const metrics = createCentralMetrics({ ingest, store, verdict: v, webhook: cluster?.webhook, totals, maxOrigins: config.metricsMaxOrigins, maxOriginIsps: config.metricsMaxOriginIsps });
     const serveMetrics = metricsRoute(metrics.registry, tokens, (err) => log.error({ err }, "metrics collection failed"));
     const dashboard = dashboardFallback({ onError: (err) => log.error({ err }, "dashboard bundle failed") });
     const httpFallback: typeof dashboard = (req, res) => serveMetrics(req, res) || dashboard(req, res);

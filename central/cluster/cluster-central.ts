@@ -23,6 +23,8 @@ import type { VerdictService } from "../verdict/service.js";
 import type { EventRecord } from "../verdict/verdict-store.js";
 import { type EventLog, startEventLog } from "./event-log.js";
 import { ensureWindowStreams } from "./window-log.js";
+import { type WebhookNotifier, startWebhookNotifier } from "./webhook-notifier.js";
+import type { WebhookSender } from "../alerts/webhook.js";
 
 /** What startCentral needs to run as one replica of a cluster. */
 export interface ClusterStart {
@@ -31,6 +33,8 @@ export interface ClusterStart {
   replicaId?: string;
   /** How long a publish is retried before the stream ends with UNAVAILABLE (default 30 s; tests shorten it). */
   publishRetryMs?: number;
+  /** How long a webhook event may stay unacked before another replica takes it (default 30 s; tests shorten it). */
+  notifyAckWaitMs?: number;
 }
 
 export interface ClusterParts {
@@ -42,6 +46,8 @@ export interface ClusterParts {
   verdict: ClusterVerdict;
   /** The VerdictService's `eventSink`: publish to OW_EVENTS (every replica receives it back). */
   publishEvent(e: Omit<EventRecord, "id">): void;
+  /** With --webhook: the sender fed by the cluster's one notify consumer (webhook-notifier.ts), for /metrics. */
+  webhook: WebhookSender | undefined;
   /** The partition owner, once startOwner ran. */
   readonly owner: PartitionOwner | undefined;
   /** Starts taking partitions, feeding `service` (call once the VerdictService exists). */
@@ -51,7 +57,7 @@ export interface ClusterParts {
 
 export async function startClusterParts(
   start: ClusterStart,
-  state: { totals: Map<string, OriginTotals>; highWater: Map<string, bigint>; log: Logger },
+  state: { totals: Map<string, OriginTotals>; highWater: Map<string, bigint>; log: Logger; webhook?: { url: string; includeNetwork?: boolean } },
 ): Promise<ClusterParts> {
   const log = state.log.child({ part: "cluster" });
   const ctx = await connectCluster(start.nats, { replicaId: start.replicaId, log: (msg) => log.warn(msg) });
@@ -59,6 +65,7 @@ export async function startClusterParts(
   let owner: PartitionOwner | undefined;
   let events: EventLog | undefined;
   let service: VerdictService | undefined;
+  let notifier: WebhookNotifier | undefined;
   try {
     await ensureWindowStreams(ctx.jsm, start.nats);
     const status = await openStatusBucket(ctx);
@@ -69,6 +76,9 @@ export async function startClusterParts(
     });
     const verdict = new ClusterVerdict(start.nats.partitions);
     const ev = (events = await startEventLog(ctx, { log, receive: (e, id) => service?.receiveEvent(e, id) }));
+    // Webhooks: every replica with the same --webhook pulls from one durable consumer of OW_EVENTS.
+    if (state.webhook) notifier = await startWebhookNotifier(ctx, { ...state.webhook, log, ackWaitMs: start.notifyAckWaitMs });
+    const n = notifier;
     log.info({ replica: ctx.replicaId, partitions: start.nats.partitions, servers: start.nats.servers }, "cluster mode: connected to NATS");
     let closing: Promise<void> | undefined;
     const v = view;
@@ -78,6 +88,7 @@ export async function startClusterParts(
       records,
       verdict,
       publishEvent: (e) => ev.publish(e),
+      webhook: n?.sender,
       get owner() {
         return owner;
       },
@@ -93,12 +104,14 @@ export async function startClusterParts(
         (closing ??= (async () => {
           await owner?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, "releasing partitions failed"));
           v.stop();
+          await n?.stop();
           await ev.stop();
           await ctx.close();
         })()),
     };
   } catch (err) {
     view?.stop();
+    await notifier?.stop();
     await events?.stop();
     await owner?.stop().catch(() => undefined);
     await ctx.close();

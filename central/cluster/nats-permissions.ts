@@ -13,6 +13,8 @@ export const CENTRAL_NATS_PERMISSIONS = {
     "ow.evt",
     // JetStream API: stream, consumer and KV management, pull requests, direct gets
     "$JS.API.>",
+    // acks (and "still working") of the webhook notify consumer (webhook-notifier.ts)
+    "$JS.ACK.OW_EVENTS.>",
     // KV writes: leases, config, snapshots (partition-lease.ts, config-kv.ts, snapshot.ts)
     "$KV.OW_LEASES.>",
     "$KV.OW_CONFIG.>",
@@ -23,6 +25,8 @@ export const CENTRAL_NATS_PERMISSIONS = {
     // the ingest's per-node marks and the owners' per-origin status (cluster-sink.ts, origin-status.ts)
     "$KV.OW_NODES.>",
     "$KV.OW_STATUS.>",
+    // delivered webhook dedupe keys (webhook-notifier.ts)
+    "$KV.OW_NOTIFIED.>",
     // flow-control replies of KV watches and ordered consumers (sent only under load)
     "$JS.FC.>",
   ],

@@ -18,7 +18,9 @@ import { ConfigService } from "../../proto/gen/originwatch/v1/config_pb.js";
 import { QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
 import { type Central, startCentral } from "../../central/main.js";
 import type { NatsCluster } from "./nats-cluster.js";
-import { validateNatsOptions } from "../../central/cluster/nats-options.js";
+import { type NatsOptions, validateNatsOptions } from "../../central/cluster/nats-options.js";
+import type { ClusterStart } from "../../central/cluster/cluster-central.js";
+import type { CentralConfig } from "../../central/config.js";
 
 export interface InProcessReplicas {
   centrals: Central[];
@@ -28,7 +30,14 @@ export interface InProcessReplicas {
   close(): Promise<void>;
 }
 
-export async function startInProcessReplicas(cluster: NatsCluster, n = 3): Promise<InProcessReplicas> {
+/** Per-test settings of every replica (the central's config, NATS options, cluster-start knobs). */
+export interface InProcessReplicaOptions {
+  central?: Partial<CentralConfig>;
+  nats?: Partial<NatsOptions>;
+  start?: Omit<ClusterStart, "nats" | "replicaId">;
+}
+
+export async function startInProcessReplicas(cluster: NatsCluster, n = 3, o: InProcessReplicaOptions = {}): Promise<InProcessReplicas> {
   const dir = await mkdtemp(join(tmpdir(), "ow-replicas-"));
   const centrals: Central[] = [];
   const connections: NatsConnection[] = [];
@@ -41,10 +50,10 @@ export async function startInProcessReplicas(cluster: NatsCluster, n = 3): Promi
   try {
     for (let i = 0; i < n; i++) {
       const nats = validateNatsOptions(
-        { servers: cluster.urls, user: cluster.user.user, replicas: Math.min(3, cluster.servers.length), partitions: 4 },
+        { servers: cluster.urls, user: cluster.user.user, replicas: Math.min(3, cluster.servers.length), partitions: 4, ...o.nats },
         { ORIGINWATCH_NATS_PASSWORD: cluster.user.password },
       );
-      const central = await startCentral({ listen: "127.0.0.1:0", data: join(dir, `central-${i}`) }, pino({ level: "silent" }), { nats, replicaId: `r${i}` });
+      const central = await startCentral({ listen: "127.0.0.1:0", data: join(dir, `central-${i}`), ...o.central }, pino({ level: "silent" }), { ...o.start, nats, replicaId: `r${i}` });
       centrals.push(central);
       if (central.cluster) connections.push(central.cluster.ctx.nc);
     }
