@@ -147,7 +147,9 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     await verdict.start();
     await cluster?.startOwner(verdict);
     const v = verdict;
-    const forget = new Forgetter({ ingest, store, verdict: v, exemplars });
+    const forget = new Forgetter({ ingest, store, verdict: v, exemplars, cluster: control?.nodes });
+    // Cluster mode: a node another replica forgot is forgotten here too (cluster/cluster-nodes.ts).
+    if (control) control.onNodeForgotten = (id) => void forget.node(id, "here").catch((err: unknown) => log.warn({ err, node: id }, "forgetting a node forgotten elsewhere failed"));
     const query: QueryDeps = {
       totals,
       nodes,
@@ -155,10 +157,11 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       verdict: cluster ? clusterVerdictView(cluster.records) : v,
       exemplars,
       forget,
+      presence: control?.nodes.presence,
       maxPageBytes: config.maxMessageBytes,
     };
     const sweep = async (nowMs = Date.now()) => {
-      const r = await ageOut({ totals, nodes, verdict: v, ingest, forget }, config, nowMs);
+      const r = await ageOut({ totals, nodes, verdict: v, ingest, forget, presence: control?.nodes.presence }, config, nowMs);
       if (r.origins.length || r.nodes.length) log.info({ origins: r.origins.length, nodes: r.nodes.length, sample: [...r.origins.slice(0, 5), ...r.nodes.slice(0, 5)] }, "aged out idle origins and nodes");
       return r;
     };

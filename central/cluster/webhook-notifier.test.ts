@@ -29,6 +29,7 @@ import { eventually } from "../../tools/test/proc.js";
 import { EVENTS_STREAM, EVENTS_SUBJECT, eventId } from "./event-log.js";
 import { partitionOf } from "./partition.js";
 import { notifyConsumerName } from "./webhook-notifier.js";
+import { CENTRAL_NATS_PERMISSIONS } from "./nats-permissions.js";
 
 const P = 4;
 const ORIGIN = "shop.example";
@@ -120,7 +121,8 @@ if (requireNats("webhook notifier")) {
 
   test.before(async () => {
     receiver = await startReceiver();
-    nats = await startNatsCluster({ servers: 3 });
+    // As the user of the least permissions (nats-permissions.ts): acks and OW_NOTIFIED included.
+    nats = await startNatsCluster({ servers: 3, users: [{ user: "central", password: "pw-central-0123", permissions: CENTRAL_NATS_PERMISSIONS }] });
     await nats.ready();
     nc = await nats.connect();
     replicas = await startInProcessReplicas(nats, 3, {
