@@ -47,6 +47,7 @@ import { metricsRoute } from "./metrics/metrics-route.js";
 import { registerStackFlags, stackFlagsToConfig } from "./metrics/stack-flags.js";
 import { type ClusterParts, type ClusterStart, startClusterParts } from "./cluster/cluster-central.js";
 import { clusterQueryHandlers, clusterVerdictView } from "./cluster/cluster-queries.js";
+import { withOwnerBreakdown } from "./cluster/origin-breakdown.js";
 import { clusterMode, natsFlagsToOptions, registerNatsFlags, validateNatsOptions } from "./cluster/nats-options.js";
 
 export interface Central {
@@ -171,7 +172,11 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const reflectionStreams = new StreamLimit("reflection", config.maxReflectionStreams, "--max-reflection-streams");
     const routes = (router: ConnectRouter) => {
       router.rpc(ingestStreamMethod, ingest.impl().stream as never);
-      router.service(QueryService, { ...queryService(query), ...v.queryHandlers(), ...(cluster ? clusterQueryHandlers(cluster.records) : {}) });
+      const queries = { ...queryService(query), ...v.queryHandlers(), ...(cluster ? clusterQueryHandlers(cluster.records) : {}) };
+      // Cluster mode: GetOrigin's breakdown comes from the partition's owner (cluster/origin-breakdown.ts).
+      const breakdown = cluster?.breakdown;
+      if (breakdown && queries.getOrigin) queries.getOrigin = withOwnerBreakdown(queries.getOrigin, breakdown);
+      router.service(QueryService, queries);
       router.service(ConfigService, configService(fleetConfig));
       router.service(Health, healthService(health, healthWatches));
       router.service(reflV1.ServerReflection, reflectionV1(index, reflectionStreams));

@@ -25,6 +25,7 @@ import { type EventLog, startEventLog } from "./event-log.js";
 import { ensureWindowStreams } from "./window-log.js";
 import { type WebhookNotifier, startWebhookNotifier } from "./webhook-notifier.js";
 import type { WebhookSender } from "../alerts/webhook.js";
+import { type OriginBreakdown, startOriginBreakdown } from "./origin-breakdown.js";
 
 /** What startCentral needs to run as one replica of a cluster. */
 export interface ClusterStart {
@@ -48,6 +49,8 @@ export interface ClusterParts {
   publishEvent(e: Omit<EventRecord, "id">): void;
   /** With --webhook: the sender fed by the cluster's one notify consumer (webhook-notifier.ts), for /metrics. */
   webhook: WebhookSender | undefined;
+  /** GetOrigin's breakdown from the partition's owner (origin-breakdown.ts), once startOwner ran. */
+  readonly breakdown: OriginBreakdown | undefined;
   /** The partition owner, once startOwner ran. */
   readonly owner: PartitionOwner | undefined;
   /** Starts taking partitions, feeding `service` (call once the VerdictService exists). */
@@ -66,6 +69,7 @@ export async function startClusterParts(
   let events: EventLog | undefined;
   let service: VerdictService | undefined;
   let notifier: WebhookNotifier | undefined;
+  let breakdown: OriginBreakdown | undefined;
   try {
     await ensureWindowStreams(ctx.jsm, start.nats);
     const status = await openStatusBucket(ctx);
@@ -92,10 +96,14 @@ export async function startClusterParts(
       get owner() {
         return owner;
       },
+      get breakdown() {
+        return breakdown;
+      },
       async startOwner(s) {
         service = s;
         verdict.attach(s);
         owner = await PartitionOwner.start(ctx, status, { log, hooks: verdict });
+        breakdown = await startOriginBreakdown(ctx, { verdict: s, owns: (origin) => !verdict.muted(origin), log });
         const o = owner;
         verdict.saveSoon = (p) => o.saveSoon(p);
         return o;
@@ -103,6 +111,7 @@ export async function startClusterParts(
       close: () =>
         (closing ??= (async () => {
           await owner?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, "releasing partitions failed"));
+          breakdown?.close();
           v.stop();
           await n?.stop();
           await ev.stop();

@@ -4,7 +4,7 @@
  * same answer on every replica, the owner included (it reads its own records
  * back, up to one flush behind its engine). Totals come through the same
  * mirror (the query's totals map). The per-ISP/region/node breakdown is not
- * in the record: GetOrigin shows it empty in cluster mode.
+ * in the record: GetOrigin gets it from the partition's owner (origin-breakdown.ts).
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import { OriginState, type QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";

@@ -22,6 +22,8 @@ export const CENTRAL_NATS_PERMISSIONS = {
     // session directory and probes to other replicas (session-directory.ts, probe-relay.ts)
     "$KV.OW_SESSIONS.>",
     "ow.probe.>",
+    // GetOrigin's breakdown asked of the partition's owner (origin-breakdown.ts)
+    "ow.query.>",
     // the ingest's per-node marks and the owners' per-origin status (cluster-sink.ts, origin-status.ts)
     "$KV.OW_NODES.>",
     "$KV.OW_STATUS.>",
@@ -32,7 +34,8 @@ export const CENTRAL_NATS_PERMISSIONS = {
   ],
   // replies to requests and consumer deliveries all come to the connection's inbox
   // ow.probe.<replica id>: the probe requests this replica answers
-  subscribe: ["_INBOX.>", "ow.probe.>"],
-  // a replica answers a probe request on its reply subject (nothing else in _INBOX.>)
+  // ow.query.<replica id>: the breakdown requests this replica answers
+  subscribe: ["_INBOX.>", "ow.probe.>", "ow.query.>"],
+  // a replica answers a probe or breakdown request on its reply subject (nothing else in _INBOX.>)
   allowResponses: true,
 } as const;
