@@ -206,17 +206,18 @@ export async function startWebhookNotifier(ctx: ClusterContext, o: WebhookNotifi
   })();
 
   // A consume that stalls without ending (seen with nats.js 3.3.1 on 2.9.10 after a server kill): when the
-  // consumer has events waiting, none in flight anywhere, and this replica received nothing since the last
-  // check, restart it.
-  let lastHandled = -1;
+  // consumer has events waiting, none in flight anywhere, and delivered nothing to anyone since the last
+  // check (5 s), this replica restarts its consume.
+  let lastDelivered = -1;
   const watchdog = setInterval(() => {
     void ctx.jsm.consumers.info(EVENTS_STREAM, name).then(
       (info) => {
-        if (info.num_pending > 0 && info.num_ack_pending === 0 && handled === lastHandled && !inFlight) {
+        const delivered = info.delivered.consumer_seq;
+        if (info.num_pending > 0 && info.num_ack_pending === 0 && delivered === lastDelivered && !inFlight) {
           log.warn({ pending: info.num_pending }, "webhook consumer stalled; resuming");
           current?.stop();
         }
-        lastHandled = handled;
+        lastDelivered = delivered;
       },
       () => undefined,
     );
