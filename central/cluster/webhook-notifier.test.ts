@@ -80,15 +80,8 @@ if (requireNats("webhook notifier")) {
   let replicas: InProcessReplicas;
   let receiver: Awaited<ReturnType<typeof startReceiver>>;
   const sidecars: FakeSidecar[] = [];
-  /** Replicas cut off from NATS by a test (no longer asked anything). */
-  const abandoned = new Set<number>();
 
-  const live = () => replicas.centrals.map((_, i) => i).filter((i) => !abandoned.has(i));
-  const ownerOf = (p: number) => live().find((i) => replicas.centrals[i].cluster!.owner!.partitions().live.includes(p));
-  const abandon = async (i: number) => {
-    abandoned.add(i);
-    await replicas.connections[i].close();
-  };
+  const live = () => replicas.centrals.map((_, i) => i).filter((i) => !replicas.cutOff.has(i));
   const consumerIdle = async () => {
     const info = await (await jetstreamManager(nc)).consumers.info(EVENTS_STREAM, notifyConsumerName(receiver.url));
     return info.num_pending === 0 && info.num_ack_pending === 0;
@@ -142,15 +135,8 @@ if (requireNats("webhook notifier")) {
 
   test("an incident opened by one owner and closed by the next (the first abandoned in between) reaches the receiver once per event", async () => {
     const p = partitionOf(ORIGIN, P);
-    // Leases settle: every partition live somewhere, the same owners twice in a row.
-    let stable = "";
-    await eventually(() => {
-      const owners = Array.from({ length: P }, (_, q) => String(ownerOf(q) ?? "")).join(",");
-      const ok = owners === stable && !owners.split(",").includes("");
-      stable = owners;
-      return ok;
-    }, 30_000, 1_500);
-    const owner = ownerOf(p)!;
+    await replicas.settled();
+    const owner = replicas.ownerOf(p)!;
     const feeder = live().find((i) => i !== owner)!;
     let down = false;
     for (const isp of ["isp-a", "isp-b", "isp-c"]) {
@@ -166,8 +152,8 @@ if (requireNats("webhook notifier")) {
     const opened = (await eventually(() => receiver.hits.find((h) => h.body.origin === ORIGIN && h.body.action === "opened"), 20_000))!;
     // The open is acked before the owner goes (so nothing of it is in flight on the abandoned replica).
     await eventually(consumerIdle, 10_000);
-    await abandon(owner);
-    await eventually(() => ownerOf(p) !== undefined && ownerOf(p) !== owner, 20_000);
+    await replicas.cut(owner);
+    await eventually(() => replicas.ownerOf(p) !== undefined, 20_000);
     down = false;
     const closed = (await eventually(() => receiver.hits.find((h) => h.body.origin === ORIGIN && h.body.action === "closed"), 30_000))!;
     await eventually(consumerIdle, 10_000);
@@ -204,7 +190,7 @@ if (requireNats("webhook notifier")) {
     await eventually(() => receiver.hits.length > before, 10_000);
     const sending = await eventually(() => live().find((i) => replicas.centrals[i].cluster!.webhook!.pending() > 0), 5_000);
     assert.ok(sending !== undefined, "one replica is delivering");
-    await abandon(sending!);
+    await replicas.cut(sending!);
     const taken = (await eventually(() => receiver.hits.slice(before).find((h) => h.answered), 20_000))!;
     assert.is(taken.key, key, "the same dedupe key: the receiver can drop a repeat");
     assert.ok(live().some((i) => replicas.centrals[i].cluster!.webhook!.delivered > delivered0[i]), "delivered by a replica still in the cluster");
