@@ -19,6 +19,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { EventKind, IncidentKind } from "../../proto/gen/originwatch/v1/query_pb.js";
 import type { WebhookPayload } from "../alerts/webhook.js";
+import type { PostableAlert } from "../alerts/alertmanager.js";
 import type { IncidentRecord } from "../verdict/hysteresis.js";
 import type { EventRecord } from "../verdict/verdict-store.js";
 import { FakeSidecar } from "../../tools/scenarios/fake-sidecar.js";
@@ -41,15 +42,24 @@ interface Hit {
   answered: boolean;
 }
 
-/** A webhook receiver: records every POST; holds (never answers) the first POST of a key listed in `hold`. */
+/**
+ * A webhook receiver: records every POST; holds (never answers) the first POST of a key listed in `hold`.
+ * Also an Alertmanager (`<url>/am/api/v2/alerts`): records each POST's alerts with when it came.
+ */
 async function startReceiver() {
   const hits: Hit[] = [];
+  const alerts: Array<{ atMs: number; alert: PostableAlert }> = [];
   const hold = new Set<string>();
   const held: ServerResponse[] = [];
   const server: Server = createServer((req: IncomingMessage, res) => {
     let body = "";
     req.on("data", (c) => (body += c));
     req.on("end", () => {
+      if (req.url === "/am/api/v2/alerts") {
+        for (const alert of JSON.parse(body) as PostableAlert[]) alerts.push({ atMs: Date.now(), alert });
+        res.writeHead(200).end();
+        return;
+      }
       const key = String(req.headers["idempotency-key"]);
       const hit: Hit = { key, body: JSON.parse(body) as WebhookPayload, answered: false };
       hits.push(hit);
@@ -64,6 +74,8 @@ async function startReceiver() {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    alertmanager: `http://127.0.0.1:${(server.address() as AddressInfo).port}/am`,
+    alerts,
     hits,
     hold,
     close() {
@@ -119,7 +131,8 @@ if (requireNats("webhook notifier")) {
     await nats.ready();
     nc = await nats.connect();
     replicas = await startInProcessReplicas(nats, 3, {
-      central: { webhook: receiver.url, lookbackMs: 2000, evalIntervalMs: 200 },
+      // Alertmanager re-sends far apart: what reaches it after a takeover is the new owner's state, not a round.
+      central: { webhook: receiver.url, alertmanagers: [receiver.alertmanager], alertmanagerResendMs: 600_000, lookbackMs: 2000, evalIntervalMs: 200 },
       nats: { leaseTtlMs: 4000, partitions: P },
       start: { notifyAckWaitMs: ACK_WAIT_MS },
     });
@@ -133,7 +146,7 @@ if (requireNats("webhook notifier")) {
     await nats?.stop();
   });
 
-  test("an incident opened by one owner and closed by the next (the first abandoned in between) reaches the receiver once per event", async () => {
+  test("an incident opened by one owner and closed by the next (the first abandoned in between) reaches the receiver once per event; Alertmanager hears it firing from the next owner at once, then resolved", async () => {
     const p = partitionOf(ORIGIN, P);
     await replicas.settled();
     const owner = replicas.ownerOf(p)!;
@@ -152,8 +165,15 @@ if (requireNats("webhook notifier")) {
     const opened = (await eventually(() => receiver.hits.find((h) => h.body.origin === ORIGIN && h.body.action === "opened"), 20_000))!;
     // The open is acked before the owner goes (so nothing of it is in flight on the abandoned replica).
     await eventually(consumerIdle, 10_000);
+    const cutAt = Date.now();
     await replicas.cut(owner);
     await eventually(() => replicas.ownerOf(p) !== undefined, 20_000);
+    const ourAlert = (a: PostableAlert) => a.labels.origin === ORIGIN && a.labels.alertname === "OriginDown" && a.annotations.incident_id === opened.body.incident_id;
+    const firing = await eventually(() => receiver.alerts.find((x) => x.atMs > cutAt && ourAlert(x.alert)), 15_000).catch((e: Error) => {
+      const seen = receiver.alerts.filter((x) => x.atMs > cutAt).map((x) => `${x.alert.labels.alertname} ${x.alert.annotations.incident_id} endsAt ${x.alert.endsAt}`);
+      throw new Error(`${e.message}; incident ${opened.body.incident_id}; alerts after the cut: ${seen.join(" | ") || "none"}; owner now r${replicas.ownerOf(p)}`);
+    });
+    assert.ok(Date.parse(firing!.alert.endsAt!) > Date.now(), "the next owner's alert fires");
     down = false;
     const closed = (await eventually(() => receiver.hits.find((h) => h.body.origin === ORIGIN && h.body.action === "closed"), 30_000))!;
     await eventually(consumerIdle, 10_000);
@@ -164,6 +184,8 @@ if (requireNats("webhook notifier")) {
     assert.is(closed.body.incident_id, opened.body.incident_id, "the next owner closed the same incident");
     assert.ok(opened.body.event_id && closed.body.event_id && opened.body.event_id !== closed.body.event_id, "each names its event");
     assert.is(new Set(mine.map((h) => h.key)).size, 2);
+    // Resolved: endsAt no later than when it arrived.
+    await eventually(() => receiver.alerts.some((x) => x.atMs > cutAt && ourAlert(x.alert) && Date.parse(x.alert.endsAt!) <= x.atMs), 10_000);
   });
 
   test("a transition decided twice (other event id, same dedupe key) is sent once", async () => {
@@ -172,6 +194,7 @@ if (requireNats("webhook notifier")) {
     const first = await publish(closeEvent(inc, Date.now() - 1000));
     const second = await publish(closeEvent({ ...inc, closedMs: Date.now() }, Date.now()));
     assert.is.not(first, second);
+    await eventually(() => receiver.hits.length > before, 15_000);
     await eventually(consumerIdle, 15_000);
     await new Promise((r) => setTimeout(r, ACK_WAIT_MS));
     const got = receiver.hits.slice(before);

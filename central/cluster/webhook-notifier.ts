@@ -109,7 +109,9 @@ export async function startWebhookNotifier(ctx: ClusterContext, o: WebhookNotifi
   const name = notifyConsumerName(o.url);
   const log = o.log.child({ part: "webhook-notifier", consumer: name });
   await ensureConsumer(ctx, name, ackWaitMs);
-  const notified: KV = await ctx.kvm.create(NOTIFIED_BUCKET, { replicas: ctx.options.replicas, history: 1, ttl: NOTIFIED_TTL_MS });
+  // No direct gets: a direct get may be served by a follower that has not applied the last mark yet, and the
+  // next event may be checked on another replica right after this one marked and acked (a repeat sent).
+  const notified: KV = await ctx.kvm.create(NOTIFIED_BUCKET, { replicas: ctx.options.replicas, history: 1, ttl: NOTIFIED_TTL_MS, allow_direct: false });
   const markOf = (p: WebhookPayload) => `${name}.${createHash("sha256").update(p.dedupe_key).digest("hex").slice(0, 32)}`;
 
   /** The delivery under way: its message and what to do when the sender settles it. */
