@@ -168,7 +168,13 @@ export async function startWebhookNotifier(ctx: ClusterContext, o: WebhookNotifi
     }
     const delivered = await new Promise<boolean>((settle) => {
       inFlight = { msg: m, key: p.dedupe_key, settle };
-      const working = setInterval(() => m.working(), Math.max(100, Math.floor(ackWaitMs / 3)));
+      const working = setInterval(() => {
+        try {
+          m.working();
+        } catch {
+          // connection gone: the server hands the event to another replica after the ack wait
+        }
+      }, Math.max(100, Math.floor(ackWaitMs / 3)));
       working.unref();
       const done = inFlight.settle;
       inFlight.settle = (ok) => {
