@@ -113,7 +113,7 @@ export async function startClusterParts(
           await owner?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, "releasing partitions failed"));
           breakdown?.close();
           v.stop();
-          await n?.stop();
+          await n?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, "stopping the webhook notifier failed"));
           await ev.stop();
           await ctx.close();
         })()),

@@ -242,10 +242,18 @@ export async function startWebhookNotifier(ctx: ClusterContext, o: WebhookNotifi
         clearInterval(watchdog);
         const f = inFlight;
         if (f) {
-          f.msg.nak();
+          try {
+            f.msg.nak();
+          } catch {
+            // connection gone: the server hands the event over after the ack wait instead
+          }
           f.settle(false);
         }
-        current?.stop();
+        try {
+          current?.stop();
+        } catch {
+          // connection gone: nothing to stop
+        }
         await done.catch(() => undefined);
         await sender.shutdown();
       })()),
