@@ -184,6 +184,8 @@ if (requireNats("webhook notifier")) {
     assert.is(closed.body.incident_id, opened.body.incident_id, "the next owner closed the same incident");
     assert.ok(opened.body.event_id && closed.body.event_id && opened.body.event_id !== closed.body.event_id, "each names its event");
     assert.is(new Set(mine.map((h) => h.key)).size, 2);
+    // The fleet is done: a replica cut later must not be left retrying its publishes (ref'd timers, 30 s).
+    for (const sc of sidecars.splice(0)) sc.close();
     // Resolved: endsAt no later than when it arrived.
     await eventually(() => receiver.alerts.some((x) => x.atMs > cutAt && ourAlert(x.alert) && Date.parse(x.alert.endsAt!) <= x.atMs), 10_000);
   });
