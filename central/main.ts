@@ -47,6 +47,7 @@ import { metricsRoute } from "./metrics/metrics-route.js";
 import { registerStackFlags, stackFlagsToConfig } from "./metrics/stack-flags.js";
 import { type ClusterParts, type ClusterStart, startClusterParts } from "./cluster/cluster-central.js";
 import { clusterQueryHandlers, clusterVerdictView } from "./cluster/cluster-queries.js";
+import { withOwnerBreakdown } from "./cluster/origin-breakdown.js";
 import { clusterMode, natsFlagsToOptions, registerNatsFlags, validateNatsOptions } from "./cluster/nats-options.js";
 
 export interface Central {
@@ -116,7 +117,9 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const inCluster = clusterStart !== undefined && clusterMode(clusterStart.nats);
     const totals = inCluster ? new Map<string, OriginTotals>() : storedTotals;
     const highWater = inCluster ? new Map<string, bigint>() : storedHighWater;
-    if (inCluster) cluster = await startClusterParts(clusterStart, { totals, highWater, log });
+    const webhook = config.webhook ? { url: config.webhook, includeNetwork: config.webhookNetwork } : undefined;
+    // Cluster mode: webhooks come from the cluster's one notify consumer (cluster/webhook-notifier.ts), not the owner.
+    if (inCluster) cluster = await startClusterParts(clusterStart, { totals, highWater, log, webhook });
     const nodes = new Map(nodeList.map((n) => [n.nodeId, n]));
     const exemplars = new ExemplarStore(config.exemplarsPerOrigin, config.maxExemplars);
     const committer = cluster ? cluster.sink : new Committer(store, totals, highWater);
@@ -132,10 +135,10 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       tickMs: config.evalIntervalMs,
       lookbackMs: config.lookbackMs,
       historyRetentionMs: config.historyRetentionMs,
-      webhook: config.webhook ? { url: config.webhook, includeNetwork: config.webhookNetwork } : undefined,
+      webhook: cluster ? undefined : webhook,
       remoteProbeTargets: control?.remoteProbeTargets,
       alertmanager: config.alertmanagers.length
-        ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}` }
+        ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}`, outbox: !cluster }
         : undefined,
       // Cluster mode: fed by the partitions this replica owns; silent about the others.
       ...(cluster ? { observeIngest: false, mute: (origin: string) => cluster!.verdict.muted(origin), eventSink: (e: Omit<EventRecord, "id">) => cluster!.publishEvent(e) } : {}),
@@ -145,7 +148,9 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     await verdict.start();
     await cluster?.startOwner(verdict);
     const v = verdict;
-    const forget = new Forgetter({ ingest, store, verdict: v, exemplars });
+    const forget = new Forgetter({ ingest, store, verdict: v, exemplars, cluster: control?.nodes });
+    // Cluster mode: a node another replica forgot is forgotten here too (cluster/cluster-nodes.ts).
+    if (control) control.onNodeForgotten = (id) => void forget.node(id, "here").catch((err: unknown) => log.warn({ err, node: id }, "forgetting a node forgotten elsewhere failed"));
     const query: QueryDeps = {
       totals,
       nodes,
@@ -153,11 +158,12 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       verdict: cluster ? clusterVerdictView(cluster.records) : v,
       exemplars,
       forget,
+      presence: control?.nodes.presence,
       maxPageBytes: config.maxMessageBytes,
     };
     const sweep = async (nowMs = Date.now()) => {
       await cluster?.status.all(); // cluster mode: the totals map is read on demand (OW_STATUS)
-      const r = await ageOut({ totals, nodes, verdict: v, ingest, forget }, config, nowMs);
+      const r = await ageOut({ totals, nodes, verdict: v, ingest, forget, presence: control?.nodes.presence }, config, nowMs);
       if (r.origins.length || r.nodes.length) log.info({ origins: r.origins.length, nodes: r.nodes.length, sample: [...r.origins.slice(0, 5), ...r.nodes.slice(0, 5)] }, "aged out idle origins and nodes");
       return r;
     };
@@ -168,13 +174,17 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
     const routes = (router: ConnectRouter) => {
       router.rpc(ingestStreamMethod, ingest.impl().stream as never);
       const base = queryService(query);
-      router.service(QueryService, { ...base, ...v.queryHandlers(), ...(cluster ? clusterQueryHandlers(cluster.status, cluster.records, base) : {}) });
+      const queries = { ...base, ...v.queryHandlers(), ...(cluster ? clusterQueryHandlers(cluster.status, cluster.records, base) : {}) };
+      // Cluster mode: GetOrigin's breakdown comes from the partition's owner (cluster/origin-breakdown.ts).
+      const breakdown = cluster?.breakdown;
+      if (breakdown && queries.getOrigin) queries.getOrigin = withOwnerBreakdown(queries.getOrigin, breakdown);
+      router.service(QueryService, queries);
       router.service(ConfigService, configService(fleetConfig));
       router.service(Health, healthService(health, healthWatches));
       router.service(reflV1.ServerReflection, reflectionV1(index, reflectionStreams));
       router.service(reflV1alpha.ServerReflection, reflectionV1alpha(index, reflectionStreams));
     };
-    const metrics = createCentralMetrics({ ingest, store, verdict: v, totals, maxOrigins: config.metricsMaxOrigins, maxOriginIsps: config.metricsMaxOriginIsps });
+    const metrics = createCentralMetrics({ ingest, store, verdict: v, webhook: cluster?.webhook, totals, maxOrigins: config.metricsMaxOrigins, maxOriginIsps: config.metricsMaxOriginIsps });
     const serveMetrics = metricsRoute(metrics.registry, tokens, (err) => log.error({ err }, "metrics collection failed"), cluster?.status.all);
     const dashboard = dashboardFallback({ onError: (err) => log.error({ err }, "dashboard bundle failed") });
     const httpFallback: typeof dashboard = (req, res) => serveMetrics(req, res) || dashboard(req, res);

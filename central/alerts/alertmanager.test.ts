@@ -57,6 +57,41 @@ test("bad Alertmanager options are refused naming the field", () => {
   assert.is(validateAlertmanagerOptions({ ...base, urls: ["http://x:9093/"] }).urls[0], "http://x:9093");
 });
 
+test("a takeover sends the partition's state at once: open incidents fire, recently closed ones resolve at closedMs, old closed ones are left alone", async () => {
+  const { createServer } = await import("node:http");
+  const got: PostableAlert[][] = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      got.push(JSON.parse(body) as PostableAlert[]);
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const s = new AlertmanagerSender({ urls: [url], externalUrl: "http://c", openIncidents: () => [], resendMs: 10_000 });
+  try {
+    const now = 1_700_000_100_000;
+    await s.sendState(
+      [
+        incident({ id: "open", dedupeKey: "k/open", origin: "a.example" }),
+        incident({ id: "closed-now", dedupeKey: "k/closed-now", origin: "b.example", open: false, closedMs: now - 5_000 }),
+        incident({ id: "closed-long-ago", dedupeKey: "k/old", origin: "c.example", open: false, closedMs: now - 41_000 }),
+      ],
+      now,
+    );
+    assert.is(got.length, 1, "one POST");
+    const [fire, resolve] = got[0];
+    assert.equal(got[0].map((a) => a.annotations.incident_id), ["open", "closed-now"]);
+    assert.ok(Date.parse(fire.endsAt!) > Date.now(), "the open one fires (endsAt ahead)");
+    assert.is(resolve.endsAt, new Date(now - 5_000).toISOString(), "the closed one is resolved at its closedMs");
+  } finally {
+    await s.shutdown();
+    server.close();
+  }
+});
+
 test("lifecycle on the wire: fire, escalate (resolve DEGRADED, fire DOWN), close (resolved at closedMs); a 503 is retried", async () => {
   const { createServer } = await import("node:http");
   const got: PostableAlert[][] = [];

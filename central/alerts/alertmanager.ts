@@ -213,10 +213,31 @@ export class AlertmanagerSender {
   async resendOpen(): Promise<void> {
     const open = this.o.openIncidents();
     if (open.length === 0 || this.stopped) return;
-    const alerts = open.map((inc) => this.forSending({ alert: alertOf(inc, this.externalUrl), resolved: false }));
+    await this.postToAll(open.map((inc) => this.forSending({ alert: alertOf(inc, this.externalUrl), resolved: false })));
+  }
+
+  /**
+   * Cluster mode, when a replica takes over a partition (and has caught up):
+   * the state of its incidents, sent at once rather than at the next round —
+   * open ones fire, and ones closed within the last 4 re-send intervals (a
+   * firing alert the previous owner sent may still be held) are resolved, so
+   * a close the previous owner decided but did not get to send is not lost.
+   * Sent directly (a failure is counted; open ones are re-sent every round).
+   */
+  async sendState(incidents: IncidentRecord[], nowMs = Date.now()): Promise<void> {
+    if (this.stopped) return;
+    const alerts: PostableAlert[] = [];
+    for (const inc of incidents) {
+      if (inc.open) alerts.push(this.forSending({ alert: alertOf(inc, this.externalUrl), resolved: false }));
+      else if (inc.closedMs > nowMs - 4 * this.o.resendMs) alerts.push({ ...alertOf(inc, this.externalUrl), endsAt: new Date(inc.closedMs).toISOString() });
+    }
+    if (alerts.length > 0) await this.postToAll(alerts);
+  }
+
+  /** Alerts to every Alertmanager, at most RESEND_CHUNK per POST (a large fleet's round stays within body limits). */
+  private async postToAll(alerts: PostableAlert[]): Promise<void> {
     await Promise.all(
       this.receivers.map(async (r) => {
-        // At most RESEND_CHUNK alerts per POST: a large fleet's round stays within Alertmanager's body limits.
         for (let i = 0; i < alerts.length; i += RESEND_CHUNK) {
           if ((await this.post(r.url, alerts.slice(i, i + RESEND_CHUNK))) !== "ok") this.resendFailures++;
         }

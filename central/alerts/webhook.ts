@@ -32,6 +32,8 @@ export interface WebhookPayload {
   peak_failure_ratio: number;
   peak_p95_ttfb_ms: number;
   summary: string;
+  /** Cluster mode: the id of the OW_EVENTS event this notification comes from (absent on one central). */
+  event_id?: string;
 }
 
 /** Where pending notifications wait (a LevelDB sublevel in the central). */
@@ -129,11 +131,27 @@ export class WebhookSender {
     return this.queue.start();
   }
 
-  /** An incident transition from the engine; escalations are not alerts. */
+  /** An incident transition from the engine: queues its notification (see payloadFor). */
   notify(transition: Transition, inc: IncidentRecord): void {
-    if (transition === "escalated") return;
-    if (!this.o.includeNetwork && !ORIGIN_KINDS.has(inc.kind)) return;
+    const payload = this.payloadFor(transition, inc);
+    if (payload) this.send(payload);
+  }
+
+  /**
+   * The notification of an incident transition, or undefined when it is not an
+   * alert (an escalation; a network incident without includeNetwork). Cluster
+   * mode adds the id of the event it comes from (`event_id`).
+   */
+  payloadFor(transition: Transition, inc: IncidentRecord, eventId?: string): WebhookPayload | undefined {
+    if (transition === "escalated") return undefined;
+    if (!this.o.includeNetwork && !ORIGIN_KINDS.has(inc.kind)) return undefined;
     const payload = payloadOf(inc, transition);
+    if (eventId) payload.event_id = eventId;
+    return payload;
+  }
+
+  /** Queues a notification (outbox, then delivery with retries). */
+  send(payload: WebhookPayload): void {
     this.queue.enqueue(payload.dedupe_key, payload);
   }
 

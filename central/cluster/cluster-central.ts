@@ -24,6 +24,9 @@ import type { VerdictService } from "../verdict/service.js";
 import type { EventRecord } from "../verdict/verdict-store.js";
 import { type EventLog, startEventLog } from "./event-log.js";
 import { ensureWindowStreams } from "./window-log.js";
+import { type WebhookNotifier, startWebhookNotifier } from "./webhook-notifier.js";
+import type { WebhookSender } from "../alerts/webhook.js";
+import { type OriginBreakdown, startOriginBreakdown } from "./origin-breakdown.js";
 
 /** What startCentral needs to run as one replica of a cluster. */
 export interface ClusterStart {
@@ -32,6 +35,8 @@ export interface ClusterStart {
   replicaId?: string;
   /** How long a publish is retried before the stream ends with UNAVAILABLE (default 30 s; tests shorten it). */
   publishRetryMs?: number;
+  /** How long a webhook event may stay unacked before another replica takes it (default 30 s; tests shorten it). */
+  notifyAckWaitMs?: number;
 }
 
 export interface ClusterParts {
@@ -45,6 +50,10 @@ export interface ClusterParts {
   verdict: ClusterVerdict;
   /** The VerdictService's `eventSink`: publish to OW_EVENTS (every replica receives it back). */
   publishEvent(e: Omit<EventRecord, "id">): void;
+  /** With --webhook: the sender fed by the cluster's one notify consumer (webhook-notifier.ts), for /metrics. */
+  webhook: WebhookSender | undefined;
+  /** GetOrigin's breakdown from the partition's owner (origin-breakdown.ts), once startOwner ran. */
+  readonly breakdown: OriginBreakdown | undefined;
   /** The partition owner, once startOwner ran. */
   readonly owner: PartitionOwner | undefined;
   /** Starts taking partitions, feeding `service` (call once the VerdictService exists). */
@@ -54,13 +63,15 @@ export interface ClusterParts {
 
 export async function startClusterParts(
   start: ClusterStart,
-  state: { totals: Map<string, OriginTotals>; highWater: Map<string, bigint>; log: Logger },
+  state: { totals: Map<string, OriginTotals>; highWater: Map<string, bigint>; log: Logger; webhook?: { url: string; includeNetwork?: boolean } },
 ): Promise<ClusterParts> {
   const log = state.log.child({ part: "cluster" });
   const ctx = await connectCluster(start.nats, { replicaId: start.replicaId, log: (msg) => log.warn(msg) });
   let owner: PartitionOwner | undefined;
   let events: EventLog | undefined;
   let service: VerdictService | undefined;
+  let notifier: WebhookNotifier | undefined;
+  let breakdown: OriginBreakdown | undefined;
   try {
     await ensureWindowStreams(ctx.jsm, start.nats);
     const status = await openStatusBucket(ctx);
@@ -69,6 +80,9 @@ export async function startClusterParts(
     const reader = createStatusReader(ctx, status, { totals: state.totals, records }, (err) => log.warn({ err: err.message }, "OW_STATUS read"));
     const verdict = new ClusterVerdict(start.nats.partitions);
     const ev = (events = await startEventLog(ctx, { log, receive: (e, id) => service?.receiveEvent(e, id) }));
+    // Webhooks: every replica with the same --webhook pulls from one durable consumer of OW_EVENTS.
+    if (state.webhook) notifier = await startWebhookNotifier(ctx, { ...state.webhook, log, ackWaitMs: start.notifyAckWaitMs });
+    const n = notifier;
     log.info({ replica: ctx.replicaId, partitions: start.nats.partitions, servers: start.nats.servers }, "cluster mode: connected to NATS");
     let closing: Promise<void> | undefined;
     return {
@@ -78,13 +92,18 @@ export async function startClusterParts(
       status: reader,
       verdict,
       publishEvent: (e) => ev.publish(e),
+      webhook: n?.sender,
       get owner() {
         return owner;
+      },
+      get breakdown() {
+        return breakdown;
       },
       async startOwner(s) {
         service = s;
         verdict.attach(s);
         owner = await PartitionOwner.start(ctx, status, { log, hooks: verdict });
+        breakdown = await startOriginBreakdown(ctx, { verdict: s, owns: (origin) => !verdict.muted(origin), log });
         const o = owner;
         verdict.saveSoon = (p) => o.saveSoon(p);
         verdict.flushSoon = (p) => o.flushSoon(p);
@@ -93,11 +112,14 @@ export async function startClusterParts(
       close: () =>
         (closing ??= (async () => {
           await owner?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, "releasing partitions failed"));
+          breakdown?.close();
+          await n?.stop().catch((err: unknown) => log.warn({ err: (err as Error).message }, "stopping the webhook notifier failed"));
           await ev.stop();
           await ctx.close();
         })()),
     };
   } catch (err) {
+    await notifier?.stop();
     await events?.stop();
     await owner?.stop().catch(() => undefined);
     await ctx.close();

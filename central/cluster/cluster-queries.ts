@@ -5,8 +5,8 @@
  * back, up to one flush behind its engine). Each of them first reads what it
  * needs (GetOrigin its key, the lists the bucket) into the records and totals
  * maps, then answers from them as the embedded central does. The
- * per-ISP/region/node breakdown is not in the record: GetOrigin shows it empty
- * in cluster mode.
+ * per-ISP/region/node breakdown is not in the record: GetOrigin gets it from
+ * the partition's owner (origin-breakdown.ts).
  */
 import type { ServiceImpl } from "@connectrpc/connect";
 import { CentralError } from "../errors.js";

@@ -8,6 +8,9 @@
  * - until caught up, the origins' changes are muted (no event, no store
  *   write, no alert: VerdictService `mute`): the replay rebuilds state the
  *   previous owner already announced;
+ * - caught up: Alertmanager is sent the partition's incidents at once (open
+ *   ones fire, recently closed ones resolve: AlertmanagerSender.sendState);
+ *   from then on this replica's re-send rounds carry its open incidents;
  * - an incident transition asks for a snapshot at once (a successor must
  *   know the incident), on top of the periodic ones;
  * - a state change or an incident transition asks for the origin's OW_STATUS
@@ -80,7 +83,15 @@ export class ClusterVerdict implements PartitionHooks {
   }
 
   caughtUp(p: number): void {
-    if (this.owned.has(p)) this.owned.set(p, true);
+    if (!this.owned.has(p)) return;
+    this.owned.set(p, true);
+    // Alertmanager is state-based: the new owner sends its partition's incidents at once (open ones fire,
+    // recently closed ones resolve), then re-sends the open ones every round as the previous owner did.
+    const am = this.verdict?.alertmanager;
+    if (am) {
+      const incidents = this.engine.tracksWithIncidents().filter((t) => t.incident && partitionOf(t.origin, this.partitions) === p).map((t) => t.incident!);
+      void am.sendState(incidents).catch(() => undefined);
+    }
   }
 
   save(p: number): VerdictSnapshot {

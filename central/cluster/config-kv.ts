@@ -9,7 +9,9 @@
  *   v.<N>            Config version N (protobuf binary), written once by
  *                    `create`, never changed or deleted
  *   node.<b64url id> this node's config state as its replica last saw it
- *                    (JSON NodeConfigRecord): applied version, last ACK/NACK
+ *                    (JSON NodeConfigRecord): applied version, last ACK/NACK;
+ *                    deleted when an operator forgets the node (ForgetNode,
+ *                    age-out), which every replica's watch sees
  *
  * Concurrency: set(config, expectedVersion) requires expectedVersion to be the
  * latest version this replica has seen, then `create("v.<expected+1>")`.
@@ -170,15 +172,24 @@ export class ConfigKv extends EventEmitter<ConfigKvEvents> {
     return out.sort((a, b) => a.nodeId.localeCompare(b.nodeId));
   }
 
+  /** The node was forgotten (ForgetNode, age-out): its record goes, and every replica's watch sees it go. */
+  async forgetNode(nodeId: string): Promise<void> {
+    await this.kv.delete(nodeKey(nodeId));
+  }
+
   /**
    * Calls `onRecord` with every node record now in the bucket, then with each
-   * one written after (by any replica). Returns the stop function.
+   * one written after (by any replica), and `onForget` with each node whose
+   * record was deleted (forgotten on some replica). Returns the stop function.
    */
-  async watchNodes(onRecord: (rec: NodeConfigRecord) => void): Promise<() => void> {
+  async watchNodes(onRecord: (rec: NodeConfigRecord) => void, onForget: (nodeId: string) => void = () => {}): Promise<() => void> {
     const watch = await this.kv.watch({ key: "node.>" });
     void (async () => {
       for await (const e of watch) {
-        if (e.operation !== "PUT") continue;
+        if (e.operation !== "PUT") {
+          onForget(Buffer.from(e.key.slice("node.".length), "base64url").toString());
+          continue;
+        }
         let rec: NodeConfigRecord;
         try {
           rec = e.json<NodeConfigRecord>();

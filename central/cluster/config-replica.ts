@@ -25,6 +25,8 @@ export interface ConfigReplicaOptions {
   labelsOf?: (nodeId: string) => { isp: string; region: string; origins: string[] } | undefined;
   log: Logger;
   bucket?: string;
+  /** A node was forgotten on some replica (its KV record deleted): forget it here too. */
+  onForget?: (nodeId: string) => void;
 }
 
 export interface ConfigReplica {
@@ -65,7 +67,7 @@ export async function openConfigReplica(o: ConfigReplicaOptions): Promise<Config
   };
   let stopNodes: () => void;
   try {
-    stopNodes = await configs.watchNodes(apply);
+    stopNodes = await configs.watchNodes(apply, (id) => o.onForget?.(id));
   } catch (err) {
     configs.close();
     throw err;

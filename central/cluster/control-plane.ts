@@ -4,7 +4,8 @@
  * replica (session-directory.ts + probe-relay.ts), started together from the
  * replica's NATS handle so `startCentral` wires them in a few lines:
  * `configs` replaces the embedded ConfigStore (and records node ACK/NACKs for
- * ConfigPush), `remoteProbeTargets` goes to the VerdictService.
+ * ConfigPush), `remoteProbeTargets` goes to the VerdictService, `nodes` to
+ * the queries, the Forgetter and the age-out (cluster-nodes.ts).
  *
  * close() stops the relay, the config watches and the directory; idempotent.
  */
@@ -17,6 +18,7 @@ import { openConfigReplica } from "./config-replica.js";
 import { startProbeRelay } from "./probe-relay.js";
 import type { ReplicaLink } from "./replica-link.js";
 import { feedSessionDirectory, openSessionDirectory } from "./session-directory.js";
+import { type ClusterNodes, startClusterNodes } from "./cluster-nodes.js";
 
 export interface ControlPlaneOptions {
   link: ReplicaLink;
@@ -29,6 +31,10 @@ export interface ControlPlaneOptions {
 export interface ControlPlane {
   /** FleetConfigSource for ConfigService, ConfigPush and the verdict; ConfigPush's `records`. */
   configs: ConfigKv;
+  /** Where nodes are connected, cluster-wide, and forgetting them everywhere (cluster-nodes.ts): give to the Forgetter, queries and age-out. */
+  nodes: ClusterNodes;
+  /** Set by the wiring: forget a node on this replica (another replica forgot it). */
+  onNodeForgotten: (nodeId: string) => void;
   /** Probe targets on other replicas (VerdictServiceOptions.remoteProbeTargets). */
   remoteProbeTargets(origin: string, broker: ProbeBroker): ProbeTarget[];
   close(): Promise<void>;
@@ -42,11 +48,25 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   try {
     const directory = await openSessionDirectory(o.link);
     closers.push(() => directory.close(), feedSessionDirectory(directory, o.ingest, o.log));
-    const config = await openConfigReplica({ link: o.link, nodes: o.nodes, labelsOf: (id) => directory.get(id), log: o.log });
+    let forgotten: (nodeId: string) => void = () => {};
+    const config = await openConfigReplica({ link: o.link, nodes: o.nodes, labelsOf: (id) => directory.get(id), log: o.log, onForget: (id) => forgotten(id) });
     closers.push(() => config.close());
+    const nodes = startClusterNodes({ directory, ingest: o.ingest, nodes: o.nodes, configs: config.configs, replicaId: o.link.replicaId });
+    closers.push(() => nodes.close());
     const relay = startProbeRelay({ link: o.link, ingest: o.ingest, directory, log: o.log });
     closers.push(() => relay.close());
-    return { configs: config.configs, remoteProbeTargets: relay.remoteTargets, close };
+    return {
+      configs: config.configs,
+      nodes,
+      set onNodeForgotten(fn: (nodeId: string) => void) {
+        forgotten = fn;
+      },
+      get onNodeForgotten() {
+        return forgotten;
+      },
+      remoteProbeTargets: relay.remoteTargets,
+      close,
+    };
   } catch (err) {
     await close();
     throw err;

@@ -13,6 +13,8 @@ export const CENTRAL_NATS_PERMISSIONS = {
     "ow.evt",
     // JetStream API: stream, consumer and KV management, pull requests, direct gets
     "$JS.API.>",
+    // acks (and "still working") of the webhook notify consumer (webhook-notifier.ts)
+    "$JS.ACK.OW_EVENTS.>",
     // KV writes: leases, config, snapshots (partition-lease.ts, config-kv.ts, snapshot.ts)
     "$KV.OW_LEASES.>",
     "$KV.OW_CONFIG.>",
@@ -20,15 +22,20 @@ export const CENTRAL_NATS_PERMISSIONS = {
     // session directory and probes to other replicas (session-directory.ts, probe-relay.ts)
     "$KV.OW_SESSIONS.>",
     "ow.probe.>",
+    // GetOrigin's breakdown asked of the partition's owner (origin-breakdown.ts)
+    "ow.query.>",
     // the ingest's per-node marks and the owners' per-origin status (cluster-sink.ts, origin-status.ts)
     "$KV.OW_NODES.>",
     "$KV.OW_STATUS.>",
+    // delivered webhook dedupe keys (webhook-notifier.ts)
+    "$KV.OW_NOTIFIED.>",
     // flow-control replies of KV watches and ordered consumers (sent only under load)
     "$JS.FC.>",
   ],
   // replies to requests and consumer deliveries all come to the connection's inbox
   // ow.probe.<replica id>: the probe requests this replica answers
-  subscribe: ["_INBOX.>", "ow.probe.>"],
-  // a replica answers a probe request on its reply subject (nothing else in _INBOX.>)
+  // ow.query.<replica id>: the breakdown requests this replica answers
+  subscribe: ["_INBOX.>", "ow.probe.>", "ow.query.>"],
+  // a replica answers a probe or breakdown request on its reply subject (nothing else in _INBOX.>)
   allowResponses: true,
 } as const;

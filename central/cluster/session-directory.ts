@@ -31,6 +31,8 @@ export interface SessionRecord {
   isp: string;
   region: string;
   origins: string[];
+  /** When the session began (set by `add`; absent in records of older replicas). */
+  connectedSinceMs?: number;
 }
 
 export interface SessionDirectoryOptions {
@@ -88,7 +90,7 @@ export async function openSessionDirectory(link: ReplicaLink, o: SessionDirector
   const live = (s: { rec: SessionRecord; atMs: number } | undefined, now: number) => (s && now - s.atMs <= ttlMs ? s.rec : undefined);
   return {
     async add(r) {
-      const rec: SessionRecord = { nodeId: r.nodeId, replica: link.replicaId, isp: r.isp, region: r.region, origins: [...r.origins] };
+      const rec: SessionRecord = { nodeId: r.nodeId, replica: link.replicaId, isp: r.isp, region: r.region, origins: [...r.origins], connectedSinceMs: r.connectedSinceMs ?? Date.now() };
       const m: Mine = { rec, revision: 0 };
       mine.set(rec.nodeId, m);
       m.first = put(m);

@@ -10,6 +10,7 @@ import client from "prom-client";
 import type { Ingest } from "../ingest/ingest-service.js";
 import type { LevelStore, OriginTotals } from "../store/level-store.js";
 import type { VerdictService } from "../verdict/service.js";
+import type { WebhookSender } from "../alerts/webhook.js";
 import { registerIncidentMetrics } from "./incident-metrics.js";
 import { registerIngestMetrics } from "./ingest-metrics.js";
 import { type OutboxView, registerOutboxMetrics } from "./outbox-metrics.js";
@@ -21,6 +22,8 @@ export interface CentralMetricsDeps {
   ingest: Ingest;
   store: LevelStore;
   verdict: VerdictService;
+  /** Cluster mode: the webhook is sent by the replica's notifier (cluster/webhook-notifier.ts), not the VerdictService. */
+  webhook?: WebhookSender;
   totals: ReadonlyMap<string, OriginTotals>;
   /** Cardinality caps (CentralConfig.metricsMaxOrigins, metricsMaxOriginIsps). */
   maxOrigins: number;
@@ -53,7 +56,7 @@ export function createCentralMetrics(d: CentralMetricsDeps): CentralMetrics {
   const detach = [registerIngestMetrics(registry, d.ingest), registerVerdictMetrics(registry, v), registerStoreMetrics(registry, d.store)];
   registerOutboxMetrics(registry, () => {
     const out: OutboxView[] = [];
-    const w = v.webhook;
+    const w = v.webhook ?? d.webhook;
     if (w) out.push({ sink: "webhook", receiver: new URL(w.url).host, pending: () => w.pending(), delivered: () => w.delivered, dropped: () => w.dropped });
     for (const r of v.alertmanager?.receivers ?? []) {
       out.push({ sink: "alertmanager", receiver: new URL(r.url).host, pending: () => r.queue.pending(), delivered: () => r.queue.delivered, dropped: () => r.queue.dropped });

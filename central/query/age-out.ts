@@ -10,6 +10,7 @@ import type { Ingest } from "../ingest/ingest-service.js";
 import type { VerdictView } from "./verdict-view.js";
 import type { NodeRecord, OriginTotals } from "../store/level-store.js";
 import type { Forgetter } from "./forget.js";
+import { type NodePresence, localPresence } from "./node-presence.js";
 
 export const AGE_OUT_SWEEP_MS = 10 * 60_000;
 
@@ -25,6 +26,8 @@ export interface AgeOutDeps {
   nodes: Map<string, NodeRecord>;
   verdict: Pick<VerdictView, "isLive">;
   ingest: Ingest;
+  /** Where nodes are connected (default: this central's sessions; cluster mode: any replica's). */
+  presence?: NodePresence;
   forget: Forgetter;
 }
 
@@ -45,7 +48,8 @@ export async function ageOut(deps: AgeOutDeps, o: AgeOutOptions, nowMs = Date.no
   }
   if (o.nodeIdleMs > 0) {
     const cutoff = nowMs - o.nodeIdleMs;
-    for (const [id, n] of deps.nodes) if (n.lastSeenMs < cutoff && !deps.ingest.isConnected(id)) out.nodes.push(id);
+    const presence = deps.presence ?? localPresence(deps.ingest);
+    for (const [id, n] of deps.nodes) if (n.lastSeenMs < cutoff && !presence.isConnected(id)) out.nodes.push(id);
     for (const id of out.nodes) await deps.forget.node(id);
   }
   return out;

@@ -14,6 +14,8 @@
 import type { ExemplarStore } from "../ingest/exemplar-store.js";
 import type { Ingest } from "../ingest/ingest-service.js";
 import type { LevelStore } from "../store/level-store.js";
+import { CentralError } from "../errors.js";
+import type { NodePresence } from "./node-presence.js";
 
 /** The verdict side of forgetting (VerdictService). */
 export interface VerdictForget {
@@ -27,6 +29,12 @@ export interface ForgetDeps {
   store: LevelStore;
   verdict?: VerdictForget;
   exemplars?: ExemplarStore;
+  /**
+   * Cluster mode (central/cluster/cluster-nodes.ts): a node connected to any
+   * replica is refused, and a forget done here is announced to every replica
+   * (each then forgets the node `here`).
+   */
+  cluster?: { presence: NodePresence; forgetEverywhere(nodeId: string): Promise<void> };
 }
 
 export interface ForgottenOrigin {
@@ -50,14 +58,21 @@ export class Forgetter {
 
   /**
    * Forget a node; false when unknown. Throws CENTRAL_NODE_CONNECTED
-   * (FAILED_PRECONDITION) while it has a live session.
+   * (FAILED_PRECONDITION) while it has a live session (in cluster mode: on any
+   * replica). `here`: only this central's records (cluster mode: what another
+   * replica's forget asks of this one).
    */
-  async node(nodeId: string): Promise<boolean> {
+  async node(nodeId: string, scope: "everywhere" | "here" = "everywhere"): Promise<boolean> {
     const d = this.deps;
+    const everywhere = scope === "everywhere" ? d.cluster : undefined;
+    if (everywhere?.presence.isConnected(nodeId) && !d.ingest.isConnected(nodeId)) {
+      throw new CentralError("CENTRAL_NODE_CONNECTED", `node ${nodeId} has a live session on replica ${everywhere.presence.replicaOf(nodeId)}: stop its sidecar (or wait until it disconnects) before forgetting it`);
+    }
     const known = d.ingest.forgetNode(nodeId);
     d.verdict?.forgetNode(nodeId);
     await d.ingest.settled();
     await d.store.deleteNode(nodeId);
+    await everywhere?.forgetEverywhere(nodeId);
     return known;
   }
 }

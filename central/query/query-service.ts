@@ -17,6 +17,7 @@ import type { Ingest } from "../ingest/ingest-service.js";
 import type { NodeRecord, OriginTotals } from "../store/level-store.js";
 import type { Forgetter } from "./forget.js";
 import type { VerdictView } from "./verdict-view.js";
+import { type NodePresence, localPresence } from "./node-presence.js";
 import { byCodeUnit, decodePageToken, encodePageToken, pageOf, pageSizeOf } from "./paging.js";
 
 export interface QueryDeps {
@@ -26,6 +27,8 @@ export interface QueryDeps {
   verdict: VerdictView;
   /** Latest exemplars per origin (ListExemplars); absent: UNIMPLEMENTED. */
   exemplars?: ExemplarStore;
+  /** Where nodes are connected (default: this central's sessions; cluster mode: any replica's). */
+  presence?: NodePresence;
   /** ForgetOrigin / ForgetNode; absent: UNIMPLEMENTED. */
   forget?: Forgetter;
   /** Byte budget of one list page (binary size of its items; default 1 MiB). */
@@ -57,7 +60,7 @@ function originStatus(deps: QueryDeps, name: string, withBreakdown: boolean): Or
   });
 }
 
-function nodeOf(rec: NodeRecord, connected: boolean): Node {
+function nodeOf(rec: NodeRecord, connected: boolean, replica: string): Node {
   return create(NodeSchema, {
     nodeId: rec.nodeId,
     isp: rec.isp,
@@ -76,6 +79,7 @@ function nodeOf(rec: NodeRecord, connected: boolean): Node {
     clockSkewMs: BigInt(Math.trunc(rec.clockSkewMs ?? 0)),
     labelMismatch: rec.labelMismatch ?? "",
     labelMismatches: BigInt(rec.labelMismatches || "0"),
+    replica,
   });
 }
 
@@ -87,6 +91,7 @@ function originNames(deps: QueryDeps): string[] {
 
 export function queryService(deps: QueryDeps): Partial<ServiceImpl<typeof QueryService>> {
   const maxBytes = deps.maxPageBytes ?? DEFAULT_PAGE_BYTES;
+  const presence = deps.presence ?? localPresence(deps.ingest);
   return {
     listOrigins(req) {
       const page = pageOf(
@@ -109,7 +114,7 @@ export function queryService(deps: QueryDeps): Partial<ServiceImpl<typeof QueryS
       const page = pageOf(
         ids,
         { list: "ListNodes", pageSize: req.pageSize, pageToken: req.pageToken, maxBytes },
-        (id) => nodeOf(deps.nodes.get(id)!, deps.ingest.isConnected(id)),
+        (id) => nodeOf(deps.nodes.get(id)!, presence.isConnected(id), presence.replicaOf(id)),
         (n) => toBinary(NodeSchema, n).length,
       );
       return { nodes: page.items, nextPageToken: page.nextPageToken };

@@ -45,7 +45,18 @@ export interface VerdictServiceOptions {
   historyRetentionMs?: number;
   webhook?: { url: string; includeNetwork?: boolean };
   /** Send incidents to these Alertmanagers (API v2); externalUrl is the dashboard's base URL (generatorURL). */
-  alertmanager?: { urls: string[]; externalUrl: string; resendMs?: number };
+  alertmanager?: {
+    urls: string[];
+    externalUrl: string;
+    resendMs?: number;
+    /**
+     * Keep pending alerts in the LevelDB outbox (default true). Cluster mode
+     * turns it off: the alert state lives in the partition snapshots, the next
+     * owner re-sends it (ClusterVerdict.caughtUp), and a replica restarting
+     * must not re-deliver old alerts of partitions it no longer owns.
+     */
+    outbox?: boolean;
+  };
   /** Cluster mode: probe targets on other replicas (probe-relay.ts), asked besides this central's sessions. */
   remoteProbeTargets?: (origin: string, broker: ProbeBroker) => ProbeTarget[];
   /**
@@ -111,7 +122,7 @@ export class VerdictService implements VerdictView {
       this.alertmanager = new AlertmanagerSender({
         ...o.alertmanager,
         openIncidents: () => this.engine.openIncidents(),
-        outbox: (receiver) => levelOutbox(kv, `${receiver}/`),
+        outbox: o.alertmanager.outbox === false ? undefined : (receiver) => levelOutbox(kv, `${receiver}/`),
         onDropped: (url, q, reason) => o.log.warn({ url, alert: q.alert.labels, reason }, "alertmanager alert dropped"),
         onOutboxError: (url, q, err) => o.log.error({ url, alert: q.alert.labels, err }, "alertmanager outbox write failed: the alert is delivered but would not survive a crash"),
       });
@@ -280,7 +291,7 @@ export class VerdictService implements VerdictView {
       void this.store.putIncident(inc);
       // Alertmanager holds a firing alert until told: resolve it (the webhook is not told, see above).
       this.alertmanager?.notify("closed", inc);
-      this.emitEvent({ timeMs: nowMs, kind: EventKind.INCIDENT_CLOSED, origin, previousState: 0, state: 0, faults: [], incident: inc, nodeId: "", message: `${IncidentKind[inc.kind]} ${inc.scopeKey || origin} closed: ${why}` });
+      this.emitEvent({ timeMs: nowMs, kind: EventKind.INCIDENT_CLOSED, origin, previousState: 0, state: 0, faults: [], incident: inc, nodeId: "", message: `${IncidentKind[inc.kind]} ${inc.scopeKey || origin} closed: ${why}`, forgotten: true });
     }
     await this.store.forgetOrigin(origin);
     return closed.length;

@@ -51,6 +51,8 @@ export interface EventRecord {
   incident?: IncidentRecord;
   nodeId: string;
   message: string;
+  /** INCIDENT_CLOSED by forgetting the origin (ForgetOrigin, age-out): no webhook, as on one central. */
+  forgotten?: boolean;
 }
 
 export interface RollupRecord {

@@ -11,7 +11,9 @@
  * twice); the recovery is reported by every replica; and every replica —
  * including the killed one restarted — reports totals equal to exactly what
  * the origins served: counted once across replicas (msgID dedup + owners'
- * high-water marks + the node's cluster-wide mark in the Welcome).
+ * high-water marks + the node's cluster-wide mark in the Welcome). Every
+ * central has `--webhook` to one receiver: the incident's open and close each
+ * arrive once (no dedupe key, no event id twice), whoever owned it.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -19,7 +21,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
-import { jetstream } from "@nats-io/jetstream";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { EVENTS_STREAM } from "../../central/cluster/event-log.js";
+import { notifyConsumerName } from "../../central/cluster/webhook-notifier.js";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Origin, startOrigin } from "../origin.js";
@@ -53,6 +59,29 @@ let nc: NatsConnection;
 let replicas: CentralReplicas;
 const sidecars: Sidecar[] = [];
 let traffic: Traffic | undefined;
+let hook: { url: string; got: Array<{ key: string; action: string; incident: string; event: string }>; close(): void };
+
+/** The webhook receiver every central posts to: records each POST (204). */
+async function startHookReceiver(): Promise<typeof hook> {
+  const got: (typeof hook)["got"] = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      const p = JSON.parse(body) as { dedupe_key: string; action: string; incident_id: string; event_id?: string };
+      got.push({ key: p.dedupe_key, action: p.action, incident: p.incident_id, event: p.event_id ?? "" });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, got, close: () => { server.closeAllConnections(); server.close(); } };
+}
+
+/** True when the webhook consumer has nothing waiting and nothing in flight (the last delivery was acked). */
+async function notifyIdle(): Promise<boolean> {
+  const info = await (await jetstreamManager(nc)).consumers.info(EVENTS_STREAM, notifyConsumerName(hook.url));
+  return info.num_pending === 0 && info.num_ack_pending === 0;
+}
 
 function replicaOf(nodeId: string): number {
   const scores = replicas.urls.map((u, i) => rendezvousScore(nodeId, `${u}@${replicas.ips[i]}`));
@@ -111,6 +140,7 @@ if (requireNats("cluster central e2e")) {
     dir = await mkdtemp(join(tmpdir(), "ow-cluster-"));
     bad = await startOrigin();
     good = await startOrigin();
+    hook = await startHookReceiver();
     // The centrals run with exactly the least permissions of nats-permissions.ts.
     nats = await startNatsCluster({ users: [{ user: "ow", password: randomBytes(12).toString("hex"), permissions: CENTRAL_NATS_PERMISSIONS }] });
     await nats.ready();
@@ -119,7 +149,7 @@ if (requireNats("cluster central e2e")) {
     await writeFile(pw, nats.user.password, { mode: 0o600 });
     replicas = await startCentralReplicas({
       dir,
-      args: (i) => ["--nats", nats.urls.join(","), "--nats-user", nats.user.user, "--nats-password-file", pw, "--partitions", String(P), "--replica-id", `r${i}`],
+      args: (i) => ["--nats", nats.urls.join(","), "--nats-user", nats.user.user, "--nats-password-file", pw, "--partitions", String(P), "--replica-id", `r${i}`, "--webhook", hook.url],
     });
   });
 
@@ -131,6 +161,7 @@ if (requireNats("cluster central e2e")) {
     await nats?.stop();
     await bad?.close();
     await good?.close();
+    hook?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -186,6 +217,9 @@ if (requireNats("cluster central e2e")) {
     }, 20_000, 200).catch(async (e: Error): Promise<never> => { throw new Error(`${e.message}: ${(await views(all)).join(" | ")}`); }) as string;
     console.log(`every replica: ${down}`);
 
+    // The open webhook arrived and was acked before the kill (a kill mid-delivery repeats it: the other test).
+    const incidentOf = down.split(" ")[1].replace("(open)", "");
+    await eventually(async () => hook.got.some((h) => h.incident === incidentOf && h.action === "opened") && (await notifyIdle()), 15_000, 200);
     // The victim owns the first origin's partition (so its state must move) and has sidecars (they must move).
     const victim = Number((await leaseOwners())[partitionOf(HOSTS[0], P)].slice(1));
     const moving = before.map((w, i) => (w.replica === victim ? i : -1)).filter((i) => i >= 0);
@@ -227,6 +261,14 @@ if (requireNats("cluster central e2e")) {
       assert.is(seen[i].filter((e) => e.endsWith(`INCIDENT_CLOSED ${incidentId}`)).length, 1, "and closed once");
     }
 
+    // Webhooks: the incident's open (decided by the victim) and close (decided by its successor) each once.
+    await eventually(async () => hook.got.some((h) => h.incident === incidentId && h.action === "closed") && (await notifyIdle()), 20_000, 200);
+    const hooks = hook.got.filter((h) => h.incident === incidentId);
+    console.log(`webhooks for ${incidentId}: ${hooks.map((h) => `${h.action} ${h.event}`).join(" | ")}`);
+    assert.equal(hooks.map((h) => h.action), ["opened", "closed"], "open and close each arrived once, in order");
+    assert.is(new Set(hook.got.map((h) => h.key)).size, hook.got.length, "no webhook twice (dedupe key)");
+    assert.is(new Set(hook.got.map((h) => h.event)).size, hook.got.length, "no webhook twice (event id)");
+
     const t = traffic;
     await t.stop();
     traffic = undefined;
@@ -247,14 +289,14 @@ if (requireNats("cluster central e2e")) {
     assert.ok(served > 0);
     // The restarted replica reads what the others read, the closed incident included. (Compared at the same
     // moment: once the lookback passes without traffic the origin legitimately moves on to NO_DATA.)
-    const incidentOf = (view: string) => view.split(" ").slice(1).join(" ");
+    const incidentPart = (view: string) => view.split(" ").slice(1).join(" ");
     const same = await eventually(async () => {
       const v = await views(addresses);
       return v.every((x) => x === v[victim]) ? v : undefined;
     }, 15_000).catch(async (e: Error) => {
       throw new Error(`${e.message}: ${(await views(addresses)).join(" | ")}`);
     });
-    assert.is(incidentOf(same![victim]), incidentOf(recovered), "the restarted replica reads the same incident");
+    assert.is(incidentPart(same![victim]), incidentPart(recovered), "the restarted replica reads the same incident");
   });
 
   test("kill -9 of the nats-server leading the DOWN origin's window stream, mid-traffic: every replica still reports exactly what the origins served, no event twice", async () => {
