@@ -159,8 +159,12 @@ if (requireNats("webhook notifier")) {
         sidecars.push(s);
       }
     }
-    const record = () => replicas.centrals[feeder].cluster!.records.get(ORIGIN);
-    await eventually(() => record()?.verdict?.state === 2, 20_000); // HEALTHY
+    // As the feeder's GetOrigin reads it (OW_STATUS, read on demand).
+    const record = async () => {
+      await replicas.centrals[feeder].cluster!.status.origin(ORIGIN);
+      return replicas.centrals[feeder].cluster!.records.get(ORIGIN);
+    };
+    await eventually(async () => (await record())?.verdict?.state === 2, 20_000); // HEALTHY
     down = true;
     const opened = (await eventually(() => receiver.hits.find((h) => h.body.origin === ORIGIN && h.body.action === "opened"), 20_000))!;
     // The open is acked before the owner goes (so nothing of it is in flight on the abandoned replica).
