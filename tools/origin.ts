@@ -47,8 +47,10 @@ export interface Origin {
   url: string;
   /** Connections accepted since start (or since resetCounts). */
   connections: number;
-  /** Requests received (any mode). */
+  /** Requests received (any mode), probes included. */
   requests: number;
+  /** Of those, the sidecars' probes (`x-originwatch-probe: 1`): traffic totals do not count them. */
+  probeRequests: number;
   /** Connections currently open. */
   openConnections(): number;
   /** The last 1,000 requests (body kept up to 1 MiB each). */
@@ -86,6 +88,7 @@ export async function startOrigin(opts: StartOriginOptions = {}): Promise<Origin
   const sockets = new Set<Socket>();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     origin.requests++;
+    if (req.headers["x-originwatch-probe"] === "1") origin.probeRequests++;
     const rec: RecordedRequest = {
       method: req.method ?? "",
       url: req.url ?? "",
@@ -151,6 +154,7 @@ export async function startOrigin(opts: StartOriginOptions = {}): Promise<Origin
     url: `${opts.tls ? "https" : "http"}://${opts.tls ? "localhost" : host}:${port}`,
     connections: 0,
     requests: 0,
+    probeRequests: 0,
     log: [],
     sniNames: [],
     upgrades: [],
@@ -160,6 +164,7 @@ export async function startOrigin(opts: StartOriginOptions = {}): Promise<Origin
     resetCounts() {
       origin.connections = 0;
       origin.requests = 0;
+      origin.probeRequests = 0;
       origin.log.length = 0;
       origin.sniNames.length = 0;
       origin.upgrades.length = 0;

@@ -277,7 +277,8 @@ if (requireNats("cluster central e2e")) {
     await eventually(() => sidecars.every((s) => { const w = where(s); return w.state === "connected" && w.buffered === 0; }), 15_000);
 
     await replicas.restart(victim);
-    const served = bad.requests + good.requests;
+    // What the origins served as traffic: confirmation probes (DOWN in doubt) reach them too, and are not traffic.
+    const served = bad.requests - bad.probeRequests + good.requests - good.probeRequests;
     const addresses = replicas.procs.map((p) => p.address);
     const totals = await eventually(async () => {
       const got = await totalsOf(addresses);
@@ -285,7 +286,7 @@ if (requireNats("cluster central e2e")) {
     }, 20_000).catch(async (e: Error) => {
       throw new Error(`${e.message}; served ${served}, totals per replica ${(await totalsOf(addresses)).join("/")}`);
     });
-    console.log(`served ${served}, every replica reports ${totals!.join("/")}`);
+    console.log(`served ${served} (and ${bad.probeRequests + good.probeRequests} probes), every replica reports ${totals!.join("/")}`);
     assert.ok(served > 0);
     // The restarted replica reads what the others read, the closed incident included. (Compared at the same
     // moment: once the lookback passes without traffic the origin legitimately moves on to NO_DATA.)
@@ -326,14 +327,15 @@ if (requireNats("cluster central e2e")) {
     assert.equal(t.failures.filter((f) => !f.endsWith("status 503")), [], "the request path never waited for a central");
     await sleep(1500);
     await eventually(() => sidecars.every((s) => { const w = where(s); return w.state === "connected" && w.buffered === 0; }), 30_000);
-    const served = bad.requests + good.requests;
+    // What the origins served as traffic: confirmation probes (DOWN in doubt) reach them too, and are not traffic.
+    const served = bad.requests - bad.probeRequests + good.requests - good.probeRequests;
     const totals = await eventually(async () => {
       const got = await totalsOf(addresses);
       return got.every((x) => x === served) ? got : undefined;
     }, 30_000).catch(async (e: Error) => {
       throw new Error(`${e.message}; served ${served}, totals per replica ${(await totalsOf(addresses)).join("/")}`);
     });
-    console.log(`nats-server n${leader + 1} (stream leader) killed: served ${served}, every replica reports ${totals!.join("/")}`);
+    console.log(`nats-server n${leader + 1} (stream leader) killed: served ${served} (and ${bad.probeRequests + good.probeRequests} probes), every replica reports ${totals!.join("/")}`);
     // A reader that stalled across the kill resumes within its watchdog period (5 s): wait for it.
     await eventually(() => seen.every((ids) => ids.length === seen[0].length), 20_000).catch(() => undefined);
     await sleep(1000);
