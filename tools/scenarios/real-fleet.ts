@@ -68,25 +68,40 @@ export async function startRealFleet(opts: { isps: string[]; regions: string[]; 
   });
   await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
   const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`;
-  const centrals = opts.cluster ? await startClusterCentrals(dir, hookUrl, opts.cluster) : await startEmbeddedCentral(dir, hookUrl);
-  const origin = await startOrigin();
+  // What has started so far, stopped in reverse if the start fails half-way (nothing is left running).
+  const undo: Array<() => unknown> = [() => rm(dir, { recursive: true, force: true }), () => hook.close()];
+  const started = async <T>(p: Promise<T>, stop: (x: T) => unknown): Promise<T> => {
+    const x = await p;
+    undo.push(() => stop(x));
+    return x;
+  };
+  let centrals: RealCentrals, origin: Origin, nodes: RealNode[];
   const ispRelays = new Map<string, FaultRelay>();
-  for (const isp of opts.isps) ispRelays.set(isp, await startFaultRelay({ target: { host: origin.host, port: origin.port } }));
-  const specs: Array<{ nodeId: string; isp: string; region: string }> = [];
-  for (const isp of opts.isps) for (const region of opts.regions) for (let i = 1; i <= opts.perCell; i++) specs.push({ nodeId: `${isp}-${region}-${i}`, isp, region });
-  const nodes = await Promise.all(
-    specs.map(async (s) => {
-      const ispRelay = ispRelays.get(s.isp)!;
-      const relay = await startFaultRelay({ target: { host: ispRelay.host, port: ispRelay.port } });
-      const args = ["sidecar", "--central", centrals.centralArg, "--listen", "127.0.0.1:0", "--node-id", s.nodeId, "--isp", s.isp, "--region", s.region];
-      for (const o of opts.origins) args.push("--origin", `${o}=http://${relay.address}`);
-      const proc = await startOriginwatch(args, { timeoutMs: 60_000 });
-      const port = Number(proc.address.slice(proc.address.lastIndexOf(":") + 1));
-      return { ...s, proc, port, relay, rates: new Map<string, number>(), sent: 0 } satisfies RealNode;
-    }),
-  );
-
-  await centrals.settled();
+  try {
+    centrals = await started(opts.cluster ? startClusterCentrals(dir, hookUrl, opts.cluster) : startEmbeddedCentral(dir, hookUrl), (c) => c.close());
+    origin = await started(startOrigin(), (o) => o.close());
+    for (const isp of opts.isps) ispRelays.set(isp, await started(startFaultRelay({ target: { host: origin.host, port: origin.port } }), (r) => r.close()));
+    const specs: Array<{ nodeId: string; isp: string; region: string }> = [];
+    for (const isp of opts.isps) for (const region of opts.regions) for (let i = 1; i <= opts.perCell; i++) specs.push({ nodeId: `${isp}-${region}-${i}`, isp, region });
+    const results = await Promise.allSettled(
+      specs.map(async (s) => {
+        const ispRelay = ispRelays.get(s.isp)!;
+        const relay = await started(startFaultRelay({ target: { host: ispRelay.host, port: ispRelay.port } }), (r) => r.close());
+        const args = ["sidecar", "--central", centrals.centralArg, "--listen", "127.0.0.1:0", "--node-id", s.nodeId, "--isp", s.isp, "--region", s.region];
+        for (const o of opts.origins) args.push("--origin", `${o}=http://${relay.address}`);
+        const proc = await started(startOriginwatch(args, { timeoutMs: 60_000 }), (p) => p.stop());
+        const port = Number(proc.address.slice(proc.address.lastIndexOf(":") + 1));
+        return { ...s, proc, port, relay, rates: new Map<string, number>(), sent: 0 } satisfies RealNode;
+      }),
+    );
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    nodes = results.map((r) => (r as PromiseFulfilledResult<RealNode>).value);
+    await centrals.settled();
+  } catch (err) {
+    for (const u of undo.reverse()) await Promise.resolve(u()).catch(() => {});
+    throw err;
+  }
 
   // Enough sockets that requests stuck in a blackhole never queue other nodes' traffic in this client.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4096 });
