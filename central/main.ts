@@ -134,6 +134,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       historyRetentionMs: config.historyRetentionMs,
       webhook: config.webhook ? { url: config.webhook, includeNetwork: config.webhookNetwork } : undefined,
       remoteProbeTargets: control?.remoteProbeTargets,
+      remoteFlush: control?.remoteFlush,
       alertmanager: config.alertmanagers.length
         ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}` }
         : undefined,

@@ -1,10 +1,11 @@
 /**
  * A replica's operator-facing control plane in cluster mode (issue 16): the
  * fleet config in KV (config-replica.ts) and probes to sidecars on any
- * replica (session-directory.ts + probe-relay.ts), started together from the
+ * replica (session-directory.ts + probe-relay.ts) and FlushWindows to
+ * sidecars on any replica (flush-relay.ts), started together from the
  * replica's NATS handle so `startCentral` wires them in a few lines:
  * `configs` replaces the embedded ConfigStore (and records node ACK/NACKs for
- * ConfigPush), `remoteProbeTargets` goes to the VerdictService.
+ * ConfigPush), `remoteProbeTargets` and `remoteFlush` go to the VerdictService.
  *
  * close() stops the relay, the config watches and the directory; idempotent.
  */
@@ -14,6 +15,7 @@ import type { NodeRecord } from "../store/level-store.js";
 import type { ProbeBroker, ProbeTarget } from "../verdict/probe-broker.js";
 import type { ConfigKv } from "./config-kv.js";
 import { openConfigReplica } from "./config-replica.js";
+import { startFlushRelay } from "./flush-relay.js";
 import { startProbeRelay } from "./probe-relay.js";
 import type { ReplicaLink } from "./replica-link.js";
 import { feedSessionDirectory, openSessionDirectory } from "./session-directory.js";
@@ -31,6 +33,8 @@ export interface ControlPlane {
   configs: ConfigKv;
   /** Probe targets on other replicas (VerdictServiceOptions.remoteProbeTargets). */
   remoteProbeTargets(origin: string, broker: ProbeBroker): ProbeTarget[];
+  /** FlushWindows to the origin's sidecars on the other replicas (VerdictServiceOptions.remoteFlush). */
+  remoteFlush(origin: string): void;
   close(): Promise<void>;
 }
 
@@ -46,7 +50,9 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     closers.push(() => config.close());
     const relay = startProbeRelay({ link: o.link, ingest: o.ingest, directory, log: o.log });
     closers.push(() => relay.close());
-    return { configs: config.configs, remoteProbeTargets: relay.remoteTargets, close };
+    const flush = startFlushRelay({ link: o.link, ingest: o.ingest, log: o.log });
+    closers.push(() => flush.close());
+    return { configs: config.configs, remoteProbeTargets: relay.remoteTargets, remoteFlush: flush.requestFlush, close };
   } catch (err) {
     await close();
     throw err;

@@ -20,6 +20,8 @@ export const CENTRAL_NATS_PERMISSIONS = {
     // session directory and probes to other replicas (session-directory.ts, probe-relay.ts)
     "$KV.OW_SESSIONS.>",
     "ow.probe.>",
+    // FlushWindows requests to the other replicas' sessions (flush-relay.ts)
+    "ow.flush",
     // the ingest's per-node marks and the owners' per-origin status (cluster-sink.ts, origin-status.ts)
     "$KV.OW_NODES.>",
     "$KV.OW_STATUS.>",
@@ -27,8 +29,8 @@ export const CENTRAL_NATS_PERMISSIONS = {
     "$JS.FC.>",
   ],
   // replies to requests and consumer deliveries all come to the connection's inbox
-  // ow.probe.<replica id>: the probe requests this replica answers
-  subscribe: ["_INBOX.>", "ow.probe.>"],
+  // ow.probe.<replica id>: the probe requests this replica answers; ow.flush: flush requests of the other replicas
+  subscribe: ["_INBOX.>", "ow.probe.>", "ow.flush"],
   // a replica answers a probe request on its reply subject (nothing else in _INBOX.>)
   allowResponses: true,
 } as const;
