@@ -34,6 +34,8 @@ export interface RealScenario {
   cls?: FaultClass;
   /** Detection limit in seconds (default 2: a hard fault; blackholes stall_ms + 1 s). */
   limitS?: number;
+  /** Back to HEALTHY (every central) within this many seconds of healing (default 10). */
+  recoverLimitS?: number;
   /** After the verdict is right, other verdicts are allowed (a flapping origin): default false. */
   loose?: boolean;
   /** No node/ISP/region fault at any poll from the fault's start (uniform partial failures). */
@@ -164,7 +166,8 @@ export async function runReal(f: RealFleet, sc: RealScenario, log: (s: string) =
   await f.heal();
   const t1 = Date.now();
   let recovery: number | undefined;
-  while (Date.now() - t1 < 20_000) {
+  const recoverLimit = sc.recoverLimitS ?? 10;
+  while (Date.now() - t1 < (recoverLimit + 10) * 1000) {
     const vs = await lookAll(f, sc.origin);
     if (vs.every(healthy)) {
       recovery = (Date.now() - t1) / 1000;
@@ -200,7 +203,7 @@ export async function runReal(f: RealFleet, sc: RealScenario, log: (s: string) =
   } else {
     const limit = sc.limitS ?? 2;
     if (detectionAll === undefined || detectionAll > limit) why.push(`not detected within ${limit} s${n > 1 ? ` by every replica (${detected.map((d) => (d === undefined ? "never" : d.toFixed(1))).join(" / ")})` : ""}`);
-    if (recovery === undefined || recovery > 10) why.push(`not back to HEALTHY within 10 s`);
+    if (recovery === undefined || recovery > recoverLimit) why.push(`not back to HEALTHY within ${recoverLimit} s`);
     if (sc.expect.kind === "network") {
       if (originIncidents) why.push(`${originIncidents} origin incident(s) during a network fault`);
       if (falseAlarms) why.push(`${falseAlarms} DOWN/DEGRADED verdicts during a network fault`);

@@ -12,11 +12,12 @@ import { runReal, standardRealScenarios } from "./real-run.js";
  */
 function rows(names: string[]) {
   const all = standardRealScenarios();
-  return names.map((n) => ({ ...all.find((s) => s.name === n)!, durationS: 8, limitS: 5 }));
+  return names.map((n) => ({ ...all.find((s) => s.name === n)!, durationS: 8, limitS: 5, recoverLimitS: 15 }));
 }
 
 async function runRows(names: string[], cluster?: ClusterSpec): Promise<void> {
   const picked = rows(names);
+  const began = Date.now();
   const fleet = await startRealFleet({ isps: ["isp-a", "isp-b", "isp-c"], regions: ["eu", "us"], perCell: 1, origins: picked.map((s) => s.origin), cluster });
   try {
     for (const sc of picked) {
@@ -27,6 +28,7 @@ async function runRows(names: string[], cluster?: ClusterSpec): Promise<void> {
   } finally {
     await fleet.close();
   }
+  console.log(`${cluster ? "cluster" : "embedded"}: ${picked.length} rows in ${((Date.now() - began) / 1000).toFixed(0)} s`);
 }
 
 // The short form of `npm run scenarios`: real central and sidecar processes
