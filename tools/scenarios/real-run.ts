@@ -130,6 +130,8 @@ export async function runReal(f: RealFleet, sc: RealScenario, log: (s: string) =
   const t0 = Date.now();
   const stop = await sc.fault(f);
   const detected: Array<number | undefined> = new Array(n).fill(undefined);
+  /** What each central showed last before its verdict was right (logged on change: where the time went). */
+  const shown: string[] = new Array(n).fill(describe(OriginState.HEALTHY, sc.before?.expect));
   let seen = "";
   let mismatches = 0;
   let spuriousScopes = 0;
@@ -141,6 +143,10 @@ export async function runReal(f: RealFleet, sc: RealScenario, log: (s: string) =
       if (!v || v.confirming) return;
       const now = describe(v.state, v.faults);
       const at = (v.atMs - t0) / 1000;
+      if (now !== want && detected[i] === undefined && now !== shown[i]) {
+        shown[i] = now;
+        log(`  ${sc.name}: ${named(f, i)}${now} at ${at.toFixed(1)} s`);
+      }
       if (now === want && detected[i] === undefined) {
         detected[i] = at;
         log(`  ${sc.name}: ${named(f, i)}${now} after ${at.toFixed(1)} s`);
