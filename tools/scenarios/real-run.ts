@@ -140,13 +140,15 @@ export async function runReal(f: RealFleet, sc: RealScenario, log: (s: string) =
   while (Date.now() < until) {
     const vs = await lookAll(f, sc.origin);
     vs.forEach((v, i) => {
-      if (!v || v.confirming) return;
-      const now = describe(v.state, v.faults);
+      if (!v) return;
       const at = (v.atMs - t0) / 1000;
-      if (now !== want && detected[i] === undefined && now !== shown[i]) {
-        shown[i] = now;
-        log(`  ${sc.name}: ${named(f, i)}${now} at ${at.toFixed(1)} s`);
+      const shows = `${describe(v.state, v.faults)}${v.confirming ? " (confirming)" : ""}`;
+      if (detected[i] === undefined && shows !== want && shows !== shown[i]) {
+        shown[i] = shows;
+        log(`  ${sc.name}: ${named(f, i)}${shows} at ${at.toFixed(1)} s`);
       }
+      if (v.confirming) return;
+      const now = describe(v.state, v.faults);
       if (now === want && detected[i] === undefined) {
         detected[i] = at;
         log(`  ${sc.name}: ${named(f, i)}${now} after ${at.toFixed(1)} s`);
