@@ -42,9 +42,10 @@ export interface RealCentrals {
   /** One line saying what runs (the run's header). */
   describe: string;
   /**
-   * Resolves once the centrals judge steadily. Cluster: every partition owned, no replica over its
-   * share (ceil(P / N)), unchanged over two looks 2 s apart — the first replica up takes every
-   * partition and hands the extras over as the others join, and a hand-over replays muted.
+   * Resolves once the centrals judge steadily. Cluster: every partition owned, by at least as many
+   * replicas as a count share (ceil(P / N) each) needs, unchanged over three looks 2 s apart (a lease
+   * tick is 2 s) — the first replica up takes every partition and hands some over as the others join,
+   * and a hand-over replays muted. Not "at most ceil(P / N) each": placement by load may differ.
    */
   settled(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -126,15 +127,17 @@ export async function startClusterCentrals(dir: string, webhookUrl: string, spec
     async settled(timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       let last = "";
+      let same = 0;
       for (;;) {
         const now = await owners();
         const per = new Map<string, number>();
         for (const o of now) per.set(o, (per.get(o) ?? 0) + 1);
-        const balanced = !per.has("") && [...per.values()].every((c) => c <= quota);
+        const spread = !per.has("") && per.size >= Math.ceil(partitions / quota);
         const key = now.join(",");
-        if (balanced && key === last) return;
+        same = spread && key === last ? same + 1 : 0;
+        if (same >= 2) return;
         if (Date.now() > deadline) throw new Error(`partition leases not settled within ${timeoutMs} ms (owners: ${key})`);
-        last = balanced ? key : "";
+        last = key;
         await new Promise((r) => setTimeout(r, 2_000));
       }
     },
