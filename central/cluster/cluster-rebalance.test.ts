@@ -12,9 +12,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
+import { Kvm } from "@nats-io/kv";
 import { type Central, startCentral } from "../main.js";
 import { validateNatsOptions } from "./nats-options.js";
 import { partitionOf } from "./partition.js";
+import { LEASE_BUCKET, heartbeatKey, parseHeartbeat } from "./partition-lease.js";
 import { FakeSidecar } from "../../tools/scenarios/fake-sidecar.js";
 import { type NatsCluster, startNatsCluster } from "../../tools/nats/nats-cluster.js";
 import { requireNats } from "../../tools/nats/require-nats.js";
@@ -84,6 +86,16 @@ if (requireNats("cluster rebalance")) {
         assert.is(v.state, 4, `${o} still DOWN on ${c.cluster!.ctx.replicaId}`);
         assert.is(v.incidents, before[i], `${o}: the same open incident on ${c.cluster!.ctx.replicaId}`);
       }
+    }
+  });
+
+  test("the owners publish each partition's load (windows/s, from what they apply) in their lease heartbeat", async () => {
+    const leases = await new Kvm(centrals[1].cluster!.ctx.js).open(LEASE_BUCKET);
+    const beat = async (id: string) => parseHeartbeat((await leases.get(heartbeatKey(id)))?.string() ?? "");
+    for (const c of centrals) {
+      const id = c.cluster!.ctx.replicaId;
+      const [p] = c.cluster!.owner!.partitions().owned;
+      await eventually(async () => ((await beat(id)).p[p] ?? 0) > 0, 20_000);
     }
   });
 

@@ -14,7 +14,8 @@ import { type NatsCluster, startNatsCluster } from "../../tools/nats/nats-cluste
 import { requireNats } from "../../tools/nats/require-nats.js";
 import { type FaultRelay, startFaultRelay } from "../../tools/fault-relay.js";
 import { eventually, ROOT } from "../../tools/test/proc.js";
-import { type PartitionLeases, type ReleaseReason, leaseKey, openLeaseBucket, startPartitionLeases } from "./partition-lease.js";
+import { type BalanceOptions, type PartitionLeases, type ReleaseReason, leaseKey, openLeaseBucket, parseHeartbeat, startPartitionLeases } from "./partition-lease.js";
+import { maxOverMean } from "./partition-placement.js";
 
 const P = 4;
 
@@ -44,6 +45,12 @@ function assertNeverTwoOwners(): void {
   }
 }
 
+test("a heartbeat names its partitions and their loads; an older worker's bare timestamp or garbage names none", () => {
+  assert.equal(parseHeartbeat(JSON.stringify({ t: 5, p: { "3": 12.5, "7": null } })), { t: 5, p: { "3": 12.5, "7": null } });
+  assert.equal(parseHeartbeat("1700000000000"), { t: 1700000000000, p: {} });
+  for (const bad of ["", "null", "{", '{"t":1,"p":3}', "[]"]) assert.equal(parseHeartbeat(bad).p, {}, bad);
+});
+
 if (requireNats("partition leases")) {
   let cluster: NatsCluster;
   const conns: NatsConnection[] = [];
@@ -69,18 +76,32 @@ if (requireNats("partition leases")) {
     return { name, kv: (await openLeaseBucket(jetstream(nc), { ttlMs, replicas: 3, bucket: name })).kv };
   }
 
-  async function startWorker(id: string, bucketName: string, ttlMs: number, servers?: string[]): Promise<PartitionLeases> {
+  /** Load-aware runs: partition p does rates[p] windows/s while owned (a steady count the owner reports). */
+  interface Loaded {
+    rates: number[];
+    balance: Partial<BalanceOptions>;
+  }
+
+  async function startWorker(id: string, bucketName: string, ttlMs: number, servers?: string[], loaded?: Loaded): Promise<PartitionLeases> {
     const { connect } = await import("@nats-io/transport-node");
     const nc = servers ? await connect({ servers, user: cluster.user.user, pass: cluster.user.password, timeout: 2_000 }) : await cluster.connect();
     conns.push(nc);
     const js = jetstream(nc, { timeout: 2_000 });
     const kv = await openLeaseBucket(js, { ttlMs, replicas: 3, bucket: bucketName });
+    const since = new Map<number, number>();
     const leases = startPartitionLeases(kv, {
       workerId: id,
-      partitions: P,
+      partitions: loaded?.rates.length ?? P,
       ttlMs,
-      onAcquire: (p) => void log.push({ t: Date.now(), worker: id, p, kind: "acquire" }),
+      onAcquire: (p) => {
+        since.set(p, Date.now());
+        log.push({ t: Date.now(), worker: id, p, kind: "acquire" });
+      },
       onRelease: (p, why) => void log.push({ t: Date.now(), worker: id, p, kind: "release", why }),
+      ...(loaded && {
+        load: (p: number) => (since.has(p) ? (loaded.rates[p] * (Date.now() - since.get(p)!)) / 1000 : undefined),
+        balance: loaded.balance,
+      }),
     });
     workers.push({ id, leases });
     return leases;
@@ -91,9 +112,9 @@ if (requireNats("partition leases")) {
     for (const w of ws) for (const p of w.leases.owned()) owners.set(p, [...(owners.get(p) ?? []), w.id]);
     return owners;
   };
-  const allOwnedOnce = (ws: Array<{ id: string; leases: PartitionLeases }>) => {
+  const allOwnedOnce = (ws: Array<{ id: string; leases: PartitionLeases }>, partitions = P) => {
     const o = ownersOf(ws);
-    return o.size === P && [...o.values()].every((v) => v.length === 1);
+    return o.size === partitions && [...o.values()].every((v) => v.length === 1);
   };
 
   test("3 workers × 4 partitions: each partition owned by exactly one worker, at most ceil(4/3) = 2 each, as the bucket says", async () => {
@@ -204,6 +225,62 @@ if (requireNats("partition leases")) {
     }, 5_000, 50);
     process.stderr.write(`leases: a stopped worker's partitions owned again after ${Date.now() - t0} ms\n`);
     assertNeverTwoOwners();
+  });
+
+  test("skewed loads: the workers move partitions until max/mean ≤ 1.2, then stop moving; never two owners", async () => {
+    const ttl = 5_000; // tick 1 s
+    const rates = [100, 60, 40, 30, 20, 15, 10, 5]; // Zipf-like: a count placement can be 2× the mean
+    const loaded: Loaded = { rates, balance: { warmMs: 3_000, minHoldMs: 3_000, moveEveryTicks: 2 } };
+    const { name, kv } = await newBucket(ttl);
+    // "k" alone first, until its loads are published: the others join a cluster in load-aware mode (no count quota).
+    const k = await startWorker("k", name, ttl, undefined, loaded);
+    await eventually(async () => {
+      const beat = JSON.parse((await kv.get("w.k"))?.string() ?? "{}");
+      return k.owned().length === rates.length && Object.values(beat.p ?? {}).every((x) => typeof x === "number");
+    }, 20_000, 100);
+    await startWorker("l", name, ttl, undefined, loaded);
+    await startWorker("m", name, ttl, undefined, loaded);
+    const balance = () => maxOverMean(workers.map((w) => w.leases.owned().reduce((a, p) => a + rates[p], 0)));
+    const t0 = Date.now();
+    // Settled: balanced, and no acquire or release for 8 ticks: longer than a pending move can wait (minHold 3 ticks + moveEveryTicks 2 + a tick).
+    await eventually(() => allOwnedOnce(workers, rates.length) && balance() <= 1.2 && Date.now() - log.at(-1)!.t > 8 * (ttl / 5), 90_000, 100);
+    const settled = balance();
+    const moves = log.filter((e) => e.kind === "release" && e.why === "rebalance").length;
+    process.stderr.write(`leases: skewed loads balanced to max/mean ${settled.toFixed(3)} after ${Date.now() - t0} ms and ${moves} moves\n`);
+    assert.ok(moves >= 2, `partitions moved by load (${moves} moves)`);
+    assert.ok(workers.every((w) => w.leases.owned().length > 0), "every worker carries load");
+    // Then nothing moves for 10 ticks (hysteresis: within 1.1 of the mean, or at the target).
+    const before = log.length;
+    const beats = new Map<string, Set<number>>(workers.map((w) => [w.id, new Set()]));
+    await eventually(async () => {
+      for (const [id, seen] of beats) seen.add(JSON.parse((await kv.get(`w.${id}`))?.string() ?? "{}").t);
+      return [...beats.values()].every((seen) => seen.size > 10); // 10 ticks of every worker
+    }, 60_000, 200);
+    assert.equal(log.slice(before), [], "no move after the placement settled");
+    assert.ok(balance() <= 1.2, `still balanced: ${balance()}`);
+    assertNeverTwoOwners();
+  });
+
+  test("skewed loads from a fresh cluster (count quota until loads are known), then a worker dies: its partitions are owned again within ttl + 5 ticks", async () => {
+    const ttl = 5_000;
+    const rates = [5, 10, 15, 20, 30, 40, 60, 100];
+    const loaded: Loaded = { rates, balance: { warmMs: 3_000, minHoldMs: 3_000, moveEveryTicks: 2 } };
+    const { name } = await newBucket(ttl);
+    for (const id of ["n", "o", "q"]) await startWorker(id, name, ttl, undefined, loaded);
+    const balance = (ws: typeof workers) => maxOverMean(ws.map((w) => w.leases.owned().reduce((a, p) => a + rates[p], 0)));
+    await eventually(() => allOwnedOnce(workers, rates.length) && balance(workers) <= 1.2 && Date.now() - log.at(-1)!.t > 8 * (ttl / 5), 90_000, 100);
+    const victim = workers.find((w) => w.leases.owned().length > 0 && w.leases.owned().every((p) => w.leases.load(p) !== undefined))!;
+    const lost = victim.leases.owned();
+    const t0 = Date.now();
+    victim.leases.abandon();
+    for (const p of lost) log.push({ t: t0, worker: victim.id, p, kind: "release", why: "lost" });
+    const rest = workers.filter((w) => w !== victim);
+    await eventually(() => allOwnedOnce(rest, rates.length), 30_000, 50);
+    const took = Date.now() - t0;
+    process.stderr.write(`leases: load-aware, ${lost.length} partitions of a dead worker owned again after ${took} ms (ttl ${ttl} ms), max/mean of the two left ${balance(rest).toFixed(3)}\n`);
+    assert.ok(took <= ttl + 5 * (ttl / 5), `takeover took ${took} ms`);
+    assertNeverTwoOwners();
+    workers.splice(workers.indexOf(victim), 1);
   });
 
   test("a worker process killed with kill -9: its partitions are owned again within 15 s", async () => {

@@ -86,6 +86,8 @@ interface Owned {
   /** Caught up once appliedSeq ≥ this (the stream's last seq at claim). */
   catchUpSeq: number;
   live: boolean;
+  /** Windows applied since caught up: the partition's load, measured by the lease worker. */
+  liveWindows: number;
   reader?: PartitionReader;
   stopped: boolean;
   timers: NodeJS.Timeout[];
@@ -117,6 +119,10 @@ export class PartitionOwner {
       onAcquire: (p, revision) => void owner.acquire(p, revision),
       onRelease: (p, why) => owner.release(p, why),
       onError: (err) => o.log.warn({ err: err.message }, "partition lease tick failed"),
+      load: (p) => {
+        const x = owner.owned.get(p);
+        return x?.live ? x.liveWindows : undefined;
+      },
     });
     return owner;
   }
@@ -128,7 +134,7 @@ export class PartitionOwner {
 
   private async acquire(p: number, revision: number): Promise<void> {
     const t0 = Date.now();
-    const o: Owned = { p, revision, snapRevision: 0, hwm: new HighWaterMarks(), totals: new Map(), written: new Map(), appliedSeq: 0, checkedSeq: -1, catchUpSeq: 0, live: false, stopped: false, timers: [], busy: Promise.resolve() };
+    const o: Owned = { p, revision, snapRevision: 0, hwm: new HighWaterMarks(), totals: new Map(), written: new Map(), appliedSeq: 0, checkedSeq: -1, catchUpSeq: 0, live: false, liveWindows: 0, stopped: false, timers: [], busy: Promise.resolve() };
     this.owned.set(p, o);
     try {
       const claim = await this.snapshots.claim(p, this.ctx.replicaId, revision);
@@ -166,6 +172,7 @@ export class PartitionOwner {
               if (!cur) o.totals.set(w.origin, t);
             }
             this.o.hooks?.apply(p, b, o.live);
+            if (o.live) o.liveWindows += b.windows.length;
           }
           o.appliedSeq = seq;
           markLive();

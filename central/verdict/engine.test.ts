@@ -156,6 +156,54 @@ test("silence after a restart keeps a DOWN verdict and its incident until traffi
   assert.is(again.openIncidents().length, 0);
 });
 
+test("nodes leaving is not the origin recovering: a DOWN origin whose remaining reporters are one failing ISP stays DOWN, incident open, until a healthy witness", () => {
+  let now = 0;
+  const engine = new VerdictEngine({ now: () => now });
+  const nodes = GRID_NODES();
+  const fleet = new SimFleet(nodes, "o");
+  const states: string[] = [];
+  const note = () => {
+    const st = OriginState[engine.status("o")!.state];
+    if (states.at(-1) !== st) states.push(st);
+  };
+  for (let sec = 0; sec < 12; sec++) {
+    const ws = fleet.step(sec, () => (sec >= 3 ? { kind: "refuse" } : OK));
+    now = (sec + 1) * 1000 + 500;
+    for (const w of ws) engine.observe(w.node, [w.window], now);
+    engine.tick(now);
+    note();
+  }
+  assert.equal(states, ["HEALTHY", "DOWN"]);
+  const [incident] = engine.openIncidents();
+  // isp-a and isp-b go away (their sessions close: the central restarts and they have not reconnected yet);
+  // isp-c alone keeps reporting failures. No probe target answers: nothing shows the origin answers.
+  for (const n of nodes) if (n.isp !== "isp-c") engine.disconnected(n.nodeId);
+  for (let sec = 12; sec < 40; sec++) {
+    const ws = fleet.step(sec, () => ({ kind: "refuse" }));
+    now = (sec + 1) * 1000 + 500;
+    for (const w of ws) if (w.node.isp === "isp-c") engine.observe(w.node, [w.window], now);
+    engine.tick(now);
+    note();
+  }
+  assert.equal(states, ["HEALTHY", "DOWN"], "no HEALTHY while only a failing ISP reports");
+  assert.equal(engine.openIncidents().map((i) => i.id), [incident.id]);
+  assert.equal(engine.status("o")!.faults, [], "no ISP fault made out of the origin's outage");
+  // The others come back and the origin answers them: a witness; recovery is real and closes the same incident.
+  for (let sec = 40; sec < 60; sec++) {
+    const ws = fleet.step(sec, (n) => (n.isp === "isp-c" ? { kind: "refuse" } : OK));
+    now = (sec + 1) * 1000 + 500;
+    for (const w of ws) {
+      if (w.node.isp !== "isp-c") engine.touch(w.node.nodeId, now);
+      engine.observe(w.node, [w.window], now);
+    }
+    engine.tick(now);
+    note();
+  }
+  assert.is(states.at(-1), "HEALTHY");
+  assert.equal(engine.status("o")!.faults.map((f) => f.key), ["isp-c"], "isp-c's failures are its own once the origin answers elsewhere");
+  assert.equal(engine.openIncidents().filter((i) => i.id === incident.id), []);
+});
+
 test("start() ticks on an unref'd timer and shutdown() is idempotent and safe before start()", async () => {
   const engine = new VerdictEngine();
   engine.shutdown();

@@ -71,6 +71,8 @@ interface OriginRuntime {
   lastRatio: number;
   /** Last tick with traffic (or the restore time): a bad state is not cleared by silence alone. */
   lastDataMs: number;
+  /** Last tick whose verdict needed no confirmation (or the restore time): see `unwitnessed` in evaluateOrigin. */
+  lastConclusiveMs: number;
 }
 
 /**
@@ -201,7 +203,7 @@ export class VerdictEngine {
 
   /** Restore what survived a restart: verdict states and tracks with open (or flap-window) incidents. */
   restore(statuses: OriginVerdictState[], tracks: Track[]): void {
-    for (const s of statuses) this.origins.set(s.origin, { status: { ...s, confirming: false, verdict: undefined }, lastDownMs: 0, lastRatio: 0, lastDataMs: this.now() });
+    for (const s of statuses) this.origins.set(s.origin, { status: { ...s, confirming: false, verdict: undefined }, lastDownMs: 0, lastRatio: 0, lastDataMs: this.now(), lastConclusiveMs: this.now() });
     for (const t of tracks) this.trackMap(t.origin).set(t.subject, t);
   }
 
@@ -366,6 +368,7 @@ export class VerdictEngine {
         lastDownMs: 0,
         lastRatio: v.failureRatio,
         lastDataMs: nowMs,
+        lastConclusiveMs: nowMs,
       };
       this.origins.set(origin, rt);
     }
@@ -374,8 +377,14 @@ export class VerdictEngine {
     st.evaluatedMs = nowMs;
     st.confirming = hold;
     if (v.state !== OriginState.NO_DATA) rt.lastDataMs = nowMs;
-    const silentWhileBad =
-      v.state === OriginState.NO_DATA && (st.state === OriginState.DOWN || st.state === OriginState.DEGRADED) && nowMs - rt.lastDataMs < SILENCE_HOLD_MS;
+    if (v.state !== OriginState.NO_DATA && !v.doubt) rt.lastConclusiveMs = nowMs;
+    const bad = st.state === OriginState.DOWN || st.state === OriginState.DEGRADED;
+    const silentWhileBad = v.state === OriginState.NO_DATA && bad && nowMs - rt.lastDataMs < SILENCE_HOLD_MS;
+    // Nodes going away is not the origin recovering: when what is left is in doubt (failing, no healthy witness,
+    // no probe answer — the other ISPs' sidecars disconnected, or are reconnecting after a central restart), a
+    // DOWN or DEGRADED origin keeps its verdict and incident, as it does through silence.
+    const unwitnessed =
+      !hold && !confirmation && v.doubt && bad && v.state !== OriginState.DOWN && v.state !== OriginState.NO_DATA && nowMs - rt.lastConclusiveMs < SILENCE_HOLD_MS;
     // A slow origin leaving DOWN (its stalls answering) steps down to DEGRADED at once.
     const ramping =
       v.state === OriginState.DEGRADED &&
@@ -384,6 +393,8 @@ export class VerdictEngine {
     if (onTick) rt.lastRatio = v.failureRatio;
     if (silentWhileBad) {
       st.reason = `no traffic reported since ${new Date(rt.lastDataMs).toISOString()}; keeping the last verdict until traffic resumes or ${SILENCE_HOLD_MS / 1000} s pass`;
+    } else if (unwitnessed) {
+      st.reason = `keeping the last verdict: what still reports is in doubt (${v.reason}) and nothing shows the origin answers (no healthy witness, no probe answer) — until something does or ${SILENCE_HOLD_MS / 1000} s pass`;
     } else if (!hold && ramping) {
       st.reason = `${v.reason} — failure ratio moving fast, waiting for it to settle`;
     } else if (!hold) {
@@ -400,7 +411,8 @@ export class VerdictEngine {
     }
     if (st.state === OriginState.DOWN) rt.lastDownMs = nowMs;
 
-    if (onTick) this.runTracks(origin, v, hold || silentWhileBad, hold || ramping || silentWhileBad, rt, s, nowMs);
+    const keep = silentWhileBad || unwitnessed;
+    if (onTick) this.runTracks(origin, v, hold || keep, hold || ramping || keep, rt, s, nowMs);
     return e.nodes;
   }
 

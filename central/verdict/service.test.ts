@@ -62,7 +62,9 @@ test("origin down end to end: DOWN verdict, one incident, events streamed, webho
   let central: Central = await startCentral({ ...OPTS, data: dir, webhook: hook.url }, pino({ level: "silent" }));
   const client = createClient(QueryService, createGrpcTransport({ baseUrl: `http://${central.address}` }));
   let down = false;
-  const sidecars = fleet(central.address, () => (down ? { connectRefused: 4 } : { ok: 4 }));
+  // Probes see what the traffic sees: while the sidecars disconnect one by one before the restart, the few
+  // still connected are one ISP in doubt, and a confirmation round must not hear "origin up" from a fake.
+  const sidecars = fleet(central.address, () => (down ? { connectRefused: 4 } : { ok: 4 }), { probe: () => (down ? Outcome.CONNECT_REFUSED : Outcome.OK) });
   const events: Event[] = [];
   // A real gRPC client streaming WatchEvents through reflection: buf curl.
   const bufWatch = spawn(BUF, bufArgs(central.address, "WatchEvents", { origin: "shop.example" }), { stdio: ["ignore", "pipe", "pipe"] });
@@ -77,10 +79,17 @@ test("origin down end to end: DOWN verdict, one incident, events streamed, webho
     }
   })();
   try {
-    await until("HEALTHY", async () => (await client.getOrigin({ origin: "shop.example" }).catch(() => undefined))?.origin?.state === OriginState.HEALTHY);
+    // HEALTHY may come from the first nodes' windows: wait until all six have reported.
+    await until("HEALTHY on all six nodes", async () => {
+      const o = (await client.getOrigin({ origin: "shop.example" }).catch(() => undefined))?.origin;
+      return o?.state === OriginState.HEALTHY && o.nodes.length === 6;
+    });
     const healthy = (await client.getOrigin({ origin: "shop.example" })).origin!;
     assert.is(healthy.isps.length, 3);
     assert.is(healthy.nodes.length, 6);
+    // Both watchers (grpc-js and buf curl, a separate process that may start slowly) subscribed before the fault:
+    // WatchEvents streams only what happens after it subscribed.
+    await until("both WatchEvents subscribed", () => central.verdict.hub.size === 2, 30_000);
     down = true;
     const t0 = Date.now();
     await until("DOWN", async () => (await client.getOrigin({ origin: "shop.example" })).origin?.state === OriginState.DOWN);

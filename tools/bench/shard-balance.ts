@@ -8,13 +8,15 @@
  * so origin i costs E[summaries/s] = N · (1 − (1 − q_i)^R): popular origins
  * saturate at N (one summary per node), which caps the skew a hash can see.
  * Partition load = Σ over its origins; worker load = Σ over the partitions its
- * leases give it (ceil(P / W) at most each, assigned without regard to load,
- * so random balanced assignments are drawn).
+ * leases give it: by count (ceil(P / W) at most each, without regard to load,
+ * as the leases place while loads are unknown: random balanced assignments
+ * are drawn), and by load (the leases' load-aware target, LPT).
  *
  * Prints max/mean per partition and per worker. Deterministic (no timing):
  *   npm run bench:shards [-- --nodes 2000 --origins 2000 --rps 200]
  */
 import { partitionOf } from "../../central/cluster/partition.js";
+import { maxOverMean, placeByLoad } from "../../central/cluster/partition-placement.js";
 import { numArg } from "./args.js";
 
 const NODES = numArg("nodes", 2000);
@@ -44,8 +46,6 @@ function originLoads(s: number, names: string[]): Array<{ name: string; load: nu
   return w.map((x, i) => ({ name: names[i], load: NODES * (1 - (1 - x / sum) ** RPS) }));
 }
 
-const maxOverMean = (xs: number[]) => Math.max(...xs) / (xs.reduce((a, b) => a + b, 0) / xs.length);
-
 /** Worker loads for one random assignment of P partitions to W workers, ceil(P/W) at most each. */
 function workerRatio(parts: number[], workers: number, rand: () => number): number {
   const order = parts.map((_, p) => p).sort(() => rand() - 0.5);
@@ -54,11 +54,10 @@ function workerRatio(parts: number[], workers: number, rand: () => number): numb
   return maxOverMean(load);
 }
 
-/** The same with load-aware placement (heaviest partition to the least-loaded worker, LPT): what a load-weighted lease rule could reach. */
+/** The same with the leases' load-aware target (partition-placement.ts: LPT, heaviest partition to the least-loaded worker). */
 function lptRatio(parts: number[], workers: number): number {
-  const load = new Array(workers).fill(0);
-  for (const x of [...parts].sort((a, b) => b - a)) load[load.indexOf(Math.min(...load))] += x;
-  return maxOverMean(load);
+  const ids = Array.from({ length: workers }, (_, i) => `w${i}`);
+  return maxOverMean([...placeByLoad(parts, ids, new Map()).loads.values()]);
 }
 
 const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
