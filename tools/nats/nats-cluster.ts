@@ -167,7 +167,9 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   const freePort = async (): Promise<number> => {
     for (;;) {
       const p = await deadPort();
-      if (!taken.has(p)) return taken.add(p), p;
+      if (taken.has(p)) continue;
+      taken.add(p);
+      return p;
     }
   };
   for (let i = 0; i < n; i++) ports.push({ client: await freePort(), http: await freePort(), route: await freePort() });
