@@ -45,9 +45,12 @@ const rows = [];
 try {
   for (const s of scenarios) {
     console.log(`- ${s.name}`);
+    const logged = fleet.centrals.procs.map((p) => p.lines.length);
     const r = await runReal(fleet, s, (l) => console.log(l));
     rows.push(r);
     console.log(`  ${r.pass ? "PASS" : `FAIL: ${r.why.join("; ")}`}`);
+    // Cluster: what the replicas did with partitions during a failed row (hand-overs replay muted).
+    if (!r.pass && cluster) fleet.centrals.procs.forEach((p, i) => p.lines.slice(logged[i]).filter((l) => /partition/.test(l)).forEach((l) => console.log(`  central-${i}: ${l.slice(0, 300)}`)));
   }
 } finally {
   await fleet.close();
