@@ -137,6 +137,7 @@ export async function startCentral(partial: Partial<CentralConfig>, log: Logger 
       historyRetentionMs: config.historyRetentionMs,
       webhook: cluster ? undefined : webhook,
       remoteProbeTargets: control?.remoteProbeTargets,
+      remoteFlush: control?.remoteFlush,
       alertmanager: config.alertmanagers.length
         ? { urls: config.alertmanagers, resendMs: config.alertmanagerResendMs, externalUrl: config.externalUrl || `${tls ? "https" : "http"}://${config.listen}`, outbox: !cluster }
         : undefined,

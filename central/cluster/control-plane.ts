@@ -1,10 +1,11 @@
 /**
  * A replica's operator-facing control plane in cluster mode (issue 16): the
  * fleet config in KV (config-replica.ts) and probes to sidecars on any
- * replica (session-directory.ts + probe-relay.ts), started together from the
+ * replica (session-directory.ts + probe-relay.ts) and FlushWindows to
+ * sidecars on any replica (flush-relay.ts), started together from the
  * replica's NATS handle so `startCentral` wires them in a few lines:
  * `configs` replaces the embedded ConfigStore (and records node ACK/NACKs for
- * ConfigPush), `remoteProbeTargets` goes to the VerdictService, `nodes` to
+ * ConfigPush), `remoteProbeTargets` and `remoteFlush` go to the VerdictService, `nodes` to
  * the queries, the Forgetter and the age-out (cluster-nodes.ts).
  *
  * close() stops the relay, the config watches and the directory; idempotent.
@@ -15,6 +16,7 @@ import type { NodeRecord } from "../store/level-store.js";
 import type { ProbeBroker, ProbeTarget } from "../verdict/probe-broker.js";
 import type { ConfigKv } from "./config-kv.js";
 import { openConfigReplica } from "./config-replica.js";
+import { startFlushRelay } from "./flush-relay.js";
 import { startProbeRelay } from "./probe-relay.js";
 import type { ReplicaLink } from "./replica-link.js";
 import { feedSessionDirectory, openSessionDirectory } from "./session-directory.js";
@@ -37,6 +39,8 @@ export interface ControlPlane {
   onNodeForgotten: (nodeId: string) => void;
   /** Probe targets on other replicas (VerdictServiceOptions.remoteProbeTargets). */
   remoteProbeTargets(origin: string, broker: ProbeBroker): ProbeTarget[];
+  /** FlushWindows to the origin's sidecars on the other replicas (VerdictServiceOptions.remoteFlush). */
+  remoteFlush(origin: string): void;
   close(): Promise<void>;
 }
 
@@ -55,6 +59,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     closers.push(() => nodes.close());
     const relay = startProbeRelay({ link: o.link, ingest: o.ingest, directory, log: o.log });
     closers.push(() => relay.close());
+    const flush = startFlushRelay({ link: o.link, ingest: o.ingest, log: o.log });
+    closers.push(() => flush.close());
     return {
       configs: config.configs,
       nodes,
@@ -65,6 +71,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
         return forgotten;
       },
       remoteProbeTargets: relay.remoteTargets,
+      remoteFlush: flush.requestFlush,
       close,
     };
   } catch (err) {

@@ -24,6 +24,8 @@ export const CENTRAL_NATS_PERMISSIONS = {
     "ow.probe.>",
     // GetOrigin's breakdown asked of the partition's owner (origin-breakdown.ts)
     "ow.query.>",
+    // FlushWindows requests to the other replicas' sessions (flush-relay.ts)
+    "ow.flush",
     // the ingest's per-node marks and the owners' per-origin status (cluster-sink.ts, origin-status.ts)
     "$KV.OW_NODES.>",
     "$KV.OW_STATUS.>",
@@ -34,8 +36,8 @@ export const CENTRAL_NATS_PERMISSIONS = {
   ],
   // replies to requests and consumer deliveries all come to the connection's inbox
   // ow.probe.<replica id>: the probe requests this replica answers
-  // ow.query.<replica id>: the breakdown requests this replica answers
-  subscribe: ["_INBOX.>", "ow.probe.>", "ow.query.>"],
+  // ow.query.<replica id>: the breakdown requests this replica answers; ow.flush: flush requests of the other replicas
+  subscribe: ["_INBOX.>", "ow.probe.>", "ow.query.>", "ow.flush"],
   // a replica answers a probe or breakdown request on its reply subject (nothing else in _INBOX.>)
   allowResponses: true,
 } as const;

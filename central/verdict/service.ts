@@ -59,6 +59,8 @@ export interface VerdictServiceOptions {
   };
   /** Cluster mode: probe targets on other replicas (probe-relay.ts), asked besides this central's sessions. */
   remoteProbeTargets?: (origin: string, broker: ProbeBroker) => ProbeTarget[];
+  /** Cluster mode: FlushWindows to the origin's sidecars on other replicas (flush-relay.ts), besides this central's sessions. */
+  remoteFlush?: (origin: string) => void;
   /**
    * Cluster mode (central/cluster/cluster-verdict.ts): false = the engine is
    * fed by the partition owner from the window log, not by this replica's
@@ -102,6 +104,7 @@ export class VerdictService implements VerdictView {
       probeTargets: (origin) => this.probeTargets(origin),
       requestFlush: (origin) => {
         for (const t of this.sessionsOf(origin)) t.send({ case: "flushWindows", value: create(FlushWindowsSchema, { origin }) });
+        o.remoteFlush?.(origin);
       },
     });
     this.engine.confirmer.onRound = (origin, answers, result) =>

@@ -161,7 +161,18 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   const dir = mkdtempSync(join(tmpdir(), "ow-nats-"));
   tempDirs.add(dir);
   const ports: Array<{ client: number; http: number; route: number }> = [];
-  for (let i = 0; i < n; i++) ports.push({ client: await deadPort(), http: await deadPort(), route: await deadPort() });
+  // The kernel may hand a just-closed port out again: two servers given the same route port refuse to start
+  // ("Duplicate route entry detected"), so every port of the cluster is a distinct one.
+  const taken = new Set<number>();
+  const freePort = async (): Promise<number> => {
+    for (;;) {
+      const p = await deadPort();
+      if (taken.has(p)) continue;
+      taken.add(p);
+      return p;
+    }
+  };
+  for (let i = 0; i < n; i++) ports.push({ client: await freePort(), http: await freePort(), route: await freePort() });
   const scheme = opts.tls ? "tls" : "nats";
 
   const procs: Array<ChildProcess | undefined> = [];

@@ -1,5 +1,6 @@
 /**
- * A fleet of REAL processes for the scenario suite: the central and every
+ * A fleet of REAL processes for the scenario suite: the central (or, with
+ * `cluster`, the nats-servers and central replicas: real-centrals.ts) and every
  * sidecar run as `originwatch` child processes; the controllable origin, a
  * fault relay per ISP path and per node path, the traffic generator and the
  * webhook receiver run here. Every scenario has its own origin name, so each
@@ -12,13 +13,11 @@ import type { AddressInfo } from "node:net";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { QueryService } from "../../proto/gen/originwatch/v1/query_pb.js";
 import { type FaultRelay, type RelayMode, startFaultRelay } from "../fault-relay.js";
 import { type Origin, startOrigin } from "../origin.js";
 import { type Proc, startOriginwatch } from "../test/proc.js";
 import type { WebhookPayload } from "../../central/alerts/webhook.js";
+import { type ClusterSpec, type QueryClient, type RealCentrals, startClusterCentrals, startEmbeddedCentral } from "./real-centrals.js";
 
 export interface RealNode {
   nodeId: string;
@@ -33,8 +32,10 @@ export interface RealNode {
 }
 
 export interface RealFleet {
-  central: Proc;
-  query: Client<typeof QueryService>;
+  /** The central, or the cluster's replicas and nats-servers. */
+  centrals: RealCentrals;
+  /** One query client per central (embedded: one): a scenario asks every one of them. */
+  queries: QueryClient[];
   origin: Origin;
   ispRelays: Map<string, FaultRelay>;
   nodes: RealNode[];
@@ -49,7 +50,8 @@ export interface RealFleet {
   close(): Promise<void>;
 }
 
-export async function startRealFleet(opts: { isps: string[]; regions: string[]; perCell: number; origins: string[] }): Promise<RealFleet> {
+/** `cluster`: against a cluster (3 nats-servers, N central replicas) instead of one embedded central. */
+export async function startRealFleet(opts: { isps: string[]; regions: string[]; perCell: number; origins: string[]; cluster?: ClusterSpec }): Promise<RealFleet> {
   const dir = await mkdtemp(join(tmpdir(), "ow-scenarios-"));
   const webhook: WebhookPayload[] = [];
   const hook = http.createServer((req, res) => {
@@ -66,24 +68,40 @@ export async function startRealFleet(opts: { isps: string[]; regions: string[]; 
   });
   await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
   const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`;
-  const central = await startOriginwatch(["central", "--listen", "127.0.0.1:0", "--data", join(dir, "central"), "--webhook", hookUrl]);
-  const query = createClient(QueryService, createGrpcTransport({ baseUrl: `http://${central.address}` }));
-  const origin = await startOrigin();
+  // What has started so far, stopped in reverse if the start fails half-way (nothing is left running).
+  const undo: Array<() => unknown> = [() => rm(dir, { recursive: true, force: true }), () => hook.close()];
+  const started = async <T>(p: Promise<T>, stop: (x: T) => unknown): Promise<T> => {
+    const x = await p;
+    undo.push(() => stop(x));
+    return x;
+  };
+  let centrals: RealCentrals, origin: Origin, nodes: RealNode[];
   const ispRelays = new Map<string, FaultRelay>();
-  for (const isp of opts.isps) ispRelays.set(isp, await startFaultRelay({ target: { host: origin.host, port: origin.port } }));
-  const specs: Array<{ nodeId: string; isp: string; region: string }> = [];
-  for (const isp of opts.isps) for (const region of opts.regions) for (let i = 1; i <= opts.perCell; i++) specs.push({ nodeId: `${isp}-${region}-${i}`, isp, region });
-  const nodes = await Promise.all(
-    specs.map(async (s) => {
-      const ispRelay = ispRelays.get(s.isp)!;
-      const relay = await startFaultRelay({ target: { host: ispRelay.host, port: ispRelay.port } });
-      const args = ["sidecar", "--central", `http://${central.address}`, "--listen", "127.0.0.1:0", "--node-id", s.nodeId, "--isp", s.isp, "--region", s.region];
-      for (const o of opts.origins) args.push("--origin", `${o}=http://${relay.address}`);
-      const proc = await startOriginwatch(args, { timeoutMs: 60_000 });
-      const port = Number(proc.address.slice(proc.address.lastIndexOf(":") + 1));
-      return { ...s, proc, port, relay, rates: new Map<string, number>(), sent: 0 } satisfies RealNode;
-    }),
-  );
+  try {
+    centrals = await started(opts.cluster ? startClusterCentrals(dir, hookUrl, opts.cluster) : startEmbeddedCentral(dir, hookUrl), (c) => c.close());
+    origin = await started(startOrigin(), (o) => o.close());
+    for (const isp of opts.isps) ispRelays.set(isp, await started(startFaultRelay({ target: { host: origin.host, port: origin.port } }), (r) => r.close()));
+    const specs: Array<{ nodeId: string; isp: string; region: string }> = [];
+    for (const isp of opts.isps) for (const region of opts.regions) for (let i = 1; i <= opts.perCell; i++) specs.push({ nodeId: `${isp}-${region}-${i}`, isp, region });
+    const results = await Promise.allSettled(
+      specs.map(async (s) => {
+        const ispRelay = ispRelays.get(s.isp)!;
+        const relay = await started(startFaultRelay({ target: { host: ispRelay.host, port: ispRelay.port } }), (r) => r.close());
+        const args = ["sidecar", "--central", centrals.centralArg, "--listen", "127.0.0.1:0", "--node-id", s.nodeId, "--isp", s.isp, "--region", s.region];
+        for (const o of opts.origins) args.push("--origin", `${o}=http://${relay.address}`);
+        const proc = await started(startOriginwatch(args, { timeoutMs: 60_000 }), (p) => p.stop());
+        const port = Number(proc.address.slice(proc.address.lastIndexOf(":") + 1));
+        return { ...s, proc, port, relay, rates: new Map<string, number>(), sent: 0 } satisfies RealNode;
+      }),
+    );
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    nodes = results.map((r) => (r as PromiseFulfilledResult<RealNode>).value);
+    await centrals.settled();
+  } catch (err) {
+    for (const u of undo.reverse()) await Promise.resolve(u()).catch(() => {});
+    throw err;
+  }
 
   // Enough sockets that requests stuck in a blackhole never queue other nodes' traffic in this client.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4096 });
@@ -112,8 +130,8 @@ export async function startRealFleet(opts: { isps: string[]; regions: string[]; 
   }, 100);
 
   const fleet: RealFleet = {
-    central,
-    query,
+    centrals,
+    queries: centrals.queries,
     origin,
     ispRelays,
     nodes,
@@ -145,7 +163,7 @@ export async function startRealFleet(opts: { isps: string[]; regions: string[]; 
       clearInterval(ticker);
       agent.destroy();
       await Promise.all(nodes.map((n) => n.proc.stop()));
-      await central.stop();
+      await centrals.close();
       await Promise.all([...nodes.map((n) => n.relay.close()), ...[...ispRelays.values()].map((r) => r.close())]);
       await origin.close();
       hook.close();
@@ -153,4 +171,16 @@ export async function startRealFleet(opts: { isps: string[]; regions: string[]; 
     },
   };
   return fleet;
+}
+
+/** The run's header: what the central side is, and (several centrals) how many sidecar sessions each holds. */
+export async function describeFleet(f: RealFleet): Promise<string> {
+  if (f.queries.length < 2) return `${f.centrals.describe}; ${f.nodes.length} sidecars`;
+  const sessions = await Promise.all(
+    f.queries.map(async (q) => {
+      const r = await q.listNodes({ pageSize: 1000 }).catch(() => undefined);
+      return r ? String(r.nodes.filter((n) => n.connected).length) : "?";
+    }),
+  );
+  return `${f.centrals.describe}; ${f.nodes.length} sidecars with --central URL,URL,URL, sessions per replica ${sessions.join("/")}`;
 }

@@ -11,6 +11,7 @@
  * fault is injected (the first failed request follows within ~0.1 s).
  */
 import { FaultScope, IncidentKind, OriginState } from "../../proto/gen/originwatch/v1/query_pb.js";
+import type { QueryClient } from "./real-centrals.js";
 import type { RealFleet, RealNode } from "./real-fleet.js";
 import { SCENARIO_HEAD, scenarioCells, textTable } from "./sim-run.js";
 
@@ -33,6 +34,8 @@ export interface RealScenario {
   cls?: FaultClass;
   /** Detection limit in seconds (default 2: a hard fault; blackholes stall_ms + 1 s). */
   limitS?: number;
+  /** Back to HEALTHY (every central) within this many seconds of healing (default 10). */
+  recoverLimitS?: number;
   /** After the verdict is right, other verdicts are allowed (a flapping origin): default false. */
   loose?: boolean;
   /** No node/ISP/region fault at any poll from the fault's start (uniform partial failures). */
@@ -47,16 +50,22 @@ export interface RealResult {
   name: string;
   expected: string;
   seen: string;
+  /** First poll showing the expected verdict, on the first central to show it. */
   detectionS?: number;
+  /** The same on the slowest central (every central right; undefined if one never was). One central: = detectionS. */
+  detectionAllS?: number;
+  /** Every central back to HEALTHY. */
   recoveryS?: number;
   falseAlarms: number;
   originIncidents: number;
   networkIncidents: number;
   webhooks: number;
-  /** Polls after the verdict was right that showed anything else (exact rows). */
+  /** Polls after the verdict was right that showed anything else (exact rows), over every central. */
   mismatches: number;
-  /** Polls from the fault's start that showed a node/ISP/region fault (noScopes rows). */
+  /** Polls from the fault's start that showed a node/ISP/region fault (noScopes rows), over every central. */
   spuriousScopes: number;
+  /** Centrals polled (cluster: the replicas). */
+  centrals: number;
   cls?: FaultClass;
   pass: boolean;
   why: string[];
@@ -66,28 +75,43 @@ const SCOPE = (s: FaultScope) => (s === FaultScope.ISP ? "ISP" : s === FaultScop
 const describe = (state: OriginState, faults: string[] = []) => `${OriginState[state]}${faults.length ? ` ${faults.join(",")}` : ""}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function look(f: RealFleet, origin: string): Promise<{ state: OriginState; faults: string[]; confirming: boolean; reason: string } | undefined> {
+interface Look {
+  state: OriginState;
+  faults: string[];
+  confirming: boolean;
+  reason: string;
+  /** When the answer arrived (Date.now()). */
+  atMs: number;
+}
+
+async function look(q: QueryClient, origin: string): Promise<Look | undefined> {
   try {
-    const o = (await f.query.getOrigin({ origin })).origin;
+    const o = (await q.getOrigin({ origin })).origin;
     if (!o) return undefined;
-    return { state: o.state, faults: o.faults.map((x) => `${SCOPE(x.scope)}:${x.key}`).sort(), confirming: o.confirming, reason: o.reason };
+    return { state: o.state, faults: o.faults.map((x) => `${SCOPE(x.scope)}:${x.key}`).sort(), confirming: o.confirming, reason: o.reason, atMs: Date.now() };
   } catch {
     return undefined;
   }
 }
 
+/** Every central's answer, asked in parallel (index = central). */
+const lookAll = (f: RealFleet, origin: string) => Promise.all(f.queries.map((q) => look(q, origin)));
+const healthy = (v: Look | undefined) => v !== undefined && v.state === OriginState.HEALTHY && v.faults.length === 0;
+const named = (f: RealFleet, i: number) => (f.queries.length > 1 ? `replica ${i}: ` : "");
+
 export async function runReal(f: RealFleet, sc: RealScenario, log: (s: string) => void = () => {}): Promise<RealResult> {
   const want = describe(sc.expect.state, sc.expect.faults);
   const why: string[] = [];
   let falseAlarms = 0;
+  const n = f.queries.length;
   f.traffic(sc.origin, sc.rate ?? (() => 10));
-  // Warm-up: the origin must look healthy first.
+  // Warm-up: the origin must look healthy first, on every central.
   const warm = Date.now();
   for (;;) {
-    const v = await look(f, sc.origin);
-    if (v && v.state === OriginState.HEALTHY && v.faults.length === 0) break;
+    const vs = await lookAll(f, sc.origin);
+    if (vs.every(healthy)) break;
     if (Date.now() - warm > 20_000) {
-      why.push(`never healthy before the fault (last: ${v ? describe(v.state, v.faults) : "none"})`);
+      why.push(`never healthy before the fault (last: ${vs.map((v, i) => named(f, i) + (v ? describe(v.state, v.faults) : "none")).join("; ")})`);
       break;
     }
     await sleep(250);
@@ -97,41 +121,52 @@ export async function runReal(f: RealFleet, sc: RealScenario, log: (s: string) =
     await sc.before.fault(f);
     const want0 = describe(OriginState.HEALTHY, sc.before.expect);
     const b0 = Date.now();
-    let v0: Awaited<ReturnType<typeof look>>;
-    while (Date.now() - b0 < 10_000 && (v0 = await look(f, sc.origin))?.faults.join(",") !== sc.before.expect.join(",")) await sleep(100);
-    if (v0?.faults.join(",") !== sc.before.expect.join(",")) why.push(`the first fault was never reported (want ${want0})`);
+    const reported = (vs: Array<Look | undefined>) => vs.every((v) => v?.faults.join(",") === sc.before!.expect.join(","));
+    let ok = false;
+    while (Date.now() - b0 < 10_000 && !(ok = reported(await lookAll(f, sc.origin)))) await sleep(100);
+    if (!ok) why.push(`the first fault was never reported${n > 1 ? " by every replica" : ""} (want ${want0})`);
     await sleep(3000);
   }
   const t0 = Date.now();
   const stop = await sc.fault(f);
-  let detection: number | undefined;
+  const detected: Array<number | undefined> = new Array(n).fill(undefined);
+  /** What each central showed last before its verdict was right (logged on change: where the time went). */
+  const shown: string[] = new Array(n).fill(describe(OriginState.HEALTHY, sc.before?.expect));
   let seen = "";
   let mismatches = 0;
   let spuriousScopes = 0;
   const others = new Set<string>();
   const until = t0 + (sc.durationS ?? 12) * 1000;
   while (Date.now() < until) {
-    const v = await look(f, sc.origin);
-    if (v && !v.confirming) {
+    const vs = await lookAll(f, sc.origin);
+    vs.forEach((v, i) => {
+      if (!v) return;
+      const at = (v.atMs - t0) / 1000;
+      const shows = `${describe(v.state, v.faults)}${v.confirming ? " (confirming)" : ""}`;
+      if (detected[i] === undefined && shows !== want && shows !== shown[i]) {
+        shown[i] = shows;
+        log(`  ${sc.name}: ${named(f, i)}${shows} at ${at.toFixed(1)} s`);
+      }
+      if (v.confirming) return;
       const now = describe(v.state, v.faults);
-      if (now === want && detection === undefined) {
-        detection = (Date.now() - t0) / 1000;
-        log(`  ${sc.name}: ${now} after ${detection.toFixed(1)} s`);
+      if (now === want && detected[i] === undefined) {
+        detected[i] = at;
+        log(`  ${sc.name}: ${named(f, i)}${now} after ${at.toFixed(1)} s`);
       }
       if (!seen || now === want) seen = now;
-      if (detection !== undefined && now !== want && !sc.loose) {
+      if (detected[i] !== undefined && now !== want && !sc.loose) {
         mismatches++;
-        others.add(now);
+        others.add(named(f, i) + now);
       }
       if (sc.noScopes && v.faults.length > 0) {
         spuriousScopes++;
-        others.add(now);
+        others.add(named(f, i) + now);
       }
       if (sc.expect.kind !== "origin" && (v.state === OriginState.DOWN || v.state === OriginState.DEGRADED)) {
-        if (!falseAlarms) log(`  false alarm at ${((Date.now() - t0) / 1000).toFixed(1)} s: ${now}: ${v.reason}`);
+        if (!falseAlarms) log(`  ${named(f, i)}false alarm at ${at.toFixed(1)} s: ${now}: ${v.reason}`);
         falseAlarms++;
       }
-    }
+    });
     await sleep(100);
   }
   if (typeof stop === "function") stop();
@@ -139,40 +174,50 @@ export async function runReal(f: RealFleet, sc: RealScenario, log: (s: string) =
   await f.heal();
   const t1 = Date.now();
   let recovery: number | undefined;
-  while (Date.now() - t1 < 20_000) {
-    const v = await look(f, sc.origin);
-    if (v && v.state === OriginState.HEALTHY && v.faults.length === 0) {
+  const recoverLimit = sc.recoverLimitS ?? 10;
+  while (Date.now() - t1 < (recoverLimit + 10) * 1000) {
+    const vs = await lookAll(f, sc.origin);
+    if (vs.every(healthy)) {
       recovery = (Date.now() - t1) / 1000;
       break;
     }
-    if (v && sc.expect.kind !== "origin" && (v.state === OriginState.DOWN || v.state === OriginState.DEGRADED)) {
-      if (!falseAlarms) log(`  false alarm ${((Date.now() - t1) / 1000).toFixed(1)} s after healing: ${describe(v.state, v.faults)}: ${v.reason}`);
-      falseAlarms++;
-    }
+    vs.forEach((v, i) => {
+      if (v && sc.expect.kind !== "origin" && (v.state === OriginState.DOWN || v.state === OriginState.DEGRADED)) {
+        if (!falseAlarms) log(`  ${named(f, i)}false alarm ${((Date.now() - t1) / 1000).toFixed(1)} s after healing: ${describe(v.state, v.faults)}: ${v.reason}`);
+        falseAlarms++;
+      }
+    });
     await sleep(200);
   }
   // Let open incidents close (close_after ticks) and their webhooks go out before counting them.
   await sleep(9000);
   f.traffic(sc.origin, () => 0);
-  const incidents = (await f.query.listIncidents({ origin: sc.origin, pageSize: 1000 })).incidents;
   const isOrigin = (k: IncidentKind) => k === IncidentKind.ORIGIN_DOWN || k === IncidentKind.ORIGIN_DEGRADED;
+  // Every central must list the same incidents (cluster: the owner's, mirrored); the counts are the first one's.
+  const lists = await Promise.all(f.queries.map(async (q) => (await q.listIncidents({ origin: sc.origin, pageSize: 1000 })).incidents));
+  const incidents = lists[0];
+  const listed = lists.map((l) => l.map((i) => `${IncidentKind[i.kind]} ${i.id}${i.open ? " (open)" : ""}`).sort().join(", "));
+  if (listed.some((l) => l !== listed[0])) why.push(`the replicas list different incidents (${listed.map((l, i) => `${i}: ${l || "none"}`).join(" | ")})`);
   const originIncidents = incidents.filter((i) => isOrigin(i.kind)).length;
   const networkIncidents = incidents.length - originIncidents;
+  // Every central sends to the same receiver: an alert sent by two replicas counts twice.
   const webhooks = f.webhook.filter((p) => p.origin === sc.origin && p.kind.startsWith("ORIGIN")).length;
+  const detection = detected.reduce<number | undefined>((a, d) => (d === undefined ? a : a === undefined ? d : Math.min(a, d)), undefined);
+  const detectionAll = detected.every((d) => d !== undefined) ? Math.max(...(detected as number[])) : undefined;
 
   if (sc.expect.kind === "quiet") {
     if (incidents.length) why.push(`${incidents.length} incident(s) for a quiet scenario`);
     if (falseAlarms) why.push(`${falseAlarms} origin verdicts`);
   } else {
     const limit = sc.limitS ?? 2;
-    if (detection === undefined || detection > limit) why.push(`not detected within ${limit} s`);
-    if (recovery === undefined || recovery > 10) why.push(`not back to HEALTHY within 10 s`);
+    if (detectionAll === undefined || detectionAll > limit) why.push(`not detected within ${limit} s${n > 1 ? ` by every replica (${detected.map((d) => (d === undefined ? "never" : d.toFixed(1))).join(" / ")})` : ""}`);
+    if (recovery === undefined || recovery > recoverLimit) why.push(`not back to HEALTHY within ${recoverLimit} s`);
     if (sc.expect.kind === "network") {
       if (originIncidents) why.push(`${originIncidents} origin incident(s) during a network fault`);
       if (falseAlarms) why.push(`${falseAlarms} DOWN/DEGRADED verdicts during a network fault`);
     } else {
       if (originIncidents !== 1) why.push(`${originIncidents} origin incidents (want exactly 1)`);
-      if (webhooks !== 2) why.push(`${webhooks} webhook alerts for the origin (want open + close)`);
+      if (webhooks !== 2) why.push(`${webhooks} webhook alerts for the origin (want open + close${n > 1 ? ", once across the cluster" : ""})`);
     }
   }
   if (mismatches) why.push(`${mismatches} polls after the verdict showed something else (${[...others].slice(0, 3).join(" | ")})`);
@@ -182,6 +227,7 @@ export async function runReal(f: RealFleet, sc: RealScenario, log: (s: string) =
     expected: want,
     seen: seen || "-",
     detectionS: detection,
+    detectionAllS: detectionAll,
     recoveryS: recovery,
     falseAlarms,
     originIncidents,
@@ -189,6 +235,7 @@ export async function runReal(f: RealFleet, sc: RealScenario, log: (s: string) =
     webhooks,
     mismatches,
     spuriousScopes,
+    centrals: n,
     cls: sc.cls,
     pass: why.length === 0,
     why,
@@ -308,29 +355,40 @@ export function standardRealScenarios(): RealScenario[] {
 }
 
 export function formatRealTable(rows: RealResult[]): string {
-  const head = [...SCENARIO_HEAD, "webhooks", "result"];
-  const body = rows.map((r) => [...scenarioCells(r), String(r.webhooks), r.pass ? "PASS" : `FAIL: ${r.why.join("; ")}`]);
+  const cluster = rows.some((r) => r.centrals > 1);
+  const fmt = (t?: number) => (t === undefined ? "-" : t.toFixed(1));
+  const head = [...SCENARIO_HEAD, ...(cluster ? ["all replicas s"] : []), "webhooks", "result"];
+  const body = rows.map((r) => {
+    const cells = scenarioCells(r);
+    return [...cells, ...(cluster ? [fmt(r.detectionAllS)] : []), String(r.webhooks), r.pass ? "PASS" : `FAIL: ${r.why.join("; ")}`];
+  });
   return textTable(head, body);
 }
 
 /** Hard fault classes (issue 13 item 2: median <= 1 s, worst <= 2 s). */
 const HARD: readonly FaultClass[] = ["refused", "reset", "503", "ISP", "region", "node", "two faults"];
 
-/** Median and worst detection time per fault class, and over every hard-fault row. */
+/**
+ * Median and worst detection time per fault class, and over every hard-fault row. With several centrals
+ * (cluster) also as seen by the slowest replica: the time by which every replica reported it.
+ */
 export function formatDetectionTable(rows: RealResult[]): string {
-  const times = new Map<string, number[]>();
-  const put = (k: string, t: number) => (times.get(k) ?? times.set(k, []).get(k)!).push(t);
+  const cluster = rows.some((r) => r.centrals > 1);
+  const times = new Map<string, Array<[number, number]>>();
+  const put = (k: string, t: [number, number]) => (times.get(k) ?? times.set(k, []).get(k)!).push(t);
   for (const r of rows) {
     if (!r.cls) continue;
-    const t = r.detectionS ?? Number.POSITIVE_INFINITY;
+    const t: [number, number] = [r.detectionS ?? Number.POSITIVE_INFINITY, r.detectionAllS ?? Number.POSITIVE_INFINITY];
     put(r.cls, t);
     if (HARD.includes(r.cls)) put("all hard faults", t);
   }
   const fmt = (t: number) => (Number.isFinite(t) ? t.toFixed(1) : "never");
-  const body = [...times].map(([k, ts]) => {
+  const stats = (ts: number[]) => {
     const sorted = [...ts].sort((a, b) => a - b);
     const mid = sorted.length % 2 ? sorted[sorted.length >> 1] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
-    return [k, String(ts.length), fmt(mid), fmt(sorted[sorted.length - 1])];
-  });
-  return textTable(["fault class", "rows", "median s", "worst s"], body);
+    return [fmt(mid), fmt(sorted[sorted.length - 1])];
+  };
+  const body = [...times].map(([k, ts]) => [k, String(ts.length), ...stats(ts.map((t) => t[0])), ...(cluster ? stats(ts.map((t) => t[1])) : [])]);
+  const head = cluster ? ["fault class", "rows", "median s (first replica)", "worst s (first)", "median s (all replicas)", "worst s (all)"] : ["fault class", "rows", "median s", "worst s"];
+  return textTable(head, body);
 }
