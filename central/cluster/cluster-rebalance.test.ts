@@ -79,7 +79,14 @@ if (requireNats("cluster rebalance")) {
 
     const b = await start(1);
     await eventually(() => b.cluster!.owner!.partitions().live.length === 1 && a.cluster!.owner!.partitions().owned.length === 1, 20_000);
-    const moved = ORIGINS[b.cluster!.owner!.partitions().live[0] === partitionOf(ORIGINS[0], P) ? 0 : 1];
+    const movedP = b.cluster!.owner!.partitions().live[0];
+    const moved = ORIGINS[movedP === partitionOf(ORIGINS[0], P) ? 0 : 1];
+    // B's lookback was refilled with A's last seconds (windows A had counted before its snapshot): at 6 nodes ×
+    // 5 batches/s, a lookback (2 s) and a second are ~15 batches; without the refill B would start from none.
+    const refilled = b.cluster!.owner!.refilledBatches.get(movedP) ?? 0;
+    process.stderr.write(`rebalance: B read ${refilled} batches of A's last lookback again\n`);
+    assert.ok(refilled >= 5, `B read ${refilled} batches of A's last lookback again`);
+    assert.ok((b.verdict.engine.detailed(moved)?.requests ?? 0) > 0, "B's lookback holds the moved origin's traffic");
     await eventually(async () => (await view(a, moved)).owner === "t1" && (await view(b, moved)).owner === "t1", 10_000);
     await new Promise((r) => setTimeout(r, 1500));
     for (const [i, o] of ORIGINS.entries()) {

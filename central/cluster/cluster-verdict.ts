@@ -73,13 +73,18 @@ export class ClusterVerdict implements PartitionHooks {
     if (s) this.engine.restore(s.statuses.map((x) => ({ ...x, confirming: false })), s.tracks);
   }
 
-  apply(_p: number, b: PartitionBatch, _live: boolean): void {
+  apply(_p: number, b: PartitionBatch, _live: boolean, lookbackOnly = false): void {
     if (!b.node) return;
     const now = Date.now();
     // Converted once, as the embedded ingest does (window-columns.ts), then the same two readers.
     const columns = columnsOfBatch(b);
     this.engine.observeColumns({ nodeId: b.node.nodeId, isp: b.node.isp, region: b.node.region }, columns, now);
-    this.verdict?.history.addColumns(columns, now);
+    // A refill after a hand-over: the previous owner put these windows in its history already.
+    if (!lookbackOnly) this.verdict?.history.addColumns(columns, now);
+  }
+
+  lookbackMs(): number {
+    return this.verdict?.settingsFor("").lookbackMs ?? 5_000;
   }
 
   caughtUp(p: number): void {

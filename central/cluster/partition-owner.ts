@@ -13,8 +13,15 @@
  * otherwise at most every `statusRefreshMs` while traffic moves its totals and
  * figures. So a busy origin costs one put per refresh period, not per second.
  *
+ * A hand-over does not empty the verdict's lookback: the snapshot names the
+ * sequence applied one lookback before it was saved (`lookbackFromSeq`), and
+ * the new owner reads (lookbackFromSeq, streamSeq] again into the verdict
+ * engine only (the snapshot's totals and marks already count them) before
+ * replaying on — so a fault set or a DOWN is judged on full data at once,
+ * not on the few windows since the last snapshot.
+ *
  * Caught up = the reader has applied the stream's last sequence as it was
- * when the partition was claimed. Until then nothing leaves the owner (the
+ * when the partition was claimed (and read the lookback again). Until then nothing leaves the owner (the
  * previous owner may have published later totals than the snapshot holds:
  * publishing mid-replay would show a reader totals going backwards).
  *
@@ -57,8 +64,13 @@ export interface PartitionState {
 export interface PartitionHooks {
   /** Partition p starts (from a snapshot's verdict state, or none). */
   start(p: number, verdict: unknown): void;
-  /** A batch applied for the first time (after the high-water check); `live` = caught up. */
-  apply(p: number, batch: PartitionBatch, live: boolean): void;
+  /**
+   * A batch applied for the first time (after the high-water check); `live` = caught up. `lookbackOnly`: a
+   * batch the snapshot already counted, read again after a hand-over to refill the verdict's lookback only.
+   */
+  apply(p: number, batch: PartitionBatch, live: boolean, lookbackOnly?: boolean): void;
+  /** How far back the verdict looks (ms): what a successor must read again to refill it (default 5 s). */
+  lookbackMs?(): number;
   /** State to put in the snapshot. */
   save(p: number): unknown;
   /** The partition is no longer ours: forget it, emit nothing more for it. */
@@ -98,6 +110,14 @@ interface Owned {
   checkedSeq: number;
   /** Caught up once appliedSeq ≥ this (the stream's last seq at claim). */
   catchUpSeq: number;
+  /** The snapshot's streamSeq: messages up to it are read again for the lookback only (lookbackFromSeq). */
+  refillToSeq: number;
+  /** Last stream sequence the reader handed over (refill included). */
+  readSeq: number;
+  /** (time, appliedSeq) once a second over the last lookback and a bit: the snapshot's lookbackFromSeq. */
+  seqAt: Array<{ t: number; seq: number }>;
+  /** Where this ownership started reading (the refill's start): the lookbackFromSeq until a lookback passed. */
+  startReadSeq: number;
   live: boolean;
   /** Windows applied since caught up: the partition's load, measured by the lease worker. */
   liveWindows: number;
@@ -125,6 +145,8 @@ export class PartitionOwner {
   private leases?: PartitionLeases;
   /** Partitions taken (for logs and tests): p → ms from acquire to caught up. */
   readonly caughtUpMs = new Map<number, number>();
+  /** Per partition, the batches of the previous owner's last lookback read again at the last acquire (the refill). */
+  readonly refilledBatches = new Map<number, number>();
 
   private constructor(
     private readonly ctx: ClusterContext,
@@ -160,8 +182,9 @@ export class PartitionOwner {
 
   private async acquire(p: number, revision: number): Promise<void> {
     const t0 = Date.now();
-    const o: Owned = { p, revision, snapRevision: 0, hwm: new HighWaterMarks(), totals: new Map(), written: new Map(), seenTotals: new Map(), flushQueued: false, appliedSeq: 0, checkedSeq: -1, catchUpSeq: 0, live: false, liveWindows: 0, stopped: false, timers: [], busy: Promise.resolve() };
+    const o: Owned = { p, revision, snapRevision: 0, hwm: new HighWaterMarks(), totals: new Map(), written: new Map(), seenTotals: new Map(), flushQueued: false, appliedSeq: 0, checkedSeq: -1, catchUpSeq: 0, refillToSeq: 0, readSeq: 0, seqAt: [], startReadSeq: 0, live: false, liveWindows: 0, stopped: false, timers: [], busy: Promise.resolve() };
     this.owned.set(p, o);
+    this.refilledBatches.set(p, 0);
     try {
       const claim = await this.snapshots.claim(p, this.ctx.replicaId, revision);
       if (o.stopped) return;
@@ -171,22 +194,37 @@ export class PartitionOwner {
         o.hwm = HighWaterMarks.fromRecord(snap.hwm);
         o.totals = new Map(Object.entries(snap.state.totals));
         o.appliedSeq = snap.streamSeq;
+        o.readSeq = snap.lookbackFromSeq !== undefined && snap.lookbackFromSeq < snap.streamSeq ? snap.lookbackFromSeq : snap.streamSeq;
+        o.refillToSeq = snap.streamSeq;
+        o.startReadSeq = o.readSeq;
       }
       this.o.hooks?.start(p, snap?.state.verdict);
       const info = await this.ctx.jsm.streams.info(windowStream(p));
       o.catchUpSeq = info.state.last_seq;
+      // What the stream no longer has (aged out) cannot be read again: the refill starts where the stream does.
+      if (o.readSeq < o.refillToSeq && info.state.first_seq > o.readSeq + 1) o.readSeq = Math.min(o.refillToSeq, info.state.first_seq - 1);
       const markLive = () => {
-        if (o.live || o.appliedSeq < o.catchUpSeq) return;
+        if (o.live || o.appliedSeq < o.catchUpSeq || o.readSeq < o.refillToSeq) return;
         o.live = true;
         this.o.hooks?.caughtUp(p);
         this.caughtUpMs.set(p, Date.now() - t0);
-        this.o.log.info({ partition: p, ms: Date.now() - t0, fromSeq: snap ? snap.streamSeq + 1 : 1, toSeq: o.catchUpSeq }, "partition owned and caught up");
+        this.o.log.info({ partition: p, ms: Date.now() - t0, fromSeq: snap ? snap.streamSeq + 1 : 1, toSeq: o.catchUpSeq, lookbackRefilled: this.refilledBatches.get(p) ?? 0 }, "partition owned and caught up");
       };
       markLive();
       o.reader = await readPartition(this.ctx.js, p, {
-        fromSeq: o.appliedSeq + 1,
+        fromSeq: o.readSeq + 1,
         handler: (b, seq) => {
           if (o.stopped) return;
+          o.readSeq = seq;
+          if (seq <= o.refillToSeq) {
+            // Counted by the snapshot already: into the verdict's lookback only (the previous owner's last seconds).
+            if (b.node) {
+              this.o.hooks?.apply(p, b, false, true);
+              this.refilledBatches.set(p, (this.refilledBatches.get(p) ?? 0) + 1);
+            }
+            markLive();
+            return;
+          }
           if (b.node && o.hwm.accept(b.node.nodeId, b.seq)) {
             const at = Number(b.receivedUnixMs);
             for (const w of b.windows) {
@@ -216,7 +254,10 @@ export class PartitionOwner {
         t.unref();
         o.timers.push(t);
       };
-      every(this.o.flushMs ?? 1_000, () => this.flush(o));
+      every(this.o.flushMs ?? 1_000, () => {
+        this.noteSeq(o);
+        return this.flush(o);
+      });
       every(this.o.snapshotMs ?? 3_000, () => this.save(o));
       every(5_000, () => this.checkProgress(o));
     } catch (err) {
@@ -289,12 +330,31 @@ export class PartitionOwner {
     o.busy = o.busy.then(() => this.save(o)).catch((err) => this.fail(o, err));
   }
 
+  private lookbackSince(): number {
+    return Date.now() - (this.o.hooks?.lookbackMs?.() ?? 5_000) - 1_000;
+  }
+
+  /** Marks where the partition's reading was now (once a second), keeping one mark older than a lookback. */
+  private noteSeq(o: Owned): void {
+    o.seqAt.push({ t: Date.now(), seq: o.appliedSeq });
+    const since = this.lookbackSince();
+    while (o.seqAt.length > 1 && o.seqAt[1].t <= since) o.seqAt.shift();
+  }
+
+  /** The sequence applied one lookback (and a second) ago; where this ownership started until a lookback passed. */
+  private lookbackFromSeq(o: Owned): number {
+    const first = o.seqAt[0];
+    return first && first.t <= this.lookbackSince() ? first.seq : o.startReadSeq;
+  }
+
   private async save(o: Owned): Promise<void> {
     if (o.stopped) return;
+    const lookbackFromSeq = this.lookbackFromSeq(o);
     o.snapRevision = await this.snapshots.save(
       {
         partition: o.p,
         streamSeq: o.appliedSeq,
+        lookbackFromSeq,
         hwm: o.hwm.toRecord(),
         state: { totals: Object.fromEntries(o.totals), verdict: this.o.hooks?.save(o.p) },
         owner: this.ctx.replicaId,

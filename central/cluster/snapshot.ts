@@ -38,6 +38,12 @@ export interface PartitionSnapshot<S> {
   streamSeq: number;
   /** HighWaterMarks.toRecord() at streamSeq. */
   hwm: Record<string, string>;
+  /**
+   * The stream sequence applied one lookback before the save (absent in older snapshots): a new owner reads
+   * (lookbackFromSeq, streamSeq] again into its verdict engine only, so its lookback is full at once instead
+   * of empty for a lookback after a hand-over (totals and marks are in the snapshot already).
+   */
+  lookbackFromSeq?: number;
   /** The engine's state at streamSeq (totals, tracks, incidents, statuses): JSON. */
   state: S;
   /** Who wrote it, under which lease revision, when. */
