@@ -13,7 +13,7 @@
  *   from then on this replica's re-send rounds carry its open incidents;
  * - an incident transition asks for a snapshot at once (a successor must
  *   know the incident), on top of the periodic ones;
- * - a state change or an incident transition asks for the origin's OW_STATUS
+ * - a state change, an incident transition or a new fault set asks for the origin's OW_STATUS
  *   record at once (every replica reads it: the verdict must show promptly);
  * - stop (lease lost, rebalance, fenced): the origins are forgotten quietly
  *   (engine.forgetOrigin emits nothing; the successor carries on).
@@ -52,6 +52,11 @@ export class ClusterVerdict implements PartitionHooks {
       if (!this.owned.get(p)) return;
       if (c.type === "incident") this.saveSoon(p);
       this.flushSoon(p);
+    });
+    // A fault appearing or leaving on an origin whose state stays: written at once too, not at the next flush.
+    verdict.engine.onFaultsChange((origin) => {
+      const p = partitionOf(origin, this.partitions);
+      if (this.owned.get(p)) this.flushSoon(p);
     });
   }
 

@@ -134,6 +134,17 @@ export class VerdictEngine {
     this.listeners.push(fn);
   }
 
+  private faultListeners: Array<(origin: string) => void> = [];
+
+  /**
+   * The set of faults an origin shows changed without a state change (an ISP fault appears on a HEALTHY
+   * origin): no event (incidents follow their hysteresis), but a reader elsewhere must see the verdict
+   * promptly (cluster mode writes the origin's status record at once).
+   */
+  onFaultsChange(fn: (origin: string) => void): void {
+    this.faultListeners.push(fn);
+  }
+
   private emit(c: EngineChange): void {
     for (const l of this.listeners) {
       try {
@@ -399,6 +410,9 @@ export class VerdictEngine {
       st.reason = `${v.reason} — failure ratio moving fast, waiting for it to settle`;
     } else if (!hold) {
       const previous = st.state;
+      if (this.faultListeners.length && v.state === previous && faultKeysDiffer(st.faults, v.faults)) {
+        for (const l of this.faultListeners) l(origin);
+      }
       st.faults = v.faults;
       st.reason = v.reason;
       if (v.state !== previous) {
@@ -473,4 +487,11 @@ function sameThresholds(a: VerdictThresholds, b: VerdictThresholds): boolean {
   for (const k in b) if (a[k as keyof VerdictThresholds] !== b[k as keyof VerdictThresholds]) return false;
   for (const k in a) if (!(k in b)) return false;
   return true;
+}
+
+/** True when two fault lists name different (scope, key) sets. */
+function faultKeysDiffer(a: readonly FaultFinding[], b: readonly FaultFinding[]): boolean {
+  if (a.length !== b.length) return true;
+  const keys = new Set(a.map((f) => `${f.scope}:${f.key}`));
+  return b.some((f) => !keys.has(`${f.scope}:${f.key}`));
 }
