@@ -29,6 +29,7 @@ import { batch, hello, IngestStream } from "../test/ingest-client.js";
 import { startCentralReplicas } from "../test/central-replicas.js";
 import { BIN, ROOT, startOriginwatch, type Proc } from "../test/proc.js";
 import { numArg } from "./args.js";
+import { rng } from "./rng.js";
 
 const P = numArg("fleet-partitions", 16);
 const ORIGINS = numArg("fleet-origins", 500);
@@ -59,15 +60,6 @@ const origins = Array.from({ length: ORIGINS }, (_, i) => `origin-${i}.cdn-custo
 const partOf = origins.map((o) => partitionOf(o, P));
 const harmonic = origins.reduce((a, _, i) => a + 1 / (i + 1), 0);
 
-/** Seeded PRNG (mulberry32). */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `n` distinct Zipf(1) origin indexes: a node's busy origins in one second. */
 function zipfSet(n: number, rand: () => number): number[] {

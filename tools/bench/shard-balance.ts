@@ -18,20 +18,12 @@
 import { partitionOf } from "../../central/cluster/partition.js";
 import { maxOverMean, placeByLoad } from "../../central/cluster/partition-placement.js";
 import { numArg } from "./args.js";
+import { rng } from "./rng.js";
 
 const NODES = numArg("nodes", 2000);
 const ORIGINS = numArg("origins", 2000);
 const RPS = numArg("rps", 200);
 
-/** Seeded PRNG (mulberry32): the same assignments every run. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Origin names: numbered (`origin-17.cdn-customer.example`) or random host names (seeded). */
 function originNames(style: "numbered" | "random"): string[] {
