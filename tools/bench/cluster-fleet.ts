@@ -37,6 +37,7 @@ const NODES = numArg("fleet-nodes", 40);
 const WINDOWS = numArg("fleet-windows", 100);
 const MEASURE_S = numArg("fleet-seconds", 8);
 const IDLE_S = numArg("fleet-idle-seconds", 4);
+const IDLE_AFTER_S = numArg("fleet-idle-after-seconds", 6);
 /**
  * Load before the measured interval. Each process JIT-compiles its hot code (on helper threads) once the
  * load reaches it: with 3 s of warm-up, 3 replicas paid that ~3 times in the measured interval (others
@@ -90,6 +91,40 @@ export function threadCpuUs(pid: number): Map<string, number> {
       out.set(name, (out.get(name) ?? 0) + ((Number(f[11]) + Number(f[12])) * 1e6) / 100);
     } catch {
       /* the thread ended */
+    }
+  }
+  return out;
+}
+
+/** Voluntary + involuntary context switches of every thread of a process (wake-ups and preemptions). */
+export function ctxSwitches(pid: number): number {
+  let n = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const m = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8").match(/^voluntary_ctxt_switches:\s+(\d+)\s+^nonvoluntary_ctxt_switches:\s+(\d+)/m);
+      if (m) n += Number(m[1]) + Number(m[2]);
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return n;
+}
+
+/** Read and write system calls of a process so far (/proc/<pid>/io: syscr, syscw). */
+export function syscalls(pid: number): { r: number; w: number } {
+  const io = readFileSync(`/proc/${pid}/io`, "utf8");
+  return { r: Number(/syscr: (\d+)/.exec(io)?.[1] ?? 0), w: Number(/syscw: (\d+)/.exec(io)?.[1] ?? 0) };
+}
+
+/** Messages each named client connection sent to (in) and got from (out) the servers so far (their /connz). */
+async function connMsgs(nats: NatsCluster): Promise<Map<string, { in: number; out: number }>> {
+  const out = new Map<string, { in: number; out: number }>();
+  for (const s of nats.servers) {
+    const j = (await (await fetch(`http://127.0.0.1:${s.httpPort}/connz?limit=1000`)).json()) as { connections: Array<{ name?: string; in_msgs: number; out_msgs: number }> };
+    for (const c of j.connections) {
+      const k = c.name ?? "?";
+      const cur = out.get(k) ?? { in: 0, out: 0 };
+      out.set(k, { in: cur.in + c.in_msgs, out: cur.out + c.out_msgs });
     }
   }
   return out;
@@ -225,7 +260,8 @@ async function fixedLoad(w: number): Promise<Row> {
       else process.env.NODE_OPTIONS = saved;
     });
     try {
-      let owners = await settledOwners(nats, w);
+      // Idle is measured once start-up is over (snapshot claims, first saves, compiling the start-up code): 6 s after the leases stopped moving.
+      let owners = await settledOwners(nats, w, IDLE_AFTER_S * 1000);
       const pids = reps.procs.map((p) => p.child.pid!);
       const npids = nats.servers.map((s) => s.pid()!);
       // Idle: what the replicas and servers burn with no load (leases, watches, snapshots): a fixed cost per second, subtracted below.
@@ -248,6 +284,9 @@ async function fixedLoad(w: number): Promise<Row> {
       if (PROFILE_DIR) for (const p of pids) process.kill(p, "SIGUSR2");
       const c0 = pids.map(procCpuUs);
       const th0 = THREADS ? pids.map(threadCpuUs) : [];
+      const cs0 = THREADS ? [...pids, ...npids].map(ctxSwitches) : [];
+      const io0 = THREADS ? [...pids, ...npids].map(syscalls) : [];
+      const cm0 = THREADS ? await connMsgs(nats) : new Map();
       const n0 = npids.map(procCpuUs);
       const a0 = load.acked();
       const pp0 = load.perPart();
@@ -260,6 +299,17 @@ async function fixedLoad(w: number): Promise<Row> {
           const d = [...threadCpuUs(p)].map(([name, us]) => [name, us - (th0[i].get(name) ?? 0)] as const).filter(([, us]) => us > 0);
           console.log(`  W=${w} r${i} CPU ms/s by thread: ${d.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${(us / 1000 / MEASURE_S).toFixed(0)}`).join(", ")}`);
         }
+      }
+      if (THREADS) {
+        const cs = [...pids, ...npids].map((p, i) => (ctxSwitches(p) - cs0[i]) / MEASURE_S);
+        console.log(`  W=${w} context switches/s: centrals ${cs.slice(0, w).map((x) => x.toFixed(0)).join(" / ")}, nats ${cs.slice(w).map((x) => x.toFixed(0)).join(" / ")}`);
+        const io = [...pids, ...npids].map((p, i) => {
+          const n = syscalls(p);
+          return `${((n.r - io0[i].r) / MEASURE_S).toFixed(0)}/${((n.w - io0[i].w) / MEASURE_S).toFixed(0)}`;
+        });
+        const cm = await connMsgs(nats);
+        console.log(`  W=${w} NATS messages/s per connection (client → server / server → client): ${[...cm].filter(([k]) => k.startsWith("originwatch")).map(([k, v]) => `${k.replace("originwatch-central-", "")} ${((v.in - (cm0.get(k)?.in ?? 0)) / MEASURE_S).toFixed(0)}/${((v.out - (cm0.get(k)?.out ?? 0)) / MEASURE_S).toFixed(0)}`).join(", ")}`);
+        console.log(`  W=${w} read/write syscalls/s: centrals ${io.slice(0, w).join(" ")}, nats ${io.slice(w).join(" ")}`);
       }
       const natsGross = npids.reduce((a, p, i) => a + procCpuUs(p) - n0[i], 0);
       const done = load.acked() - a0;
