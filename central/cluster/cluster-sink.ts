@@ -1,11 +1,11 @@
 /**
  * The ingest's batch sink in cluster mode (issue 16): a validated batch is
- * published to the window log (one message per partition, msgID
- * `node:seq:p`), then the node's cluster-wide high-water mark is written to
+ * handed to the window log's publisher (its shares join the next message of
+ * each partition, window-log.ts), then the node's cluster-wide high-water mark is written to
  * KV `OW_NODES`; `commitBatch` resolves only after both, so the ingest acks
  * the sidecar after every PubAck, never before. A failure calls `onFailure`
  * (the ingest ends that node's stream with UNAVAILABLE, the sidecar replays,
- * the msgIDs and the owners' high-water marks make the replay count once).
+ * the owners' high-water marks make the replay count once).
  *
  * Why a per-node KV record for the Welcome's high_water_seq (and not asking
  * the partition owners): a node's batches touch many partitions, so "the
@@ -13,7 +13,7 @@
  * possibly dead owners on every hello. The record is written only after the
  * PubAcks of that seq, so it is never above what is stored (never a loss); a
  * late write from an old replica can only leave it lower than the truth,
- * which costs a replay that msgID dedup and the owners' marks drop. A node's
+ * which costs a replay that the owners' marks drop. A node's
  * writes from one replica are serialised (one chain per node), so they never
  * go backwards there.
  */
@@ -32,10 +32,15 @@ export const NODES_BUCKET = "OW_NODES";
 /** KV key of a node's cluster-wide high-water mark. */
 export const highWaterKey = (nodeId: string) => `hw.${Buffer.from(nodeId).toString("base64url")}`;
 
+/** The largest window-log message: half the servers' max_payload (1 MiB by default), at most 512 KiB. */
+const maxMessageBytes = (maxPayload: number | undefined) => Math.min(512 * 1024, Math.floor((maxPayload ?? 1024 * 1024) / 2));
+
 export class ClusterSink implements BatchSink {
   onFailure?: (nodeIds: ReadonlySet<string>, err: unknown) => void;
   private readonly chains = new Map<string, Promise<void>>();
   private inFlight = 0;
+  /** Failures already reported through onFailure, and for which nodes (one message's failure fails every node in it). */
+  private readonly reported = new WeakMap<object, Set<string>>();
 
   private constructor(
     private readonly publisher: WindowLogPublisher,
@@ -46,7 +51,7 @@ export class ClusterSink implements BatchSink {
 
   static async open(ctx: ClusterContext, highWater: Map<string, bigint>, o: { retryForMs?: number } = {}): Promise<ClusterSink> {
     const kv = await ctx.kvm.create(NODES_BUCKET, { replicas: ctx.options.replicas, history: 1 });
-    return new ClusterSink(createWindowLogPublisher(ctx.js, { partitions: ctx.options.partitions, retryForMs: o.retryForMs }), kv, highWater);
+    return new ClusterSink(createWindowLogPublisher(ctx.js, { partitions: ctx.options.partitions, retryForMs: o.retryForMs, lingerMs: ctx.options.lingerMs, name: ctx.replicaId, maxMessageBytes: maxMessageBytes(ctx.nc.info?.max_payload) }), kv, highWater);
   }
 
   commitBatch(nodeId: string, seq: bigint, _deltas: unknown, node: NodeRecord | undefined, decoded: DecodedBatch): Promise<void> {
@@ -57,12 +62,12 @@ export class ClusterSink implements BatchSink {
     const identity = create(NodeIdentitySchema, { nodeId, isp: node?.isp ?? "", region: node?.region ?? "", version: node?.version ?? "" });
     const prev = this.chains.get(nodeId) ?? Promise.resolve();
     this.inFlight++;
-    // prev.then: a batch queued behind a failed one fails unpublished (never a later seq over a missing one).
-    let ran = false;
-    const mine = prev
+    // Handed to the publisher at once: it keeps a node's batches in order, lets a burst (a replay) share one
+    // message per partition and fails a batch queued behind a failed one unpublished. The high-water mark is
+    // written after this batch's PubAcks and after the previous batch's mark: in seq order, never above the log.
+    const published = this.publisher.publish(identity, batch);
+    const mine = Promise.all([prev, published])
       .then(async () => {
-        ran = true;
-        await this.publisher.publish(identity, batch);
         try {
           await this.kv.put(highWaterKey(nodeId), seq.toString());
         } catch (err) {
@@ -78,7 +83,13 @@ export class ClusterSink implements BatchSink {
       },
       (err) => {
         if (this.chains.get(nodeId) === mine) this.chains.delete(nodeId);
-        if (ran) this.onFailure?.(new Set([nodeId]), err); // once per failure, not per batch queued behind it
+        // Once per failure, not per batch queued behind it (they fail with the same error object).
+        const seen = err instanceof Object ? (this.reported.get(err) ?? new Set<string>()) : new Set<string>();
+        if (!seen.has(nodeId)) {
+          seen.add(nodeId);
+          if (err instanceof Object) this.reported.set(err, seen);
+          this.onFailure?.(new Set([nodeId]), err);
+        }
         throw err;
       },
     );

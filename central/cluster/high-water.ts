@@ -1,11 +1,12 @@
 /**
  * Exactly-once application of a partition's batches (issue 16): the owner
  * applies a PartitionBatch only when its seq is above the node's high-water
- * mark for this partition. JetStream's msgID dedup removes replays within its
- * duplicate window; this removes the rest (a sidecar replaying to another
- * replica after the window, a re-read after a failover). It relies on the
- * window log storing a node's batches in seq order (the publisher serialises
- * per node). The marks travel in the partition snapshot.
+ * mark for this partition. This is what removes replays (a sidecar replaying
+ * to another replica, a re-read after a failover: the window log's msgIDs
+ * name the ingest's messages, not batches). It relies on the window log
+ * storing a node's batches in seq order with no later seq over a missing
+ * earlier one (the publisher's order rules). The marks travel in the
+ * partition snapshot.
  */
 export class HighWaterMarks {
   private readonly marks = new Map<string, bigint>();

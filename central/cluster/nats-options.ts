@@ -37,10 +37,16 @@ export interface NatsOptions {
   replicas: number;
   /** How long the window log keeps a message (replay horizon of a new partition owner). */
   windowMaxAgeMs: number;
-  /** JetStream duplicate window: a batch re-sent within it (same msgID) is stored once. */
+  /** JetStream duplicate window: a message re-sent within it (same msgID: a retry after a lost PubAck, an event) is stored once. */
   dedupWindowMs: number;
   /** Lease bucket TTL: a partition whose owner stopped renewing is free after this. */
   leaseTtlMs: number;
+  /**
+   * The ingest sends the batches it takes within this many ms as one window-log message per partition
+   * (0: those of one event-loop turn). Fewer, larger messages cost the servers, the ingest and the partition
+   * owners less CPU per summary; each batch reaches its owner up to this much later.
+   */
+  lingerMs: number;
 }
 
 export const NATS_DEFAULTS: NatsOptions = {
@@ -50,7 +56,11 @@ export const NATS_DEFAULTS: NatsOptions = {
   windowMaxAgeMs: 15 * 60_000,
   dedupWindowMs: 5 * 60_000,
   leaseTtlMs: 10_000,
+  lingerMs: 50,
 };
+
+/** Upper bound of --nats-linger-ms: a verdict should not wait longer than this for its windows. */
+export const MAX_LINGER_MS = 500;
 
 /** Upper bound of --partitions: one stream each, so keep it a number the servers carry easily. */
 export const MAX_PARTITIONS = 1024;
@@ -102,6 +112,7 @@ export function validateNatsOptions(partial: Partial<NatsOptions>, env: NodeJS.P
   for (const f of ["windowMaxAgeMs", "dedupWindowMs", "leaseTtlMs"] as const) {
     if (!Number.isInteger(o[f]) || o[f] < 1000) throw bad(`${f} must be an integer of at least 1000 ms, got ${String(o[f])}`);
   }
+  if (!Number.isInteger(o.lingerMs) || o.lingerMs < 0 || o.lingerMs > MAX_LINGER_MS) throw bad(`--nats-linger-ms must be an integer from 0 to ${MAX_LINGER_MS}, got ${String(o.lingerMs)}`);
   if (o.dedupWindowMs > o.windowMaxAgeMs) throw bad(`dedupWindowMs (${o.dedupWindowMs}) must be at most windowMaxAgeMs (${o.windowMaxAgeMs})`);
 
   if (o.password !== undefined) throw bad(`the NATS password is never a flag: use --nats-password-file or ${NATS_PASSWORD_ENV}`);
@@ -159,7 +170,8 @@ export function registerNatsFlags(cmd: Command): Command {
     .option("--nats-tls-cert <file>", "client certificate (PEM) for NATS servers that verify clients")
     .option("--nats-tls-key <file>", "client private key (PEM)")
     .option("--nats-replicas <n>", `replicas of every stream and bucket (default ${NATS_DEFAULTS.replicas}; 1 only for a one-server NATS)`, (v) => Number(v))
-    .option("--partitions <n>", `partitions of the window log, the same on every replica (default ${NATS_DEFAULTS.partitions})`, (v) => Number(v));
+    .option("--partitions <n>", `partitions of the window log, the same on every replica (default ${NATS_DEFAULTS.partitions})`, (v) => Number(v))
+    .option("--nats-linger-ms <ms>", `send the batches taken within this many ms as one window-log message per partition (default ${NATS_DEFAULTS.lingerMs}; 0: no wait)`, (v) => Number(v));
 }
 
 /** The parsed flags as a partial (absent flags stay undefined: validateNatsOptions fills the defaults). */
@@ -174,5 +186,6 @@ export function natsFlagsToOptions(opts: Record<string, unknown>): Partial<NatsO
     tlsKey: s("natsTlsKey"),
     replicas: opts.natsReplicas as number | undefined,
     partitions: opts.partitions as number | undefined,
+    lingerMs: opts.natsLingerMs as number | undefined,
   };
 }

@@ -32,7 +32,7 @@ if (requireNats("nats permissions")) {
       assert.is(out.messages, 1);
       const seen: bigint[] = [];
       for (const q of [0, 1]) {
-        const r = await readPartition(js, q, { fromSeq: 1, handler: (b) => void seen.push(b.seq) });
+        const r = await readPartition(js, q, { fromSeq: 1, handler: (bs) => void seen.push(...bs.map((b) => b.seq)) });
         const deadline = Date.now() + 1_500;
         while (r.lastSeq() < 1 && Date.now() < deadline) await new Promise((x) => setTimeout(x, 20));
         await r.stop();

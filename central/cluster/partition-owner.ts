@@ -213,19 +213,21 @@ export class PartitionOwner {
       markLive();
       o.reader = await readPartition(this.ctx.js, p, {
         fromSeq: o.readSeq + 1,
-        handler: (b, seq) => {
+        handler: (batches, seq) => {
           if (o.stopped) return;
           o.readSeq = seq;
           if (seq <= o.refillToSeq) {
             // Counted by the snapshot already: into the verdict's lookback only (the previous owner's last seconds).
-            if (b.node) {
+            for (const b of batches) {
+              if (!b.node) continue;
               this.o.hooks?.apply(p, b, false, true);
               this.refilledBatches.set(p, (this.refilledBatches.get(p) ?? 0) + 1);
             }
             markLive();
             return;
           }
-          if (b.node && o.hwm.accept(b.node.nodeId, b.seq)) {
+          for (const b of batches) {
+            if (!b.node || !o.hwm.accept(b.node.nodeId, b.seq)) continue;
             const at = Number(b.receivedUnixMs);
             for (const w of b.windows) {
               const cur = o.totals.get(w.origin);

@@ -1,8 +1,10 @@
 /**
  * The window log against a real 3-server JetStream cluster: streams created
- * idempotently, one message per (batch, partition), dedup of a replayed batch,
+ * idempotently, the batches taken within the linger coalesced into one message
+ * per partition (in order, split at the size cap, over max_payload one by
+ * one), a node's later batch never stored over a failed earlier one,
  * publishing through a `kill -9` of the stream leader without loss, replay
- * from a stream sequence.
+ * from a stream sequence, the first (one batch per message) format still read.
  */
 import { create } from "@bufbuild/protobuf";
 import { test } from "uvu";
@@ -12,13 +14,14 @@ import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManage
 import { NodeIdentitySchema } from "../../proto/gen/originwatch/v1/common_pb.js";
 import { BatchSchema, WindowSummarySchema } from "../../proto/gen/originwatch/v1/ingest_pb.js";
 import { ExemplarSchema } from "../../proto/gen/originwatch/v1/common_pb.js";
-import type { PartitionBatch } from "../../proto/gen/originwatch/v1/cluster_pb.js";
+import { type PartitionBatch, PartitionBatchSchema } from "../../proto/gen/originwatch/v1/cluster_pb.js";
+import { toBinary } from "@bufbuild/protobuf";
 import { type NatsCluster, startNatsCluster } from "../../tools/nats/nats-cluster.js";
 import { requireNats } from "../../tools/nats/require-nats.js";
 import { CentralError } from "../errors.js";
 import { NATS_DEFAULTS } from "./nats-options.js";
 import { partitionOf } from "./partition.js";
-import { createWindowLogPublisher, ensureWindowStreams, readPartition, splitByPartition, windowMsgId, windowStream } from "./window-log.js";
+import { ENTRIES_HEADER, createWindowLogPublisher, ensureWindowStreams, readPartition, splitByPartition, windowStream, windowSubject } from "./window-log.js";
 
 const P = 4;
 const LOG = { ...NATS_DEFAULTS, partitions: P };
@@ -92,18 +95,79 @@ if (requireNats("window log")) {
     }
   });
 
-  test("one message per (batch, partition) with msgID node:seq:p; the same batch replayed is stored once", async () => {
-    const pub = createWindowLogPublisher(js, { partitions: P });
+  /** Every batch stored in partition p after stream seq `after`, as [stream seq, node, batch seq], read back. */
+  async function readBack(p: number, after: number, want: number): Promise<Array<[number, string, number]>> {
+    const got: Array<[number, string, number]> = [];
+    const reader = await readPartition(js, p, { fromSeq: after + 1, handler: (bs, seq) => void got.push(...bs.map((b) => [seq, b.node!.nodeId, Number(b.seq)] as [number, string, number])) });
+    const deadline = Date.now() + 10_000;
+    while (got.length < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100));
+    await reader.stop();
+    return got;
+  }
+
+  test("the batches taken within the linger go out as one message per partition, in call order, with a per-message msgID", async () => {
+    const pub = createWindowLogPublisher(js, { partitions: P, lingerMs: 150, name: "r-test" });
+    const nodes = ["edge-a", "edge-b", "edge-c"].map((id) => create(NodeIdentitySchema, { nodeId: id, isp: "isp-a", region: "eu" }));
     const origins = [0, 1, 2, 3].flatMap((p) => [originIn(p), originIn(p, 1)]);
     const before = await Promise.all([0, 1, 2, 3].map(count));
-    const first = await pub.publish(node, batchOf(41, origins));
-    assert.equal(first, { messages: 4, duplicates: 0 });
-    const again = await pub.publish(node, batchOf(41, origins));
-    assert.equal(again, { messages: 4, duplicates: 4 }, "the replay is acknowledged as a duplicate");
+    const t0 = Date.now();
+    const outs = await Promise.all(nodes.flatMap((n, i) => [pub.publish(n, batchOf(50 + i, origins)), pub.publish(n, batchOf(60 + i, origins.slice(0, 2)))]));
+    assert.ok(Date.now() - t0 >= 140, "sent once the linger ended");
+    assert.equal(outs.map((o) => o.messages), [4, 1, 4, 1, 4, 1], "each batch names the messages that carry its shares");
     const after = await Promise.all([0, 1, 2, 3].map(count));
-    assert.equal(after, before.map((n) => n + 1), "one stored message per partition");
-    const stored = await jsm.streams.getMessage(windowStream(3), { last_by_subj: "ow.win.3" });
-    assert.is(stored!.header.get("Nats-Msg-Id"), windowMsgId("edge-1", 41, 3));
+    assert.equal(after, before.map((n) => n + 1), "one message per partition for all six batches");
+    const stored = await jsm.streams.getMessage(windowStream(0), { last_by_subj: "ow.win.0" });
+    assert.is(stored!.header.get(ENTRIES_HEADER), "6");
+    assert.match(stored!.header.get("Nats-Msg-Id"), /^r-test\.[A-Za-z0-9_-]+:\d+:0$/);
+    const got = await readBack(0, before[0], 6);
+    assert.equal(got.map(([, n, s]) => `${n}:${s}`), ["edge-a:50", "edge-a:60", "edge-b:51", "edge-b:61", "edge-c:52", "edge-c:62"], "call order, a node's seqs ascending");
+    assert.ok(got.every(([seq]) => seq === before[0] + 1), "one stream sequence names them all");
+
+    // A replay (the same node and seqs again, an ingest failover) is a new message: the owners' marks drop it.
+    await pub.publish(nodes[0], batchOf(50, origins));
+    assert.equal(await Promise.all([0, 1, 2, 3].map(count)), after.map((n) => n + 1));
+  });
+
+  test("a message that would grow past the size cap goes early; a node's batch waits for its in-flight message", async () => {
+    const pub = createWindowLogPublisher(js, { partitions: P, lingerMs: 1_500, maxMessageBytes: 600 });
+    const o = originIn(3);
+    const before = await count(3);
+    const t0 = Date.now();
+    const many = Array.from({ length: 24 }, (_, i) => create(BatchSchema, { seq: BigInt(500 + i), windows: Array.from({ length: 3 }, () => windowOf(o, i)) }));
+    await Promise.all(many.map((b) => pub.publish(node, b)));
+    assert.ok(Date.now() - t0 < 4_000, `full messages go at once, only the last one waits for the 1.5 s linger (${Date.now() - t0} ms)`);
+    const stored = (await count(3)) - before;
+    assert.ok(stored >= 4 && stored < 24, `several batches per message, several messages (${stored})`);
+    const got = await readBack(3, before, 24);
+    assert.equal(got.map(([, , s]) => s), many.map((b) => Number(b.seq)), "every batch once, in order");
+  });
+
+  test("over the servers' max_payload a message is sent one batch at a time; a batch too large alone fails alone", async () => {
+    // The servers' max_payload is 1 MiB: three ~400 KB batches (14,000 windows) coalesce into one ~1.2 MB message, refused, then sent one by one.
+    const pub = createWindowLogPublisher(js, { partitions: P, lingerMs: 100, maxMessageBytes: 4 * 1024 * 1024 });
+    const o = originIn(2);
+    const big = (seq: number, n: number) => create(BatchSchema, { seq: BigInt(seq), windows: Array.from({ length: n }, (_, i) => windowOf(`${o}`, i + 1)) });
+    const nodeB = create(NodeIdentitySchema, { nodeId: "edge-big", isp: "isp-a", region: "eu" });
+    const before = await count(2);
+    
+    const outs = await Promise.allSettled([big(701, 14_000), big(702, 14_000), big(703, 14_000)].map((b, i) => pub.publish(i === 1 ? nodeB : node, b)));
+    assert.equal(outs.map((x) => x.status), ["fulfilled", "fulfilled", "fulfilled"], String(outs.map((x) => (x as PromiseRejectedResult).reason)));
+    assert.is((await count(2)) - before, 3, "one message each");
+
+
+    const huge = await Promise.allSettled([pub.publish(nodeB, big(704, 40_000)), pub.publish(node, batchOf(705, [o]))]);
+    assert.is(huge[0].status, "rejected");
+    assert.is(((huge[0] as PromiseRejectedResult).reason as CentralError).code, "CENTRAL_BATCH_TOO_LARGE");
+    assert.is(huge[1].status, "fulfilled", "another node's batch in the same round is stored");
+  });
+
+  test("a message of the first format (one PartitionBatch, no entries header) is still read", async () => {
+    const before = (await jsm.streams.info(windowStream(1))).state.last_seq;
+    const old = create(PartitionBatchSchema, { node, seq: 9n, partition: 1, windows: [windowOf(originIn(1), 4)] });
+    await js.publish(windowSubject(1), toBinary(PartitionBatchSchema, old), { msgID: "edge-1:9:1" });
+    const got = await readBack(1, before, 1);
+    assert.equal(got, [[before + 1, "edge-1", 9]]);
   });
 
   test("a partition reader replays from a stream sequence, in order, one message at a time", async () => {
@@ -117,10 +181,11 @@ if (requireNats("window log")) {
     const reader = await readPartition(js, 1, {
       fromSeq: base + 11,
       maxBuffered: 4,
-      handler: async (batch, seq) => {
+      handler: async (batches, seq) => {
         maxConcurrent = Math.max(maxConcurrent, ++inHandler);
         await new Promise((r) => setTimeout(r, 5));
-        got.push({ seq, batch });
+        assert.is(batches.length, 1, "published one at a time: one batch per message");
+        got.push({ seq, batch: batches[0] });
         inHandler--;
       },
     });
@@ -136,30 +201,36 @@ if (requireNats("window log")) {
     assert.is(reader.lastSeq(), base + 20);
   });
 
-  test("a node's concurrent batches are stored in call order; after a failure the queued ones fail unpublished", async () => {
+  test("a node's concurrent batches are stored in call order; a batch behind a failed one fails, and is not published once that one was sent", async () => {
     const node2 = create(NodeIdentitySchema, { nodeId: "edge-2", isp: "isp-b", region: "us" });
     const pub = createWindowLogPublisher(js, { partitions: P });
     const o = originIn(0);
     const base = (await jsm.streams.info(windowStream(0))).state.last_seq;
     await Promise.all(Array.from({ length: 20 }, (_, i) => pub.publish(node2, batchOf(200 + i, [o]))));
-    const got: number[] = [];
-    const reader = await readPartition(js, 0, { fromSeq: base + 1, handler: (b) => void got.push(Number(b.seq)) });
-    const deadline = Date.now() + 5_000;
-    while (got.length < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    await reader.stop();
-    assert.equal(got, Array.from({ length: 20 }, (_, i) => 200 + i));
+    const got = await readBack(0, base, 20);
+    assert.equal(got.map(([, , s]) => s), Array.from({ length: 20 }, (_, i) => 200 + i));
 
     // 8 partitions against a log of 4: an origin in partition 4..7 has no stream, its publish fails.
     const wide = createWindowLogPublisher(js, { partitions: 8, retryForMs: 500, ackTimeoutMs: 200 });
     const pick = (want: (p: number) => boolean) => Array.from({ length: 500 }, (_, i) => `w${i}.example`).find((x) => want(partitionOf(x, 8)))!;
     const [lost, fine] = [pick((p) => p >= 4), pick((p) => p < 4)];
-    const before = await count(partitionOf(fine, 8));
-    const r = await Promise.allSettled([wide.publish(node2, batchOf(300, [lost])), wide.publish(node2, batchOf(301, [fine]))]);
+    const fineP = partitionOf(fine, 8);
+    // Same round: 301's share is stored (another partition's message), but 301 fails with 300.
+    let before = await count(fineP);
+    let r = await Promise.allSettled([wide.publish(node2, batchOf(300, [lost])), wide.publish(node2, batchOf(301, [fine]))]);
     assert.equal(r.map((x) => x.status), ["rejected", "rejected"]);
     for (const x of r) assert.is(((x as PromiseRejectedResult).reason as CentralError).code, "CENTRAL_NATS_UNAVAILABLE");
-    assert.is(await count(partitionOf(fine, 8)), before, "the batch queued behind the failed one was not published");
-    await wide.publish(node2, batchOf(300, [fine]));
-    assert.is(await count(partitionOf(fine, 8)), before + 1, "a new call after the queue drained publishes");
+    assert.is(await count(fineP), before + 1, "stored, not acknowledged: the replay is dropped by the owner's mark");
+    // 303 taken after 302's message was sent: it waits for it, and is not published when it fails.
+    before = await count(fineP);
+    const first = wide.publish(node2, batchOf(302, [lost]));
+    await new Promise((x) => setImmediate(x));
+    await new Promise((x) => setImmediate(x));
+    r = await Promise.allSettled([first, wide.publish(node2, batchOf(303, [fine]))]);
+    assert.equal(r.map((x) => x.status), ["rejected", "rejected"]);
+    assert.is(await count(fineP), before, "the batch queued behind the failed one was not published");
+    await wide.publish(node2, batchOf(302, [fine]));
+    assert.is(await count(fineP), before + 1, "a new call after the queue drained publishes");
   });
 
   test("publishing survives kill -9 of the stream leader: every batch acknowledged, none lost or doubled", async () => {
@@ -183,7 +254,7 @@ if (requireNats("window log")) {
     await cluster.restart(leader);
     await cluster.ready();
     const got: number[] = [];
-    const reader = await readPartition(js, p, { fromSeq: base + 1, handler: (b) => void got.push(Number(b.seq)) });
+    const reader = await readPartition(js, p, { fromSeq: base + 1, handler: (bs) => void got.push(...bs.map((b) => Number(b.seq))) });
     const deadline = Date.now() + 15_000;
     while (got.length < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 300));

@@ -14,12 +14,14 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file originwatch/v1/cluster.proto.
  */
 export const file_originwatch_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("ChxvcmlnaW53YXRjaC92MS9jbHVzdGVyLnByb3RvEg5vcmlnaW53YXRjaC52MSLTAQoOUGFydGl0aW9uQmF0Y2gSKgoEbm9kZRgBIAEoCzIcLm9yaWdpbndhdGNoLnYxLk5vZGVJZGVudGl0eRILCgNzZXEYAiABKAQSEQoJcGFydGl0aW9uGAMgASgNEi4KB3dpbmRvd3MYBCADKAsyHS5vcmlnaW53YXRjaC52MS5XaW5kb3dTdW1tYXJ5EisKCWV4ZW1wbGFycxgFIAMoCzIYLm9yaWdpbndhdGNoLnYxLkV4ZW1wbGFyEhgKEHJlY2VpdmVkX3VuaXhfbXMYBiABKANiBnByb3RvMw", [file_originwatch_v1_common, file_originwatch_v1_ingest]);
+  fileDesc("ChxvcmlnaW53YXRjaC92MS9jbHVzdGVyLnByb3RvEg5vcmlnaW53YXRjaC52MSLTAQoOUGFydGl0aW9uQmF0Y2gSKgoEbm9kZRgBIAEoCzIcLm9yaWdpbndhdGNoLnYxLk5vZGVJZGVudGl0eRILCgNzZXEYAiABKAQSEQoJcGFydGl0aW9uGAMgASgNEi4KB3dpbmRvd3MYBCADKAsyHS5vcmlnaW53YXRjaC52MS5XaW5kb3dTdW1tYXJ5EisKCWV4ZW1wbGFycxgFIAMoCzIYLm9yaWdpbndhdGNoLnYxLkV4ZW1wbGFyEhgKEHJlY2VpdmVkX3VuaXhfbXMYBiABKAMiQwoQUGFydGl0aW9uQmF0Y2hlcxIvCgdiYXRjaGVzGAEgAygLMh4ub3JpZ2lud2F0Y2gudjEuUGFydGl0aW9uQmF0Y2hiBnByb3RvMw", [file_originwatch_v1_common, file_originwatch_v1_ingest]);
 
 /**
  * Cluster mode (issue 16): what the window log carries between replicas.
- * One message per (sidecar batch, partition) on subject ow.win.<partition>,
- * JetStream msgID "<node_id>:<seq>:<partition>". Not a public API.
+ * On subject ow.win.<partition>: a PartitionBatches (NATS header
+ * "Ow-Entries": the ingest replica coalesces the batches that arrive within
+ * --nats-linger-ms into one message per partition); a message without that
+ * header is one PartitionBatch (the first format). Not a public API.
  *
  * @generated from message originwatch.v1.PartitionBatch
  */
@@ -72,4 +74,26 @@ export type PartitionBatch = Message<"originwatch.v1.PartitionBatch"> & {
  */
 export const PartitionBatchSchema: GenMessage<PartitionBatch> = /*@__PURE__*/
   messageDesc(file_originwatch_v1_cluster, 0);
+
+/**
+ * Several sidecar batches' shares of one partition in one window-log message,
+ * in the order the ingest took them (a node's batches in seq order). The
+ * message is stored or not as a whole, so a later seq of a node is never
+ * stored in a partition without the earlier seqs published with it.
+ *
+ * @generated from message originwatch.v1.PartitionBatches
+ */
+export type PartitionBatches = Message<"originwatch.v1.PartitionBatches"> & {
+  /**
+   * @generated from field: repeated originwatch.v1.PartitionBatch batches = 1;
+   */
+  batches: PartitionBatch[];
+};
+
+/**
+ * Describes the message originwatch.v1.PartitionBatches.
+ * Use `create(PartitionBatchesSchema)` to create a new message.
+ */
+export const PartitionBatchesSchema: GenMessage<PartitionBatches> = /*@__PURE__*/
+  messageDesc(file_originwatch_v1_cluster, 1);
 
