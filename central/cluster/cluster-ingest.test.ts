@@ -20,6 +20,9 @@ import { IngestStream, batch, hello, win } from "../../tools/test/ingest-client.
 import { type NatsCluster, startNatsCluster } from "../../tools/nats/nats-cluster.js";
 import { requireNats } from "../../tools/nats/require-nats.js";
 import { eventually } from "../../tools/test/proc.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { partitionOf } from "./partition.js";
+import { windowStream } from "./window-log.js";
 
 const ORIGIN = "shop.example";
 
@@ -87,6 +90,31 @@ if (requireNats("cluster ingest")) {
       throw new Error(`totals ${await total(a)} / ${await total(b)}, want 112 on both`);
     });
     s2.close();
+  });
+
+  test("a replay burst shares messages: 60 batches acked, stored in a few messages, counted once", async () => {
+    const c = centrals.at(-1)!;
+    const nc = await nats.connect();
+    try {
+      const jsm = await jetstreamManager(nc);
+      const p = partitionOf(ORIGIN, 2);
+      const stored = async () => (await jsm.streams.info(windowStream(p))).state.messages;
+      const before = await stored();
+      const t0 = await total(c);
+      const s = new IngestStream(c.address);
+      await s.send(hello("edge-burst", [ORIGIN]));
+      await welcomeMark(s);
+      await s.send(...Array.from({ length: 60 }, (_, i) => batch(i + 1, { windows: [win(ORIGIN, { ok: 1n })] })));
+      await s.until(() => s.acks().includes(60n), 20_000);
+      const messages = (await stored()) - before;
+      assert.ok(messages >= 1 && messages <= 10, `60 batches in ${messages} messages (one per batch without coalescing)`);
+      await eventually(async () => (await total(c)) === t0 + 60n, 10_000).catch(async () => {
+        throw new Error(`total ${await total(c)}, want ${t0 + 60n}`);
+      });
+      s.close();
+    } finally {
+      await nc.close();
+    }
   });
 
   test.run();

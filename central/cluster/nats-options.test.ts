@@ -34,11 +34,13 @@ test("reads the password from the file (trailing newline cut) or the environment
 
 test("flags parse through commander into the same validation", () => {
   const cmd = registerNatsFlags(new Command()).exitOverride();
-  cmd.parse(["--nats", "nats://a:4222,tls://b:4222", "--nats-user", "ow", "--nats-password-file", pwFile, "--partitions", "4"], { from: "user" });
+  cmd.parse(["--nats", "nats://a:4222,tls://b:4222", "--nats-user", "ow", "--nats-password-file", pwFile, "--partitions", "4", "--nats-linger-ms", "0"], { from: "user" });
   const o = validateNatsOptions(natsFlagsToOptions(cmd.opts()), {});
   assert.equal(o.servers, ["nats://a:4222", "tls://b:4222"]);
   assert.is(o.partitions, 4);
   assert.is(o.replicas, 3);
+  assert.is(o.lingerMs, 0);
+  assert.is(validateNatsOptions(ok, {}).lingerMs, 50, "default linger");
 });
 
 const refusals: Array<[string, Record<string, unknown>, RegExp, NodeJS.ProcessEnv?]> = [
@@ -49,6 +51,9 @@ const refusals: Array<[string, Record<string, unknown>, RegExp, NodeJS.ProcessEn
   ["zero partitions", { ...ok, partitions: 0 }, /--partitions must be an integer from 1 to 1024, got 0/],
   ["fractional partitions", { ...ok, partitions: 2.5 }, /--partitions must be an integer/],
   ["too many partitions", { ...ok, partitions: 5000 }, /--partitions must be an integer from 1 to 1024/],
+  ["a negative linger", { ...ok, lingerMs: -1 }, /--nats-linger-ms must be an integer from 0 to 500, got -1/],
+  ["a linger over the cap", { ...ok, lingerMs: 2000 }, /--nats-linger-ms must be an integer from 0 to 500, got 2000/],
+  ["a non-number linger", { ...ok, lingerMs: Number("soon") }, /--nats-linger-ms must be an integer from 0 to 500, got NaN/],
   ["NaN replicas (a non-number flag)", { ...ok, replicas: Number("x") }, /--nats-replicas must be an integer from 1 to 5, got NaN/],
   ["a password as an option", { ...ok, password: "pw" }, /never a flag/],
   ["a missing password file", { ...ok, passwordFile: join(dir, "nope") }, /--nats-password-file .* is not a readable file/],
