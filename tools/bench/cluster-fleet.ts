@@ -45,6 +45,12 @@ const IDLE_AFTER_S = numArg("fleet-idle-after-seconds", 6);
  */
 const WARMUP_S = numArg("fleet-warmup-seconds", 20);
 const ONLY_W = numArg("fleet-w", 0);
+/**
+ * Rounds of W = 1, 2, 3: the second runs 3, 2, 1 (then 1, 2, 3 again ...), so drift of the machine over the run
+ * weighs on every W alike; each W's figures are the mean of its rounds. One round's W = 3 / W = 1 swung 0.76-1.19
+ * on this shared 2-core machine; the mean of an ABBA pair is what the flatness line reads.
+ */
+const ROUNDS = numArg("fleet-rounds", 2);
 const PINNED = numArg("fleet-pinned", 1);
 /** A directory: the centrals write CPU profiles (cpu-profile-hook.mjs) into <dir>/w<W>; they stop with SIGTERM so the profiles are written. */
 const PROFILE_DIR = process.env.ORIGINWATCH_BENCH_CPU_PROF;
@@ -382,21 +388,40 @@ async function pinnedCapacity(): Promise<{ rate: number; usPer: number; coreShar
 export async function benchClusterFleet(): Promise<void> {
   const load = NODES * WINDOWS;
   console.log(`\ncluster processes: centrals run ${fromDist ? "the compiled dist/" : "from source (ORIGINWATCH_FROM_SOURCE=1, no dist/)"}; 3 nats-servers R3; ${P} partitions; fixed load ${NODES} nodes × 1 batch/s × ${WINDOWS} Zipf(1) origins of ${ORIGINS} = ${load} summaries/s, all into replica 0; ${MEASURE_S} s measured after the leases settled; load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
-  const rows: Row[] = [];
-  for (const w of ONLY_W ? [ONLY_W] : [1, 2, 3]) {
-    console.log(`  starting W=${w} ...`);
-    rows.push(await fixedLoad(w));
+  const measured: Array<Row & { round: number }> = [];
+  for (let round = 0; round < (ONLY_W ? 1 : ROUNDS); round++) {
+    const order = ONLY_W ? [ONLY_W] : round % 2 === 0 ? [1, 2, 3] : [3, 2, 1];
+    for (const w of order) {
+      console.log(`  round ${round + 1}: starting W=${w} ...`);
+      measured.push({ ...(await fixedLoad(w)), round });
+    }
   }
+  const mean = (xs: Array<number | undefined>) => (xs.some((x) => x === undefined) ? undefined : xs.reduce((a: number, x) => a + x!, 0) / xs.length);
+  const rows: Row[] = [...new Set(measured.map((r) => r.w))].sort().map((w) => {
+    const rs = measured.filter((r) => r.w === w);
+    const avg = (k: keyof Row) => mean(rs.map((r) => r[k]));
+    return { w, rate: avg("rate")!, idleMs: avg("idleMs")!, natsIdleMs: avg("natsIdleMs")!, grossTotal: avg("grossTotal")!, ingestPlusOwn: avg("ingestPlusOwn")!, worker: avg("worker"), ingest: avg("ingest"), centrals: avg("centrals")!, nats: avg("nats")!, partBalance: avg("partBalance")!, workerBalance: avg("workerBalance")! };
+  });
 
   const f = (x: number | undefined) => (x === undefined ? "    –" : x.toFixed(1).padStart(5));
+  const line = (r: Row, label: string) => ` ${label} | ${r.rate.toFixed(0).padStart(7)} | ${r.idleMs.toFixed(0).padStart(18)} | ${r.natsIdleMs.toFixed(0).padStart(14)} |     ${f(r.ingestPlusOwn)} |  ${f(r.ingest)} |  ${f(r.worker)} |        ${f(r.centrals)} |            ${f(r.nats)} |           ${f(r.centrals + r.nats)} |       ${f(r.grossTotal)} |               ${r.partBalance.toFixed(2)} |            ${r.workerBalance.toFixed(2)}`;
+  const header = "         W | acked/s | idle ms/s centrals | idle ms/s nats | replica 0 | ingest | worker | all centrals | nats-servers (3) | centrals + nats | gross total | partition max/mean | worker max/mean";
   console.log(`\nCPU µs per summary at ${load}/s, net of each process's idle CPU (replica 0 = ingest + the worker of its partitions; worker = replicas 1..W-1 per summary they own; ingest = replica 0 minus its worker share; gross = everything incl. idle):`);
-  console.log(" W | acked/s | idle ms/s centrals | idle ms/s nats | replica 0 | ingest | worker | all centrals | nats-servers (3) | centrals + nats | gross total | partition max/mean | worker max/mean");
-  for (const r of rows) console.log(` ${r.w} | ${r.rate.toFixed(0).padStart(7)} | ${r.idleMs.toFixed(0).padStart(18)} | ${r.natsIdleMs.toFixed(0).padStart(14)} |     ${f(r.ingestPlusOwn)} |  ${f(r.ingest)} |  ${f(r.worker)} |        ${f(r.centrals)} |            ${f(r.nats)} |           ${f(r.centrals + r.nats)} |       ${f(r.grossTotal)} |               ${r.partBalance.toFixed(2)} |            ${r.workerBalance.toFixed(2)}`);
+  console.log(header);
+  for (const r of measured) console.log(line(r, `round ${r.round + 1} ${r.w}`));
+  if (measured.length > rows.length) {
+    console.log(`mean of the ${ROUNDS} rounds:`);
+    for (const r of rows) console.log(line(r, `   mean ${r.w}`));
+  }
   if (rows.length < 3) return;
   const [one, , three] = rows;
+  const perRound = Array.from({ length: ROUNDS }, (_, round) => {
+    const at = (w: number) => measured.find((r) => r.round === round && r.w === w)!;
+    return ((at(3).centrals + at(3).nats) / (at(1).centrals + at(1).nats)).toFixed(2);
+  });
   const ratio = (a: number, b: number) => (b / a).toFixed(2);
   const flat = (three.centrals + three.nats) / (one.centrals + one.nats);
-  console.log(`  flatness, W=3 / W=1 per summary: centrals + nats ${flat.toFixed(2)} ${flat <= 1.15 ? "(within 15 %: no visible coordination overhead)" : "(over 15 %: per-summary coordination overhead, or noise: rerun on a quiet machine)"}; all centrals ${ratio(one.centrals, three.centrals)}; nats-servers ${ratio(one.nats, three.nats)}; ingest (W=3) / replica 0 (W=1) ${ratio(one.ingestPlusOwn, three.ingest!)}; worker (W=3) / replica 0 (W=1) ${ratio(one.ingestPlusOwn, three.worker!)}; ingest + worker (W=3) / replica 0 (W=1) ${ratio(one.ingestPlusOwn, three.ingest! + three.worker!)}`);
+  console.log(`  flatness, W=3 / W=1 per summary (mean of the rounds; each round: ${perRound.join(", ")}): centrals + nats ${flat.toFixed(2)} ${flat <= 1.15 ? "(within 15 %: no visible coordination overhead)" : "(over 15 %: per-summary coordination overhead, or noise: rerun on a quiet machine)"}; all centrals ${ratio(one.centrals, three.centrals)}; nats-servers ${ratio(one.nats, three.nats)}; ingest (W=3) / replica 0 (W=1) ${ratio(one.ingestPlusOwn, three.ingest!)}; worker (W=3) / replica 0 (W=1) ${ratio(one.ingestPlusOwn, three.worker!)}; ingest + worker (W=3) / replica 0 (W=1) ${ratio(one.ingestPlusOwn, three.ingest! + three.worker!)}`);
   console.log(`shard balance with Zipf(1) origins, ${P} partitions: per partition max/mean ${rows[2].partBalance.toFixed(2)}, per worker (W=3, real load-aware leases, settled) ${rows[2].workerBalance.toFixed(2)} ${rows[2].workerBalance <= 1.2 ? "(≤ 1.2)" : "(over 1.2)"} (npm run bench:shards: the model for 64/256 partitions and more workers)`);
   if (!PINNED) return;
   console.log(`  starting the pinned replica ...`);
