@@ -14,6 +14,8 @@ import { requireNats } from "../../tools/nats/require-nats.js";
 import { type InProcessReplicas, startInProcessReplicas } from "../../tools/nats/in-process-replicas.js";
 import { FakeSidecar } from "../../tools/scenarios/fake-sidecar.js";
 import { eventually } from "../../tools/test/proc.js";
+import { Writable } from "node:stream";
+import { runCtl } from "../../tools/ctl/ctl.js";
 
 const DAY_MS = 24 * 3600_000;
 
@@ -50,6 +52,13 @@ if (requireNats("nodes across replicas")) {
   test("a node connected to A is listed connected on A by every replica; ForgetNode is refused on every replica until it leaves; a forget on C is seen by all", async () => {
     const s = sidecar(0, "edge-a");
     await eventually(async () => (await everywhere("edge-a")).every((x) => x === "true@r0"), 15_000);
+    // `ctl nodes` on another replica names the replica holding the session.
+    let text = "";
+    const out = new Writable({ write: (c, _e, cb) => ((text += String(c)), cb()) });
+    const code = await runCtl(["--central", reps.centrals[2].address, "nodes"], { out, err: out, env: {} });
+    assert.is(code, 0, text);
+    assert.match(text, /REPLICA/);
+    assert.ok(/edge-a\s+isp-a\s+eu\s+yes \([^)]*\)\s+r0\s/.test(text), text);
     for (const i of [0, 1, 2]) {
       const err = await reps.api(i).query.forgetNode({ nodeId: "edge-a" }).then(() => undefined, (e: unknown) => ConnectError.from(e));
       assert.is(err?.code, Code.FailedPrecondition, `refused on replica ${i}`);

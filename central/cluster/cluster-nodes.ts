@@ -42,6 +42,7 @@ export function startClusterNodes(o: ClusterNodesOptions): ClusterNodes {
   const presence: NodePresence = {
     isConnected: (id) => local(id) || o.directory.get(id) !== undefined,
     replicaOf: (id) => (local(id) ? o.replicaId : (o.directory.get(id)?.replica ?? "")),
+    sessionElsewhere: (id) => (local(id) ? undefined : o.directory.get(id)),
   };
   const refresh = () => {
     const now = Date.now();
@@ -50,6 +51,10 @@ export function startClusterNodes(o: ClusterNodesOptions): ClusterNodes {
       if (!n || local(rec.nodeId)) continue; // this replica's own sessions keep their records current
       n.lastSeenMs = Math.max(n.lastSeenMs, now);
       if (rec.connectedSinceMs) n.connectedSinceMs = rec.connectedSinceMs;
+      // A record made from the node's config ACK before its session record arrived has no labels yet.
+      if (!n.isp) n.isp = rec.isp;
+      if (!n.region) n.region = rec.region;
+      if (!n.origins.length) n.origins = rec.origins;
     }
   };
   const timer = setInterval(refresh, o.refreshMs ?? 5_000);

@@ -12,6 +12,12 @@ export interface NodePresence {
   isConnected(nodeId: string): boolean;
   /** The replica holding the node's session; "" when not connected, or on one central. */
   replicaOf(nodeId: string): string;
+  /**
+   * Cluster mode: the session record of a node connected to another replica (its labels and since when), which
+   * ListNodes uses where this replica's record does not have them yet (it can learn of the node from its config
+   * ACK before the session directory's record arrives).
+   */
+  sessionElsewhere?(nodeId: string): { isp: string; region: string; connectedSinceMs?: number } | undefined;
 }
 
 /** One central: its own sessions. */

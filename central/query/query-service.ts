@@ -114,7 +114,12 @@ export function queryService(deps: QueryDeps): Partial<ServiceImpl<typeof QueryS
       const page = pageOf(
         ids,
         { list: "ListNodes", pageSize: req.pageSize, pageToken: req.pageToken, maxBytes },
-        (id) => nodeOf(deps.nodes.get(id)!, presence.isConnected(id), presence.replicaOf(id)),
+        (id) => {
+          const rec = deps.nodes.get(id)!;
+          const s = presence.sessionElsewhere?.(id);
+          const merged = s ? { ...rec, isp: rec.isp || s.isp, region: rec.region || s.region, connectedSinceMs: rec.connectedSinceMs || s.connectedSinceMs || 0 } : rec;
+          return nodeOf(merged, presence.isConnected(id), presence.replicaOf(id));
+        },
         (n) => toBinary(NodeSchema, n).length,
       );
       return { nodes: page.items, nextPageToken: page.nextPageToken };

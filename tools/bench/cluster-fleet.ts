@@ -36,6 +36,8 @@ const ORIGINS = numArg("fleet-origins", 500);
 const NODES = numArg("fleet-nodes", 40);
 const WINDOWS = numArg("fleet-windows", 100);
 const MEASURE_S = numArg("fleet-seconds", 8);
+/** Measured windows per W and round (each MEASURE_S long); the median one is the row. */
+const WINDOWS_PER_W = numArg("fleet-windows-per-w", 3);
 const IDLE_S = numArg("fleet-idle-seconds", 4);
 const IDLE_AFTER_S = numArg("fleet-idle-after-seconds", 6);
 /**
@@ -78,6 +80,12 @@ function zipfSet(n: number, rand: () => number): number[] {
     got.add(i);
   }
   return [...got];
+}
+
+/** The machine's CPU time so far (/proc/stat, in ticks): all of it and what the hypervisor stole. */
+function machineCpu(): { total: number; steal: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  return { total: f.reduce((a, b) => a + b, 0), steal: f[7] ?? 0 };
 }
 
 /** utime + stime of a process in µs (from /proc; 100 ticks/s). */
@@ -287,64 +295,75 @@ async function fixedLoad(w: number): Promise<Row> {
         owners = await settledOwners(nats, w, 20_000, 180_000);
         console.log(`  W=${w}: leases settled under load after ${((performance.now() - t1) / 1000).toFixed(0)} s`);
       } else await sleep(WARMUP_S * 1000);
-      if (PROFILE_DIR) for (const p of pids) process.kill(p, "SIGUSR2");
-      const c0 = pids.map(procCpuUs);
-      const th0 = THREADS ? pids.map(threadCpuUs) : [];
-      const cs0 = THREADS ? [...pids, ...npids].map(ctxSwitches) : [];
-      const io0 = THREADS ? [...pids, ...npids].map(syscalls) : [];
-      const cm0 = THREADS ? await connMsgs(nats) : new Map();
-      const n0 = npids.map(procCpuUs);
-      const a0 = load.acked();
-      const pp0 = load.perPart();
-      const t0 = performance.now();
-      await sleep(MEASURE_S * 1000);
-      const wall = (performance.now() - t0) / 1000;
-      const gross = pids.map((p, i) => procCpuUs(p) - c0[i]);
-      if (THREADS) {
-        for (const [i, p] of pids.entries()) {
-          const d = [...threadCpuUs(p)].map(([name, us]) => [name, us - (th0[i].get(name) ?? 0)] as const).filter(([, us]) => us > 0);
-          console.log(`  W=${w} r${i} CPU ms/s by thread: ${d.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${(us / 1000 / MEASURE_S).toFixed(0)}`).join(", ")}`);
+      // WINDOWS_PER_W consecutive windows; the row is the window with the median centrals + nats (one GC pause or
+      // lease move in a window, or a noisy neighbour for a few seconds, does not make the row).
+      const windows: Row[] = [];
+      for (let k = 0; k < (PROFILE_DIR ? 1 : WINDOWS_PER_W); k++) {
+        if (PROFILE_DIR) for (const p of pids) process.kill(p, "SIGUSR2");
+        const c0 = pids.map(procCpuUs);
+        const diag = THREADS && k === 0;
+        const th0 = diag ? pids.map(threadCpuUs) : [];
+        const cs0 = diag ? [...pids, ...npids].map(ctxSwitches) : [];
+        const io0 = diag ? [...pids, ...npids].map(syscalls) : [];
+        const cm0 = diag ? await connMsgs(nats) : new Map();
+        const st0 = machineCpu();
+        const n0 = npids.map(procCpuUs);
+        const a0 = load.acked();
+        const pp0 = load.perPart();
+        const t0 = performance.now();
+        await sleep(MEASURE_S * 1000);
+        const wall = (performance.now() - t0) / 1000;
+        const gross = pids.map((p, i) => procCpuUs(p) - c0[i]);
+        if (diag) {
+          for (const [i, p] of pids.entries()) {
+            const d = [...threadCpuUs(p)].map(([name, us]) => [name, us - (th0[i].get(name) ?? 0)] as const).filter(([, us]) => us > 0);
+            console.log(`  W=${w} r${i} CPU ms/s by thread: ${d.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${(us / 1000 / MEASURE_S).toFixed(0)}`).join(", ")}`);
+          }
         }
+        if (diag) {
+          const cs = [...pids, ...npids].map((p, i) => (ctxSwitches(p) - cs0[i]) / MEASURE_S);
+          console.log(`  W=${w} context switches/s: centrals ${cs.slice(0, w).map((x) => x.toFixed(0)).join(" / ")}, nats ${cs.slice(w).map((x) => x.toFixed(0)).join(" / ")}`);
+          const io = [...pids, ...npids].map((p, i) => {
+            const n = syscalls(p);
+            return `${((n.r - io0[i].r) / MEASURE_S).toFixed(0)}/${((n.w - io0[i].w) / MEASURE_S).toFixed(0)}`;
+          });
+          const cm = await connMsgs(nats);
+          console.log(`  W=${w} NATS messages/s per connection (client → server / server → client): ${[...cm].filter(([k]) => k.startsWith("originwatch")).map(([k, v]) => `${k.replace("originwatch-central-", "")} ${((v.in - (cm0.get(k)?.in ?? 0)) / MEASURE_S).toFixed(0)}/${((v.out - (cm0.get(k)?.out ?? 0)) / MEASURE_S).toFixed(0)}`).join(", ")}`);
+          console.log(`  W=${w} read/write syscalls/s: centrals ${io.slice(0, w).join(" ")}, nats ${io.slice(w).join(" ")}`);
+        }
+        const st = machineCpu();
+        const stealPct = (100 * (st.steal - st0.steal)) / Math.max(1, st.total - st0.total);
+        const natsGross = npids.reduce((a, p, i) => a + procCpuUs(p) - n0[i], 0);
+        const done = load.acked() - a0;
+        const parts = load.perPart().map((x, p) => x - pp0[p]);
+        const cpu = gross.map((c, i) => c - idle[i] * wall);
+        const natsCpu = natsGross - natsIdle * wall;
+        const ownedBy = (r: number) => parts.reduce((a, x, p) => a + (owners[p] === `r${r}` ? x : 0), 0);
+        const perWorker = Array.from({ length: w }, (_, r) => ownedBy(r));
+        const row: Row = {
+          w,
+          rate: done / wall,
+          idleMs: idle.reduce((a, b) => a + b, 0) / 1000,
+          natsIdleMs: natsIdle / 1000,
+          grossTotal: (gross.reduce((a, b) => a + b, 0) + natsGross) / done,
+          ingestPlusOwn: cpu[0] / done,
+          centrals: cpu.reduce((a, b) => a + b, 0) / done,
+          nats: natsCpu / done,
+          partBalance: maxOverMean(parts),
+          workerBalance: maxOverMean(perWorker),
+        };
+        if (w > 1) {
+          const others = perWorker.slice(1).reduce((a, b) => a + b, 0);
+          row.worker = cpu.slice(1).reduce((a, b) => a + b, 0) / others;
+          row.ingest = (cpu[0] - row.worker * perWorker[0]) / done;
+        }
+        console.log(`  W=${w} window ${k + 1}/${WINDOWS_PER_W}: centrals + nats ${(row.centrals + row.nats).toFixed(1)} µs/summary; steal ${stealPct.toFixed(1)} % of the machine's CPU time; idle CPU ms/s: centrals ${idle.map((c) => (c / 1000).toFixed(0)).join(" / ")}, nats ${(natsIdle / 1000).toFixed(0)}; loaded: ${done} summaries in ${wall.toFixed(1)} s (${row.rate.toFixed(0)}/s), CPU s centrals ${gross.map((c) => (c / 1e6).toFixed(2)).join(" / ")}, nats ${(natsGross / 1e6).toFixed(2)}; summaries per worker ${perWorker.join(" / ")}`);
+        windows.push(row);
       }
-      if (THREADS) {
-        const cs = [...pids, ...npids].map((p, i) => (ctxSwitches(p) - cs0[i]) / MEASURE_S);
-        console.log(`  W=${w} context switches/s: centrals ${cs.slice(0, w).map((x) => x.toFixed(0)).join(" / ")}, nats ${cs.slice(w).map((x) => x.toFixed(0)).join(" / ")}`);
-        const io = [...pids, ...npids].map((p, i) => {
-          const n = syscalls(p);
-          return `${((n.r - io0[i].r) / MEASURE_S).toFixed(0)}/${((n.w - io0[i].w) / MEASURE_S).toFixed(0)}`;
-        });
-        const cm = await connMsgs(nats);
-        console.log(`  W=${w} NATS messages/s per connection (client → server / server → client): ${[...cm].filter(([k]) => k.startsWith("originwatch")).map(([k, v]) => `${k.replace("originwatch-central-", "")} ${((v.in - (cm0.get(k)?.in ?? 0)) / MEASURE_S).toFixed(0)}/${((v.out - (cm0.get(k)?.out ?? 0)) / MEASURE_S).toFixed(0)}`).join(", ")}`);
-        console.log(`  W=${w} read/write syscalls/s: centrals ${io.slice(0, w).join(" ")}, nats ${io.slice(w).join(" ")}`);
-      }
-      const natsGross = npids.reduce((a, p, i) => a + procCpuUs(p) - n0[i], 0);
-      const done = load.acked() - a0;
-      const parts = load.perPart().map((x, p) => x - pp0[p]);
       if (PROFILE_DIR) await Promise.all(reps.procs.map((p) => p.stop("SIGTERM")));
       await load.stop();
       if (owners.some((o) => o !== owners[0]) !== w > 1) throw new Error(`owners ${owners.join(",")}`);
-      const cpu = gross.map((c, i) => c - idle[i] * wall);
-      const natsCpu = natsGross - natsIdle * wall;
-      const ownedBy = (r: number) => parts.reduce((a, x, p) => a + (owners[p] === `r${r}` ? x : 0), 0);
-      const perWorker = Array.from({ length: w }, (_, r) => ownedBy(r));
-      const row: Row = {
-        w,
-        rate: done / wall,
-        idleMs: idle.reduce((a, b) => a + b, 0) / 1000,
-        natsIdleMs: natsIdle / 1000,
-        grossTotal: (gross.reduce((a, b) => a + b, 0) + natsGross) / done,
-        ingestPlusOwn: cpu[0] / done,
-        centrals: cpu.reduce((a, b) => a + b, 0) / done,
-        nats: natsCpu / done,
-        partBalance: maxOverMean(parts),
-        workerBalance: maxOverMean(perWorker),
-      };
-      if (w > 1) {
-        const others = perWorker.slice(1).reduce((a, b) => a + b, 0);
-        row.worker = cpu.slice(1).reduce((a, b) => a + b, 0) / others;
-        row.ingest = (cpu[0] - row.worker * perWorker[0]) / done;
-      }
-      console.log(`  W=${w}: idle CPU ms/s: centrals ${idle.map((c) => (c / 1000).toFixed(0)).join(" / ")}, nats ${(natsIdle / 1000).toFixed(0)}; loaded: ${done} summaries in ${wall.toFixed(1)} s (${row.rate.toFixed(0)}/s), CPU s centrals ${gross.map((c) => (c / 1e6).toFixed(2)).join(" / ")}, nats ${(natsGross / 1e6).toFixed(2)}; summaries per worker ${perWorker.join(" / ")}`);
+      const row = [...windows].sort((x, y) => x.centrals + x.nats - (y.centrals + y.nats))[Math.floor(windows.length / 2)];
       return row;
     } finally {
       await reps.close();
@@ -387,7 +406,7 @@ async function pinnedCapacity(): Promise<{ rate: number; usPer: number; coreShar
 /** Runs the whole measurement and prints it. */
 export async function benchClusterFleet(): Promise<void> {
   const load = NODES * WINDOWS;
-  console.log(`\ncluster processes: centrals run ${fromDist ? "the compiled dist/" : "from source (ORIGINWATCH_FROM_SOURCE=1, no dist/)"}; 3 nats-servers R3; ${P} partitions; fixed load ${NODES} nodes × 1 batch/s × ${WINDOWS} Zipf(1) origins of ${ORIGINS} = ${load} summaries/s, all into replica 0; ${MEASURE_S} s measured after the leases settled; load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
+  console.log(`\ncluster processes: centrals run ${fromDist ? "the compiled dist/" : "from source (ORIGINWATCH_FROM_SOURCE=1, no dist/)"}; 3 nats-servers R3; ${P} partitions; fixed load ${NODES} nodes × 1 batch/s × ${WINDOWS} Zipf(1) origins of ${ORIGINS} = ${load} summaries/s, all into replica 0; ${WINDOWS_PER_W} windows of ${MEASURE_S} s measured per W and round after the leases settled (the median window is the row); load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
   const measured: Array<Row & { round: number }> = [];
   for (let round = 0; round < (ONLY_W ? 1 : ROUNDS); round++) {
     const order = ONLY_W ? [ONLY_W] : round % 2 === 0 ? [1, 2, 3] : [3, 2, 1];

@@ -398,6 +398,8 @@ async function nodes(ctx: Ctx): Promise<void> {
   const res = { nodes: await listNodes(ctx) };
   if (ctx.json) return writeJsonValue(ctx, res.nodes.map((n) => toJson(NodeSchema, n)));
   if (!res.nodes.length) return void ctx.io.out.write("no sidecar has connected yet\n");
+  // Cluster mode: which replica holds each node's session (a column only when some node has one).
+  const clustered = res.nodes.some((n) => n.replica);
   ctx.io.out.write(
     table(
       [
@@ -405,6 +407,7 @@ async function nodes(ctx: Ctx): Promise<void> {
         { title: "ISP" },
         { title: "REGION" },
         { title: "CONNECTED" },
+        ...(clustered ? [{ title: "REPLICA" }] : []),
         { title: "LAST SEEN" },
         { title: "CONFIG", right: true },
         { title: "BUFFERED", right: true },
@@ -419,6 +422,7 @@ async function nodes(ctx: Ctx): Promise<void> {
         n.isp,
         n.region,
         n.connected ? `yes (${ago(n.connectedSince)})` : "NO",
+        ...(clustered ? [n.replica || "-"] : []),
         ago(n.lastSeen),
         n.appliedConfigVersion ? `v${n.appliedConfigVersion}` : "-",
         String(n.bufferedBatches),
