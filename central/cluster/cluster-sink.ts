@@ -84,10 +84,11 @@ export class ClusterSink implements BatchSink {
       (err) => {
         if (this.chains.get(nodeId) === mine) this.chains.delete(nodeId);
         // Once per failure, not per batch queued behind it (they fail with the same error object).
-        const seen = err instanceof Object ? (this.reported.get(err) ?? new Set<string>()) : new Set<string>();
+        const key = Object(err) as object;
+        const seen = this.reported.get(key) ?? new Set<string>();
         if (!seen.has(nodeId)) {
           seen.add(nodeId);
-          if (err instanceof Object) this.reported.set(err, seen);
+          this.reported.set(key, seen);
           this.onFailure?.(new Set([nodeId]), err);
         }
         throw err;

@@ -128,8 +128,6 @@ export interface WindowLogPublisher {
    * sidecar replays it). A message is stored whole or not at all.
    */
   publish(node: NodeIdentity, batch: Batch, receivedUnixMs?: number): Promise<PublishOutcome>;
-  /** Sends what is waiting for the linger now (tests; a clean stop). */
-  flush(): void;
 }
 
 export interface PublisherOptions {
@@ -323,9 +321,6 @@ export function createWindowLogPublisher(js: JetStreamClient, opts: PublisherOpt
       };
       mine.outcome.then(() => done(), done);
       return mine.outcome;
-    },
-    flush() {
-      if (open.parts.size > 0) send();
     },
   };
 }

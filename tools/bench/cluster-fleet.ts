@@ -319,8 +319,6 @@ async function fixedLoad(w: number): Promise<Row> {
             const d = [...threadCpuUs(p)].map(([name, us]) => [name, us - (th0[i].get(name) ?? 0)] as const).filter(([, us]) => us > 0);
             console.log(`  W=${w} r${i} CPU ms/s by thread: ${d.sort((a, b) => b[1] - a[1]).map(([n, us]) => `${n} ${(us / 1000 / MEASURE_S).toFixed(0)}`).join(", ")}`);
           }
-        }
-        if (diag) {
           const cs = [...pids, ...npids].map((p, i) => (ctxSwitches(p) - cs0[i]) / MEASURE_S);
           console.log(`  W=${w} context switches/s: centrals ${cs.slice(0, w).map((x) => x.toFixed(0)).join(" / ")}, nats ${cs.slice(w).map((x) => x.toFixed(0)).join(" / ")}`);
           const io = [...pids, ...npids].map((p, i) => {
